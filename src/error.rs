@@ -1,0 +1,260 @@
+//! The crate error: one type, with kinds grouped by cause.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// The error type of wsgate.
+///
+/// Small (one pointer) so `Result<T, Error>` stays cheap on hot paths; look at
+/// [`Error::kind`] to see what went wrong. Its text is a short stable phrase
+/// and never contains a secret.
+pub struct Error(Box<ErrorKind>);
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A token failed verification.
+    #[error(transparent)]
+    Token(TokenError),
+    /// Presented credentials were refused (password, ticket).
+    #[error(transparent)]
+    Credentials(CredentialError),
+    /// The account exists and the password was right, but the account may not
+    /// sign in.
+    #[error("account disabled")]
+    AccountDisabled,
+    /// This authenticator does not handle this kind of credential; a chain
+    /// moves on to its next authenticator.
+    #[error("unsupported credential")]
+    UnsupportedCredential,
+    /// A backend (credential store, ticket store, identity provider) failed.
+    /// wsgate fails closed: the request is refused with 503.
+    #[error("backend unavailable")]
+    Backend(#[source] Box<dyn StdError + Send + Sync>),
+    /// Invalid configuration.
+    #[error(transparent)]
+    Config(ConfigError),
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Not three base64url segments, or a segment that does not decode to
+    /// what it should.
+    #[error("malformed token")]
+    Malformed,
+    /// Longer than the configured cap.
+    #[error("token too large")]
+    TooLarge,
+    /// The header names an algorithm the selected key is not pinned to
+    /// (`none`, or key confusion such as HS256 against an RSA key).
+    #[error("algorithm not allowed")]
+    AlgorithmNotAllowed,
+    /// No configured key matches the header's `kid`.
+    #[error("unknown key")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("invalid signature")]
+    InvalidSignature,
+    /// The header carries a `crit` extension wsgate does not understand.
+    #[error("unsupported header")]
+    UnsupportedHeader,
+    /// `exp` is past (beyond the leeway).
+    #[error("token expired")]
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// A required claim is absent.
+    #[error("missing claim `{0}`")]
+    MissingClaim(&'static str),
+    /// A claim has the wrong type or an impossible value.
+    #[error("invalid claim `{0}`")]
+    InvalidClaim(&'static str),
+    /// `iss` is not the configured issuer.
+    #[error("invalid issuer")]
+    InvalidIssuer,
+    /// `aud` does not name a configured audience.
+    #[error("invalid audience")]
+    InvalidAudience,
+    /// The header `typ` is not the configured type.
+    #[error("invalid token type")]
+    InvalidType,
+}
+
+/// Why presented credentials were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialError {
+    /// Unknown user or wrong password: deliberately one case, so the answer is
+    /// no oracle for which usernames exist.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// The password is longer than the cap; refused before any hashing.
+    #[error("invalid credentials")]
+    PasswordTooLong,
+    /// Unknown, already used or expired ticket (indistinguishable on purpose).
+    #[error("invalid ticket")]
+    InvalidTicket,
+}
+
+/// A configuration mistake, reported by the builder that found it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// An HMAC key shorter than the hash output of its algorithm (RFC 7518
+    /// §3.2), and never shorter than 32 bytes.
+    #[error("HMAC key for {algorithm} must be at least {min_bytes} bytes")]
+    WeakHmacKey {
+        /// The algorithm the key was meant for.
+        algorithm: &'static str,
+        /// The shortest acceptable key.
+        min_bytes: usize,
+    },
+    /// The algorithm does not fit the kind of key given.
+    #[error("algorithm {algorithm} does not fit this key")]
+    AlgorithmMismatch {
+        /// The algorithm that was asked for.
+        algorithm: &'static str,
+    },
+    /// Key material could not be parsed.
+    #[error("invalid key: {0}")]
+    InvalidKey(&'static str),
+    /// A JWK that may not be used to verify signatures (`use`, `key_ops`).
+    #[error("key is not meant for verifying signatures")]
+    KeyUseNotSignature,
+    /// A verifier or issuer without keys.
+    #[error("no keys configured")]
+    NoKeys,
+    /// Two keys with the same `kid`.
+    #[error("duplicate key id")]
+    DuplicateKeyId,
+    /// Several keys without a `kid`: the verifier could not tell them apart.
+    #[error("more than one key without a key id")]
+    AmbiguousKeys,
+    /// Leeway above the 30 second ceiling.
+    #[error("leeway must be at most 30 seconds")]
+    LeewayTooLarge,
+    /// Ticket lifetime above the 30 second ceiling, or zero.
+    #[error("ticket lifetime must be between 1 and 30 seconds")]
+    TicketLifetime,
+    /// Token lifetime of zero.
+    #[error("token lifetime must be positive")]
+    TokenLifetime,
+    /// A transport that a browser sends on its own (cookie, Basic) without an
+    /// Origin allowlist: open to Cross-Site WebSocket Hijacking.
+    #[error("the {transport} transport requires an Origin allowlist")]
+    OriginAllowlistRequired {
+        /// The transport that needs it.
+        transport: &'static str,
+    },
+    /// An allowlist entry that is not a `scheme://host[:port]` origin.
+    #[error("invalid origin in allowlist")]
+    InvalidOrigin,
+    /// A handshake layer without any transport.
+    #[error("no credential transports configured")]
+    NoTransports,
+    /// A name (cookie, query parameter, subprotocol) with characters that do
+    /// not belong in it.
+    #[error("invalid {0} name")]
+    InvalidName(&'static str),
+    /// A limit of zero where at least one is needed.
+    #[error("{0} must be at least 1")]
+    ZeroLimit(&'static str),
+}
+
+impl Error {
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.0
+    }
+
+    /// Consumes the error, returning its kind.
+    pub fn into_kind(self) -> ErrorKind {
+        *self.0
+    }
+
+    /// Wraps a failure of a backend (store, identity provider). Handshakes
+    /// that meet it are refused with 503.
+    pub fn backend(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        ErrorKind::Backend(source.into()).into()
+    }
+
+    /// The token error, when this is one.
+    pub fn token_error(&self) -> Option<TokenError> {
+        match *self.0 {
+            ErrorKind::Token(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Self {
+        Self(Box::new(kind))
+    }
+}
+
+impl From<TokenError> for Error {
+    fn from(error: TokenError) -> Self {
+        ErrorKind::Token(error).into()
+    }
+}
+
+impl From<CredentialError> for Error {
+    fn from(error: CredentialError) -> Self {
+        ErrorKind::Credentials(error).into()
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(error: ConfigError) -> Self {
+        ErrorKind::Config(error).into()
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.source()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_is_one_pointer_wide() {
+        assert_eq!(size_of::<Error>(), size_of::<usize>());
+    }
+
+    #[test]
+    fn backend_error_exposes_its_source() {
+        let io = std::io::Error::other("connection refused");
+        let error = Error::backend(io);
+        assert_eq!(error.to_string(), "backend unavailable");
+        assert_eq!(error.source().unwrap().to_string(), "connection refused");
+    }
+
+    #[test]
+    fn unknown_user_and_wrong_password_read_the_same() {
+        assert_eq!(
+            CredentialError::InvalidCredentials.to_string(),
+            CredentialError::PasswordTooLong.to_string()
+        );
+    }
+}

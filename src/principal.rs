@@ -1,0 +1,274 @@
+//! Who is on the other end of a connection, once authenticated.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use serde_json::{Map, Value};
+
+/// An authenticated identity: what the handshake layer puts into the request
+/// extensions and what handlers receive through [`Authenticated`].
+///
+/// [`Authenticated`]: crate::handshake::Authenticated
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    subject: String,
+    roles: Vec<String>,
+    scopes: Vec<String>,
+    expires_at: Option<SystemTime>,
+    issued_at: Option<SystemTime>,
+    token_id: Option<String>,
+    method: AuthMethod,
+    transport: Option<Transport>,
+    claims: Map<String, Value>,
+}
+
+/// How a principal proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// Username and password (Basic).
+    Password,
+    /// A signed or introspected token (JWT, OAuth access token).
+    Token,
+    /// A single-use ticket.
+    Ticket,
+}
+
+/// Where in the handshake request the credentials travelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Transport {
+    /// `Authorization: Bearer <token>`: servers and native clients.
+    Bearer,
+    /// `Authorization: Basic <base64>`: needs an Origin allowlist.
+    Basic,
+    /// `Sec-WebSocket-Protocol: <app>, wsgate.bearer.<token>`: browsers.
+    Subprotocol,
+    /// A cookie holding a token: browsers; needs an Origin allowlist.
+    Cookie,
+    /// `?ticket=<single-use ticket>`: browsers.
+    Ticket,
+    /// A raw token in the query string: only behind
+    /// `dangerous_allow_query_tokens`.
+    QueryToken,
+}
+
+impl Transport {
+    /// The stable name used in logs and audit events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Bearer => "bearer",
+            Transport::Basic => "basic",
+            Transport::Subprotocol => "subprotocol",
+            Transport::Cookie => "cookie",
+            Transport::Ticket => "ticket",
+            Transport::QueryToken => "query",
+        }
+    }
+
+    /// Whether a browser attaches this credential on its own, cross-site
+    /// included, so that only an Origin check tells a forged request apart.
+    pub fn is_ambient(self) -> bool {
+        matches!(self, Transport::Basic | Transport::Cookie)
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Principal {
+    /// A principal for `subject`, authenticated by `method`, with no roles.
+    pub fn new(subject: impl Into<String>, method: AuthMethod) -> Self {
+        Self {
+            subject: subject.into(),
+            roles: Vec::new(),
+            scopes: Vec::new(),
+            expires_at: None,
+            issued_at: None,
+            token_id: None,
+            method,
+            transport: None,
+            claims: Map::new(),
+        }
+    }
+
+    /// Sets the roles.
+    pub fn with_roles<I, R>(mut self, roles: I) -> Self
+    where
+        I: IntoIterator<Item = R>,
+        R: Into<String>,
+    {
+        self.roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the scopes (OAuth scopes or permissions).
+    pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets when the credential that authenticated this principal expires.
+    pub fn with_expires_at(mut self, expires_at: SystemTime) -> Self {
+        self.expires_at = Some(expires_at);
+        self
+    }
+
+    /// Sets when the token was issued.
+    pub fn with_issued_at(mut self, issued_at: SystemTime) -> Self {
+        self.issued_at = Some(issued_at);
+        self
+    }
+
+    /// Sets the token id (`jti`).
+    pub fn with_token_id(mut self, token_id: impl Into<String>) -> Self {
+        self.token_id = Some(token_id.into());
+        self
+    }
+
+    /// Sets the claims that have no field of their own.
+    pub fn with_claims(mut self, claims: Map<String, Value>) -> Self {
+        self.claims = claims;
+        self
+    }
+
+    /// Records the transport the credentials came by; the handshake layer
+    /// calls this.
+    pub fn with_transport(mut self, transport: Transport) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// The subject (`sub`, or the username).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The roles.
+    pub fn roles(&self) -> &[String] {
+        &self.roles
+    }
+
+    /// The scopes or permissions.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// When the credential expires; `None` for credentials that do not
+    /// (passwords).
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+
+    /// When the token was issued, when known.
+    pub fn issued_at(&self) -> Option<SystemTime> {
+        self.issued_at
+    }
+
+    /// The token id (`jti`), when known.
+    pub fn token_id(&self) -> Option<&str> {
+        self.token_id.as_deref()
+    }
+
+    /// How the principal authenticated.
+    pub fn method(&self) -> AuthMethod {
+        self.method
+    }
+
+    /// The transport the credentials came by, once the handshake layer has
+    /// accepted them.
+    pub fn transport(&self) -> Option<Transport> {
+        self.transport
+    }
+
+    /// Claims without a field of their own.
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.claims
+    }
+
+    /// Whether the principal holds `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|held| held == role)
+    }
+
+    /// Whether the principal holds `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|held| held == scope)
+    }
+
+    /// Whether the credential has expired at `now`.
+    pub fn is_expired_at(&self, now: SystemTime) -> bool {
+        self.expires_at.is_some_and(|expires_at| expires_at <= now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn roles_scopes_and_expiry() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let principal = Principal::new("alice", AuthMethod::Token)
+            .with_roles(["user"])
+            .with_scopes(["chat:read"])
+            .with_expires_at(now + Duration::from_secs(1));
+        assert!(principal.has_role("user"));
+        assert!(!principal.has_role("admin"));
+        assert!(principal.has_scope("chat:read"));
+        assert!(!principal.is_expired_at(now));
+        assert!(principal.is_expired_at(now + Duration::from_secs(1)));
+        assert_eq!(principal.transport(), None);
+    }
+
+    #[test]
+    fn only_basic_and_cookie_are_ambient() {
+        struct Case {
+            transport: Transport,
+            ambient: bool,
+        }
+        let cases = [
+            Case {
+                transport: Transport::Bearer,
+                ambient: false,
+            },
+            Case {
+                transport: Transport::Basic,
+                ambient: true,
+            },
+            Case {
+                transport: Transport::Subprotocol,
+                ambient: false,
+            },
+            Case {
+                transport: Transport::Cookie,
+                ambient: true,
+            },
+            Case {
+                transport: Transport::Ticket,
+                ambient: false,
+            },
+            Case {
+                transport: Transport::QueryToken,
+                ambient: false,
+            },
+        ];
+        for case in cases {
+            assert_eq!(
+                case.transport.is_ambient(),
+                case.ambient,
+                "{}",
+                case.transport
+            );
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The token traits: turn a principal into a token, and a token back into a
+//! principal. [`crate::jwt`] holds the built-in JWT implementations.
+
+use std::future::Future;
+use std::time::SystemTime;
+
+use crate::error::Error;
+use crate::principal::Principal;
+use crate::secret::Secret;
+
+/// Verifies a token and says whose it is.
+///
+/// Implement it to plug in another token format or an introspection
+/// endpoint; [`JwtVerifier`](crate::jwt::JwtVerifier) is the built-in.
+///
+/// # Errors
+///
+/// `Err` with [`ErrorKind::Token`](crate::ErrorKind::Token) for a token that
+/// is not valid (the handshake answers 401), and with
+/// [`ErrorKind::Backend`](crate::ErrorKind::Backend) when the verifier could
+/// not decide (503).
+pub trait TokenVerifier: Clone + Send + Sync + 'static {
+    /// Verifies `token` and returns the principal it names.
+    fn verify(&self, token: &str) -> impl Future<Output = Result<Principal, Error>> + Send;
+}
+
+/// Issues tokens for authenticated principals.
+///
+/// [`JwtIssuer`](crate::jwt::JwtIssuer) is the built-in.
+pub trait TokenIssuer: Clone + Send + Sync + 'static {
+    /// Issues a token for `principal`.
+    fn issue(
+        &self,
+        principal: &Principal,
+    ) -> impl Future<Output = Result<IssuedToken, Error>> + Send;
+}
+
+/// A freshly issued token.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    token: Secret,
+    expires_at: SystemTime,
+    token_id: Option<String>,
+}
+
+impl IssuedToken {
+    /// Bundles a token with its expiry and id.
+    pub fn new(token: Secret, expires_at: SystemTime, token_id: Option<String>) -> Self {
+        Self {
+            token,
+            expires_at,
+            token_id,
+        }
+    }
+
+    /// The token. Hand it to the client; never log it.
+    pub fn token(&self) -> &Secret {
+        &self.token
+    }
+
+    /// When the token expires.
+    pub fn expires_at(&self) -> SystemTime {
+        self.expires_at
+    }
+
+    /// The token id (`jti`), if the format has one.
+    pub fn token_id(&self) -> Option<&str> {
+        self.token_id.as_deref()
+    }
+}
