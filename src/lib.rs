@@ -14,3 +14,7 @@ pub use error::{ConfigError, CredentialError, Error, ErrorKind, TokenError};
 pub use principal::{AuthMethod, Principal, Transport};
 pub use secret::Secret;
 pub use token::{IssuedToken, TokenIssuer, TokenVerifier};
+pub mod authenticate;
+pub mod password;
+pub mod store;
+pub mod ticket;

@@ -139,6 +139,13 @@ impl Principal {
         self
     }
 
+    /// Sets how the principal authenticated (a ticket redeemed for a
+    /// token's principal becomes [`AuthMethod::Ticket`]).
+    pub fn with_method(mut self, method: AuthMethod) -> Self {
+        self.method = method;
+        self
+    }
+
     /// Records the transport the credentials came by; the handshake layer
     /// calls this.
     pub fn with_transport(mut self, transport: Transport) -> Self {

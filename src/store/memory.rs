@@ -1,0 +1,193 @@
+//! In-memory stores: for tests, demos and single-node deployments.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use crate::error::Error;
+use crate::password::hash_password;
+use crate::principal::Principal;
+use crate::store::{CredentialStore, StoredUser, TicketDigest, TicketStore};
+
+/// A [`CredentialStore`] in a `HashMap`. Clones share the same users.
+#[derive(Clone, Debug, Default)]
+pub struct InMemoryCredentialStore {
+    users: Arc<RwLock<HashMap<String, StoredUser>>>,
+}
+
+impl InMemoryCredentialStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) a user under `username`.
+    pub fn insert(&self, username: impl Into<String>, user: StoredUser) {
+        self.users
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert(username.into(), user);
+    }
+
+    /// Adds a user whose subject is the username, hashing `password` with
+    /// argon2id. Blocking (one hash): call it at setup.
+    ///
+    /// # Errors
+    ///
+    /// When hashing fails.
+    pub fn add_user<I, R>(&self, username: &str, password: &str, roles: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = R>,
+        R: Into<String>,
+    {
+        let user = StoredUser::new(username, hash_password(password)?).with_roles(roles);
+        self.insert(username, user);
+        Ok(())
+    }
+
+    /// Removes a user.
+    pub fn remove(&self, username: &str) -> Option<StoredUser> {
+        self.users
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .remove(username)
+    }
+}
+
+impl CredentialStore for InMemoryCredentialStore {
+    type Error = Infallible;
+
+    async fn find_user(&self, username: &str) -> Result<Option<StoredUser>, Self::Error> {
+        Ok(self
+            .users
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(username)
+            .cloned())
+    }
+}
+
+/// A [`TicketStore`] in a `HashMap` behind a mutex. Clones share the same
+/// tickets.
+#[derive(Clone, Debug, Default)]
+pub struct InMemoryTicketStore {
+    tickets: Arc<Mutex<HashMap<TicketDigest, (Principal, SystemTime)>>>,
+}
+
+/// Expired tickets are swept out whenever the map reaches a multiple of this.
+const SWEEP_EVERY: usize = 1024;
+
+impl InMemoryTicketStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of tickets held, expired ones not yet swept included.
+    pub fn len(&self) -> usize {
+        self.tickets
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .len()
+    }
+
+    /// Whether the store holds no tickets.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl TicketStore for InMemoryTicketStore {
+    type Error = Infallible;
+
+    async fn insert(
+        &self,
+        digest: TicketDigest,
+        principal: Principal,
+        expires_at: SystemTime,
+    ) -> Result<(), Self::Error> {
+        let mut tickets = self
+            .tickets
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if tickets.len() % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            let now = SystemTime::now();
+            tickets.retain(|_, (_, expires)| *expires > now);
+        }
+        tickets.insert(digest, (principal, expires_at));
+        Ok(())
+    }
+
+    async fn take(
+        &self,
+        digest: &TicketDigest,
+        now: SystemTime,
+    ) -> Result<Option<Principal>, Self::Error> {
+        // Removal under the lock is what makes redemption single-use: of two
+        // concurrent takes, the second finds nothing.
+        let taken = self
+            .tickets
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .remove_entry(digest);
+        Ok(match taken {
+            // The map matched on the digest; compare once more in constant
+            // time so the decision itself does not depend on a short-circuit.
+            Some((stored, (principal, expires_at)))
+                if stored.constant_time_eq(digest) && expires_at > now =>
+            {
+                Some(principal)
+            }
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::principal::AuthMethod;
+
+    #[tokio::test]
+    async fn a_ticket_is_taken_once_and_not_after_expiry() {
+        let store = InMemoryTicketStore::new();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let principal = Principal::new("alice", AuthMethod::Token);
+        let once = TicketDigest::of("once");
+        let late = TicketDigest::of("late");
+        store
+            .insert(once, principal.clone(), now + Duration::from_secs(30))
+            .await
+            .unwrap();
+        store
+            .insert(late, principal.clone(), now + Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(store.take(&once, now).await.unwrap(), Some(principal));
+        assert_eq!(store.take(&once, now).await.unwrap(), None);
+        assert_eq!(
+            store
+                .take(&late, now + Duration::from_secs(30))
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn users_are_found_by_username() {
+        let store = InMemoryCredentialStore::new();
+        store.insert(
+            "carol",
+            StoredUser::new("user-17", "$argon2id$fake").with_roles(["user"]),
+        );
+        let found = store.find_user("carol").await.unwrap().unwrap();
+        assert_eq!(found.subject(), "user-17");
+        assert!(store.find_user("dave").await.unwrap().is_none());
+        assert!(!format!("{found:?}").contains("argon2id"));
+    }
+}

@@ -1,0 +1,159 @@
+//! Storage traits for the data wsgate reads and writes, with in-memory
+//! built-ins.
+//!
+//! Implement them over your own database; each is `Clone + Send + Sync +
+//! 'static` with an associated `Error`. `Ok(None)` means "no such entry"
+//! while `Err` means "the store failed" (wsgate then refuses with 503: it
+//! fails closed).
+
+mod memory;
+
+use std::fmt;
+use std::future::Future;
+use std::time::SystemTime;
+
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::principal::Principal;
+
+pub use self::memory::{InMemoryCredentialStore, InMemoryTicketStore};
+
+/// Username → password hash, roles and status.
+pub trait CredentialStore: Clone + Send + Sync + 'static {
+    /// The store's failure.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Looks a user up by username; `Ok(None)` when there is no such user.
+    fn find_user(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Option<StoredUser>, Self::Error>> + Send;
+}
+
+/// What a [`CredentialStore`] holds for one user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredUser {
+    subject: String,
+    password_hash: String,
+    roles: Vec<String>,
+    disabled: bool,
+}
+
+impl StoredUser {
+    /// A user with `subject` (the principal's subject, often the username)
+    /// and a PHC password hash, for example from
+    /// [`hash_password`](crate::password::hash_password).
+    pub fn new(subject: impl Into<String>, password_hash: impl Into<String>) -> Self {
+        Self {
+            subject: subject.into(),
+            password_hash: password_hash.into(),
+            roles: Vec::new(),
+            disabled: false,
+        }
+    }
+
+    /// Sets the roles.
+    pub fn with_roles<I, R>(mut self, roles: I) -> Self
+    where
+        I: IntoIterator<Item = R>,
+        R: Into<String>,
+    {
+        self.roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Marks the account disabled: the right password then gets 403.
+    pub fn disabled(mut self, disabled: bool) -> Self {
+        self.disabled = disabled;
+        self
+    }
+
+    /// The subject.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The PHC password hash.
+    pub fn password_hash(&self) -> &str {
+        &self.password_hash
+    }
+
+    /// The roles.
+    pub fn roles(&self) -> &[String] {
+        &self.roles
+    }
+
+    /// Whether the account is disabled.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled
+    }
+}
+
+impl fmt::Debug for StoredUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredUser")
+            .field("subject", &self.subject)
+            .field("password_hash", &"[redacted]")
+            .field("roles", &self.roles)
+            .field("disabled", &self.disabled)
+            .finish()
+    }
+}
+
+/// Single-use tickets, keyed by the SHA-256 digest of the ticket: the store
+/// never sees a ticket itself, so a leaked store holds nothing redeemable.
+pub trait TicketStore: Clone + Send + Sync + 'static {
+    /// The store's failure.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Stores a ticket for `principal` until `expires_at`.
+    fn insert(
+        &self,
+        digest: TicketDigest,
+        principal: Principal,
+        expires_at: SystemTime,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Removes the ticket and returns its principal if it was there and had
+    /// not expired at `now`, in one atomic step: of many concurrent calls
+    /// for the same ticket, at most one gets `Some`.
+    fn take(
+        &self,
+        digest: &TicketDigest,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<Option<Principal>, Self::Error>> + Send;
+}
+
+/// The SHA-256 digest of a ticket.
+#[derive(Clone, Copy, Hash, PartialEq, Eq)]
+pub struct TicketDigest([u8; 32]);
+
+impl TicketDigest {
+    /// The digest of `ticket`.
+    pub fn of(ticket: &str) -> Self {
+        Self(Sha256::digest(ticket.as_bytes()).into())
+    }
+
+    /// The digest's bytes, for use as a database key.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Compares two digests in constant time.
+    pub fn constant_time_eq(&self, other: &TicketDigest) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for TicketDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The first bytes are enough to tell tickets apart in a log, and a
+        // digest prefix gives nothing towards the ticket.
+        write!(
+            f,
+            "TicketDigest({:02x}{:02x}{:02x}{:02x}…)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
+    }
+}
