@@ -15,6 +15,7 @@ pub use principal::{AuthMethod, Principal, Transport};
 pub use secret::Secret;
 pub use token::{IssuedToken, TokenIssuer, TokenVerifier};
 pub mod authenticate;
+pub mod handshake;
 pub mod password;
 pub mod store;
 pub mod ticket;

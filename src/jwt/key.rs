@@ -136,15 +136,15 @@ impl VerificationKey {
     /// `key_ops` lacks `verify`.
     pub fn from_jwk(jwk: &Jwk) -> Result<Self, ConfigError> {
         let common = &jwk.common;
-        if let Some(key_use) = &common.public_key_use {
-            if *key_use != PublicKeyUse::Signature {
-                return Err(ConfigError::KeyUseNotSignature);
-            }
+        if let Some(key_use) = &common.public_key_use
+            && *key_use != PublicKeyUse::Signature
+        {
+            return Err(ConfigError::KeyUseNotSignature);
         }
-        if let Some(operations) = &common.key_operations {
-            if !operations.contains(&KeyOperations::Verify) {
-                return Err(ConfigError::KeyUseNotSignature);
-            }
+        if let Some(operations) = &common.key_operations
+            && !operations.contains(&KeyOperations::Verify)
+        {
+            return Err(ConfigError::KeyUseNotSignature);
         }
         let algorithm: Algorithm = common
             .key_algorithm

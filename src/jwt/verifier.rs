@@ -172,10 +172,10 @@ impl JwtVerifier {
         if now >= expires_at.saturating_add(leeway) {
             return Err(TokenError::Expired);
         }
-        if let Some(not_before) = numeric_date(&claims, "nbf")? {
-            if not_before > now.saturating_add(leeway) {
-                return Err(TokenError::NotYetValid);
-            }
+        if let Some(not_before) = numeric_date(&claims, "nbf")?
+            && not_before > now.saturating_add(leeway)
+        {
+            return Err(TokenError::NotYetValid);
         }
         let issued_at = numeric_date(&claims, "iat")?;
 
@@ -328,13 +328,12 @@ impl JwtVerifierBuilder {
             return Err(ConfigError::AmbiguousKeys);
         }
         for (index, key) in keys.iter().enumerate() {
-            if let Some(kid) = &key.kid {
-                if keys[index + 1..]
+            if let Some(kid) = &key.kid
+                && keys[index + 1..]
                     .iter()
                     .any(|other| other.kid.as_ref() == Some(kid))
-                {
-                    return Err(ConfigError::DuplicateKeyId);
-                }
+            {
+                return Err(ConfigError::DuplicateKeyId);
             }
         }
         Ok(JwtVerifier {
@@ -407,7 +406,7 @@ fn numeric_date(
                 return Ok(Some(seconds));
             }
             match number.as_f64() {
-                Some(seconds) if seconds.is_finite() && seconds >= 0.0 && seconds < 1e15 => {
+                Some(seconds) if seconds.is_finite() && (0.0..1e15).contains(&seconds) => {
                     // Truncation is intended: NumericDate may carry fractions.
                     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                     Ok(Some(seconds as u64))

@@ -1,0 +1,530 @@
+//! The handshake layer: authenticates a request before the handler (and so
+//! before any WebSocket upgrade) runs.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::ConnectInfo;
+use axum::response::{IntoResponse, Response};
+use http::header::{AUTHORIZATION, COOKIE};
+use http::uri::PathAndQuery;
+use http::{Request, Uri};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::authenticate::{Authenticator, Credential};
+use crate::error::ConfigError;
+use crate::handshake::origin::{OriginAllowlist, OriginCheck};
+use crate::handshake::rejection::{HandshakeRejection, RejectionReason};
+use crate::handshake::subprotocol::{Offer, SelectedProtocol};
+use crate::handshake::transport::{RequestCredentials, strip_query_credentials};
+use crate::principal::{Principal, Transport};
+
+/// Default name of the cookie transport's cookie.
+pub const DEFAULT_COOKIE_NAME: &str = "wsgate_token";
+
+/// Authenticates requests and puts the [`Principal`] into their extensions.
+///
+/// Build it with [`HandshakeLayer::builder`]; see the [module
+/// docs](crate::handshake) for the order of checks.
+pub struct HandshakeLayer<A> {
+    config: Arc<Config<A>>,
+}
+
+/// The service made by [`HandshakeLayer`].
+pub struct Handshake<S, A> {
+    inner: S,
+    config: Arc<Config<A>>,
+}
+
+/// Builds a [`HandshakeLayer`].
+#[must_use]
+pub struct HandshakeLayerBuilder<A> {
+    config: Config<A>,
+    query_tokens_allowed: bool,
+}
+
+struct Config<A> {
+    authenticator: A,
+    transports: Vec<Transport>,
+    origins: Option<OriginAllowlist>,
+    application_protocols: Vec<String>,
+    cookie_name: String,
+    query_token_parameter: Option<String>,
+    realm: &'static str,
+}
+
+impl<A: Authenticator> HandshakeLayer<A> {
+    /// Starts a layer that authenticates with `authenticator`.
+    ///
+    /// Defaults: transports Bearer, subprotocol and ticket, in that order; no
+    /// Origin allowlist; no application protocols; cookie
+    /// `wsgate_token`; realm `wsgate`.
+    pub fn builder(authenticator: A) -> HandshakeLayerBuilder<A> {
+        HandshakeLayerBuilder {
+            config: Config {
+                authenticator,
+                transports: vec![Transport::Bearer, Transport::Subprotocol, Transport::Ticket],
+                origins: None,
+                application_protocols: Vec::new(),
+                cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
+                query_token_parameter: None,
+                realm: "wsgate",
+            },
+            query_tokens_allowed: false,
+        }
+    }
+}
+
+fn is_token_char(byte: u8) -> bool {
+    // RFC 9110 §5.6.2 tchar: what a cookie name, parameter name or
+    // subprotocol may be made of.
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+fn check_name(name: &str, what: &'static str) -> Result<(), ConfigError> {
+    if name.is_empty() || !name.bytes().all(is_token_char) {
+        return Err(ConfigError::InvalidName(what));
+    }
+    Ok(())
+}
+
+impl<A: Authenticator> HandshakeLayerBuilder<A> {
+    /// The transports to read credentials from, in order: the first that
+    /// carries credentials is the one used.
+    pub fn transports<I>(mut self, transports: I) -> Self
+    where
+        I: IntoIterator<Item = Transport>,
+    {
+        self.config.transports = transports.into_iter().collect();
+        self.config.transports.dedup();
+        self
+    }
+
+    /// Origins allowed to connect (`scheme://host[:port]`). With a list, a
+    /// request whose `Origin` is not on it is refused with 403, whatever the
+    /// transport. Required by the cookie and Basic transports.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidOrigin`] for an entry that is not an origin.
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.config.origins = Some(OriginAllowlist::new(origins)?);
+        Ok(self)
+    }
+
+    /// The application protocols the server speaks, in preference order. A
+    /// client that sends its token as a subprotocol must offer one of them;
+    /// the chosen one is put into the request extensions as
+    /// [`SelectedProtocol`].
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidName`] for a name that is not a valid
+    /// subprotocol, or that starts with `wsgate.bearer.`.
+    pub fn application_protocols<I, S>(mut self, protocols: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let protocols: Vec<String> = protocols.into_iter().map(Into::into).collect();
+        for protocol in &protocols {
+            check_name(protocol, "subprotocol")?;
+            if protocol.starts_with(crate::handshake::TOKEN_PROTOCOL_PREFIX) {
+                return Err(ConfigError::InvalidName("subprotocol"));
+            }
+        }
+        self.config.application_protocols = protocols;
+        Ok(self)
+    }
+
+    /// The cookie the cookie transport reads. Defaults to `wsgate_token`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidName`] for a name that is not a cookie name.
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Result<Self, ConfigError> {
+        let name = name.into();
+        check_name(&name, "cookie")?;
+        self.config.cookie_name = name;
+        Ok(self)
+    }
+
+    /// The realm of `WWW-Authenticate` challenges. Defaults to `wsgate`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidName`] for a realm with quotes, backslashes or
+    /// control characters.
+    pub fn realm(mut self, realm: &'static str) -> Result<Self, ConfigError> {
+        if realm
+            .bytes()
+            .any(|byte| byte == b'"' || byte == b'\\' || byte.is_ascii_control())
+        {
+            return Err(ConfigError::InvalidName("realm"));
+        }
+        self.config.realm = realm;
+        Ok(self)
+    }
+
+    /// **Dangerous.** Accepts a raw bearer token in the query parameter
+    /// `parameter` (for clients that can do nothing else), as the last
+    /// transport. The token will be written to access logs, proxy logs and
+    /// browser history: prefer tickets.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidName`] for a name that is not a parameter name.
+    pub fn dangerous_allow_query_tokens(
+        mut self,
+        parameter: impl Into<String>,
+    ) -> Result<Self, ConfigError> {
+        let parameter = parameter.into();
+        check_name(&parameter, "query parameter")?;
+        self.config.query_token_parameter = Some(parameter);
+        self.query_tokens_allowed = true;
+        Ok(self)
+    }
+
+    /// Finishes the layer.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoTransports`] without transports;
+    /// [`ConfigError::OriginAllowlistRequired`] for the cookie or Basic
+    /// transport without an Origin allowlist.
+    pub fn build(mut self) -> Result<HandshakeLayer<A>, ConfigError> {
+        let config = &mut self.config;
+        if self.query_tokens_allowed {
+            if !config.transports.contains(&Transport::QueryToken) {
+                config.transports.push(Transport::QueryToken);
+            }
+        } else {
+            config
+                .transports
+                .retain(|transport| *transport != Transport::QueryToken);
+        }
+        if config.transports.is_empty() {
+            return Err(ConfigError::NoTransports);
+        }
+        if config.origins.is_none()
+            && let Some(ambient) = config
+                .transports
+                .iter()
+                .find(|transport| transport.is_ambient())
+        {
+            return Err(ConfigError::OriginAllowlistRequired {
+                transport: ambient.as_str(),
+            });
+        }
+        Ok(HandshakeLayer {
+            config: Arc::new(self.config),
+        })
+    }
+}
+
+/// A request that passed the synchronous checks, with its credential.
+struct Prepared {
+    credential: Credential,
+    transport: Transport,
+    selected_protocol: Option<String>,
+    offer: Offer,
+}
+
+impl<A> Config<A> {
+    fn refuse(&self, reason: RejectionReason) -> HandshakeRejection {
+        HandshakeRejection::new(reason)
+            .with_challenge(self.realm, self.transports.contains(&Transport::Basic))
+    }
+
+    /// Everything that needs no I/O: query, Origin, extraction, subprotocol.
+    fn prepare<B>(
+        &self,
+        request: &Request<B>,
+    ) -> Result<Prepared, (RejectionReason, Option<Transport>)> {
+        let headers = request.headers();
+        let offer = Offer::parse(headers).map_err(|reason| (reason, None))?;
+        let credentials = RequestCredentials {
+            headers,
+            query: request.uri().query(),
+            offer: &offer,
+            cookie_name: &self.cookie_name,
+            query_token_parameter: self.query_token_parameter.as_deref(),
+        };
+        credentials.check_query().map_err(|reason| (reason, None))?;
+
+        let origin = match &self.origins {
+            Some(allowlist) => allowlist.check(headers),
+            None => OriginCheck::Absent,
+        };
+        if origin == OriginCheck::Refused {
+            return Err((RejectionReason::OriginNotAllowed, None));
+        }
+
+        let mut found = None;
+        for &transport in &self.transports {
+            if let Some(credential) = credentials
+                .extract(transport)
+                .map_err(|reason| (reason, Some(transport)))?
+            {
+                found = Some((credential, transport));
+                break;
+            }
+        }
+        let (credential, transport) = found.ok_or((RejectionReason::MissingCredentials, None))?;
+        if transport.is_ambient() && origin != OriginCheck::Allowed {
+            return Err((RejectionReason::OriginRequired, Some(transport)));
+        }
+
+        let selected_protocol = offer.select(&self.application_protocols);
+        // A browser fails the connection unless the server selects one of
+        // the protocols it offered; the token entry must never be that one.
+        if offer.token.is_some() && selected_protocol.is_none() {
+            return Err((
+                RejectionReason::ApplicationProtocolRequired,
+                Some(transport),
+            ));
+        }
+        Ok(Prepared {
+            credential,
+            transport,
+            selected_protocol,
+            offer,
+        })
+    }
+}
+
+impl<A> Clone for HandshakeLayer<A> {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<S: Clone, A> Clone for Handshake<S, A> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<S, A> Layer<S> for HandshakeLayer<A> {
+    type Service = Handshake<S, A>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Handshake {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+fn peer<B>(request: &Request<B>) -> Option<SocketAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0)
+}
+
+fn refused(reason: RejectionReason, transport: Option<Transport>, peer: Option<SocketAddr>) {
+    tracing::info!(
+        target: "wsgate::handshake",
+        outcome = "deny",
+        reason = reason.as_str(),
+        transport = transport.map(Transport::as_str),
+        peer = peer.map(tracing::field::display),
+        "handshake refused"
+    );
+}
+
+/// Hands the request on without its credentials: headers that carried one
+/// are marked sensitive, the token subprotocol entry and credential query
+/// parameters are removed.
+fn scrub<B>(request: &mut Request<B>, offer: &Offer, query_token_parameter: Option<&str>) {
+    let headers = request.headers_mut();
+    for name in [AUTHORIZATION, COOKIE] {
+        if let http::header::Entry::Occupied(mut entry) = headers.entry(name) {
+            for value in entry.iter_mut() {
+                value.set_sensitive(true);
+            }
+        }
+    }
+    offer.strip_token(headers);
+    if let Some(query) = request.uri().query() {
+        let kept = strip_query_credentials(query, query_token_parameter);
+        if kept.len() != query.len() {
+            let path = request.uri().path();
+            let path_and_query = if kept.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path}?{kept}")
+            };
+            let mut parts = request.uri().clone().into_parts();
+            parts.path_and_query = PathAndQuery::try_from(path_and_query).ok();
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
+            }
+        }
+    }
+}
+
+impl<S, A, B> Service<Request<B>> for Handshake<S, A>
+where
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send,
+    A: Authenticator,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let peer = peer(&request);
+        let prepared = match self.config.prepare(&request) {
+            Ok(prepared) => prepared,
+            Err((reason, transport)) => {
+                refused(reason, transport, peer);
+                return ResponseFuture::ready(self.config.refuse(reason).into_response());
+            }
+        };
+        // The clone that was polled ready is the one that must be called.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = self.config.clone();
+        ResponseFuture::pending(Box::pin(async move {
+            let principal: Principal = match config
+                .authenticator
+                .authenticate(&prepared.credential)
+                .await
+            {
+                Ok(principal) => principal.with_transport(prepared.transport),
+                Err(error) => {
+                    let reason = RejectionReason::from_error(&error);
+                    refused(reason, Some(prepared.transport), peer);
+                    return Ok(config.refuse(reason).into_response());
+                }
+            };
+            tracing::debug!(
+                target: "wsgate::handshake",
+                outcome = "allow",
+                transport = prepared.transport.as_str(),
+                sub = principal.subject(),
+                peer = peer.map(tracing::field::display),
+                "handshake accepted"
+            );
+            scrub(
+                &mut request,
+                &prepared.offer,
+                config.query_token_parameter.as_deref(),
+            );
+            let extensions = request.extensions_mut();
+            extensions.insert(principal);
+            if let Some(protocol) = prepared.selected_protocol {
+                extensions.insert(SelectedProtocol(protocol));
+            }
+            inner.call(request).await
+        }))
+    }
+}
+
+type BoxedResponse<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+/// Response future of [`Handshake`].
+pub struct ResponseFuture<E> {
+    state: State<E>,
+}
+
+enum State<E> {
+    Ready(Option<Response>),
+    // Boxed once: the authenticator's future is the user's and has no name.
+    Pending(BoxedResponse<E>),
+}
+
+impl<E> ResponseFuture<E> {
+    fn ready(response: Response) -> Self {
+        Self {
+            state: State::Ready(Some(response)),
+        }
+    }
+
+    fn pending(future: BoxedResponse<E>) -> Self {
+        Self {
+            state: State::Pending(future),
+        }
+    }
+}
+
+impl<E> Future for ResponseFuture<E> {
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Both states are `Unpin` (an `Option` and a `Pin<Box<_>>`).
+        match &mut self.get_mut().state {
+            State::Ready(response) => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => panic!("ResponseFuture polled after completion"),
+            },
+            State::Pending(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<A: std::fmt::Debug> std::fmt::Debug for Config<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandshakeConfig")
+            .field("authenticator", &self.authenticator)
+            .field("transports", &self.transports)
+            .field("origins", &self.origins)
+            .field("application_protocols", &self.application_protocols)
+            .field("cookie_name", &self.cookie_name)
+            .field("query_token_parameter", &self.query_token_parameter)
+            .field("realm", &self.realm)
+            .finish()
+    }
+}
+
+impl<A: std::fmt::Debug> std::fmt::Debug for HandshakeLayer<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandshakeLayer")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<A: std::fmt::Debug> std::fmt::Debug for HandshakeLayerBuilder<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandshakeLayerBuilder")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<S: std::fmt::Debug, A: std::fmt::Debug> std::fmt::Debug for Handshake<S, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handshake")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<E> std::fmt::Debug for ResponseFuture<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,109 @@
+//! Stage one: authenticating the HTTP request that asks for a WebSocket
+//! upgrade, before the upgrade happens.
+//!
+//! [`HandshakeLayer`] is a tower layer over `http::Request`. It refuses with
+//! an HTTP response ([`HandshakeRejection`]) or puts the [`Principal`] into
+//! the request extensions, where handlers take it with [`Authenticated`].
+//!
+//! # Order
+//!
+//! For each request the layer runs, in this order:
+//!
+//! 1. **Query check**: a raw token in the query string (`access_token=`,
+//!    `token=`, …) is refused with 400, unless
+//!    [`dangerous_allow_query_tokens`](HandshakeLayerBuilder::dangerous_allow_query_tokens)
+//!    names that parameter.
+//! 2. **Origin policy** (when an allowlist is set): an `Origin` not on the
+//!    list, `null`, or several `Origin` headers: 403.
+//! 3. **Credential extraction**, transport by transport in the configured
+//!    order; the first transport that carries credentials is used. Cookie
+//!    and Basic credentials without an `Origin` header: 403.
+//! 4. **Subprotocol selection**: a client that sends its token as a
+//!    subprotocol must also offer an application protocol the server speaks
+//!    (400 otherwise).
+//! 5. **Authentication** by the [`Authenticator`](crate::authenticate::Authenticator).
+//! 6. The request goes on with the [`Principal`] (and [`SelectedProtocol`])
+//!    in its extensions, `Authorization` and `Cookie` marked sensitive, the
+//!    token subprotocol entry and credential query parameters removed.
+//!
+//! Put the layer on the WebSocket routes (`route_layer`), and outside any
+//! layer that logs requests, so nothing before it sees a token.
+//!
+//! # Transports: which to use when
+//!
+//! | transport | from | notes |
+//! |---|---|---|
+//! | [`Bearer`](Transport::Bearer) | servers, native apps, CLIs | `Authorization: Bearer <token>` |
+//! | [`Subprotocol`](Transport::Subprotocol) | browsers | `new WebSocket(url, ["chat.v1", "wsgate.bearer." + token])` |
+//! | [`Ticket`](Transport::Ticket) | browsers | fetch a single-use ticket first, then `?ticket=` |
+//! | [`Cookie`](Transport::Cookie) | browsers, same site | needs the Origin allowlist |
+//! | [`Basic`](Transport::Basic) | scripts, legacy | argon2id per handshake; needs the Origin allowlist |
+//! | [`QueryToken`](Transport::QueryToken) | nothing else works | `dangerous_…`: tokens end up in logs |
+//!
+//! # Errors
+//!
+//! | status | when |
+//! |---|---|
+//! | 400 + `WWW-Authenticate` `invalid_request` | malformed or ambiguous credentials, token in the query, token subprotocol without an application protocol |
+//! | 401 + `WWW-Authenticate` (`invalid_token` where it applies) | missing, invalid or expired credentials |
+//! | 403 | Origin refused or missing for cookie/Basic, account disabled |
+//! | 429 + `Retry-After` | too many attempts |
+//! | 503 | a backend failed (wsgate fails closed) |
+//!
+//! The [`RejectionReason`] rides in the response extensions.
+//!
+//! # Security
+//!
+//! Nothing the layer logs contains a credential: refusals log the reason,
+//! the transport and the peer address; acceptances add the subject.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use axum::extract::ws::WebSocketUpgrade;
+//! use axum::response::Response;
+//! use wsgate::authenticate::BearerAuthenticator;
+//! use wsgate::handshake::{Authenticated, HandshakeLayer};
+//! use wsgate::jwt::{Algorithm, JwtVerifier, VerificationKey};
+//! use wsgate::Transport;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let verifier = JwtVerifier::builder()
+//!     .key(VerificationKey::hmac(b"a-secret-of-at-least-thirty-two-bytes", Algorithm::HS256)?)
+//!     .build()?;
+//! let gate = HandshakeLayer::builder(BearerAuthenticator::new(verifier))
+//!     .transports([Transport::Bearer, Transport::Subprotocol, Transport::Cookie])
+//!     .allowed_origins(["https://app.example"])?
+//!     .application_protocols(["chat.v1"])?
+//!     .build()?;
+//!
+//! async fn ws(Authenticated(who): Authenticated, ws: WebSocketUpgrade) -> Response {
+//!     ws.protocols(["chat.v1"]).on_upgrade(move |_socket| async move {
+//!         let _ = who.subject();
+//!     })
+//! }
+//!
+//! let app: Router = Router::new().route("/ws", get(ws)).route_layer(gate);
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+
+mod extract;
+mod layer;
+mod origin;
+mod rejection;
+mod subprotocol;
+mod transport;
+
+pub use self::extract::{Authenticated, MissingHandshakeLayer};
+pub use self::layer::{
+    DEFAULT_COOKIE_NAME, Handshake, HandshakeLayer, HandshakeLayerBuilder, ResponseFuture,
+};
+pub use self::origin::OriginAllowlist;
+pub use self::rejection::{HandshakeRejection, RejectionReason};
+pub use self::subprotocol::{SelectedProtocol, TOKEN_PROTOCOL_PREFIX};
+
+#[cfg(doc)]
+use crate::principal::{Principal, Transport};
