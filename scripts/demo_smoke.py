@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Drives the running demo (`cargo run --example chat`) with the Python
+`websockets` library, a client the project did not write, and checks the
+contract of README.md: login, tickets, every handshake transport, the welcome
+frame, rooms, and a few refusals.
+
+Usage: python3 scripts/demo_smoke.py [base URL, default http://127.0.0.1:3000]
+Exits non-zero on the first broken expectation.
+"""
+
+import asyncio
+import base64
+import json
+import sys
+import urllib.error
+import urllib.request
+
+import websockets
+from websockets.exceptions import InvalidStatus
+
+BASE = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:3000"
+WS = BASE.replace("http", "ws", 1)
+ORIGIN = "http://127.0.0.1:3000"
+checks = 0
+
+
+def check(condition, what):
+    global checks
+    if not condition:
+        print(f"FAIL: {what}")
+        sys.exit(1)
+    checks += 1
+    print(f"ok: {what}")
+
+
+def parse(raw):
+    try:
+        return json.loads(raw or b"{}")
+    except ValueError:
+        return {"text": raw.decode()}
+
+
+def post(path, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else b""
+    request = urllib.request.Request(BASE + path, data=data, method="POST", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, dict(response.headers), parse(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), parse(error.read())
+
+
+async def welcome_of(url, **kwargs):
+    async with websockets.connect(url, **kwargs) as socket:
+        return json.loads(await asyncio.wait_for(socket.recv(), 5)), socket.subprotocol
+
+
+async def refused_status(url, **kwargs):
+    try:
+        async with websockets.connect(url, **kwargs):
+            return None
+    except InvalidStatus as error:
+        return error.response.status_code
+
+
+async def main():
+    status, headers, body = post("/login", {"username": "alice", "password": "alice-password-1"})
+    check(status == 200 and body["token_type"] == "Bearer" and body["expires_in"] > 0, "login alice")
+    check("HttpOnly" in headers.get("set-cookie", ""), "login sets an HttpOnly cookie")
+    token = body["access_token"]
+    status, _, body = post("/login", {"username": "alice", "password": "wrong"})
+    check(status == 401 and body == {"error": "invalid_credentials"}, "wrong password is 401")
+    status, _, body = post("/login", {"username": "mallory", "password": "wrong"})
+    check(status == 401 and body == {"error": "invalid_credentials"}, "unknown user is 401 alike")
+
+    welcome, _ = await welcome_of(WS + "/ws", additional_headers={"Authorization": f"Bearer {token}"})
+    check(welcome["type"] == "welcome" and welcome["sub"] == "alice" and welcome["roles"] == ["user"]
+          and isinstance(welcome["expires_at"], int), "bearer transport and welcome frame")
+
+    welcome, chosen = await welcome_of(WS + "/ws", subprotocols=["chat.v1", f"wsgate.bearer.{token}"])
+    check(welcome["sub"] == "alice" and chosen == "chat.v1", "subprotocol transport selects chat.v1")
+
+    status, _, body = post("/tickets", headers={"Authorization": f"Bearer {token}"})
+    check(status == 200 and 0 < body["expires_in"] <= 30, "ticket issued")
+    ticket = body["ticket"]
+    welcome, _ = await welcome_of(f"{WS}/ws?ticket={ticket}")
+    check(welcome["sub"] == "alice", "ticket transport")
+    check(await refused_status(f"{WS}/ws?ticket={ticket}") == 401, "ticket is single use")
+    status, _, _ = post("/tickets")
+    check(status == 401, "tickets need a token")
+
+    welcome, _ = await welcome_of(WS + "/ws", origin=ORIGIN, additional_headers={"Cookie": f"wsgate_token={token}"})
+    check(welcome["sub"] == "alice", "cookie transport with an allowed Origin")
+    status = await refused_status(WS + "/ws", origin="http://evil.example", additional_headers={"Cookie": f"wsgate_token={token}"})
+    check(status == 403, "cookie from a foreign Origin is 403")
+
+    basic = base64.b64encode(b"admin:admin-password-1").decode()
+    welcome, _ = await welcome_of(WS + "/ws", origin=ORIGIN, additional_headers={"Authorization": f"Basic {basic}"})
+    check(welcome["sub"] == "admin" and welcome["roles"] == ["user", "admin"], "basic transport")
+
+    check(await refused_status(WS + "/ws") == 401, "no credentials is 401")
+    check(await refused_status(f"{WS}/ws?access_token={token}") == 400, "token in the query is refused")
+    check(await refused_status(WS + "/ws", subprotocols=[f"wsgate.bearer.{token}"]) == 400,
+          "token subprotocol without chat.v1 is refused")
+
+    headers = {"Authorization": f"Bearer {token}"}
+    async with websockets.connect(WS + "/ws", additional_headers=headers) as first, \
+            websockets.connect(WS + "/ws", origin=ORIGIN, additional_headers={"Authorization": f"Basic {basic}"}) as second:
+        await first.recv()
+        await second.recv()
+        await first.send(json.dumps({"type": "join", "room": "lobby"}))
+        await second.send(json.dumps({"type": "join", "room": "lobby"}))
+        await asyncio.sleep(0.1)
+        await second.send(json.dumps({"type": "say", "room": "lobby", "text": "hello from python"}))
+        message = json.loads(await asyncio.wait_for(first.recv(), 5))
+        check(message == {"type": "message", "room": "lobby", "from": "admin", "text": "hello from python"},
+              "a room message reaches another client")
+        await first.send(json.dumps({"type": "admin.kick", "sub": "admin"}))
+        reply = json.loads(await asyncio.wait_for(first.recv(), 5))
+        check(reply == {"type": "error", "code": "forbidden", "ref": "admin.kick"}, "role guard refuses admin.* for a user")
+
+    async with websockets.connect(WS + "/ws/echo", additional_headers=headers) as echo:
+        await echo.send("ping 1")
+        check(await asyncio.wait_for(echo.recv(), 5) == "ping 1", "echo route echoes")
+
+    print(f"{checks} passed, 0 failed")
+
+
+asyncio.run(main())
