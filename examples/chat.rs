@@ -333,10 +333,10 @@ async fn chat(mut socket: WebSocket, app: App, principal: Principal) {
             tokio::select! {
                 incoming = socket.recv() => match incoming {
                     Some(Ok(Message::Text(text))) => {
-                        if let Some(reply) = handle(&app, connection, &principal, &text) {
-                            if socket.send(frame(&reply)).await.is_err() {
-                                break;
-                            }
+                        if let Some(reply) = handle(&app, connection, &principal, &text)
+                            && socket.send(frame(&reply)).await.is_err()
+                        {
+                            break;
                         }
                     }
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,

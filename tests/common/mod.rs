@@ -1,0 +1,1065 @@
+//! Shared harness of the integration tests: a real axum server behind
+//! wsgate, real `tokio-tungstenite` clients, token minting, and the table of
+//! refusal cases.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use futures_util::StreamExt;
+use http::HeaderMap;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use wsgate::authenticate::{Authenticator, BasicAuthenticator, BearerAuthenticator};
+use wsgate::handshake::{Authenticated, HandshakeLayer};
+use wsgate::jwt::{JwtVerifier, VerificationKey};
+use wsgate::password::{Argon2id, PasswordHasher, PasswordVerifier};
+use wsgate::store::{InMemoryCredentialStore, InMemoryTicketStore, StoredUser};
+use wsgate::ticket::Tickets;
+use wsgate::{AuthMethod, Clock, Principal, Transport};
+
+pub const ISSUER: &str = "wsgate-tests-issuer";
+pub const AUDIENCE: &str = "wsgate-tests-audience";
+pub const TOKEN_TYPE: &str = "at+jwt";
+pub const ALLOWED_ORIGIN: &str = "http://app.test:8080";
+pub const ALICE_PASSWORD: &str = "alice-correct-horse-battery";
+pub const BOB_PASSWORD: &str = "bob-disabled-but-correct";
+pub const LEEWAY_SECS: u64 = 5;
+
+/// Every secret the harness made or used, for the test that checks none of
+/// them reached a log.
+static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+pub fn remember_secret(secret: impl Into<String>) -> String {
+    let secret = secret.into();
+    SECRETS.lock().unwrap().push(secret.clone());
+    secret
+}
+
+pub fn remembered_secrets() -> Vec<String> {
+    SECRETS.lock().unwrap().clone()
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/jwt")
+        .join(name);
+    std::fs::read(path).unwrap()
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A password hasher that counts its calls.
+#[derive(Debug, Default)]
+pub struct CountingHasher {
+    pub inner: Argon2id,
+    pub verifies: Arc<AtomicUsize>,
+}
+
+impl PasswordHasher for CountingHasher {
+    fn hash(&self, password: &[u8]) -> Result<String, wsgate::Error> {
+        self.inner.hash(password)
+    }
+
+    fn verify(&self, password: &[u8], hash: &str) -> Result<bool, wsgate::Error> {
+        self.verifies.fetch_add(1, Ordering::SeqCst);
+        self.inner.verify(password, hash)
+    }
+}
+
+/// The keys the test server trusts and the tests sign with.
+pub struct Keys {
+    pub hmac_secret: Vec<u8>,
+    pub rsa_private: Vec<u8>,
+    pub rsa_public: Vec<u8>,
+    pub ec_private: Vec<u8>,
+    pub ec_public: Vec<u8>,
+    pub ed_private: Vec<u8>,
+    pub ed_public: Vec<u8>,
+}
+
+impl Keys {
+    pub fn load() -> Self {
+        let mut hmac_secret = [0u8; 32];
+        getrandom::fill(&mut hmac_secret).unwrap();
+        remember_secret(URL_SAFE_NO_PAD.encode(hmac_secret));
+        let keys = Self {
+            hmac_secret: hmac_secret.to_vec(),
+            rsa_private: fixture("rs256-private.pem"),
+            rsa_public: fixture("rs256-public.pem"),
+            ec_private: fixture("es256-private.pem"),
+            ec_public: fixture("es256-public.pem"),
+            ed_private: fixture("eddsa-private.pem"),
+            ed_public: fixture("eddsa-public.pem"),
+        };
+        // The body lines of the private keys count as secrets too.
+        for pem in [&keys.rsa_private, &keys.ec_private, &keys.ed_private] {
+            for line in String::from_utf8_lossy(pem)
+                .lines()
+                .filter(|line| !line.starts_with("-----"))
+            {
+                remember_secret(line);
+            }
+        }
+        keys
+    }
+
+    pub fn encoding_key(&self, algorithm: Algorithm) -> EncodingKey {
+        match algorithm {
+            Algorithm::HS256 => EncodingKey::from_secret(&self.hmac_secret).unwrap(),
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(&self.rsa_private).unwrap(),
+            Algorithm::ES256 => EncodingKey::from_ec_pem(&self.ec_private).unwrap(),
+            Algorithm::EdDSA => EncodingKey::from_ed_pem(&self.ed_private).unwrap(),
+            other => panic!("no test key for {other:?}"),
+        }
+    }
+
+    fn kid(algorithm: Algorithm) -> &'static str {
+        match algorithm {
+            Algorithm::HS256 => "hs",
+            Algorithm::RS256 => "rs",
+            Algorithm::ES256 => "es",
+            Algorithm::EdDSA => "ed",
+            other => panic!("no test key for {other:?}"),
+        }
+    }
+
+    pub fn verifier(&self) -> JwtVerifier {
+        JwtVerifier::builder()
+            .key(
+                VerificationKey::hmac(&self.hmac_secret, Algorithm::HS256)
+                    .unwrap()
+                    .with_kid("hs"),
+            )
+            .key(
+                VerificationKey::from_public_pem(&self.rsa_public, Algorithm::RS256)
+                    .unwrap()
+                    .with_kid("rs"),
+            )
+            .key(
+                VerificationKey::from_public_pem(&self.ec_public, Algorithm::ES256)
+                    .unwrap()
+                    .with_kid("es"),
+            )
+            .key(
+                VerificationKey::from_public_pem(&self.ed_public, Algorithm::EdDSA)
+                    .unwrap()
+                    .with_kid("ed"),
+            )
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .token_type(TOKEN_TYPE)
+            .leeway(Duration::from_secs(LEEWAY_SECS))
+            .unwrap()
+            .build()
+            .unwrap()
+    }
+
+    /// Good claims for `subject`, valid for five minutes.
+    pub fn claims(subject: &str) -> Value {
+        json!({
+            "sub": subject, "iss": ISSUER, "aud": AUDIENCE,
+            "iat": now(), "exp": now() + 300, "jti": format!("jti-{subject}"), "roles": ["user"],
+        })
+    }
+
+    /// Signs `claims` with the key for `algorithm`, under its kid and the
+    /// expected `typ`; `adjust` may change the header first.
+    pub fn sign_with(
+        &self,
+        algorithm: Algorithm,
+        claims: &Value,
+        adjust: impl FnOnce(&mut Header),
+    ) -> String {
+        let mut header = Header::new(algorithm);
+        header.kid = Some(Self::kid(algorithm).to_owned());
+        header.typ = Some(TOKEN_TYPE.to_owned());
+        adjust(&mut header);
+        remember_secret(
+            jsonwebtoken::encode(&header, claims, &self.encoding_key(algorithm)).unwrap(),
+        )
+    }
+
+    pub fn token(&self, subject: &str) -> String {
+        self.sign_with(Algorithm::HS256, &Self::claims(subject), |_| {})
+    }
+}
+
+/// A token with an arbitrary header JSON, signed with HMAC over `secret`:
+/// for `alg` values jsonwebtoken would never write, and key confusion.
+pub fn forge(header: &Value, claims: &Value, hmac_secret: &[u8]) -> String {
+    use aws_lc_rs::hmac;
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let key = hmac::Key::new(hmac::HMAC_SHA256, hmac_secret);
+    let signature = hmac::sign(&key, signing_input.as_bytes());
+    remember_secret(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature.as_ref())
+    ))
+}
+
+/// An unsigned token (`alg` as given, empty signature).
+pub fn unsigned(alg: &str, claims: &Value) -> String {
+    remember_secret(format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(json!({"alg": alg, "typ": TOKEN_TYPE}).to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    ))
+}
+
+pub fn basic(username: &str, password: &str) -> String {
+    remember_secret(password);
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!("{username}:{password}"))
+    )
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub keys: Keys,
+    pub tickets: Tickets,
+    pub ticket_store: InMemoryTicketStore,
+    pub password_verifies: Arc<AtomicUsize>,
+}
+
+impl Server {
+    /// The gated test server: every transport, Basic against an in-memory
+    /// store (alice; bob disabled), tickets, an Origin allowlist, and the
+    /// application protocol `chat.v1`.
+    pub async fn start() -> Self {
+        let keys = Keys::load();
+        remember_secret(ALICE_PASSWORD);
+        remember_secret(BOB_PASSWORD);
+        let hasher = CountingHasher::default();
+        let password_verifies = hasher.verifies.clone();
+        let passwords = PasswordVerifier::with_hasher(hasher).unwrap();
+        let users = InMemoryCredentialStore::new();
+        let alice_hash = passwords.hash(&ALICE_PASSWORD.into()).await.unwrap();
+        users.insert(
+            "alice",
+            StoredUser::new("alice", alice_hash).with_roles(["user"]),
+        );
+        let bob_hash = passwords.hash(&BOB_PASSWORD.into()).await.unwrap();
+        users.insert(
+            "bob",
+            StoredUser::new("bob", bob_hash)
+                .with_roles(["user"])
+                .disabled(true),
+        );
+
+        let ticket_store = InMemoryTicketStore::new();
+        let tickets = Tickets::new(ticket_store.clone());
+        let authenticator = BearerAuthenticator::new(keys.verifier())
+            .or(BasicAuthenticator::new(users, passwords))
+            .or(tickets.clone());
+        let gate = HandshakeLayer::builder(authenticator)
+            .transports([
+                Transport::Bearer,
+                Transport::Basic,
+                Transport::Subprotocol,
+                Transport::Ticket,
+                Transport::Cookie,
+            ])
+            .allowed_origins([ALLOWED_ORIGIN, "http://127.0.0.1:3000"])
+            .unwrap()
+            .application_protocols(["chat.v1"])
+            .unwrap()
+            .build()
+            .unwrap();
+        let addr = serve(Router::new().route("/ws", get(welcome)).route_layer(gate)).await;
+        Self {
+            addr,
+            keys,
+            tickets,
+            ticket_store,
+            password_verifies,
+        }
+    }
+
+    pub async fn ticket(&self, subject: &str) -> String {
+        let principal = Principal::new(subject, AuthMethod::Token).with_roles(["user"]);
+        let issued = self.tickets.issue(&principal).await.unwrap();
+        remember_secret(issued.ticket().expose())
+    }
+
+    /// A ticket that expired a second ago (issued by a clock in the past,
+    /// into the server's store).
+    pub async fn expired_ticket(&self, subject: &str) -> String {
+        let past = Clock::manual(SystemTime::now() - Duration::from_secs(31));
+        let issuer = Tickets::new(self.ticket_store.clone()).clock(past);
+        let principal = Principal::new(subject, AuthMethod::Token);
+        remember_secret(issuer.issue(&principal).await.unwrap().ticket().expose())
+    }
+}
+
+/// Serves `router` on a free loopback port, with peer addresses.
+pub async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    addr
+}
+
+/// Sends a welcome describing what the handler saw, then echoes text.
+pub async fn welcome(
+    Authenticated(principal): Authenticated,
+    headers: HeaderMap,
+    uri: http::Uri,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let offered = headers
+        .get(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .map(|value| value.to_str().unwrap_or("").to_owned());
+    ws.protocols(["chat.v1"])
+        .on_upgrade(move |mut socket| async move {
+            let welcome = json!({
+                "sub": principal.subject(),
+                "roles": principal.roles(),
+                "transport": principal.transport().map(Transport::as_str),
+                "uri": uri.to_string(),
+                "offered_protocols": offered,
+            });
+            if socket
+                .send(Message::Text(welcome.to_string().into()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            while let Some(Ok(Message::Text(text))) = socket.recv().await {
+                if socket.send(Message::Text(text)).await.is_err() {
+                    break;
+                }
+            }
+        })
+}
+
+/// One handshake to make.
+#[derive(Clone, Debug, Default)]
+pub struct Handshake {
+    pub path: String,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Handshake {
+    pub fn to(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", format!("Bearer {token}"))
+    }
+
+    pub fn origin(self, origin: &str) -> Self {
+        self.header("origin", origin)
+    }
+}
+
+/// What came of a handshake.
+#[derive(Debug)]
+pub enum Outcome {
+    Accepted {
+        welcome: Value,
+        protocol: Option<String>,
+    },
+    Refused {
+        status: u16,
+        challenges: Vec<String>,
+        retry_after: Option<String>,
+        body: String,
+    },
+}
+
+impl Outcome {
+    pub fn status(&self) -> u16 {
+        match self {
+            Outcome::Accepted { .. } => 101,
+            Outcome::Refused { status, .. } => *status,
+        }
+    }
+}
+
+pub async fn connect(addr: SocketAddr, handshake: &Handshake) -> Outcome {
+    let mut request = format!("ws://{addr}{}", handshake.path)
+        .into_client_request()
+        .unwrap();
+    for (name, value) in &handshake.headers {
+        request
+            .headers_mut()
+            .append(*name, http::HeaderValue::from_str(value).unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((mut stream, response)) => {
+            let protocol = response
+                .headers()
+                .get(http::header::SEC_WEBSOCKET_PROTOCOL)
+                .map(|value| value.to_str().unwrap().to_owned());
+            let first = stream.next().await.unwrap().unwrap();
+            let welcome = serde_json::from_str(first.to_text().unwrap()).unwrap();
+            Outcome::Accepted { welcome, protocol }
+        }
+        Err(tungstenite::Error::Http(response)) => Outcome::Refused {
+            status: response.status().as_u16(),
+            challenges: response
+                .headers()
+                .get_all(http::header::WWW_AUTHENTICATE)
+                .iter()
+                .map(|value| value.to_str().unwrap().to_owned())
+                .collect(),
+            retry_after: response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .map(|value| value.to_str().unwrap().to_owned()),
+            body: String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned(),
+        },
+        Err(error) => panic!("handshake failed below HTTP: {error}"),
+    }
+}
+
+pub const BASIC_CHALLENGE: &str = "Basic realm=\"wsgate\", charset=\"UTF-8\"";
+
+pub fn bearer_challenge(error: Option<(&str, &str)>) -> String {
+    match error {
+        None => "Bearer realm=\"wsgate\"".to_owned(),
+        Some((code, description)) => {
+            format!(
+                "Bearer realm=\"wsgate\", error=\"{code}\", error_description=\"{description}\""
+            )
+        }
+    }
+}
+
+/// A refusal case: the handshake, and the exact status and challenges.
+pub struct Refusal {
+    pub name: &'static str,
+    pub handshake: Handshake,
+    pub status: u16,
+    /// `WWW-Authenticate` values, in order (empty for 403).
+    pub challenges: Vec<String>,
+}
+
+fn unauthorized(description: Option<&str>) -> Vec<String> {
+    vec![
+        bearer_challenge(description.map(|text| ("invalid_token", text))),
+        BASIC_CHALLENGE.to_owned(),
+    ]
+}
+
+fn bad_request(description: &str) -> Vec<String> {
+    vec![bearer_challenge(Some(("invalid_request", description)))]
+}
+
+pub async fn refusal_cases(server: &Server) -> Vec<Refusal> {
+    let keys = &server.keys;
+    let claims = Keys::claims;
+    let with = |name: &str, value: Value| {
+        let mut claims = claims("alice");
+        claims[name] = value;
+        claims
+    };
+    let without = |name: &str| {
+        let mut claims = claims("alice");
+        claims.as_object_mut().unwrap().remove(name);
+        claims
+    };
+    let hs = |claims: &Value| keys.sign_with(Algorithm::HS256, claims, |_| {});
+    let good = keys.token("alice");
+    let (head, rest) = good.split_once('.').unwrap();
+    let (payload, signature) = rest.split_once('.').unwrap();
+    let tampered_claims = URL_SAFE_NO_PAD.encode(claims("admin").to_string());
+    let mut flipped = signature.to_owned().into_bytes();
+    flipped[5] = if flipped[5] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    let attacker_secret = b"attacker-controlled-hmac-secret-32b!";
+    let used_ticket = server.ticket("alice").await;
+    server.tickets.redeem(&used_ticket).await.unwrap();
+    let expired_ticket = server.expired_ticket("alice").await;
+    let good_cookie = format!("wsgate_token={good}");
+    let invalid = |description: &str| unauthorized(Some(description));
+
+    let bearer = |token: &str| Handshake::to("/ws").bearer(token);
+    let cases = vec![
+        Refusal {
+            name: "no credentials",
+            handshake: Handshake::to("/ws"),
+            status: 401,
+            challenges: unauthorized(None),
+        },
+        Refusal {
+            name: "alg none",
+            handshake: bearer(&unsigned("none", &claims("alice"))),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "alg None",
+            handshake: bearer(&unsigned("None", &claims("alice"))),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "alg NONE",
+            handshake: bearer(&unsigned("NONE", &claims("alice"))),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "alg nOnE",
+            handshake: bearer(&unsigned("nOnE", &claims("alice"))),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "alg none with a signature",
+            handshake: bearer(&forge(
+                &json!({"alg": "none", "kid": "hs", "typ": TOKEN_TYPE}),
+                &claims("alice"),
+                &keys.hmac_secret,
+            )),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "HS256 signed with the RSA public key (kid rs)",
+            handshake: bearer(&forge(
+                &json!({"alg": "HS256", "kid": "rs", "typ": TOKEN_TYPE}),
+                &claims("alice"),
+                &keys.rsa_public,
+            )),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "HS256 signed with the RSA public key (no kid)",
+            handshake: bearer(&forge(
+                &json!({"alg": "HS256", "typ": TOKEN_TYPE}),
+                &claims("alice"),
+                &keys.rsa_public,
+            )),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "HS256 signed with the EC public key (kid es)",
+            handshake: bearer(&forge(
+                &json!({"alg": "HS256", "kid": "es", "typ": TOKEN_TYPE}),
+                &claims("alice"),
+                &keys.ec_public,
+            )),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "HS256 signed with the Ed25519 public key (kid ed)",
+            handshake: bearer(&forge(
+                &json!({"alg": "HS256", "kid": "ed", "typ": TOKEN_TYPE}),
+                &claims("alice"),
+                &keys.ed_public,
+            )),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "RS256 header under the HMAC key's kid",
+            handshake: bearer(
+                &keys.sign_with(Algorithm::RS256, &claims("alice"), |header| {
+                    header.kid = Some("hs".into())
+                }),
+            ),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "embedded attacker jwk",
+            handshake: bearer(&forge(
+                &json!({"alg": "HS256", "kid": "hs", "typ": TOKEN_TYPE, "jwk": {"kty": "oct", "k": URL_SAFE_NO_PAD.encode(attacker_secret)}}),
+                &claims("alice"),
+                attacker_secret,
+            )),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "jku pointing elsewhere",
+            handshake: bearer(&forge(
+                &json!({"alg": "HS256", "kid": "hs", "typ": TOKEN_TYPE, "jku": "http://127.0.0.1:9/keys"}),
+                &claims("alice"),
+                attacker_secret,
+            )),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "unknown kid",
+            handshake: bearer(
+                &keys.sign_with(Algorithm::HS256, &claims("alice"), |header| {
+                    header.kid = Some("retired".into())
+                }),
+            ),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "crit header",
+            handshake: bearer(&forge(
+                &json!({"alg": "HS256", "kid": "hs", "typ": TOKEN_TYPE, "crit": ["exp"]}),
+                &claims("alice"),
+                &keys.hmac_secret,
+            )),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "expired",
+            handshake: bearer(&hs(&with("exp", json!(now() - 3_600)))),
+            status: 401,
+            challenges: invalid("token expired"),
+        },
+        Refusal {
+            name: "expired just past the leeway",
+            handshake: bearer(&hs(&with("exp", json!(now() - LEEWAY_SECS - 1)))),
+            status: 401,
+            challenges: invalid("token expired"),
+        },
+        Refusal {
+            name: "nbf in the future",
+            handshake: bearer(&hs(&with("nbf", json!(now() + 600)))),
+            status: 401,
+            challenges: invalid("token not yet valid"),
+        },
+        Refusal {
+            name: "missing exp",
+            handshake: bearer(&hs(&without("exp"))),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "wrong iss",
+            handshake: bearer(&hs(&with("iss", json!("https://evil.example")))),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "missing iss",
+            handshake: bearer(&hs(&without("iss"))),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "wrong aud",
+            handshake: bearer(&hs(&with("aud", json!("another-api")))),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "missing aud",
+            handshake: bearer(&hs(&without("aud"))),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "wrong typ",
+            handshake: bearer(
+                &keys.sign_with(Algorithm::HS256, &claims("alice"), |header| {
+                    header.typ = Some("JWT".into())
+                }),
+            ),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "missing typ",
+            handshake: bearer(
+                &keys.sign_with(Algorithm::HS256, &claims("alice"), |header| {
+                    header.typ = None
+                }),
+            ),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "tampered payload",
+            handshake: bearer(&remember_secret(format!(
+                "{head}.{tampered_claims}.{signature}"
+            ))),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "tampered signature",
+            handshake: bearer(&remember_secret(format!("{head}.{payload}.{flipped}"))),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "padded token",
+            handshake: bearer(&format!("{head}==.{payload}.{signature}")),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "padded signature",
+            handshake: bearer(&format!("{good}=")),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "whitespace inside the token",
+            handshake: bearer(&format!("{head}. {payload}.{signature}")),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "two spaces after Bearer",
+            handshake: Handshake::to("/ws").header("authorization", format!("Bearer  {good}")),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "empty bearer token",
+            handshake: Handshake::to("/ws").header("authorization", "Bearer "),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "oversized token",
+            handshake: bearer(&hs(&with("padding", json!("x".repeat(9 * 1024))))),
+            status: 401,
+            challenges: invalid("invalid token"),
+        },
+        Refusal {
+            name: "token in the query (access_token)",
+            handshake: Handshake::to(format!("/ws?access_token={good}")),
+            status: 400,
+            challenges: bad_request("token in query string"),
+        },
+        Refusal {
+            name: "token in the query (token)",
+            handshake: Handshake::to(format!("/ws?room=1&token={good}")),
+            status: 400,
+            challenges: bad_request("token in query string"),
+        },
+        Refusal {
+            name: "two Authorization headers",
+            handshake: bearer(&good).bearer(&good),
+            status: 400,
+            challenges: bad_request("ambiguous credentials"),
+        },
+        Refusal {
+            name: "malformed Basic (not base64)",
+            handshake: Handshake::to("/ws")
+                .origin(ALLOWED_ORIGIN)
+                .header("authorization", "Basic %%%not-base64"),
+            status: 400,
+            challenges: bad_request("malformed credentials"),
+        },
+        Refusal {
+            name: "malformed Basic (no colon)",
+            handshake: Handshake::to("/ws").origin(ALLOWED_ORIGIN).header(
+                "authorization",
+                format!("Basic {}", STANDARD.encode("alice")),
+            ),
+            status: 400,
+            challenges: bad_request("malformed credentials"),
+        },
+        Refusal {
+            name: "wrong password",
+            handshake: Handshake::to("/ws")
+                .origin(ALLOWED_ORIGIN)
+                .header("authorization", basic("alice", "not-her-password")),
+            status: 401,
+            challenges: unauthorized(None),
+        },
+        Refusal {
+            name: "unknown user",
+            handshake: Handshake::to("/ws")
+                .origin(ALLOWED_ORIGIN)
+                .header("authorization", basic("mallory", ALICE_PASSWORD)),
+            status: 401,
+            challenges: unauthorized(None),
+        },
+        Refusal {
+            name: "password over the length cap",
+            handshake: Handshake::to("/ws")
+                .origin(ALLOWED_ORIGIN)
+                .header("authorization", basic("alice", &"p".repeat(2_000))),
+            status: 401,
+            challenges: unauthorized(None),
+        },
+        Refusal {
+            name: "disabled account, right password",
+            handshake: Handshake::to("/ws")
+                .origin(ALLOWED_ORIGIN)
+                .header("authorization", basic("bob", BOB_PASSWORD)),
+            status: 403,
+            challenges: vec![],
+        },
+        Refusal {
+            name: "Basic without Origin",
+            handshake: Handshake::to("/ws").header("authorization", basic("alice", ALICE_PASSWORD)),
+            status: 403,
+            challenges: vec![],
+        },
+        Refusal {
+            name: "Basic from a foreign Origin",
+            handshake: Handshake::to("/ws")
+                .origin("http://evil.test")
+                .header("authorization", basic("alice", ALICE_PASSWORD)),
+            status: 403,
+            challenges: vec![],
+        },
+        Refusal {
+            name: "cookie without Origin",
+            handshake: Handshake::to("/ws").header("cookie", good_cookie.clone()),
+            status: 403,
+            challenges: vec![],
+        },
+        Refusal {
+            name: "cookie from a foreign Origin",
+            handshake: Handshake::to("/ws")
+                .origin("http://evil.test")
+                .header("cookie", good_cookie.clone()),
+            status: 403,
+            challenges: vec![],
+        },
+        Refusal {
+            name: "cookie from a look-alike Origin (suffix)",
+            handshake: Handshake::to("/ws")
+                .origin("http://app.test:8080.evil.test")
+                .header("cookie", good_cookie.clone()),
+            status: 403,
+            challenges: vec![],
+        },
+        Refusal {
+            name: "cookie from a look-alike Origin (prefix)",
+            handshake: Handshake::to("/ws")
+                .origin("http://evil-app.test:8080")
+                .header("cookie", good_cookie.clone()),
+            status: 403,
+            challenges: vec![],
+        },
+        Refusal {
+            name: "cookie from a look-alike Origin (other port)",
+            handshake: Handshake::to("/ws")
+                .origin("http://app.test:8081")
+                .header("cookie", good_cookie.clone()),
+            status: 403,
+            challenges: vec![],
+        },
+        Refusal {
+            name: "cookie from a look-alike Origin (https)",
+            handshake: Handshake::to("/ws")
+                .origin("https://app.test:8080")
+                .header("cookie", good_cookie.clone()),
+            status: 403,
+            challenges: vec![],
+        },
+        Refusal {
+            name: "cookie from Origin null",
+            handshake: Handshake::to("/ws")
+                .origin("null")
+                .header("cookie", good_cookie.clone()),
+            status: 403,
+            challenges: vec![],
+        },
+        Refusal {
+            name: "bearer from a foreign Origin",
+            handshake: bearer(&good).origin("http://evil.test"),
+            status: 403,
+            challenges: vec![],
+        },
+        Refusal {
+            name: "two Origin headers",
+            handshake: bearer(&good)
+                .origin(ALLOWED_ORIGIN)
+                .origin("http://evil.test"),
+            status: 403,
+            challenges: vec![],
+        },
+        Refusal {
+            name: "reused ticket",
+            handshake: Handshake::to(format!("/ws?ticket={used_ticket}")),
+            status: 401,
+            challenges: invalid("invalid ticket"),
+        },
+        Refusal {
+            name: "expired ticket",
+            handshake: Handshake::to(format!("/ws?ticket={expired_ticket}")),
+            status: 401,
+            challenges: invalid("invalid ticket"),
+        },
+        Refusal {
+            name: "made-up ticket",
+            handshake: Handshake::to(format!("/ws?ticket={}", "A".repeat(43))),
+            status: 401,
+            challenges: invalid("invalid ticket"),
+        },
+        Refusal {
+            name: "two tickets",
+            handshake: Handshake::to(format!("/ws?ticket={used_ticket}&ticket={expired_ticket}")),
+            status: 400,
+            challenges: bad_request("ambiguous credentials"),
+        },
+        Refusal {
+            name: "token subprotocol without an application protocol",
+            handshake: Handshake::to("/ws")
+                .header("sec-websocket-protocol", format!("wsgate.bearer.{good}")),
+            status: 400,
+            challenges: bad_request("application protocol required"),
+        },
+        Refusal {
+            name: "token subprotocol with an unknown application protocol",
+            handshake: Handshake::to("/ws").header(
+                "sec-websocket-protocol",
+                format!("chat.v9, wsgate.bearer.{good}"),
+            ),
+            status: 400,
+            challenges: bad_request("application protocol required"),
+        },
+        Refusal {
+            name: "two token subprotocols",
+            handshake: Handshake::to("/ws").header(
+                "sec-websocket-protocol",
+                format!("chat.v1, wsgate.bearer.{good}, wsgate.bearer.{good}"),
+            ),
+            status: 400,
+            challenges: bad_request("ambiguous credentials"),
+        },
+        Refusal {
+            name: "expired token as a subprotocol",
+            handshake: Handshake::to("/ws").header(
+                "sec-websocket-protocol",
+                format!(
+                    "chat.v1, wsgate.bearer.{}",
+                    hs(&with("exp", json!(now() - 3_600)))
+                ),
+            ),
+            status: 401,
+            challenges: invalid("token expired"),
+        },
+    ];
+    cases
+}
+
+/// An accepted handshake: the transport that must have carried it.
+pub struct Acceptance {
+    pub name: &'static str,
+    pub handshake: Handshake,
+    pub subject: &'static str,
+    pub transport: &'static str,
+}
+
+pub async fn acceptance_cases(server: &Server) -> Vec<Acceptance> {
+    let keys = &server.keys;
+    let token = keys.token("alice");
+    let ticket = server.ticket("alice").await;
+    let signed = |algorithm| keys.sign_with(algorithm, &Keys::claims("alice"), |_| {});
+    vec![
+        Acceptance {
+            name: "bearer HS256",
+            handshake: Handshake::to("/ws").bearer(&token),
+            subject: "alice",
+            transport: "bearer",
+        },
+        Acceptance {
+            name: "bearer RS256",
+            handshake: Handshake::to("/ws").bearer(&signed(Algorithm::RS256)),
+            subject: "alice",
+            transport: "bearer",
+        },
+        Acceptance {
+            name: "bearer ES256",
+            handshake: Handshake::to("/ws").bearer(&signed(Algorithm::ES256)),
+            subject: "alice",
+            transport: "bearer",
+        },
+        Acceptance {
+            name: "bearer EdDSA",
+            handshake: Handshake::to("/ws").bearer(&signed(Algorithm::EdDSA)),
+            subject: "alice",
+            transport: "bearer",
+        },
+        Acceptance {
+            name: "bearer from an allowed Origin",
+            handshake: Handshake::to("/ws").bearer(&token).origin(ALLOWED_ORIGIN),
+            subject: "alice",
+            transport: "bearer",
+        },
+        Acceptance {
+            name: "basic",
+            handshake: Handshake::to("/ws")
+                .origin(ALLOWED_ORIGIN)
+                .header("authorization", basic("alice", ALICE_PASSWORD)),
+            subject: "alice",
+            transport: "basic",
+        },
+        Acceptance {
+            name: "subprotocol",
+            handshake: Handshake::to("/ws").header(
+                "sec-websocket-protocol",
+                format!("chat.v1, wsgate.bearer.{token}"),
+            ),
+            subject: "alice",
+            transport: "subprotocol",
+        },
+        Acceptance {
+            name: "cookie",
+            handshake: Handshake::to("/ws")
+                .origin(ALLOWED_ORIGIN)
+                .header("cookie", format!("theme=dark; wsgate_token={token}")),
+            subject: "alice",
+            transport: "cookie",
+        },
+        Acceptance {
+            name: "cookie, Origin host in capitals",
+            handshake: Handshake::to("/ws")
+                .origin("http://APP.test:8080")
+                .header("cookie", format!("wsgate_token={token}")),
+            subject: "alice",
+            transport: "cookie",
+        },
+        Acceptance {
+            name: "ticket",
+            handshake: Handshake::to(format!("/ws?room=lobby&ticket={ticket}")),
+            subject: "alice",
+            transport: "ticket",
+        },
+    ]
+}
