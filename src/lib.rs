@@ -115,3 +115,8 @@ pub use error::{ConfigError, CredentialError, Error, ErrorKind, TokenError};
 pub use principal::{AuthMethod, Principal, Transport};
 pub use secret::Secret;
 pub use token::{IssuedToken, TokenIssuer, TokenVerifier};
+
+/// Compiles the README's examples as doc tests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

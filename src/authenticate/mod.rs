@@ -5,7 +5,7 @@
 //! |---|---|
 //! | [`BearerAuthenticator`] over any [`TokenVerifier`](crate::TokenVerifier) | [`Credential::Bearer`] |
 //! | [`BasicAuthenticator`] over any [`CredentialStore`](crate::store::CredentialStore) | [`Credential::Basic`] |
-//! | [`Tickets`](crate::ticket::Tickets) | [`Credential::Ticket`] |
+//! | [`Tickets`] | [`Credential::Ticket`] |
 //! | [`Chain`], from [`Authenticator::or`] | whatever its members handle, in order |
 //!
 //! # Example
