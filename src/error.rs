@@ -150,6 +150,10 @@ pub enum ConfigError {
         /// The transport that needs it.
         transport: &'static str,
     },
+    /// The subprotocol transport without any application protocol: a
+    /// browser could never connect with it.
+    #[error("the subprotocol transport requires application protocols")]
+    ApplicationProtocolsRequired,
     /// An allowlist entry that is not a `scheme://host[:port]` origin.
     #[error("invalid origin in allowlist")]
     InvalidOrigin,

@@ -222,7 +222,7 @@ async fn a_handler_without_the_layer_fails_loudly() {
 }
 
 #[test]
-fn ambient_transports_need_an_origin_allowlist() {
+fn configuration_mistakes_are_refused_at_build() {
     let verifier = Keys::load().verifier();
     for transport in [Transport::Cookie, Transport::Basic] {
         let error = HandshakeLayer::builder(BearerAuthenticator::new(verifier.clone()))

@@ -198,6 +198,8 @@ impl<A: Authenticator> HandshakeLayerBuilder<A> {
     /// # Errors
     ///
     /// [`ConfigError::NoTransports`] without transports;
+    /// [`ConfigError::ApplicationProtocolsRequired`] for the subprotocol
+    /// transport without application protocols;
     /// [`ConfigError::OriginAllowlistRequired`] for the cookie or Basic
     /// transport without an Origin allowlist.
     pub fn build(mut self) -> Result<HandshakeLayer<A>, ConfigError> {
@@ -213,6 +215,11 @@ impl<A: Authenticator> HandshakeLayerBuilder<A> {
         }
         if config.transports.is_empty() {
             return Err(ConfigError::NoTransports);
+        }
+        if config.transports.contains(&Transport::Subprotocol)
+            && config.application_protocols.is_empty()
+        {
+            return Err(ConfigError::ApplicationProtocolsRequired);
         }
         if config.origins.is_none()
             && let Some(ambient) = config
