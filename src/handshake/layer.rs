@@ -19,7 +19,7 @@ use crate::authenticate::{Authenticator, Credential};
 use crate::error::ConfigError;
 use crate::handshake::origin::{OriginAllowlist, OriginCheck};
 use crate::handshake::rejection::{HandshakeRejection, RejectionReason};
-use crate::handshake::subprotocol::{Offer, SelectedProtocol};
+use crate::handshake::subprotocol::{Offer, SelectedProtocol, strip_token_prefix};
 use crate::handshake::transport::{RequestCredentials, strip_query_credentials};
 use crate::principal::{Principal, Transport};
 
@@ -137,7 +137,7 @@ impl<A: Authenticator> HandshakeLayerBuilder<A> {
         let protocols: Vec<String> = protocols.into_iter().map(Into::into).collect();
         for protocol in &protocols {
             check_name(protocol, "subprotocol")?;
-            if protocol.starts_with(crate::handshake::TOKEN_PROTOCOL_PREFIX) {
+            if strip_token_prefix(protocol).is_some() {
                 return Err(ConfigError::InvalidName("subprotocol"));
             }
         }

@@ -16,6 +16,16 @@ use crate::secret::Secret;
 /// Prefix of the subprotocol entry that carries a bearer token.
 pub const TOKEN_PROTOCOL_PREFIX: &str = "wsgate.bearer.";
 
+/// The token of a `wsgate.bearer.<token>` entry. The prefix is matched
+/// without case: an entry that merely looks different must still never be
+/// treated (and passed on, or echoed) as an application protocol.
+pub(crate) fn strip_token_prefix(entry: &str) -> Option<&str> {
+    let prefix = entry.get(..TOKEN_PROTOCOL_PREFIX.len())?;
+    prefix
+        .eq_ignore_ascii_case(TOKEN_PROTOCOL_PREFIX)
+        .then(|| &entry[TOKEN_PROTOCOL_PREFIX.len()..])
+}
+
 /// The application protocol wsgate chose from the client's offer, put into
 /// the request extensions by the handshake layer. Pass it to axum's
 /// `WebSocketUpgrade::protocols` (the gated upgrade does that for you).
@@ -46,7 +56,7 @@ impl Offer {
                 if entry.is_empty() {
                     continue;
                 }
-                if let Some(token) = entry.strip_prefix(TOKEN_PROTOCOL_PREFIX) {
+                if let Some(token) = strip_token_prefix(entry) {
                     if offer.token.is_some() {
                         return Err(RejectionReason::AmbiguousCredentials);
                     }
@@ -106,6 +116,13 @@ mod tests {
             Some("chat.v0")
         );
         assert_eq!(offer.select(&["other".into()]), None);
+    }
+
+    #[test]
+    fn the_token_prefix_matches_in_any_case() {
+        let offer = Offer::parse(&headers(&["chat.v1, WSGATE.Bearer.tok"])).unwrap();
+        assert_eq!(offer.application, ["chat.v1"]);
+        assert_eq!(offer.token.as_ref().unwrap().expose(), "tok");
     }
 
     #[test]
