@@ -154,6 +154,10 @@ pub enum ConfigError {
     /// browser could never connect with it.
     #[error("the subprotocol transport requires application protocols")]
     ApplicationProtocolsRequired,
+    /// The query-token transport listed without
+    /// `dangerous_allow_query_tokens`.
+    #[error("the query token transport requires dangerous_allow_query_tokens")]
+    QueryTokensNotAllowed,
     /// An allowlist entry that is not a `scheme://host[:port]` origin.
     #[error("invalid origin in allowlist")]
     InvalidOrigin,

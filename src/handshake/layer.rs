@@ -535,3 +535,88 @@ impl<E> std::fmt::Debug for ResponseFuture<E> {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authenticate::BearerAuthenticator;
+    use crate::jwt::{Algorithm, JwtVerifier, VerificationKey};
+
+    fn builder() -> HandshakeLayerBuilder<BearerAuthenticator<JwtVerifier>> {
+        let verifier = JwtVerifier::builder()
+            .key(VerificationKey::hmac(&[1; 32], Algorithm::HS256).unwrap())
+            .build()
+            .unwrap();
+        HandshakeLayer::builder(BearerAuthenticator::new(verifier))
+    }
+
+    #[test]
+    fn builder_refuses_bad_names() {
+        struct Case {
+            name: &'static str,
+            result: Result<(), ConfigError>,
+            expect: ConfigError,
+        }
+        let cases = [
+            Case {
+                name: "cookie name with a space",
+                result: builder().cookie_name("my cookie").map(drop),
+                expect: ConfigError::InvalidName("cookie"),
+            },
+            Case {
+                name: "empty cookie name",
+                result: builder().cookie_name("").map(drop),
+                expect: ConfigError::InvalidName("cookie"),
+            },
+            Case {
+                name: "realm with a quote",
+                result: builder().realm("a\"b").map(drop),
+                expect: ConfigError::InvalidName("realm"),
+            },
+            Case {
+                name: "application protocol with a comma",
+                result: builder().application_protocols(["a,b"]).map(drop),
+                expect: ConfigError::InvalidName("subprotocol"),
+            },
+            Case {
+                name: "application protocol that looks like a token entry",
+                result: builder()
+                    .application_protocols(["WSGATE.bearer.x"])
+                    .map(drop),
+                expect: ConfigError::InvalidName("subprotocol"),
+            },
+            Case {
+                name: "query parameter with an equals sign",
+                result: builder().dangerous_allow_query_tokens("a=b").map(drop),
+                expect: ConfigError::InvalidName("query parameter"),
+            },
+            Case {
+                name: "allowlist entry with a path",
+                result: builder().allowed_origins(["https://a.example/x"]).map(drop),
+                expect: ConfigError::InvalidOrigin,
+            },
+        ];
+        for case in cases {
+            assert_eq!(case.result, Err(case.expect), "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn query_token_transport_needs_the_dangerous_opt_in() {
+        let layer = builder()
+            .transports([Transport::Bearer, Transport::QueryToken])
+            .build()
+            .unwrap();
+        assert_eq!(layer.config.transports, [Transport::Bearer]);
+        let layer = builder()
+            .transports([Transport::Bearer])
+            .dangerous_allow_query_tokens("access_token")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(
+            layer.config.transports,
+            [Transport::Bearer, Transport::QueryToken]
+        );
+    }
+}
