@@ -198,6 +198,8 @@ impl<A: Authenticator> HandshakeLayerBuilder<A> {
     /// # Errors
     ///
     /// [`ConfigError::NoTransports`] without transports;
+    /// [`ConfigError::QueryTokensNotAllowed`] for the query-token transport
+    /// without the dangerous opt-in;
     /// [`ConfigError::ApplicationProtocolsRequired`] for the subprotocol
     /// transport without application protocols;
     /// [`ConfigError::OriginAllowlistRequired`] for the cookie or Basic
@@ -208,10 +210,8 @@ impl<A: Authenticator> HandshakeLayerBuilder<A> {
             if !config.transports.contains(&Transport::QueryToken) {
                 config.transports.push(Transport::QueryToken);
             }
-        } else {
-            config
-                .transports
-                .retain(|transport| *transport != Transport::QueryToken);
+        } else if config.transports.contains(&Transport::QueryToken) {
+            return Err(ConfigError::QueryTokensNotAllowed);
         }
         if config.transports.is_empty() {
             return Err(ConfigError::NoTransports);
@@ -603,11 +603,10 @@ mod tests {
 
     #[test]
     fn query_token_transport_needs_the_dangerous_opt_in() {
-        let layer = builder()
+        let refused = builder()
             .transports([Transport::Bearer, Transport::QueryToken])
-            .build()
-            .unwrap();
-        assert_eq!(layer.config.transports, [Transport::Bearer]);
+            .build();
+        assert_eq!(refused.unwrap_err(), ConfigError::QueryTokensNotAllowed);
         let layer = builder()
             .transports([Transport::Bearer])
             .dangerous_allow_query_tokens("access_token")
