@@ -64,6 +64,9 @@ pub enum TokenError {
     /// `exp` is past (beyond the leeway).
     #[error("token expired")]
     Expired,
+    /// The token, its subject or its session was revoked.
+    #[error("token revoked")]
+    Revoked,
     /// `nbf` is in the future (beyond the leeway).
     #[error("token not yet valid")]
     NotYetValid,

@@ -96,17 +96,21 @@
 //! - Secrets never reach a log, an error message or a `Debug` output.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod clock;
+pub(crate) mod clock;
 mod error;
 mod principal;
 mod random;
 mod secret;
 mod token;
 
+pub mod audit;
 pub mod authenticate;
+pub mod guard;
 pub mod handshake;
 pub mod jwt;
+pub mod message;
 pub mod password;
+pub mod socket;
 pub mod store;
 pub mod ticket;
 

@@ -51,6 +51,8 @@ pub enum Transport {
     /// A raw token in the query string: only behind
     /// `dangerous_allow_query_tokens`.
     QueryToken,
+    /// The first message after the upgrade (`{"type":"auth","token":…}`).
+    FirstMessage,
 }
 
 impl Transport {
@@ -63,6 +65,7 @@ impl Transport {
             Transport::Cookie => "cookie",
             Transport::Ticket => "ticket",
             Transport::QueryToken => "query",
+            Transport::FirstMessage => "first-message",
         }
     }
 

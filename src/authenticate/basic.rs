@@ -61,8 +61,11 @@ impl<S: CredentialStore, H: PasswordHasher> BasicAuthenticator<S, H> {
                 if user.is_disabled() {
                     return Err(ErrorKind::AccountDisabled.into());
                 }
+                // The issue time lets a revocation of the subject cover this
+                // login and not the ones after it.
                 Ok(Principal::new(user.subject(), AuthMethod::Password)
-                    .with_roles(user.roles().iter().cloned()))
+                    .with_roles(user.roles().iter().cloned())
+                    .with_issued_at(std::time::SystemTime::now()))
             }
             _ => Err(CredentialError::InvalidCredentials.into()),
         }

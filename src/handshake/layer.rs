@@ -15,6 +15,7 @@ use http::{Request, Uri};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::audit::{AuditEvent, Auditor, EventKind, Outcome};
 use crate::authenticate::{Authenticator, Credential};
 use crate::error::ConfigError;
 use crate::handshake::origin::{OriginAllowlist, OriginCheck};
@@ -55,6 +56,7 @@ struct Config<A> {
     cookie_name: String,
     query_token_parameter: Option<String>,
     realm: &'static str,
+    auditor: Auditor,
 }
 
 impl<A: Authenticator> HandshakeLayer<A> {
@@ -73,6 +75,7 @@ impl<A: Authenticator> HandshakeLayer<A> {
                 cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
                 query_token_parameter: None,
                 realm: "wsgate",
+                auditor: Auditor::tracing(),
             },
             query_tokens_allowed: false,
         }
@@ -172,6 +175,13 @@ impl<A: Authenticator> HandshakeLayerBuilder<A> {
         }
         self.config.realm = realm;
         Ok(self)
+    }
+
+    /// Where handshake decisions are recorded: one audit event per accepted
+    /// or refused handshake. Defaults to [`Auditor::tracing`].
+    pub fn audit(mut self, auditor: Auditor) -> Self {
+        self.config.auditor = auditor;
+        self
     }
 
     /// **Dangerous.** Accepts a raw bearer token in the query parameter
@@ -343,15 +353,17 @@ fn peer<B>(request: &Request<B>) -> Option<SocketAddr> {
         .map(|info| info.0)
 }
 
-fn refused(reason: RejectionReason, transport: Option<Transport>, peer: Option<SocketAddr>) {
-    tracing::info!(
-        target: "wsgate::handshake",
-        outcome = "deny",
-        reason = reason.as_str(),
-        transport = transport.map(Transport::as_str),
-        peer = peer.map(tracing::field::display),
-        "handshake refused"
-    );
+fn record_refusal(
+    auditor: &Auditor,
+    reason: RejectionReason,
+    transport: Option<Transport>,
+    peer: Option<SocketAddr>,
+) {
+    let event = AuditEvent::new(EventKind::Handshake, Outcome::Deny)
+        .with_reason(reason.as_str())
+        .with_transport(transport)
+        .with_peer(peer);
+    auditor.record(&event);
 }
 
 /// Hands the request on without its credentials: headers that carried one
@@ -405,7 +417,7 @@ where
         let prepared = match self.config.prepare(&request) {
             Ok(prepared) => prepared,
             Err((reason, transport)) => {
-                refused(reason, transport, peer);
+                record_refusal(&self.config.auditor, reason, transport, peer);
                 return ResponseFuture::ready(self.config.refuse(reason).into_response());
             }
         };
@@ -422,18 +434,16 @@ where
                 Ok(principal) => principal.with_transport(prepared.transport),
                 Err(error) => {
                     let reason = RejectionReason::from_error(&error);
-                    refused(reason, Some(prepared.transport), peer);
+                    record_refusal(&config.auditor, reason, Some(prepared.transport), peer);
                     return Ok(config.refuse(reason).into_response());
                 }
             };
-            tracing::debug!(
-                target: "wsgate::handshake",
-                outcome = "allow",
-                transport = prepared.transport.as_str(),
-                sub = principal.subject(),
-                peer = peer.map(tracing::field::display),
-                "handshake accepted"
-            );
+            let event = AuditEvent::new(EventKind::Handshake, Outcome::Allow)
+                .with_sub(principal.subject())
+                .with_transport(Some(prepared.transport))
+                .with_peer(peer)
+                .with_token(principal.token_id().map(str::to_owned));
+            config.auditor.record(&event);
             scrub(
                 &mut request,
                 &prepared.offer,
@@ -501,6 +511,7 @@ impl<A: std::fmt::Debug> std::fmt::Debug for Config<A> {
             .field("cookie_name", &self.cookie_name)
             .field("query_token_parameter", &self.query_token_parameter)
             .field("realm", &self.realm)
+            .field("auditor", &self.auditor)
             .finish()
     }
 }

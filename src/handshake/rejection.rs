@@ -24,6 +24,8 @@ pub enum RejectionReason {
     TokenExpired,
     /// A token whose `nbf` is in the future. 401 `invalid_token`.
     TokenNotYetValid,
+    /// A revoked token (or subject, or session). 401 `invalid_token`.
+    TokenRevoked,
     /// An unknown, used or expired ticket. 401 `invalid_token`.
     InvalidTicket,
     /// Unknown user or wrong password (deliberately one case). 401.
@@ -62,6 +64,7 @@ impl RejectionReason {
             | InvalidToken
             | TokenExpired
             | TokenNotYetValid
+            | TokenRevoked
             | InvalidTicket
             | InvalidCredentials => StatusCode::UNAUTHORIZED,
             MalformedCredentials
@@ -84,6 +87,7 @@ impl RejectionReason {
             InvalidToken => "invalid token",
             TokenExpired => "token expired",
             TokenNotYetValid => "token not yet valid",
+            TokenRevoked => "token revoked",
             InvalidTicket => "invalid ticket",
             InvalidCredentials => "invalid credentials",
             MalformedCredentials => "malformed credentials",
@@ -102,7 +106,9 @@ impl RejectionReason {
     fn bearer_error(self) -> Option<&'static str> {
         use RejectionReason::*;
         match self {
-            InvalidToken | TokenExpired | TokenNotYetValid | InvalidTicket => Some("invalid_token"),
+            InvalidToken | TokenExpired | TokenNotYetValid | TokenRevoked | InvalidTicket => {
+                Some("invalid_token")
+            }
             MalformedCredentials
             | AmbiguousCredentials
             | TokenInQuery
@@ -116,6 +122,7 @@ impl RejectionReason {
         match error.kind() {
             ErrorKind::Token(TokenError::Expired) => RejectionReason::TokenExpired,
             ErrorKind::Token(TokenError::NotYetValid) => RejectionReason::TokenNotYetValid,
+            ErrorKind::Token(TokenError::Revoked) => RejectionReason::TokenRevoked,
             ErrorKind::Token(_) => RejectionReason::InvalidToken,
             ErrorKind::Credentials(CredentialError::InvalidTicket) => {
                 RejectionReason::InvalidTicket

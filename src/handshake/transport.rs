@@ -77,6 +77,9 @@ impl RequestCredentials<'_> {
                     .map(|token| Credential::Bearer(Secret::new(token)))),
                 None => Ok(None),
             },
+            // Carried after the upgrade, by a `DeferredUpgrade`, never in the
+            // handshake request.
+            Transport::FirstMessage => Ok(None),
         }
     }
 

@@ -19,7 +19,8 @@ pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
 /// Issues JWTs for principals.
 ///
-/// Every token carries `sub`, `iat`, `exp`, a random `jti`, `roles`, and
+/// Every token carries `sub`, `iat` (to the millisecond), `exp`, a random
+/// `jti`, `roles`, and
 /// `iss`, `aud` and `scope` when there are some; the header carries the
 /// key's `kid` and the configured `typ`. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -51,7 +52,7 @@ struct Claims<'a> {
     iss: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aud: Option<&'a str>,
-    iat: u64,
+    iat: f64,
     exp: u64,
     jti: &'a str,
     roles: &'a [String],
@@ -88,14 +89,23 @@ impl JwtIssuer {
     /// or the system has no randomness.
     pub fn issue_token(&self, principal: &Principal) -> Result<IssuedToken, Error> {
         let config = &self.config;
+        let now = config.clock.now();
         let issued_at = config.clock.now_unix();
         let expires_at = issued_at.saturating_add(config.lifetime.as_secs());
+        // `iat` to the millisecond: a revocation of the subject covers the
+        // tokens issued before it, and not one issued in the same second
+        // just after it.
+        let issued_at_millis = now
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis());
+        #[allow(clippy::cast_precision_loss)]
+        let issued_at_precise = issued_at_millis as f64 / 1000.0;
         let token_id = random_urlsafe::<16>()?;
         let claims = Claims {
             sub: principal.subject(),
             iss: config.issuer.as_deref(),
             aud: config.audience.as_deref(),
-            iat: issued_at,
+            iat: issued_at_precise,
             exp: expires_at,
             jti: &token_id,
             roles: principal.roles(),

@@ -177,7 +177,8 @@ impl JwtVerifier {
         {
             return Err(TokenError::NotYetValid);
         }
-        let issued_at = numeric_date(&claims, "iat")?;
+        numeric_date(&claims, "iat")?;
+        let issued_at = precise_time(&claims, "iat");
 
         if !config.issuers.is_empty() {
             match claims.get("iss") {
@@ -215,7 +216,7 @@ impl JwtVerifier {
             .with_expires_at(from_unix_seconds(expires_at))
             .with_claims(claims);
         if let Some(issued_at) = issued_at {
-            principal = principal.with_issued_at(from_unix_seconds(issued_at));
+            principal = principal.with_issued_at(issued_at);
         }
         if let Some(token_id) = token_id {
             principal = principal.with_token_id(token_id);
@@ -416,6 +417,15 @@ fn numeric_date(
         }
         Some(_) => Err(TokenError::InvalidClaim(name)),
     }
+}
+
+/// A NumericDate claim with its fractions, for ordering events within a
+/// second (`iat` against a revocation). Call after [`numeric_date`] has
+/// validated it.
+fn precise_time(claims: &Map<String, Value>, name: &'static str) -> Option<std::time::SystemTime> {
+    let seconds = claims.get(name)?.as_f64()?;
+    let since_epoch = Duration::try_from_secs_f64(seconds).ok()?;
+    std::time::SystemTime::UNIX_EPOCH.checked_add(since_epoch)
 }
 
 fn string_list(value: Option<Value>, name: &'static str) -> Result<Vec<String>, TokenError> {

@@ -1,6 +1,6 @@
 //! In-memory stores: for tests, demos and single-node deployments.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
@@ -8,7 +8,9 @@ use std::time::SystemTime;
 use crate::error::Error;
 use crate::password::hash_password;
 use crate::principal::Principal;
-use crate::store::{CredentialStore, StoredUser, TicketDigest, TicketStore};
+use crate::store::{
+    CredentialStore, Revocation, RevocationStore, StoredUser, TicketDigest, TicketStore,
+};
 
 /// A [`CredentialStore`] in a `HashMap`. Clones share the same users.
 #[derive(Clone, Debug, Default)]
@@ -144,6 +146,78 @@ impl TicketStore for InMemoryTicketStore {
     }
 }
 
+/// A [`RevocationStore`] in memory (single node). Clones share the same
+/// revocations.
+#[derive(Clone, Debug, Default)]
+pub struct InMemoryRevocationStore {
+    revoked: Arc<RwLock<Revoked>>,
+}
+
+#[derive(Debug, Default)]
+struct Revoked {
+    tokens: HashSet<String>,
+    subjects: HashMap<String, SystemTime>,
+    sessions: HashSet<String>,
+}
+
+impl InMemoryRevocationStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl RevocationStore for InMemoryRevocationStore {
+    type Error = Infallible;
+
+    async fn revoke(&self, revocation: Revocation) -> Result<(), Self::Error> {
+        let mut revoked = self
+            .revoked
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        match revocation {
+            Revocation::Token(id) => {
+                revoked.tokens.insert(id);
+            }
+            Revocation::Subject {
+                subject,
+                issued_before,
+            } => {
+                let cut_off = revoked.subjects.entry(subject).or_insert(issued_before);
+                *cut_off = (*cut_off).max(issued_before);
+            }
+            Revocation::Session(id) => {
+                revoked.sessions.insert(id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn is_revoked(
+        &self,
+        principal: &Principal,
+        session_id: Option<&str>,
+    ) -> Result<bool, Self::Error> {
+        let revoked = self
+            .revoked
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let token = principal
+            .token_id()
+            .is_some_and(|id| revoked.tokens.contains(id));
+        let subject = revoked
+            .subjects
+            .get(principal.subject())
+            .is_some_and(|cut_off| {
+                principal
+                    .issued_at()
+                    .is_none_or(|issued| issued <= *cut_off)
+            });
+        let session = session_id.is_some_and(|id| revoked.sessions.contains(id));
+        Ok(token || subject || session)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -176,6 +250,92 @@ mod tests {
             None
         );
         assert!(store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn revocations_by_token_subject_and_session() {
+        let store = InMemoryRevocationStore::new();
+        let at = |seconds| SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
+        let token = |sub: &str, id: &str, issued| {
+            Principal::new(sub, AuthMethod::Token)
+                .with_token_id(id)
+                .with_issued_at(at(issued))
+        };
+        store.revoke(Revocation::Token("t1".into())).await.unwrap();
+        store
+            .revoke(Revocation::Subject {
+                subject: "bob".into(),
+                issued_before: at(100),
+            })
+            .await
+            .unwrap();
+        store
+            .revoke(Revocation::Session("s9".into()))
+            .await
+            .unwrap();
+        struct Case {
+            name: &'static str,
+            principal: Principal,
+            session: Option<&'static str>,
+            revoked: bool,
+        }
+        let cases = [
+            Case {
+                name: "revoked jti",
+                principal: token("alice", "t1", 50),
+                session: None,
+                revoked: true,
+            },
+            Case {
+                name: "other jti",
+                principal: token("alice", "t2", 50),
+                session: None,
+                revoked: false,
+            },
+            Case {
+                name: "subject, issued before",
+                principal: token("bob", "t3", 99),
+                session: None,
+                revoked: true,
+            },
+            Case {
+                name: "subject, issued at the cut-off",
+                principal: token("bob", "t4", 100),
+                session: None,
+                revoked: true,
+            },
+            Case {
+                name: "subject, issued after",
+                principal: token("bob", "t5", 101),
+                session: None,
+                revoked: false,
+            },
+            Case {
+                name: "subject, no issue time",
+                principal: Principal::new("bob", AuthMethod::Token),
+                session: None,
+                revoked: true,
+            },
+            Case {
+                name: "revoked session",
+                principal: token("carol", "t6", 50),
+                session: Some("s9"),
+                revoked: true,
+            },
+            Case {
+                name: "other session",
+                principal: token("carol", "t6", 50),
+                session: Some("s8"),
+                revoked: false,
+            },
+        ];
+        for case in cases {
+            let revoked = store
+                .is_revoked(&case.principal, case.session)
+                .await
+                .unwrap();
+            assert_eq!(revoked, case.revoked, "{}", case.name);
+        }
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 
 use crate::principal::Principal;
 
-pub use self::memory::{InMemoryCredentialStore, InMemoryTicketStore};
+pub use self::memory::{InMemoryCredentialStore, InMemoryRevocationStore, InMemoryTicketStore};
 
 /// Username → password hash, roles and status.
 pub trait CredentialStore: Clone + Send + Sync + 'static {
@@ -123,6 +123,64 @@ pub trait TicketStore: Clone + Send + Sync + 'static {
         digest: &TicketDigest,
         now: SystemTime,
     ) -> impl Future<Output = Result<Option<Principal>, Self::Error>> + Send;
+}
+
+/// What to revoke.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Revocation {
+    /// One token, by its `jti`.
+    Token(String),
+    /// Every token of `subject` issued at or before `issued_before`; tokens
+    /// issued later still work.
+    Subject {
+        /// The subject.
+        subject: String,
+        /// The cut-off.
+        issued_before: SystemTime,
+    },
+    /// One session: a token's `sid` claim, or a single connection
+    /// (`conn-<id>`).
+    Session(String),
+}
+
+impl Revocation {
+    /// Whether this revocation covers `principal` in session `session_id`.
+    pub fn covers(&self, principal: &Principal, session_id: Option<&str>) -> bool {
+        match self {
+            Revocation::Token(id) => principal.token_id() == Some(id.as_str()),
+            Revocation::Subject {
+                subject,
+                issued_before,
+            } => {
+                principal.subject() == subject
+                    // A principal without an issue time cannot show it came
+                    // after the cut-off.
+                    && principal.issued_at().is_none_or(|issued| issued <= *issued_before)
+            }
+            Revocation::Session(id) => session_id == Some(id.as_str()),
+        }
+    }
+}
+
+/// Revoked tokens, subjects and sessions: consulted at every handshake,
+/// refresh and per-message token check.
+pub trait RevocationStore: Clone + Send + Sync + 'static {
+    /// The store's failure.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Records a revocation.
+    fn revoke(
+        &self,
+        revocation: Revocation,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Whether `principal` (in session `session_id`, if known) is revoked.
+    fn is_revoked(
+        &self,
+        principal: &Principal,
+        session_id: Option<&str>,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 }
 
 /// The SHA-256 digest of a ticket.

@@ -1,0 +1,137 @@
+//! The audit layer of the message pipeline.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::audit::{AuditEvent, Auditor, Outcome};
+use crate::message::{Decision, Inbound, Verdict, action_of};
+use crate::socket::Session;
+
+/// Records the decisions of the layers inside it: every refused message,
+/// every refresh, and — only when [`record_allowed`](Self::record_allowed)
+/// is on — every delivered message.
+///
+/// Put it outermost in the pipeline: it sees what the layers it wraps
+/// decide.
+#[derive(Debug, Clone)]
+pub struct AuditLayer {
+    auditor: Auditor,
+    record_allowed: bool,
+}
+
+/// The service made by [`AuditLayer`].
+#[derive(Debug, Clone)]
+pub struct AuditService<S> {
+    inner: S,
+    auditor: Auditor,
+    record_allowed: bool,
+}
+
+impl AuditLayer {
+    /// Records to `auditor`.
+    pub fn new(auditor: Auditor) -> Self {
+        Self {
+            auditor,
+            record_allowed: false,
+        }
+    }
+
+    /// Also records every delivered message (one event per message: mind
+    /// the volume). Defaults to off.
+    pub fn record_allowed(mut self, record_allowed: bool) -> Self {
+        self.record_allowed = record_allowed;
+        self
+    }
+}
+
+impl<S> Layer<S> for AuditLayer {
+    type Service = AuditService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuditService {
+            inner,
+            auditor: self.auditor.clone(),
+            record_allowed: self.record_allowed,
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`AuditService`].
+    pub struct AuditFuture<F> {
+        #[pin]
+        inner: F,
+        session: Arc<Session>,
+        auditor: Auditor,
+        record_allowed: bool,
+    }
+}
+
+fn record(auditor: &Auditor, session: &Session, decision: &Decision) {
+    let mut event = AuditEvent::new(decision.event, decision.outcome)
+        .with_sub(session.subject())
+        .with_peer(session.peer())
+        .with_conn(session.id())
+        .with_action(decision.action.clone())
+        .with_token(decision.token.clone());
+    event.reason = decision.reason;
+    auditor.record(&event);
+}
+
+impl<F> Future for AuditFuture<F>
+where
+    F: Future<Output = Result<Verdict, Infallible>>,
+{
+    type Output = Result<Verdict, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let verdict = match this.inner.poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(verdict)) => verdict,
+            Poll::Ready(Err(never)) => match never {},
+        };
+        match &verdict {
+            Verdict::Deliver(inbound) => {
+                if *this.record_allowed {
+                    let decision = Decision::message(Outcome::Allow, None, action_of(inbound));
+                    record(this.auditor, this.session, &decision);
+                }
+            }
+            Verdict::Reply { decision, .. } | Verdict::Close { decision, .. } => {
+                record(this.auditor, this.session, decision);
+            }
+        }
+        Poll::Ready(Ok(verdict))
+    }
+}
+
+impl<S> Service<Inbound> for AuditService<S>
+where
+    S: Service<Inbound, Response = Verdict, Error = Infallible>,
+{
+    type Response = Verdict;
+    type Error = Infallible;
+    type Future = AuditFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, inbound: Inbound) -> Self::Future {
+        let session = inbound.session().clone();
+        AuditFuture {
+            inner: self.inner.call(inbound),
+            session,
+            auditor: self.auditor.clone(),
+            record_allowed: self.record_allowed,
+        }
+    }
+}

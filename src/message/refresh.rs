@@ -1,0 +1,196 @@
+//! In-band token refresh: a live connection extends its session with a new
+//! token instead of reconnecting.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use serde_json::json;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::audit::{Outcome, token_fingerprint};
+use crate::clock::unix_seconds;
+use crate::error::TokenError;
+use crate::message::{Decision, Inbound, Verdict};
+use crate::socket::close::{Close, CloseKind, reason};
+use crate::store::RevocationStore;
+use crate::token::TokenVerifier;
+
+/// Takes refresh messages out of the stream and applies them.
+///
+/// A refresh is a JSON message whose `type` is `auth.refresh` (configurable)
+/// carrying a new token in `token`. The new token must verify, name the
+/// session's subject, expire later than the current one, and not be
+/// revoked; then the session takes its expiry, token id and roles, and the
+/// client gets `{"type":"auth.refreshed","expires_at":<unix seconds>}`. A
+/// refused refresh closes the socket: 4401 `invalid token` (or `token
+/// expired`), 4403 `token revoked`.
+///
+/// Other messages pass through untouched.
+#[derive(Debug, Clone)]
+pub struct RefreshLayer<V, R> {
+    verifier: V,
+    revocations: R,
+    message_type: &'static str,
+    token_field: &'static str,
+    reply_type: &'static str,
+}
+
+/// The service made by [`RefreshLayer`].
+#[derive(Debug, Clone)]
+pub struct RefreshService<S, V, R> {
+    inner: S,
+    layer: RefreshLayer<V, R>,
+}
+
+impl<V: TokenVerifier, R: RevocationStore> RefreshLayer<V, R> {
+    /// Refreshes with tokens checked by `verifier` and `revocations`.
+    pub fn new(verifier: V, revocations: R) -> Self {
+        Self {
+            verifier,
+            revocations,
+            message_type: "auth.refresh",
+            token_field: "token",
+            reply_type: "auth.refreshed",
+        }
+    }
+
+    /// The `type` of refresh messages. Defaults to `auth.refresh`.
+    pub fn message_type(mut self, message_type: &'static str) -> Self {
+        self.message_type = message_type;
+        self
+    }
+
+    /// The field holding the new token. Defaults to `token`.
+    pub fn token_field(mut self, field: &'static str) -> Self {
+        self.token_field = field;
+        self
+    }
+
+    /// The `type` of the reply. Defaults to `auth.refreshed`.
+    pub fn reply_type(mut self, reply_type: &'static str) -> Self {
+        self.reply_type = reply_type;
+        self
+    }
+}
+
+impl<S, V: Clone, R: Clone> Layer<S> for RefreshLayer<V, R> {
+    type Service = RefreshService<S, V, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RefreshService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+fn refused(kind: CloseKind, phrase: &'static str, token: Option<String>) -> Verdict {
+    Verdict::Close {
+        close: Close::new(kind, phrase),
+        decision: Decision::refresh(Outcome::Deny, Some(phrase)).with_token(token),
+    }
+}
+
+impl<S, V, R> Service<Inbound> for RefreshService<S, V, R>
+where
+    S: Service<Inbound, Response = Verdict, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+    V: TokenVerifier,
+    R: RevocationStore,
+{
+    type Response = Verdict;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Verdict, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, inbound: Inbound) -> Self::Future {
+        if inbound.json_str("type") != Some(self.layer.message_type) {
+            let mut inner = self.inner.clone();
+            std::mem::swap(&mut inner, &mut self.inner);
+            return Box::pin(async move { inner.call(inbound).await });
+        }
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            let Some(token) = inbound.json_str(layer.token_field) else {
+                return Ok(refused(
+                    CloseKind::Unauthenticated,
+                    reason::INVALID_TOKEN,
+                    None,
+                ));
+            };
+            let principal = match layer.verifier.verify(token).await {
+                Ok(principal) => principal,
+                Err(error) => {
+                    let fingerprint = Some(token_fingerprint(token, None));
+                    return Ok(match error.token_error() {
+                        Some(TokenError::Expired) => refused(
+                            CloseKind::Unauthenticated,
+                            reason::TOKEN_EXPIRED,
+                            fingerprint,
+                        ),
+                        Some(_) => refused(
+                            CloseKind::Unauthenticated,
+                            reason::INVALID_TOKEN,
+                            fingerprint,
+                        ),
+                        None => refused(
+                            CloseKind::BackendFailed,
+                            reason::BACKEND_FAILED,
+                            fingerprint,
+                        ),
+                    });
+                }
+            };
+            let fingerprint = Some(token_fingerprint(token, principal.token_id()));
+            let session = inbound.session();
+            let current = session.principal();
+            let later = match (principal.expires_at(), current.expires_at()) {
+                (Some(new), Some(old)) => new > old,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if principal.subject() != session.subject() || !later {
+                return Ok(refused(
+                    CloseKind::Unauthenticated,
+                    reason::INVALID_TOKEN,
+                    fingerprint,
+                ));
+            }
+            match layer
+                .revocations
+                .is_revoked(&principal, Some(session.session_id()))
+                .await
+            {
+                Ok(false) => {}
+                Ok(true) => {
+                    return Ok(refused(
+                        CloseKind::Forbidden,
+                        reason::TOKEN_REVOKED,
+                        fingerprint,
+                    ));
+                }
+                Err(_) => {
+                    return Ok(refused(
+                        CloseKind::BackendFailed,
+                        reason::BACKEND_FAILED,
+                        fingerprint,
+                    ));
+                }
+            }
+            let expires_at = principal.expires_at().map(unix_seconds);
+            session.refresh(principal);
+            let reply = json!({ "type": layer.reply_type, "expires_at": expires_at });
+            Ok(Verdict::Reply {
+                reply: Message::Text(Utf8Bytes::from(reply.to_string())),
+                decision: Decision::refresh(Outcome::Allow, None).with_token(fingerprint),
+            })
+        })
+    }
+}

@@ -1,0 +1,324 @@
+//! Per-message token validation, with a bounded cache of verified tokens.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use sha2::{Digest as _, Sha256};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::audit::{Outcome, token_fingerprint};
+use crate::clock::Clock;
+use crate::error::TokenError;
+use crate::message::extract::{JsonField, TokenExtractor};
+use crate::message::{Decision, Inbound, Verdict, action_of};
+use crate::principal::Principal;
+use crate::socket::close::{Close, CloseKind, reason};
+use crate::store::RevocationStore;
+use crate::token::TokenVerifier;
+
+/// Default number of verified tokens remembered.
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+
+/// Requires every message to carry a valid token of the session's subject.
+///
+/// The token is found by a [`TokenExtractor`] (default: the JSON field
+/// `token`) and verified like a handshake token by the
+/// [`TokenVerifier`]; it must name the session's subject and must not be
+/// revoked. On failure the socket closes with 4401 (`invalid token`, `token
+/// expired`), 4403 (`token revoked`) or 1011 (the revocation store failed).
+///
+/// Verified tokens are remembered until their `exp`, in a cache shared by
+/// every connection this layer serves and bounded to `cache_capacity`
+/// entries (default 10 000; 0 turns it off): a repeated token costs a hash
+/// and a lookup, not a signature check. Revocation is checked on every
+/// message, cached or not. The cache is keyed by SHA-256 of the token and
+/// never holds a token.
+#[derive(Debug)]
+pub struct MessageTokenLayer<V, R, E = JsonField> {
+    verifier: V,
+    revocations: R,
+    extractor: E,
+    cache: Arc<TokenCache>,
+}
+
+/// The service made by [`MessageTokenLayer`].
+#[derive(Debug)]
+pub struct MessageToken<S, V, R, E = JsonField> {
+    inner: S,
+    verifier: V,
+    revocations: R,
+    extractor: E,
+    cache: Arc<TokenCache>,
+}
+
+impl<V: TokenVerifier, R: RevocationStore> MessageTokenLayer<V, R> {
+    /// Validates message tokens with `verifier`, checking `revocations`.
+    pub fn new(verifier: V, revocations: R) -> Self {
+        Self {
+            verifier,
+            revocations,
+            extractor: JsonField::default(),
+            cache: Arc::new(TokenCache::new(DEFAULT_CACHE_CAPACITY, Clock::system())),
+        }
+    }
+}
+
+impl<V, R, E> MessageTokenLayer<V, R, E> {
+    /// Where the token is in a message. Defaults to the JSON field `token`.
+    pub fn extractor<E2: TokenExtractor>(self, extractor: E2) -> MessageTokenLayer<V, R, E2> {
+        MessageTokenLayer {
+            verifier: self.verifier,
+            revocations: self.revocations,
+            extractor,
+            cache: self.cache,
+        }
+    }
+
+    /// How many verified tokens to remember; 0 verifies every message.
+    /// Defaults to 10 000.
+    pub fn cache_capacity(self, capacity: usize) -> Self {
+        let clock = self.cache.clock.clone();
+        Self {
+            cache: Arc::new(TokenCache::new(capacity, clock)),
+            ..self
+        }
+    }
+
+    /// The clock cached tokens expire by. Defaults to the system clock.
+    pub fn clock(self, clock: Clock) -> Self {
+        let capacity = self.cache.capacity;
+        Self {
+            cache: Arc::new(TokenCache::new(capacity, clock)),
+            ..self
+        }
+    }
+}
+
+impl<V: Clone, R: Clone, E: Clone> Clone for MessageTokenLayer<V, R, E> {
+    fn clone(&self) -> Self {
+        Self {
+            verifier: self.verifier.clone(),
+            revocations: self.revocations.clone(),
+            extractor: self.extractor.clone(),
+            cache: self.cache.clone(),
+        }
+    }
+}
+
+impl<S, V: Clone, R: Clone, E: Clone> Layer<S> for MessageTokenLayer<V, R, E> {
+    type Service = MessageToken<S, V, R, E>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MessageToken {
+            inner,
+            verifier: self.verifier.clone(),
+            revocations: self.revocations.clone(),
+            extractor: self.extractor.clone(),
+            cache: self.cache.clone(),
+        }
+    }
+}
+
+impl<S: Clone, V: Clone, R: Clone, E: Clone> Clone for MessageToken<S, V, R, E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            verifier: self.verifier.clone(),
+            revocations: self.revocations.clone(),
+            extractor: self.extractor.clone(),
+            cache: self.cache.clone(),
+        }
+    }
+}
+
+fn refuse(close: Close, inbound: &Inbound, token: Option<String>) -> Verdict {
+    Verdict::Close {
+        close,
+        decision: Decision::message(Outcome::Deny, Some(close.reason), action_of(inbound))
+            .with_token(token),
+    }
+}
+
+impl<S, V, R, E> Service<Inbound> for MessageToken<S, V, R, E>
+where
+    S: Service<Inbound, Response = Verdict, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+    V: TokenVerifier,
+    R: RevocationStore,
+    E: TokenExtractor,
+{
+    type Response = Verdict;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Verdict, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, inbound: Inbound) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let verifier = self.verifier.clone();
+        let revocations = self.revocations.clone();
+        let extractor = self.extractor.clone();
+        let cache = self.cache.clone();
+        // Boxed: the verifier's and the store's futures are the user's.
+        Box::pin(async move {
+            let invalid = Close::new(CloseKind::Unauthenticated, reason::INVALID_TOKEN);
+            let Some(token) = extractor.token(&inbound) else {
+                return Ok(refuse(invalid, &inbound, None));
+            };
+            let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+            let principal = match cache.get(&digest) {
+                Some(principal) => principal,
+                None => match verifier.verify(token).await {
+                    Ok(principal) => cache.insert(digest, principal),
+                    Err(error) => {
+                        let close = match error.token_error() {
+                            Some(TokenError::Expired) => {
+                                Close::new(CloseKind::Unauthenticated, reason::TOKEN_EXPIRED)
+                            }
+                            Some(_) => invalid,
+                            // The verifier could not decide: fail closed.
+                            None => Close::new(CloseKind::BackendFailed, reason::BACKEND_FAILED),
+                        };
+                        let fingerprint = token_fingerprint(token, None);
+                        return Ok(refuse(close, &inbound, Some(fingerprint)));
+                    }
+                },
+            };
+            let fingerprint = || Some(token_fingerprint(token, principal.token_id()));
+            if principal.subject() != inbound.session().subject() {
+                return Ok(refuse(invalid, &inbound, fingerprint()));
+            }
+            match revocations
+                .is_revoked(&principal, Some(inbound.session().session_id()))
+                .await
+            {
+                Ok(false) => {}
+                Ok(true) => {
+                    let revoked = Close::new(CloseKind::Forbidden, reason::TOKEN_REVOKED);
+                    return Ok(refuse(revoked, &inbound, fingerprint()));
+                }
+                Err(_) => {
+                    let failed = Close::new(CloseKind::BackendFailed, reason::BACKEND_FAILED);
+                    return Ok(refuse(failed, &inbound, fingerprint()));
+                }
+            }
+            inner.call(inbound).await
+        })
+    }
+}
+
+/// Verified tokens by the SHA-256 of the token, until their `exp`.
+#[derive(Debug)]
+struct TokenCache {
+    capacity: usize,
+    clock: Clock,
+    entries: Mutex<HashMap<[u8; 32], Arc<Principal>>>,
+}
+
+impl TokenCache {
+    fn new(capacity: usize, clock: Clock) -> Self {
+        Self {
+            capacity,
+            clock,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn alive(principal: &Principal, now: SystemTime) -> bool {
+        principal
+            .expires_at()
+            .is_some_and(|expires_at| expires_at > now)
+    }
+
+    fn get(&self, digest: &[u8; 32]) -> Option<Arc<Principal>> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        entries
+            .get(digest)
+            .filter(|principal| Self::alive(principal, self.clock.now()))
+            .cloned()
+    }
+
+    fn insert(&self, digest: [u8; 32], principal: Principal) -> Arc<Principal> {
+        let principal = Arc::new(principal);
+        // Only tokens that expire are cached: "until their exp".
+        if self.capacity == 0 || principal.expires_at().is_none() {
+            return principal;
+        }
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if entries.len() >= self.capacity {
+            let now = self.clock.now();
+            entries.retain(|_, cached| Self::alive(cached, now));
+        }
+        if entries.len() >= self.capacity {
+            // Still full of live tokens: make room by dropping any one.
+            if let Some(victim) = entries.keys().next().copied() {
+                entries.remove(&victim);
+            }
+        }
+        entries.insert(digest, principal.clone());
+        principal
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.lock().unwrap().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::principal::AuthMethod;
+
+    fn token_for(expires_in: u64, now: SystemTime) -> Principal {
+        Principal::new("alice", AuthMethod::Token)
+            .with_expires_at(now + Duration::from_secs(expires_in))
+    }
+
+    #[test]
+    fn cache_forgets_expired_tokens_and_stays_bounded() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let clock = Clock::manual(start);
+        let cache = TokenCache::new(2, clock.clone());
+        cache.insert([1; 32], token_for(10, start));
+        assert!(cache.get(&[1; 32]).is_some());
+        clock.advance(Duration::from_secs(10));
+        assert!(
+            cache.get(&[1; 32]).is_none(),
+            "expired entries are not served"
+        );
+
+        cache.insert([2; 32], token_for(100, start));
+        cache.insert([3; 32], token_for(100, start));
+        cache.insert([4; 32], token_for(100, start));
+        assert!(cache.len() <= 2);
+        assert!(cache.get(&[4; 32]).is_some());
+    }
+
+    #[test]
+    fn a_zero_capacity_cache_remembers_nothing() {
+        let cache = TokenCache::new(0, Clock::system());
+        cache.insert([1; 32], token_for(100, SystemTime::now()));
+        assert!(cache.get(&[1; 32]).is_none());
+    }
+}

@@ -1,0 +1,365 @@
+//! The connection driver: owns the WebSocket, runs every inbound message
+//! through the pipeline, and enforces the lifecycle.
+
+use std::convert::Infallible;
+use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Interval, interval_at, sleep_until, timeout};
+use tower_service::Service;
+
+use crate::audit::{AuditEvent, EventKind, Outcome};
+use crate::authenticate::{Authenticator, Credential};
+use crate::clock::Clock;
+use crate::error::{ErrorKind, TokenError};
+use crate::message::{Inbound, Verdict};
+use crate::principal::{Principal, Transport};
+use crate::secret::Secret;
+use crate::socket::close::{Close, CloseKind, reason};
+use crate::socket::gate::SocketGate;
+use crate::socket::gated::{GatedSender, GatedSocket};
+use crate::socket::session::Session;
+use crate::store::RevocationStore;
+
+/// How long to wait for the client's answer to our close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// A token bucket: `rate` per second, bursts of twice that.
+struct TokenBucket {
+    rate: f64,
+    capacity: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl TokenBucket {
+    fn new(per_second: u32) -> Self {
+        let rate = f64::from(per_second);
+        Self {
+            rate,
+            capacity: rate * 2.0,
+            tokens: rate * 2.0,
+            refilled: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// When the session's token expires, on tokio's clock.
+fn expiry_deadline(session: &Session, clock: &Clock) -> Option<Instant> {
+    let expires_at = session.principal().expires_at()?;
+    let remaining = expires_at.duration_since(clock.now()).unwrap_or_default();
+    Some(Instant::now() + remaining)
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn tick(interval: &mut Option<Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether a read error is tungstenite refusing a message over the limit.
+fn is_too_big(error: axum::Error) -> bool {
+    error
+        .into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|error| matches!(error, tungstenite::Error::Capacity(_)))
+}
+
+/// Sends a close frame, then waits a moment for the client's answer.
+async fn send_close(ws: &mut WebSocket, code: u16, phrase: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(phrase),
+    };
+    if ws.send(Message::Close(Some(frame))).await.is_ok() {
+        let _ = timeout(CLOSE_GRACE, async {
+            while let Some(Ok(message)) = ws.recv().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Runs an authenticated connection: registers it, hands the application a
+/// [`GatedSocket`], and drives the WebSocket until either side ends.
+pub(crate) async fn serve<P, R, F, Fut>(
+    ws: WebSocket,
+    gate: SocketGate<P, R>,
+    session: Arc<Session>,
+    handler: F,
+) where
+    P: Service<Inbound, Response = Verdict, Error = Infallible> + Clone + Send + 'static,
+    P::Future: Send,
+    R: RevocationStore,
+    F: FnOnce(GatedSocket) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let _registration = gate.config.registry.register(session.clone());
+    let (inbound_sender, inbound) = mpsc::channel(gate.config.queue);
+    let (outbound_sender, outbound) = mpsc::channel(gate.config.queue);
+    let socket = GatedSocket {
+        session: session.clone(),
+        inbound,
+        sender: GatedSender {
+            outbound: outbound_sender,
+        },
+    };
+    tokio::join!(
+        handler(socket),
+        drive(ws, &gate, &session, inbound_sender, outbound)
+    );
+}
+
+async fn drive<P, R>(
+    mut ws: WebSocket,
+    gate: &SocketGate<P, R>,
+    session: &Arc<Session>,
+    deliver: mpsc::Sender<Inbound>,
+    mut outbound: mpsc::Receiver<Message>,
+) where
+    P: Service<Inbound, Response = Verdict, Error = Infallible> + Clone,
+    R: RevocationStore,
+{
+    let config = &gate.config;
+    let mut pipeline = gate.pipeline.clone();
+    let mut expiry = expiry_deadline(session, &config.clock);
+    let mut bucket = config.message_rate.map(TokenBucket::new);
+    let mut ping = config
+        .ping_interval
+        .map(|every| interval_at(Instant::now() + every, every));
+    let mut last_heard = Instant::now();
+
+    let close = loop {
+        if let Some(close) = session.take_close_request() {
+            break Some(close);
+        }
+        let idle_deadline = config.idle_timeout.map(|idle| last_heard + idle);
+        // Biased: lifecycle events go first, so a flood of messages cannot
+        // delay an expiry or a revocation.
+        tokio::select! {
+            biased;
+            () = session.woken() => {
+                expiry = expiry_deadline(session, &config.clock);
+            }
+            () = sleep_until_some(expiry) => {
+                break Some(Close::new(CloseKind::Unauthenticated, reason::TOKEN_EXPIRED));
+            }
+            () = sleep_until_some(idle_deadline) => {
+                break Some(Close::new(CloseKind::Idle, reason::IDLE_TIMEOUT));
+            }
+            () = tick(&mut ping) => {
+                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                    break None;
+                }
+            }
+            outgoing = outbound.recv() => match outgoing {
+                Some(message) => {
+                    if ws.send(message).await.is_err() {
+                        break None;
+                    }
+                }
+                // The application is done with the socket.
+                None => break Some(Close::new(CloseKind::Normal, "")),
+            },
+            incoming = ws.recv() => {
+                last_heard = Instant::now();
+                let message = match incoming {
+                    None | Some(Ok(Message::Close(_))) => break None,
+                    Some(Err(error)) => {
+                        break is_too_big(error)
+                            .then(|| Close::new(CloseKind::TooBig, reason::MESSAGE_TOO_BIG));
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(message)) => message,
+                };
+                if bucket.as_mut().is_some_and(|bucket| !bucket.take()) {
+                    break Some(Close::new(CloseKind::RateLimited, reason::RATE_LIMITED));
+                }
+                let inbound = Inbound::new(message, session.clone());
+                let verdict = match poll_fn(|cx| pipeline.poll_ready(cx)).await {
+                    Ok(()) => pipeline.call(inbound).await,
+                    Err(never) => match never {},
+                };
+                match verdict {
+                    Ok(Verdict::Deliver(inbound)) => {
+                        if deliver.send(inbound).await.is_err() {
+                            break Some(Close::new(CloseKind::Normal, ""));
+                        }
+                    }
+                    Ok(Verdict::Reply { reply, .. }) => {
+                        if ws.send(reply).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Ok(Verdict::Close { close, .. }) => break Some(close),
+                    Err(never) => match never {},
+                }
+            }
+        }
+    };
+
+    if let Some(close) = close {
+        let code = config.close_codes.code(close.kind);
+        if close.kind != CloseKind::Normal {
+            let principal = session.principal();
+            let event = AuditEvent::new(EventKind::Close, Outcome::Deny)
+                .with_reason(close.reason)
+                .with_code(code)
+                .with_sub(session.subject())
+                .with_peer(session.peer())
+                .with_conn(session.id())
+                .with_token(principal.token_id().map(str::to_owned));
+            config.registry.auditor().record(&event);
+        }
+        send_close(&mut ws, code, close.reason).await;
+    }
+}
+
+/// The first message of a first-message route: `{"type":"auth","token":…}`.
+fn auth_token(message: &Message) -> Option<String> {
+    let Message::Text(text) = message else {
+        return None;
+    };
+    let value: serde_json::Value = serde_json::from_str(text.as_str()).ok()?;
+    if value.get("type")?.as_str()? != "auth" {
+        return None;
+    }
+    value.get("token")?.as_str().map(str::to_owned)
+}
+
+/// Runs a first-message route: waits (up to the deadline) for an
+/// authentication message, then serves the connection like any other.
+pub(crate) async fn serve_deferred<P, R, A, F, Fut>(
+    mut ws: WebSocket,
+    gate: SocketGate<P, R>,
+    authenticator: A,
+    peer: Option<SocketAddr>,
+    handler: F,
+) where
+    P: Service<Inbound, Response = Verdict, Error = Infallible> + Clone + Send + 'static,
+    P::Future: Send,
+    R: RevocationStore,
+    A: Authenticator,
+    F: FnOnce(GatedSocket) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let config = &gate.config;
+    let deadline = Instant::now() + config.auth_deadline;
+    let outcome: Result<Principal, Close> = loop {
+        tokio::select! {
+            () = sleep_until(deadline) => {
+                break Err(Close::new(CloseKind::Unauthenticated, reason::AUTHENTICATION_TIMEOUT));
+            }
+            incoming = ws.recv() => match incoming {
+                None | Some(Ok(Message::Close(_))) | Some(Err(_)) => return,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(message)) => {
+                    let invalid = Close::new(CloseKind::Unauthenticated, reason::INVALID_TOKEN);
+                    let Some(token) = auth_token(&message) else {
+                        break Err(invalid);
+                    };
+                    let credential = Credential::Bearer(Secret::new(token));
+                    break match authenticator.authenticate(&credential).await {
+                        Ok(principal) => {
+                            match config.registry.revocations().is_revoked(&principal, None).await {
+                                Ok(false) => Ok(principal),
+                                Ok(true) => Err(Close::new(CloseKind::Forbidden, reason::TOKEN_REVOKED)),
+                                Err(_) => Err(Close::new(CloseKind::BackendFailed, reason::BACKEND_FAILED)),
+                            }
+                        }
+                        Err(error) => Err(match error.kind() {
+                            ErrorKind::Token(TokenError::Expired) => {
+                                Close::new(CloseKind::Unauthenticated, reason::TOKEN_EXPIRED)
+                            }
+                            ErrorKind::Backend(_) => {
+                                Close::new(CloseKind::BackendFailed, reason::BACKEND_FAILED)
+                            }
+                            _ => invalid,
+                        }),
+                    };
+                }
+            }
+        }
+    };
+    let transport = Some(Transport::FirstMessage);
+    match outcome {
+        Ok(principal) => {
+            let principal = principal.with_transport(Transport::FirstMessage);
+            let event = AuditEvent::new(EventKind::Handshake, Outcome::Allow)
+                .with_sub(principal.subject())
+                .with_peer(peer)
+                .with_transport(transport)
+                .with_token(principal.token_id().map(str::to_owned));
+            config.registry.auditor().record(&event);
+            let session = Arc::new(Session::new(principal, peer));
+            serve(ws, gate, session, handler).await;
+        }
+        Err(close) => {
+            let code = config.close_codes.code(close.kind);
+            let event = AuditEvent::new(EventKind::Handshake, Outcome::Deny)
+                .with_reason(close.reason)
+                .with_code(code)
+                .with_peer(peer)
+                .with_transport(transport);
+            config.registry.auditor().record(&event);
+            send_close(&mut ws, code, close.reason).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn bucket_allows_bursts_of_twice_the_rate_then_refills() {
+        let mut bucket = TokenBucket::new(10);
+        assert_eq!((0..20).filter(|_| bucket.take()).count(), 20);
+        assert!(!bucket.take());
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!((0..10).filter(|_| bucket.take()).count(), 5);
+    }
+
+    #[test]
+    fn only_auth_messages_carry_a_first_message_token() {
+        let text = |json: &str| Message::Text(Utf8Bytes::from(json.to_owned()));
+        assert_eq!(
+            auth_token(&text(r#"{"type":"auth","token":"t"}"#)).as_deref(),
+            Some("t")
+        );
+        assert_eq!(auth_token(&text(r#"{"type":"say","token":"t"}"#)), None);
+        assert_eq!(auth_token(&text(r#"{"type":"auth"}"#)), None);
+        assert_eq!(auth_token(&text("not json")), None);
+        assert_eq!(auth_token(&Message::Binary(Default::default())), None);
+    }
+}

@@ -1,0 +1,127 @@
+//! What the application holds: the gated socket and its sender.
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::extract::ws::Message;
+use tokio::sync::mpsc;
+
+use crate::message::Inbound;
+use crate::principal::Principal;
+use crate::socket::close::Close;
+use crate::socket::session::{ConnectionId, Session};
+
+/// A WebSocket whose every inbound message has passed the pipeline, and
+/// whose lifecycle (expiry, revocation, limits, pings) wsgate enforces.
+///
+/// [`recv`](Self::recv) yields delivered messages until the connection
+/// ends, for whatever reason; then it returns `None`. Send with
+/// [`send`](Self::send), or hand a [`GatedSender`] to other tasks (a chat
+/// room, a broadcaster).
+pub struct GatedSocket {
+    pub(crate) session: Arc<Session>,
+    pub(crate) inbound: mpsc::Receiver<Inbound>,
+    pub(crate) sender: GatedSender,
+}
+
+/// Sends messages on a gated socket; cheap to clone.
+#[derive(Clone)]
+pub struct GatedSender {
+    pub(crate) outbound: mpsc::Sender<Message>,
+}
+
+/// The socket is closed: the message was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SocketClosed;
+
+impl fmt::Display for SocketClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("socket closed")
+    }
+}
+
+impl std::error::Error for SocketClosed {}
+
+impl GatedSocket {
+    /// The connection's session.
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    /// The connection id.
+    pub fn id(&self) -> ConnectionId {
+        self.session.id()
+    }
+
+    /// The current principal (refreshes update it).
+    pub fn principal(&self) -> Arc<Principal> {
+        self.session.principal()
+    }
+
+    /// The next delivered message; `None` once the connection has ended.
+    pub async fn recv(&mut self) -> Option<Inbound> {
+        self.inbound.recv().await
+    }
+
+    /// Sends a message.
+    ///
+    /// # Errors
+    ///
+    /// [`SocketClosed`] when the connection has ended.
+    pub async fn send(&self, message: Message) -> Result<(), SocketClosed> {
+        self.sender.send(message).await
+    }
+
+    /// A sender for other tasks.
+    pub fn sender(&self) -> GatedSender {
+        self.sender.clone()
+    }
+
+    /// Closes the connection with `close`.
+    pub fn close(&self, close: Close) {
+        self.session.request_close(close);
+    }
+}
+
+impl GatedSender {
+    /// Sends a message, waiting while the outbound queue is full.
+    ///
+    /// # Errors
+    ///
+    /// [`SocketClosed`] when the connection has ended.
+    pub async fn send(&self, message: Message) -> Result<(), SocketClosed> {
+        self.outbound.send(message).await.map_err(|_| SocketClosed)
+    }
+
+    /// Sends a message if there is room in the outbound queue; a slow
+    /// client misses it rather than stalling the sender.
+    ///
+    /// # Errors
+    ///
+    /// [`SocketClosed`] when the connection has ended or its queue is full.
+    pub fn try_send(&self, message: Message) -> Result<(), SocketClosed> {
+        self.outbound.try_send(message).map_err(|_| SocketClosed)
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.outbound.is_closed()
+    }
+}
+
+impl fmt::Debug for GatedSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatedSocket")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for GatedSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatedSender")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}

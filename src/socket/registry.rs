@@ -1,0 +1,210 @@
+//! The registry of live connections: list them, close them, revoke them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use crate::audit::{AuditEvent, Auditor, EventKind, Outcome};
+use crate::error::Error;
+use crate::principal::Transport;
+use crate::socket::close::{Close, CloseKind, reason};
+use crate::socket::session::{ConnectionId, Session};
+use crate::store::{InMemoryRevocationStore, Revocation, RevocationStore};
+
+/// The live connections of this node, with the revocation store and the
+/// audit sink they share.
+///
+/// Cheap to clone; clones share the same connections. Give every
+/// [`SocketGate`](crate::socket::SocketGate) of an application the same
+/// registry so that a revocation reaches all its sockets.
+pub struct Registry<R = InMemoryRevocationStore> {
+    inner: Arc<Inner<R>>,
+}
+
+struct Inner<R> {
+    connections: Mutex<HashMap<ConnectionId, Arc<Session>>>,
+    revocations: R,
+    auditor: Auditor,
+}
+
+/// A snapshot of one live connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// The connection id.
+    pub id: ConnectionId,
+    /// The subject.
+    pub subject: String,
+    /// The session id (`sid`, or `conn-<id>`).
+    pub session_id: String,
+    /// The client's address.
+    pub peer: Option<SocketAddr>,
+    /// How it authenticated.
+    pub transport: Option<Transport>,
+    /// When its token expires.
+    pub expires_at: Option<SystemTime>,
+}
+
+impl Registry<InMemoryRevocationStore> {
+    /// A registry with an [`InMemoryRevocationStore`] and the `tracing`
+    /// audit sink.
+    pub fn in_memory() -> Self {
+        Self::new(InMemoryRevocationStore::new(), Auditor::tracing())
+    }
+}
+
+impl<R: RevocationStore> Registry<R> {
+    /// A registry over `revocations`, recording to `auditor`.
+    pub fn new(revocations: R, auditor: Auditor) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                connections: Mutex::new(HashMap::new()),
+                revocations,
+                auditor,
+            }),
+        }
+    }
+
+    /// The revocation store.
+    pub fn revocations(&self) -> &R {
+        &self.inner.revocations
+    }
+
+    /// The audit sink.
+    pub fn auditor(&self) -> &Auditor {
+        &self.inner.auditor
+    }
+
+    /// Revokes, then closes every live socket the revocation covers with
+    /// 4403 `token revoked`. Returns how many were asked to close.
+    ///
+    /// # Errors
+    ///
+    /// A backend error when the store fails; nothing is closed then.
+    pub async fn revoke(&self, revocation: Revocation) -> Result<usize, Error> {
+        self.inner
+            .revocations
+            .revoke(revocation.clone())
+            .await
+            .map_err(Error::backend)?;
+        let closed = self.close_where(
+            |session| revocation.covers(&session.principal(), Some(session.session_id())),
+            Close::new(CloseKind::Forbidden, reason::TOKEN_REVOKED),
+        );
+        let mut event = AuditEvent::new(EventKind::Revoke, Outcome::Allow).with_closed(closed);
+        match &revocation {
+            Revocation::Token(id) => event = event.with_token(Some(id.clone())),
+            Revocation::Subject { subject, .. } => event = event.with_sub(subject.clone()),
+            Revocation::Session(_) => {}
+        }
+        self.inner.auditor.record(&event);
+        Ok(closed)
+    }
+}
+
+impl<R> Registry<R> {
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, Arc<Session>>> {
+        self.inner
+            .connections
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    pub(crate) fn register(&self, session: Arc<Session>) -> Registration<R> {
+        self.connections().insert(session.id(), session.clone());
+        Registration {
+            registry: Self {
+                inner: self.inner.clone(),
+            },
+            id: session.id(),
+        }
+    }
+
+    /// How many connections are live.
+    pub fn len(&self) -> usize {
+        self.connections().len()
+    }
+
+    /// Whether no connection is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A snapshot of the live connections.
+    pub fn list(&self) -> Vec<ConnectionInfo> {
+        self.connections()
+            .values()
+            .map(|session| {
+                let principal = session.principal();
+                ConnectionInfo {
+                    id: session.id(),
+                    subject: session.subject().to_owned(),
+                    session_id: session.session_id().to_owned(),
+                    peer: session.peer(),
+                    transport: principal.transport(),
+                    expires_at: principal.expires_at(),
+                }
+            })
+            .collect()
+    }
+
+    /// Closes one connection. Returns whether it was live.
+    pub fn close(&self, id: ConnectionId, close: Close) -> bool {
+        let session = self.connections().get(&id).cloned();
+        session.is_some_and(|session| session.request_close(close))
+    }
+
+    /// Closes every connection for which `matches` holds; returns how many.
+    pub fn close_where(&self, matches: impl Fn(&Session) -> bool, close: Close) -> usize {
+        let matching: Vec<Arc<Session>> = self
+            .connections()
+            .values()
+            .filter(|session| matches(session))
+            .cloned()
+            .collect();
+        matching
+            .iter()
+            .filter(|session| session.request_close(close))
+            .count()
+    }
+
+    /// Closes every connection of `subject` with 4403 `forbidden` (a kick;
+    /// the subject may reconnect: revoke to keep it out).
+    pub fn kick(&self, subject: &str) -> usize {
+        self.close_where(
+            |session| session.subject() == subject,
+            Close::new(CloseKind::Forbidden, reason::FORBIDDEN),
+        )
+    }
+}
+
+impl<R> Clone for Registry<R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<R: fmt::Debug> fmt::Debug for Registry<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("connections", &self.len())
+            .field("revocations", &self.inner.revocations)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Removes a connection from the registry when dropped.
+pub(crate) struct Registration<R> {
+    registry: Registry<R>,
+    id: ConnectionId,
+}
+
+impl<R> Drop for Registration<R> {
+    fn drop(&mut self) {
+        self.registry.connections().remove(&self.id);
+    }
+}
