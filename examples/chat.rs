@@ -5,13 +5,12 @@
 //! The contract this demo keeps (routes, messages, settings) is in the
 //! README; other clients are written against it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -19,12 +18,18 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tower::ServiceBuilder;
+use wsgate::audit::{AuditLayer, Auditor, JsonLinesAudit, TracingAudit};
 use wsgate::authenticate::{Authenticator, BasicAuthenticator, BearerAuthenticator};
+use wsgate::guard::{Requirement, RoleGuardLayer, RolePolicy};
 use wsgate::handshake::{Authenticated, HandshakeLayer};
 use wsgate::jwt::{Algorithm, JwtIssuer, JwtVerifier, KeyPair};
+use wsgate::message::{Deliver, Inbound, MessageTokenLayer, RefreshLayer, Verdict};
 use wsgate::password::PasswordVerifier;
-use wsgate::store::InMemoryCredentialStore;
+use wsgate::socket::{
+    ConnectionId, DeferredUpgrade, GatedSender, GatedSocket, GatedUpgrade, Registry, SocketGate,
+};
+use wsgate::store::{InMemoryCredentialStore, InMemoryRevocationStore, Revocation};
 use wsgate::ticket::Tickets;
 use wsgate::{ErrorKind, Principal, Secret, Transport};
 
@@ -34,8 +39,6 @@ const TOKEN_TYPE: &str = "at+jwt";
 const APPLICATION_PROTOCOL: &str = "chat.v1";
 const COOKIE_NAME: &str = "wsgate_token";
 const MAX_ROOM_NAME: usize = 64;
-/// Messages queued for one slow client before further ones are dropped.
-const OUTBOX: usize = 256;
 
 /// Settings from `WSGATE_*` environment variables.
 struct Settings {
@@ -43,15 +46,26 @@ struct Settings {
     keys: KeyPair,
     token_lifetime: Duration,
     allowed_origins: Vec<String>,
+    audit_log: Option<String>,
+    auth_timeout: Duration,
+    message_tokens: bool,
+    message_rate: u32,
+    max_message_bytes: usize,
+}
+
+fn setting<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name).ok().filter(|value| !value.is_empty()) {
+        None => Ok(default),
+        Some(value) => value.parse().map_err(|error| format!("{name}: {error}")),
+    }
 }
 
 impl Settings {
     fn from_env() -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
-        let address = var("WSGATE_ADDR")
-            .unwrap_or_else(|| "127.0.0.1:3000".to_owned())
-            .parse()
-            .map_err(|error| format!("WSGATE_ADDR: {error}"))?;
         let keys = match (var("WSGATE_JWT_KEY_FILE"), var("WSGATE_JWT_SECRET")) {
             (Some(path), _) => {
                 let pem = std::fs::read(&path)
@@ -68,50 +82,53 @@ impl Settings {
             }
         }
         .with_kid("demo-1");
-        let token_lifetime = Duration::from_secs(
-            var("WSGATE_TOKEN_TTL_SECS")
-                .map_or(Ok(900), |ttl| ttl.parse())
-                .map_err(|error| format!("WSGATE_TOKEN_TTL_SECS: {error}"))?,
-        );
-        let allowed_origins = var("WSGATE_ALLOWED_ORIGINS")
-            .unwrap_or_else(|| "http://127.0.0.1:3000,http://localhost:3000".to_owned())
+        Ok(Self {
+            address: setting("WSGATE_ADDR", SocketAddr::from(([127, 0, 0, 1], 3000)))?,
+            keys,
+            token_lifetime: Duration::from_secs(setting("WSGATE_TOKEN_TTL_SECS", 900)?),
+            allowed_origins: setting(
+                "WSGATE_ALLOWED_ORIGINS",
+                "http://127.0.0.1:3000,http://localhost:3000".to_owned(),
+            )?
             .split(',')
             .map(|origin| origin.trim().to_owned())
             .filter(|origin| !origin.is_empty())
-            .collect();
-        Ok(Self {
-            address,
-            keys,
-            token_lifetime,
-            allowed_origins,
+            .collect(),
+            audit_log: var("WSGATE_AUDIT_LOG"),
+            auth_timeout: Duration::from_secs(setting("WSGATE_AUTH_TIMEOUT_SECS", 5)?),
+            message_tokens: setting("WSGATE_MESSAGE_TOKENS", 0u8)? == 1,
+            message_rate: setting("WSGATE_MESSAGE_RATE", 100)?,
+            max_message_bytes: setting("WSGATE_MAX_MESSAGE_BYTES", 65_536)?,
         })
     }
 }
 
-type Outbox = mpsc::Sender<Message>;
+/// Which connections are in which room, with a sender for each.
+type Rooms = Arc<Mutex<HashMap<String, HashMap<ConnectionId, GatedSender>>>>;
 
-/// Who is connected and which rooms they are in.
-#[derive(Default)]
-struct Rooms {
-    members: HashMap<String, HashSet<u64>>,
-    connections: HashMap<u64, Outbox>,
-}
+/// The message pipeline of every socket route, boxed into one type so the
+/// optional per-message token layer does not change it.
+type Pipeline = tower::util::BoxCloneSyncService<Inbound, Verdict, std::convert::Infallible>;
 
 #[derive(Clone)]
 struct App {
     passwords: BasicAuthenticator<InMemoryCredentialStore>,
     issuer: JwtIssuer,
     tickets: Tickets,
-    rooms: Arc<Mutex<Rooms>>,
-    next_connection: Arc<AtomicU64>,
+    registry: Registry,
+    gate: SocketGate<Pipeline>,
+    first_message: wsgate::authenticate::RevocationCheck<
+        BearerAuthenticator<JwtVerifier>,
+        InMemoryRevocationStore,
+    >,
+    rooms: Rooms,
 }
 
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,wsgate=debug".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     if let Err(error) = run().await {
@@ -124,6 +141,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_env()?;
     let (signing, verification) = settings.keys.clone().into_parts();
     let algorithm = settings.keys.algorithm();
+
+    // Every decision goes to the log; with WSGATE_AUDIT_LOG, to a JSON-lines
+    // file too.
+    let auditor = match &settings.audit_log {
+        Some(path) => Auditor::new((JsonLinesAudit::open(path)?, TracingAudit)),
+        None => Auditor::tracing(),
+    };
+    let revocations = InMemoryRevocationStore::new();
+    let registry = Registry::new(revocations.clone(), auditor.clone());
 
     let users = InMemoryCredentialStore::new();
     users.add_user("alice", "alice-password-1", ["user"])?;
@@ -144,13 +170,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .lifetime(settings.token_lifetime)?
         .build();
     let tickets = Tickets::in_memory();
+    let bearer = BearerAuthenticator::new(verifier.clone());
 
     // Sockets: every transport. Explicit credentials come before the cookie a
     // browser attaches on its own.
     let socket_gate = HandshakeLayer::builder(
-        BearerAuthenticator::new(verifier.clone())
+        bearer
+            .clone()
             .or(passwords.clone())
-            .or(tickets.clone()),
+            .or(tickets.clone())
+            .check_revocations(revocations.clone()),
     )
     .transports([
         Transport::Bearer,
@@ -162,24 +191,55 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     .allowed_origins(&settings.allowed_origins)?
     .application_protocols([APPLICATION_PROTOCOL])?
     .cookie_name(COOKIE_NAME)?
+    .audit(auditor.clone())
     .build()?;
-    // Tickets are handed out only to a holder of a token.
-    let ticket_gate = HandshakeLayer::builder(BearerAuthenticator::new(verifier))
+    // Tickets and revocations are for holders of a token.
+    let token_gate = HandshakeLayer::builder(bearer.clone().check_revocations(revocations.clone()))
         .transports([Transport::Bearer])
+        .audit(auditor.clone())
         .build()?;
+
+    // `admin.*` needs the role admin; every other message the role user.
+    let policy = RolePolicy::by_type()
+        .prefix("admin.", Requirement::any_role(["admin"]))
+        .otherwise(Requirement::any_role(["user"]));
+    let pipeline = ServiceBuilder::new()
+        .layer(AuditLayer::new(auditor.clone()))
+        .layer(RefreshLayer::new(verifier.clone(), revocations.clone()))
+        .option_layer(
+            settings
+                .message_tokens
+                .then(|| MessageTokenLayer::new(verifier.clone(), revocations.clone())),
+        )
+        .layer(RoleGuardLayer::new(policy))
+        .service(Deliver);
+    let gate = SocketGate::builder(registry.clone())
+        .pipeline(Pipeline::new(pipeline))
+        .max_message_bytes(settings.max_message_bytes)?
+        .message_rate(settings.message_rate)
+        .auth_deadline(settings.auth_timeout)?
+        .build();
 
     let app = App {
         passwords,
         issuer,
         tickets,
-        rooms: Arc::default(),
-        next_connection: Arc::new(AtomicU64::new(1)),
+        registry,
+        gate,
+        first_message: bearer.check_revocations(revocations),
+        rooms: Rooms::default(),
     };
     let router = Router::new()
         .route("/ws", get(chat_socket))
         .route("/ws/echo", get(echo_socket))
         .route_layer(socket_gate)
-        .route("/tickets", post(issue_ticket).route_layer(ticket_gate))
+        .route("/ws/deferred", get(deferred_socket))
+        .merge(
+            Router::new()
+                .route("/tickets", post(issue_ticket))
+                .route("/admin/revoke", post(revoke))
+                .route_layer(token_gate),
+        )
         .route("/", get(page))
         .route("/login", post(login))
         .with_state(app);
@@ -204,14 +264,21 @@ async fn page() -> Html<&'static str> {
     Html(include_str!("chat.html"))
 }
 
+fn json_error(status: StatusCode, error: &'static str) -> Response {
+    (status, Json(json!({ "error": error }))).into_response()
+}
+
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 #[derive(Deserialize)]
 struct Login {
     username: String,
     password: String,
-}
-
-fn json_error(status: StatusCode, error: &'static str) -> Response {
-    (status, Json(json!({ "error": error }))).into_response()
 }
 
 async fn login(
@@ -235,9 +302,8 @@ async fn login(
             return json_error(status, code);
         }
     };
-    let issued = match app.issuer.issue_token(&principal) {
-        Ok(issued) => issued,
-        Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    let Ok(issued) = app.issuer.issue_token(&principal) else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     };
     let expires_in = app.issuer.lifetime().as_secs();
     let cookie = format!(
@@ -254,54 +320,81 @@ async fn login(
         value.set_sensitive(true);
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     tracing::info!(%peer, sub = principal.subject(), "login accepted");
-    response
+    no_store(response)
 }
 
 async fn issue_ticket(State(app): State<App>, Authenticated(principal): Authenticated) -> Response {
     match app.tickets.issue(&principal).await {
-        Ok(ticket) => {
-            let mut response = Json(json!({
+        Ok(ticket) => no_store(
+            Json(json!({
                 "ticket": ticket.ticket().expose(),
                 "expires_in": ticket.lifetime().as_secs(),
             }))
-            .into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
+            .into_response(),
+        ),
         Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     }
 }
 
-async fn chat_socket(
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    sub: Option<String>,
+    jti: Option<String>,
+}
+
+async fn revoke(
     State(app): State<App>,
     Authenticated(principal): Authenticated,
-    ws: WebSocketUpgrade,
+    body: axum::body::Bytes,
 ) -> Response {
-    ws.protocols([APPLICATION_PROTOCOL])
-        .on_upgrade(move |socket| chat(socket, app, principal))
-}
-
-async fn echo_socket(Authenticated(_): Authenticated, ws: WebSocketUpgrade) -> Response {
-    ws.protocols([APPLICATION_PROTOCOL]).on_upgrade(echo)
-}
-
-async fn echo(mut socket: WebSocket) {
-    while let Some(Ok(message)) = socket.recv().await {
-        let reply = match message {
-            Message::Text(text) => Message::Text(text),
-            Message::Close(_) => break,
-            _ => continue,
-        };
-        if socket.send(reply).await.is_err() {
-            break;
-        }
+    if !principal.has_role("admin") {
+        return json_error(StatusCode::FORBIDDEN, "forbidden");
     }
+    let revocation = match serde_json::from_slice::<RevokeRequest>(&body) {
+        Ok(RevokeRequest {
+            sub: Some(subject),
+            jti: None,
+        }) => Revocation::Subject {
+            subject,
+            issued_before: SystemTime::now(),
+        },
+        Ok(RevokeRequest {
+            sub: None,
+            jti: Some(id),
+        }) => Revocation::Token(id),
+        _ => return json_error(StatusCode::BAD_REQUEST, "invalid_request"),
+    };
+    match app.registry.revoke(revocation).await {
+        Ok(closed) => Json(json!({ "closed": closed })).into_response(),
+        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    }
+}
+
+async fn chat_socket(State(app): State<App>, upgrade: GatedUpgrade) -> Response {
+    let gate = app.gate.clone();
+    upgrade.on_upgrade(&gate, move |socket| chat(socket, app))
+}
+
+async fn deferred_socket(State(app): State<App>, upgrade: DeferredUpgrade) -> Response {
+    let gate = app.gate.clone();
+    let authenticator = app.first_message.clone();
+    upgrade
+        .protocols([APPLICATION_PROTOCOL])
+        .on_upgrade(&gate, authenticator, move |socket| chat(socket, app))
+}
+
+async fn echo_socket(State(app): State<App>, upgrade: GatedUpgrade) -> Response {
+    upgrade.on_upgrade(&app.gate, |mut socket| async move {
+        while let Some(inbound) = socket.recv().await {
+            if let Message::Text(text) = inbound.into_message()
+                && socket.send(Message::Text(text)).await.is_err()
+            {
+                break;
+            }
+        }
+    })
 }
 
 fn unix_seconds(time: SystemTime) -> u64 {
@@ -313,48 +406,29 @@ fn frame(value: &Value) -> Message {
     Message::Text(Utf8Bytes::from(value.to_string()))
 }
 
-async fn chat(mut socket: WebSocket, app: App, principal: Principal) {
-    let connection = app.next_connection.fetch_add(1, Ordering::Relaxed);
-    let (outbox, mut inbox) = mpsc::channel(OUTBOX);
-    app.rooms
-        .lock()
-        .unwrap()
-        .connections
-        .insert(connection, outbox.clone());
-
-    let welcome = json!({
+fn welcome(principal: &Principal) -> Message {
+    frame(&json!({
         "type": "welcome",
         "sub": principal.subject(),
         "roles": principal.roles(),
         "expires_at": principal.expires_at().map(unix_seconds),
-    });
-    if socket.send(frame(&welcome)).await.is_ok() {
-        loop {
-            tokio::select! {
-                incoming = socket.recv() => match incoming {
-                    Some(Ok(Message::Text(text))) => {
-                        if let Some(reply) = handle(&app, connection, &principal, &text)
-                            && socket.send(frame(&reply)).await.is_err()
-                        {
-                            break;
-                        }
-                    }
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                    Some(Ok(_)) => {}
-                },
-                Some(outgoing) = inbox.recv() => {
-                    if socket.send(outgoing).await.is_err() {
-                        break;
-                    }
-                }
-            }
+    }))
+}
+
+async fn chat(mut socket: GatedSocket, app: App) {
+    let id = socket.id();
+    if socket.send(welcome(&socket.principal())).await.is_err() {
+        return;
+    }
+    while let Some(inbound) = socket.recv().await {
+        if let Some(reply) = handle(&app, &socket, &inbound)
+            && socket.send(frame(&reply)).await.is_err()
+        {
+            break;
         }
     }
-
-    let mut rooms = app.rooms.lock().unwrap();
-    rooms.connections.remove(&connection);
-    rooms.members.retain(|_, members| {
-        members.remove(&connection);
+    app.rooms.lock().unwrap().retain(|_, members| {
+        members.remove(&id);
         !members.is_empty()
     });
 }
@@ -363,51 +437,45 @@ fn error_reply(code: &str, reference: &str) -> Value {
     json!({ "type": "error", "code": code, "ref": reference })
 }
 
-/// Handles one inbound frame; returns the reply to the sender, if any.
-fn handle(app: &App, connection: u64, principal: &Principal, text: &str) -> Option<Value> {
-    let Ok(message) = serde_json::from_str::<Value>(text) else {
+/// Handles one message the pipeline delivered (the role guard has already
+/// allowed its type); returns the reply to the sender, if any.
+fn handle(app: &App, socket: &GatedSocket, inbound: &Inbound) -> Option<Value> {
+    let Some(kind) = inbound.json_str("type") else {
         return Some(error_reply("invalid_message", ""));
     };
-    let kind = message.get("type").and_then(Value::as_str).unwrap_or("");
-    // Role policy: `admin.*` needs `admin`; everything else needs `user`.
-    let needed = if kind.starts_with("admin.") {
-        "admin"
-    } else {
-        "user"
-    };
-    if !principal.has_role(needed) {
-        return Some(error_reply("forbidden", kind));
-    }
-    let room = message
-        .get("room")
-        .and_then(Value::as_str)
+    let room = inbound
+        .json_str("room")
         .filter(|room| !room.is_empty() && room.len() <= MAX_ROOM_NAME);
     match (kind, room) {
         ("join", Some(room)) => {
             let mut rooms = app.rooms.lock().unwrap();
             rooms
-                .members
                 .entry(room.to_owned())
                 .or_default()
-                .insert(connection);
+                .insert(socket.id(), socket.sender());
             None
         }
         ("say", Some(room)) => {
-            let text = message.get("text").and_then(Value::as_str).unwrap_or("");
+            let text = inbound.json_str("text").unwrap_or("");
             let out = frame(&json!({
-                "type": "message", "room": room, "from": principal.subject(), "text": text,
+                "type": "message", "room": room, "from": socket.principal().subject(), "text": text,
             }));
             let rooms = app.rooms.lock().unwrap();
-            for member in rooms.members.get(room).into_iter().flatten() {
-                if let Some(outbox) = rooms.connections.get(member) {
-                    // A client too slow to drain its queue misses messages
-                    // rather than stalling the room.
-                    let _ = outbox.try_send(out.clone());
-                }
+            for member in rooms.get(room).into_iter().flat_map(HashMap::values) {
+                // A client too slow to drain its queue misses messages
+                // rather than stalling the room.
+                let _ = member.try_send(out.clone());
             }
             None
         }
         ("join" | "say", None) => Some(error_reply("invalid_room", kind)),
+        ("admin.kick", _) => match inbound.json_str("sub") {
+            Some(subject) => {
+                app.registry.kick(subject);
+                None
+            }
+            None => Some(error_reply("invalid_request", kind)),
+        },
         _ => Some(error_reply("unknown_type", kind)),
     }
 }

@@ -242,6 +242,15 @@ where
     }
 }
 
+/// Both sinks, in order: `(JsonLinesAudit::open(path)?, TracingAudit)`
+/// writes the file and the log.
+impl<A: AuditSink, B: AuditSink> AuditSink for (A, B) {
+    fn record(&self, event: &AuditEvent) {
+        self.0.record(event);
+        self.1.record(event);
+    }
+}
+
 /// The default sink: one `tracing` event per decision, target
 /// `wsgate::audit`, at INFO (allowed messages at DEBUG).
 #[derive(Debug, Clone, Copy, Default)]
