@@ -63,6 +63,69 @@ async def refused_status(url, **kwargs):
         return error.response.status_code
 
 
+async def close_of(socket, seconds=8):
+    try:
+        while True:
+            await asyncio.wait_for(socket.recv(), seconds)
+    except websockets.ConnectionClosed as closed:
+        return closed.rcvd.code, closed.rcvd.reason
+
+
+def login(username):
+    status, _, body = post("/login", {"username": username, "password": f"{username}-password-1"})
+    assert status == 200, status
+    return body["access_token"]
+
+
+async def live_connection_checks(token, basic):
+    bearer = lambda token: {"Authorization": f"Bearer {token}"}
+    admin = login("admin")
+
+    async with websockets.connect(WS + "/ws", additional_headers=bearer(token)) as socket:
+        await socket.recv()
+        await asyncio.sleep(1.1)  # a later token has a later exp
+        await socket.send(json.dumps({"type": "auth.refresh", "token": login("alice")}))
+        reply = json.loads(await asyncio.wait_for(socket.recv(), 5))
+        check(reply["type"] == "auth.refreshed" and isinstance(reply["expires_at"], int), "in-band refresh")
+        await socket.send(json.dumps({"type": "auth.refresh", "token": admin}))
+        check(await close_of(socket) == (4401, "invalid token"), "refresh for another subject closes 4401")
+
+    async with websockets.connect(WS + "/ws/deferred") as socket:
+        await socket.send(json.dumps({"type": "auth", "token": token}))
+        welcome = json.loads(await asyncio.wait_for(socket.recv(), 5))
+        check(welcome["type"] == "welcome" and welcome["sub"] == "alice", "first-message authentication")
+    async with websockets.connect(WS + "/ws/deferred") as socket:
+        check(await close_of(socket) == (4401, "authentication timeout"), "first-message deadline")
+
+    async with websockets.connect(WS + "/ws", additional_headers=bearer(token)) as victim, \
+            websockets.connect(WS + "/ws", additional_headers=bearer(admin)) as boss:
+        await victim.recv()
+        await boss.recv()
+        await boss.send(json.dumps({"type": "admin.kick", "sub": "alice"}))
+        check(await close_of(victim) == (4403, "forbidden"), "admin.kick closes the subject's sockets")
+
+    async with websockets.connect(WS + "/ws", additional_headers=bearer(token)) as socket:
+        await socket.recv()
+        status, _, _ = post("/admin/revoke", {"sub": "alice"}, headers=bearer(token))
+        check(status == 403, "revoke needs the admin role")
+        status, _, body = post("/admin/revoke", {"sub": "alice"}, headers=bearer(admin))
+        check(status == 200 and body == {"closed": 1}, "revoke by subject reports the closed socket")
+        check(await close_of(socket) == (4403, "token revoked"), "the revoked socket closes 4403")
+    check(await refused_status(WS + "/ws", additional_headers=bearer(token)) == 401, "a revoked token is refused")
+    fresh = login("alice")
+    async with websockets.connect(WS + "/ws", additional_headers=bearer(fresh)) as socket:
+        check(json.loads(await socket.recv())["sub"] == "alice", "a token issued after the revocation works")
+        await socket.send("x" * 70_000)
+        check(await close_of(socket) == (1009, "message too big"), "a message over 64 KiB closes 1009")
+    async with websockets.connect(WS + "/ws/echo", additional_headers=bearer(fresh)) as socket:
+        for _ in range(400):
+            try:
+                await socket.send("{}")
+            except websockets.ConnectionClosed:
+                break
+        check(await close_of(socket) == (4429, "rate limited"), "a message flood closes 4429")
+
+
 async def main():
     status, headers, body = post("/login", {"username": "alice", "password": "alice-password-1"})
     check(status == 200 and body["token_type"] == "Bearer" and body["expires_in"] > 0, "login alice")
@@ -122,6 +185,8 @@ async def main():
     async with websockets.connect(WS + "/ws/echo", additional_headers=headers) as echo:
         await echo.send("ping 1")
         check(await asyncio.wait_for(echo.recv(), 5) == "ping 1", "echo route echoes")
+
+    await live_connection_checks(token, basic)
 
     print(f"{checks} passed, 0 failed")
 
