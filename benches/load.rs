@@ -134,6 +134,32 @@ async fn connect(addr: SocketAddr, token: &str) -> Client {
     tokio_tungstenite::connect_async(request).await.unwrap().0
 }
 
+/// CPU time (user + system) this process has used, from /proc.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ")".
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|field| field.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the file: 11 and 12 here.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// A throughput sample: messages per second, and CPU microseconds per
+/// message (client, server and kernel together, as the whole machine pays).
+struct Sample {
+    per_second: f64,
+    cpu_per_message: f64,
+}
+
 /// Messages per second over `connections` sockets with `in_flight`
 /// messages outstanding on each, for `duration`.
 async fn throughput(
@@ -142,7 +168,7 @@ async fn throughput(
     connections: usize,
     in_flight: usize,
     duration: Duration,
-) -> f64 {
+) -> Sample {
     let message =
         serde_json::json!({"type": "say", "text": "hello, world", "token": token}).to_string();
     let stop = Arc::new(AtomicBool::new(false));
@@ -152,6 +178,7 @@ async fn throughput(
         clients.push(connect(addr, token).await);
     }
     let started = Instant::now();
+    let cpu_started = cpu_time();
     let tasks: Vec<_> = clients
         .into_iter()
         .map(|client| {
@@ -182,11 +209,15 @@ async fn throughput(
     tokio::time::sleep(duration).await;
     stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
+    let cpu = cpu_time() - cpu_started;
     let done = count.load(Ordering::Relaxed);
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
-    done as f64 / elapsed.as_secs_f64()
+    Sample {
+        per_second: done as f64 / elapsed.as_secs_f64(),
+        cpu_per_message: cpu.as_secs_f64() * 1e6 / done.max(1) as f64,
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -200,15 +231,30 @@ async fn main() {
     let (rounds, duration) = if quick {
         (1, Duration::from_millis(300))
     } else {
-        (5, Duration::from_secs(3))
+        (9, Duration::from_secs(2))
     };
     let servers = start_servers().await;
+    // For profiling one side: `WSGATE_LOAD_PROFILE=bare|wsgate` runs only
+    // that server, 64 connections, for ten seconds.
+    if let Ok(side) = std::env::var("WSGATE_LOAD_PROFILE") {
+        let addr = if side == "bare" {
+            servers.bare
+        } else {
+            servers.gated
+        };
+        let sample = throughput(addr, &servers.token, 64, 1, Duration::from_secs(10)).await;
+        println!(
+            "{side}: {:.0} msg/s, {:.2} µs CPU per message",
+            sample.per_second, sample.cpu_per_message
+        );
+        return;
+    }
     println!(
         "wsgate load benchmark: {rounds} rounds of {duration:?} per shape and server, alternating bare/wsgate"
     );
     println!(
-        "{:<44} {:>14} {:>14} {:>8}",
-        "shape", "bare msg/s", "wsgate msg/s", "ratio"
+        "{:<44} {:>12} {:>12} {:>7} {:>9} {:>9}",
+        "shape", "bare msg/s", "wsgate msg/s", "ratio", "bare µs", "wsgate µs"
     );
     for (name, connections, in_flight) in [
         ("64 connections, 1 message in flight each", 64, 1),
@@ -217,31 +263,28 @@ async fn main() {
         let mut bare = Vec::new();
         let mut gated = Vec::new();
         for _ in 0..rounds {
-            bare.push(
-                throughput(
-                    servers.bare,
-                    &servers.token,
-                    connections,
-                    in_flight,
-                    duration,
-                )
-                .await,
-            );
-            gated.push(
-                throughput(
-                    servers.gated,
-                    &servers.token,
-                    connections,
-                    in_flight,
-                    duration,
-                )
-                .await,
-            );
+            let token = &servers.token;
+            bare.push(throughput(servers.bare, token, connections, in_flight, duration).await);
+            gated.push(throughput(servers.gated, token, connections, in_flight, duration).await);
         }
-        let (bare, gated) = (median(bare), median(gated));
+        let rate =
+            |samples: &[Sample]| median(samples.iter().map(|sample| sample.per_second).collect());
+        let cpu = |samples: &[Sample]| {
+            median(
+                samples
+                    .iter()
+                    .map(|sample| sample.cpu_per_message)
+                    .collect(),
+            )
+        };
         println!(
-            "{name:<44} {bare:>14.0} {gated:>14.0} {:>8.3}",
-            gated / bare
+            "{name:<44} {:>12.0} {:>12.0} {:>7.3} {:>9.2} {:>9.2}",
+            rate(&bare),
+            rate(&gated),
+            rate(&gated) / rate(&bare),
+            cpu(&bare),
+            cpu(&gated)
         );
     }
+    println!("(µs: CPU time per message of the whole process: client, server and kernel)");
 }

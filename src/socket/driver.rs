@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::SinkExt as _;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, Interval, interval_at, sleep_until, timeout};
+use tokio::time::{Instant, sleep_until, timeout};
 use tower_service::Service;
 
 use crate::audit::{AuditEvent, EventKind, Outcome};
@@ -22,6 +23,7 @@ use crate::secret::Secret;
 use crate::socket::close::{Close, CloseKind, reason};
 use crate::socket::gate::SocketGate;
 use crate::socket::gated::{GatedSender, GatedSocket};
+use crate::socket::join::Join;
 use crate::socket::session::Session;
 use crate::store::RevocationStore;
 
@@ -66,22 +68,6 @@ fn expiry_deadline(session: &Session, clock: &Clock) -> Option<Instant> {
     let expires_at = session.principal().expires_at()?;
     let remaining = expires_at.duration_since(clock.now()).unwrap_or_default();
     Some(Instant::now() + remaining)
-}
-
-async fn sleep_until_some(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn tick(interval: &mut Option<Interval>) {
-    match interval {
-        Some(interval) => {
-            interval.tick().await;
-        }
-        None => std::future::pending().await,
-    }
 }
 
 /// Whether a read error is tungstenite refusing a message over the limit.
@@ -134,10 +120,11 @@ pub(crate) async fn serve<P, R, F, Fut>(
             outbound: outbound_sender,
         },
     };
-    tokio::join!(
+    Join::new(
         handler(socket),
-        drive(ws, &gate, &session, inbound_sender, outbound)
-    );
+        drive(ws, &gate, &session, inbound_sender, outbound),
+    )
+    .await;
 }
 
 async fn drive<P, R>(
@@ -152,39 +139,76 @@ async fn drive<P, R>(
 {
     let config = &gate.config;
     let mut pipeline = gate.pipeline.clone();
-    let mut expiry = expiry_deadline(session, &config.clock);
     let mut bucket = config.message_rate.map(TokenBucket::new);
-    let mut ping = config
-        .ping_interval
-        .map(|every| interval_at(Instant::now() + every, every));
     let mut last_heard = Instant::now();
+    let mut expiry = expiry_deadline(session, &config.clock);
+    let mut next_ping = config.ping_interval.map(|every| last_heard + every);
+    // One timer for the whole lifecycle (expiry, idle, ping), armed at the
+    // earliest of them and re-armed only when it fires or the expiry moves:
+    // per-message timer work would cost more than the rest of the loop.
+    // The idle deadline is checked lazily when the timer fires.
+    let next_deadline =
+        |expiry: Option<Instant>, next_ping: Option<Instant>, last_heard: Instant| {
+            [
+                expiry,
+                next_ping,
+                config.idle_timeout.map(|idle| last_heard + idle),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+        };
+    let never = || Instant::now() + Duration::from_secs(365 * 24 * 3600);
+    let lifecycle = sleep_until(next_deadline(expiry, next_ping, last_heard).unwrap_or_else(never));
+    tokio::pin!(lifecycle);
+    let woken = session.woken();
+    tokio::pin!(woken);
 
     let close = loop {
         if let Some(close) = session.take_close_request() {
             break Some(close);
         }
-        let idle_deadline = config.idle_timeout.map(|idle| last_heard + idle);
         // Biased: lifecycle events go first, so a flood of messages cannot
         // delay an expiry or a revocation.
         tokio::select! {
             biased;
-            () = session.woken() => {
+            () = &mut woken => {
+                woken.set(session.woken());
                 expiry = expiry_deadline(session, &config.clock);
+                let deadline = next_deadline(expiry, next_ping, last_heard);
+                lifecycle.as_mut().reset(deadline.unwrap_or_else(never));
             }
-            () = sleep_until_some(expiry) => {
-                break Some(Close::new(CloseKind::Unauthenticated, reason::TOKEN_EXPIRED));
-            }
-            () = sleep_until_some(idle_deadline) => {
-                break Some(Close::new(CloseKind::Idle, reason::IDLE_TIMEOUT));
-            }
-            () = tick(&mut ping) => {
-                if ws.send(Message::Ping(Default::default())).await.is_err() {
-                    break None;
+            () = &mut lifecycle => {
+                let now = Instant::now();
+                if expiry.is_some_and(|expiry| now >= expiry) {
+                    break Some(Close::new(CloseKind::Unauthenticated, reason::TOKEN_EXPIRED));
                 }
+                if config.idle_timeout.is_some_and(|idle| now >= last_heard + idle) {
+                    break Some(Close::new(CloseKind::Idle, reason::IDLE_TIMEOUT));
+                }
+                if let (Some(due), Some(every)) = (next_ping, config.ping_interval)
+                    && now >= due
+                {
+                    next_ping = Some(now + every);
+                    if ws.send(Message::Ping(Default::default())).await.is_err() {
+                        break None;
+                    }
+                }
+                let deadline = next_deadline(expiry, next_ping, last_heard);
+                lifecycle.as_mut().reset(deadline.unwrap_or_else(never));
             }
             outgoing = outbound.recv() => match outgoing {
                 Some(message) => {
-                    if ws.send(message).await.is_err() {
+                    // Write what is queued, then flush once: under load one
+                    // write system call carries many messages.
+                    let mut written = ws.feed(message).await;
+                    while written.is_ok() {
+                        match outbound.try_recv() {
+                            Ok(next) => written = ws.feed(next).await,
+                            Err(_) => break,
+                        }
+                    }
+                    if written.is_err() || ws.flush().await.is_err() {
                         break None;
                     }
                 }

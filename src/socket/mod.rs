@@ -82,6 +82,7 @@ pub mod close;
 mod driver;
 mod gate;
 mod gated;
+mod join;
 mod registry;
 mod session;
 mod upgrade;

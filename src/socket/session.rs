@@ -54,7 +54,10 @@ pub struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(principal: Principal, peer: Option<SocketAddr>) -> Self {
+    /// A session for `principal`, with a fresh connection id. wsgate makes
+    /// one per upgraded connection; make your own to test a pipeline or a
+    /// policy without a socket.
+    pub fn new(principal: Principal, peer: Option<SocketAddr>) -> Self {
         let id = ConnectionId::next();
         // A `sid` claim names the login session several sockets may share;
         // without one, each connection is its own session.

@@ -1,0 +1,239 @@
+//! Micro benchmarks of the per-message and per-handshake work wsgate adds:
+//! a verified-token cache hit, the whole message pipeline, a role-guard
+//! decision, an audit event emitted and discarded, and credential
+//! extraction from each transport. Run with `cargo bench --bench micro`.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ws::{Message, Utf8Bytes};
+use axum::response::Response;
+use base64::Engine as _;
+use criterion::{Criterion, criterion_group, criterion_main};
+use futures_util::FutureExt as _;
+use http::Request;
+use tower::{Service, ServiceBuilder, ServiceExt as _};
+use wsgate::audit::{AuditEvent, AuditLayer, Auditor, EventKind, Outcome};
+use wsgate::authenticate::{Authenticator, Credential};
+use wsgate::guard::{Policy, Requirement, RoleGuardLayer, RolePolicy};
+use wsgate::handshake::HandshakeLayer;
+use wsgate::jwt::{Algorithm, JwtIssuer, JwtVerifier, KeyPair};
+use wsgate::message::{Deliver, Inbound, MessageTokenLayer, RefreshLayer};
+use wsgate::socket::{ConnectionId, Session};
+use wsgate::store::InMemoryRevocationStore;
+use wsgate::ticket::Tickets;
+use wsgate::{AuthMethod, Principal, Transport};
+
+struct Fixture {
+    verifier: JwtVerifier,
+    token: String,
+    session: Arc<Session>,
+    message: String,
+}
+
+fn fixture() -> Fixture {
+    let (signing, verification) = KeyPair::hmac(&[42; 32], Algorithm::HS256)
+        .unwrap()
+        .into_parts();
+    let verifier = JwtVerifier::builder().key(verification).build().unwrap();
+    let principal = Principal::new("bench", AuthMethod::Password).with_roles(["user"]);
+    let issued = JwtIssuer::builder(signing)
+        .build()
+        .issue_token(&principal)
+        .unwrap();
+    let token = issued.token().expose().to_owned();
+    let verified = verifier.verify_token(&token).unwrap();
+    let message =
+        serde_json::json!({"type": "say", "text": "hello, world", "token": token}).to_string();
+    Fixture {
+        verifier,
+        token,
+        session: Arc::new(Session::new(verified, None)),
+        message,
+    }
+}
+
+fn inbound(fixture: &Fixture) -> Inbound {
+    Inbound::new(
+        Message::Text(Utf8Bytes::from(fixture.message.clone())),
+        fixture.session.clone(),
+    )
+}
+
+fn messages(c: &mut Criterion) {
+    let fixture = fixture();
+    let revocations = InMemoryRevocationStore::new();
+    let mut group = c.benchmark_group("message");
+
+    let mut token_check = ServiceBuilder::new()
+        .layer(MessageTokenLayer::new(
+            fixture.verifier.clone(),
+            revocations.clone(),
+        ))
+        .service(Deliver);
+    // The first call verifies and fills the cache; the rest are hits.
+    token_check
+        .call(inbound(&fixture))
+        .now_or_never()
+        .unwrap()
+        .unwrap();
+    group.bench_function("token_cache_hit", |bench| {
+        bench.iter(|| {
+            token_check
+                .call(black_box(inbound(&fixture)))
+                .now_or_never()
+                .unwrap()
+                .unwrap()
+        });
+    });
+
+    let mut uncached = ServiceBuilder::new()
+        .layer(
+            MessageTokenLayer::new(fixture.verifier.clone(), revocations.clone()).cache_capacity(0),
+        )
+        .service(Deliver);
+    group.bench_function("token_without_cache", |bench| {
+        bench.iter(|| {
+            uncached
+                .call(black_box(inbound(&fixture)))
+                .now_or_never()
+                .unwrap()
+                .unwrap()
+        });
+    });
+
+    let policy = RolePolicy::by_type()
+        .prefix("admin.", Requirement::any_role(["admin"]))
+        .otherwise(Requirement::any_role(["user"]));
+    let auditor = Auditor::new(|_: &AuditEvent| {});
+    let mut pipeline = ServiceBuilder::new()
+        .layer(AuditLayer::new(auditor))
+        .layer(RefreshLayer::new(
+            fixture.verifier.clone(),
+            revocations.clone(),
+        ))
+        .layer(MessageTokenLayer::new(
+            fixture.verifier.clone(),
+            revocations.clone(),
+        ))
+        .layer(RoleGuardLayer::new(policy.clone()))
+        .service(Deliver);
+    pipeline
+        .call(inbound(&fixture))
+        .now_or_never()
+        .unwrap()
+        .unwrap();
+    group.bench_function("full_pipeline", |bench| {
+        bench.iter(|| {
+            pipeline
+                .call(black_box(inbound(&fixture)))
+                .now_or_never()
+                .unwrap()
+                .unwrap()
+        });
+    });
+
+    group.bench_function("json_parse", |bench| {
+        bench.iter(|| black_box(inbound(&fixture)).json().is_some());
+    });
+
+    let parsed = inbound(&fixture);
+    parsed.json();
+    let principal = fixture.session.principal();
+    group.bench_function("role_guard_decision", |bench| {
+        bench.iter(|| policy.check(black_box(&principal), black_box(&parsed)));
+    });
+    group.finish();
+}
+
+fn audit(c: &mut Criterion) {
+    let discard = Auditor::new(|event: &AuditEvent| {
+        black_box(event);
+    });
+    c.bench_function("audit_event_discarded", |bench| {
+        bench.iter(|| {
+            let event = AuditEvent::new(EventKind::Message, Outcome::Deny)
+                .with_reason("forbidden")
+                .with_sub("alice")
+                .with_conn(ConnectionId::from_raw(7))
+                .with_action(Some("admin.kick".to_owned()));
+            discard.record(black_box(&event));
+        });
+    });
+}
+
+/// Accepts every credential at once: what is left is the layer's own work.
+#[derive(Clone)]
+struct AcceptAll;
+
+impl Authenticator for AcceptAll {
+    async fn authenticate(&self, credential: &Credential) -> Result<Principal, wsgate::Error> {
+        black_box(credential);
+        Ok(Principal::new("bench", AuthMethod::Token))
+    }
+}
+
+fn extraction(c: &mut Criterion) {
+    let fixture = fixture();
+    let token = fixture.token.clone();
+    let basic = base64::engine::general_purpose::STANDARD.encode("alice:alice-password-1");
+    let ticket = Tickets::in_memory()
+        .issue(&Principal::new("x", AuthMethod::Token))
+        .now_or_never()
+        .unwrap()
+        .unwrap();
+    let ticket = ticket.ticket().expose().to_owned();
+    let layer = HandshakeLayer::builder(AcceptAll)
+        .transports([
+            Transport::Bearer,
+            Transport::Basic,
+            Transport::Subprotocol,
+            Transport::Ticket,
+            Transport::Cookie,
+        ])
+        .allowed_origins(["https://app.example"])
+        .unwrap()
+        .application_protocols(["chat.v1"])
+        .unwrap()
+        .build()
+        .unwrap();
+    let inner = tower::service_fn(|_request: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(Body::empty()))
+    });
+    let service = ServiceBuilder::new().layer(layer).service(inner);
+    let request = |transport: &str| {
+        let builder = Request::get("/ws?room=lobby").header("origin", "https://app.example");
+        let builder = match transport {
+            "bearer" => builder.header("authorization", format!("Bearer {token}")),
+            "basic" => builder.header("authorization", format!("Basic {basic}")),
+            "subprotocol" => builder.header(
+                "sec-websocket-protocol",
+                format!("chat.v1, wsgate.bearer.{token}"),
+            ),
+            "cookie" => builder.header("cookie", format!("theme=dark; wsgate_token={token}")),
+            "ticket" => Request::get(format!("/ws?room=lobby&ticket={ticket}")),
+            other => panic!("{other}"),
+        };
+        builder.body(Body::empty()).unwrap()
+    };
+    let mut group = c.benchmark_group("handshake_extraction");
+    for transport in ["bearer", "basic", "subprotocol", "cookie", "ticket"] {
+        group.bench_function(transport, |bench| {
+            bench.iter(|| {
+                let response = service
+                    .clone()
+                    .oneshot(request(transport))
+                    .now_or_never()
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, messages, audit, extraction);
+criterion_main!(benches);

@@ -1,0 +1,173 @@
+//! Runs the application's handler and the connection driver in one task,
+//! polling each only when it was woken, and both in the same turn when one
+//! wakes the other.
+//!
+//! The two talk through channels: the driver hands a message to the
+//! handler, the handler answers through the driver. With a plain `join!`
+//! each hand-over costs another trip through the scheduler; here a wake
+//! that happens while the pair is being polled is served in the same turn,
+//! so a message in and its answer out cost one scheduling, as with a bare
+//! socket.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures_util::task::AtomicWaker;
+use pin_project_lite::pin_project;
+
+/// Wake-up flags shared by the two halves' wakers.
+struct Shared {
+    woken: [AtomicBool; 2],
+    polling: AtomicBool,
+    outer: AtomicWaker,
+}
+
+struct HalfWaker {
+    shared: Arc<Shared>,
+    half: usize,
+}
+
+impl Wake for HalfWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.shared.woken[self.half].store(true, Ordering::SeqCst);
+        // While the pair is being polled, the loop below sees the flag; only
+        // a wake from outside needs the scheduler.
+        if !self.shared.polling.load(Ordering::SeqCst) {
+            self.shared.outer.wake();
+        }
+    }
+}
+
+pin_project! {
+    /// Polls `first` and `second` until both are done.
+    pub(crate) struct Join<A, B> {
+        #[pin]
+        first: A,
+        #[pin]
+        second: B,
+        done: [bool; 2],
+        shared: Arc<Shared>,
+        wakers: [Waker; 2],
+    }
+}
+
+impl<A, B> Join<A, B> {
+    pub(crate) fn new(first: A, second: B) -> Self {
+        let shared = Arc::new(Shared {
+            woken: [AtomicBool::new(true), AtomicBool::new(true)],
+            polling: AtomicBool::new(false),
+            outer: AtomicWaker::new(),
+        });
+        let waker = |half| {
+            Waker::from(Arc::new(HalfWaker {
+                shared: shared.clone(),
+                half,
+            }))
+        };
+        let wakers = [waker(0), waker(1)];
+        Self {
+            first,
+            second,
+            done: [false, false],
+            shared,
+            wakers,
+        }
+    }
+}
+
+impl<A, B> Future for Join<A, B>
+where
+    A: Future<Output = ()>,
+    B: Future<Output = ()>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        this.shared.outer.register(cx.waker());
+        this.shared.polling.store(true, Ordering::SeqCst);
+        // Bounded, so one connection cannot hold the worker forever.
+        for _ in 0..16 {
+            let mut progressed = false;
+            if !this.done[0] && this.shared.woken[0].swap(false, Ordering::SeqCst) {
+                progressed = true;
+                let mut half = Context::from_waker(&this.wakers[0]);
+                this.done[0] = this.first.as_mut().poll(&mut half).is_ready();
+            }
+            if !this.done[1] && this.shared.woken[1].swap(false, Ordering::SeqCst) {
+                progressed = true;
+                let mut half = Context::from_waker(&this.wakers[1]);
+                this.done[1] = this.second.as_mut().poll(&mut half).is_ready();
+            }
+            if this.done[0] && this.done[1] {
+                this.shared.polling.store(false, Ordering::SeqCst);
+                return Poll::Ready(());
+            }
+            if !progressed {
+                break;
+            }
+        }
+        this.shared.polling.store(false, Ordering::SeqCst);
+        // A wake that landed after its half was checked, while `polling` was
+        // still set, did not reach the scheduler: take it from here.
+        let pending =
+            (0..2).any(|half| !this.done[half] && this.shared.woken[half].load(Ordering::SeqCst));
+        if pending {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn both_halves_run_to_completion_through_channels() {
+        let (to_second, mut from_first) = mpsc::channel::<u32>(1);
+        let (to_first, mut from_second) = mpsc::channel::<u32>(1);
+        let first = async move {
+            let mut total = 0;
+            for n in 0..1_000 {
+                to_second.send(n).await.unwrap();
+                total += from_second.recv().await.unwrap();
+            }
+            assert_eq!(total, (0..1_000).map(|n| n * 2).sum::<u32>());
+        };
+        let second = async move {
+            while let Some(n) = from_first.recv().await {
+                to_first.send(n * 2).await.unwrap();
+            }
+        };
+        Join::new(first, second).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wakes_from_other_threads_are_not_lost() {
+        let (sender, mut receiver) = mpsc::channel::<u32>(1);
+        let producer = tokio::spawn(async move {
+            for n in 0..10_000 {
+                sender.send(n).await.unwrap();
+            }
+        });
+        let consumer = async move {
+            let mut count = 0;
+            while receiver.recv().await.is_some() {
+                count += 1;
+            }
+            assert_eq!(count, 10_000);
+        };
+        Join::new(consumer, async {}).await;
+        producer.await.unwrap();
+    }
+}
