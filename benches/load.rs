@@ -1,38 +1,96 @@
-//! Load benchmark: the same WebSocket echo served bare by axum and behind
-//! wsgate (handshake authentication plus the full message pipeline: audit,
-//! refresh, per-message token validation, role guard), driven by the same
-//! client, alternating A/B/A/B; prints medians and the ratio wsgate/bare.
+//! Load benchmark: bare axum against wsgate, side by side in one run.
 //!
-//! `cargo bench --bench load` runs the full measurement; `-- --quick` (what
-//! CI runs) does one short round of each so the benchmark cannot rot.
+//! The same WebSocket echo is served bare and behind wsgate (handshake
+//! authentication plus the full message pipeline: audit, refresh,
+//! per-message token validation, role guard) and driven by the same
+//! `tokio-tungstenite` client, alternating A/B/A/B. It prints medians and
+//! the ratio wsgate/bare for message throughput in two shapes (and without
+//! the token cache, for reference), handshakes per second, resident memory
+//! per idle connection at 10 000 connections, revocation latency with
+//! 10 000 sockets open, and echo round trips during a password-hashing
+//! storm.
+//!
+//! `cargo bench --bench load` runs it all; `-- --quick` (what CI runs) does
+//! every part briefly, so the benchmark cannot rot. Nothing here asserts a
+//! timing.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
+use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as ClientMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 use wsgate::audit::{AuditEvent, AuditLayer, Auditor};
-use wsgate::authenticate::{Authenticator, BearerAuthenticator};
+use wsgate::authenticate::{Authenticator, BasicAuthenticator, BearerAuthenticator};
 use wsgate::guard::{Requirement, RoleGuardLayer, RolePolicy};
 use wsgate::handshake::HandshakeLayer;
 use wsgate::jwt::{Algorithm, JwtIssuer, JwtVerifier, KeyPair};
 use wsgate::message::{Deliver, Inbound, MessageTokenLayer, RefreshLayer, Verdict};
+use wsgate::password::PasswordVerifier;
 use wsgate::socket::{GatedUpgrade, Registry, SocketGate};
-use wsgate::store::InMemoryRevocationStore;
+use wsgate::store::{InMemoryCredentialStore, InMemoryRevocationStore, Revocation};
+use wsgate::ticket::Tickets;
 use wsgate::{AuthMethod, Principal, Transport};
 
 type Pipeline = BoxCloneSyncService<Inbound, Verdict, Infallible>;
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const ORIGIN: &str = "http://bench.local";
+const PASSWORD: &str = "bench-password-1";
+
+/// How long and how often; `--quick` shrinks everything.
+struct Plan {
+    quick: bool,
+    rounds: usize,
+    message_window: Duration,
+    handshake_window: Duration,
+    idle_connections: usize,
+    revocation_sockets: usize,
+    revoked_per_subject: usize,
+    storms: usize,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                quick,
+                rounds: 1,
+                message_window: Duration::from_millis(300),
+                handshake_window: Duration::from_millis(300),
+                idle_connections: 500,
+                revocation_sockets: 1_000,
+                revoked_per_subject: 10,
+                storms: 1,
+            }
+        } else {
+            Self {
+                quick,
+                rounds: 9,
+                message_window: Duration::from_secs(2),
+                handshake_window: Duration::from_secs(2),
+                idle_connections: 10_000,
+                revocation_sockets: 10_000,
+                revoked_per_subject: 100,
+                storms: 5,
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- servers
 
 async fn serve(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -41,16 +99,27 @@ async fn serve(router: Router) -> SocketAddr {
     addr
 }
 
-async fn bare_echo(ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(|mut socket| async move {
-        while let Some(Ok(message)) = socket.recv().await {
-            if let Message::Text(_) = message
-                && socket.send(message).await.is_err()
-            {
-                break;
+/// Bare axum: echo text frames, counting live sockets.
+fn bare_router(live: Arc<AtomicUsize>) -> Router {
+    Router::new().route(
+        "/ws",
+        get(move |ws: WebSocketUpgrade| {
+            let live = live.clone();
+            async move {
+                ws.on_upgrade(move |mut socket| async move {
+                    live.fetch_add(1, Ordering::SeqCst);
+                    while let Some(Ok(message)) = socket.recv().await {
+                        if let Message::Text(_) = message
+                            && socket.send(message).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                    live.fetch_sub(1, Ordering::SeqCst);
+                })
             }
-        }
-    })
+        }),
+    )
 }
 
 async fn gated_echo(State(gate): State<SocketGate<Pipeline>>, upgrade: GatedUpgrade) -> Response {
@@ -63,25 +132,57 @@ async fn gated_echo(State(gate): State<SocketGate<Pipeline>>, upgrade: GatedUpgr
     })
 }
 
-struct Servers {
-    bare: SocketAddr,
-    gated: SocketAddr,
-    token: String,
+struct Gated {
+    addr: SocketAddr,
+    registry: Registry,
+    tickets: Tickets,
+    hs256: JwtIssuer,
+    es256: JwtIssuer,
 }
 
-async fn start_servers() -> Servers {
-    let (signing, verification) = KeyPair::hmac(&[42; 32], Algorithm::HS256)
+impl Gated {
+    fn token(&self, issuer: &JwtIssuer, subject: &str) -> String {
+        let principal = Principal::new(subject, AuthMethod::Password).with_roles(["user"]);
+        issuer
+            .issue_token(&principal)
+            .unwrap()
+            .token()
+            .expose()
+            .to_owned()
+    }
+}
+
+fn route<A: Authenticator>(
+    path: &str,
+    gate: SocketGate<Pipeline>,
+    handshake: HandshakeLayer<A>,
+) -> Router {
+    Router::new()
+        .route(path, get(gated_echo))
+        .route_layer(handshake)
+        .with_state(gate)
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/jwt/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// One gated server with a route per variant: `/ws` (HS256, token cache),
+/// `/ws/uncached` (HS256, no token cache), `/ws/es256`, `/ws/ticket`,
+/// `/ws/basic` (Basic with argon2id, or Bearer).
+async fn gated_server() -> Gated {
+    let (hs_signing, hs_verification) = KeyPair::hmac(&[42; 32], Algorithm::HS256)
         .unwrap()
         .into_parts();
-    let verifier = JwtVerifier::builder().key(verification).build().unwrap();
-    let issuer = JwtIssuer::builder(signing).build();
-    let principal = Principal::new("bench", AuthMethod::Password).with_roles(["user"]);
-    let token = issuer
-        .issue_token(&principal)
+    let (es_signing, es_verification) = KeyPair::from_private_pem(&fixture("es256-private.pem"))
         .unwrap()
-        .token()
-        .expose()
-        .to_owned();
+        .into_parts();
+    let hs_verifier = JwtVerifier::builder().key(hs_verification).build().unwrap();
+    let es_verifier = JwtVerifier::builder().key(es_verification).build().unwrap();
 
     // The audit sees every decision; allowed messages are not recorded one
     // by one (the default), so the sink only counts what would be written.
@@ -91,53 +192,98 @@ async fn start_servers() -> Servers {
     });
     let revocations = InMemoryRevocationStore::new();
     let registry = Registry::new(revocations.clone(), auditor.clone());
-    let pipeline = ServiceBuilder::new()
-        .layer(AuditLayer::new(auditor.clone()))
-        .layer(RefreshLayer::new(verifier.clone(), revocations.clone()))
-        .layer(MessageTokenLayer::new(
-            verifier.clone(),
-            revocations.clone(),
-        ))
-        .layer(RoleGuardLayer::new(
-            RolePolicy::by_type().otherwise(Requirement::any_role(["user"])),
-        ))
-        .service(Deliver);
-    let gate = SocketGate::builder(registry)
-        .pipeline(Pipeline::new(pipeline))
-        .build();
-    let handshake =
-        HandshakeLayer::builder(BearerAuthenticator::new(verifier).check_revocations(revocations))
-            .transports([Transport::Bearer])
-            .audit(auditor)
+    let gate = |cache_capacity: usize| {
+        let pipeline = ServiceBuilder::new()
+            .layer(AuditLayer::new(auditor.clone()))
+            .layer(RefreshLayer::new(hs_verifier.clone(), revocations.clone()))
+            .layer(
+                MessageTokenLayer::new(hs_verifier.clone(), revocations.clone())
+                    .cache_capacity(cache_capacity),
+            )
+            .layer(RoleGuardLayer::new(
+                RolePolicy::by_type().otherwise(Requirement::any_role(["user"])),
+            ))
+            .service(Deliver);
+        SocketGate::builder(registry.clone())
+            .pipeline(Pipeline::new(pipeline))
             .build()
-            .unwrap();
-    let gated = Router::new()
-        .route("/ws", get(gated_echo))
-        .route_layer(handshake)
-        .with_state(gate);
-    let bare = Router::new().route("/ws", get(bare_echo));
-    Servers {
-        bare: serve(bare).await,
-        gated: serve(gated).await,
-        token,
+    };
+    let bearer = |verifier: JwtVerifier| {
+        HandshakeLayer::builder(
+            BearerAuthenticator::new(verifier).check_revocations(revocations.clone()),
+        )
+        .transports([Transport::Bearer])
+        .audit(auditor.clone())
+        .build()
+        .unwrap()
+    };
+    let tickets = Tickets::in_memory();
+    let ticket_gate = HandshakeLayer::builder(tickets.clone())
+        .transports([Transport::Ticket])
+        .audit(auditor.clone())
+        .build()
+        .unwrap();
+    let users = InMemoryCredentialStore::new();
+    users.add_user("bench", PASSWORD, ["user"]).unwrap();
+    let basic_gate = HandshakeLayer::builder(BearerAuthenticator::new(hs_verifier.clone()).or(
+        BasicAuthenticator::new(users, PasswordVerifier::new().unwrap()),
+    ))
+    .transports([Transport::Bearer, Transport::Basic])
+    .allowed_origins([ORIGIN])
+    .unwrap()
+    .audit(auditor.clone())
+    .build()
+    .unwrap();
+    let router = route("/ws", gate(10_000), bearer(hs_verifier.clone()))
+        .merge(route("/ws/uncached", gate(0), bearer(hs_verifier.clone())))
+        .merge(route("/ws/es256", gate(10_000), bearer(es_verifier)))
+        .merge(route("/ws/ticket", gate(10_000), ticket_gate))
+        .merge(route("/ws/basic", gate(10_000), basic_gate));
+    Gated {
+        addr: serve(router).await,
+        registry,
+        tickets,
+        hs256: JwtIssuer::builder(hs_signing).build(),
+        es256: JwtIssuer::builder(es_signing).build(),
     }
 }
 
-type Client =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+// ---------------------------------------------------------------- clients
 
-async fn connect(addr: SocketAddr, token: &str) -> Client {
-    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    tokio_tungstenite::connect_async(request).await.unwrap().0
+async fn connect(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Result<Client, String> {
+    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(client, _)| client)
+        .map_err(|error| error.to_string())
+}
+
+fn bearer(token: &str) -> Vec<(&'static str, String)> {
+    vec![("authorization", format!("Bearer {token}"))]
+}
+
+/// Raises the open-file limit to at least `wanted` (root may raise the hard
+/// limit too); returns what it is now.
+fn raise_file_limit(wanted: u64) -> u64 {
+    let _ = rlimit::setrlimit(rlimit::Resource::NOFILE, wanted, wanted);
+    rlimit::increase_nofile_limit(wanted).unwrap_or(0)
 }
 
 /// CPU time (user + system) this process has used, from /proc.
 fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at ")".
+    // Fields after the command name (which may hold spaces) start at ")";
+    // utime and stime are fields 14 and 15 of the file, 11 and 12 here.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map_or("", |(_, rest)| rest)
@@ -149,25 +295,45 @@ fn cpu_time() -> Duration {
             .and_then(|field| field.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    // utime and stime are fields 14 and 15 of the file: 11 and 12 here.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
+/// Resident memory of this process, from /proc.
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|field| field.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn percentile(values: &mut [Duration], fraction: f64) -> Duration {
+    values.sort();
+    let index = ((values.len() as f64 - 1.0) * fraction).round() as usize;
+    values[index.min(values.len() - 1)]
+}
+
 /// A throughput sample: messages per second, and CPU microseconds per
-/// message (client, server and kernel together, as the whole machine pays).
+/// message (client, server and kernel together, as the machine pays).
 struct Sample {
     per_second: f64,
     cpu_per_message: f64,
 }
 
-/// Messages per second over `connections` sockets with `in_flight`
-/// messages outstanding on each, for `duration`.
 async fn throughput(
     addr: SocketAddr,
+    path: &str,
     token: &str,
     connections: usize,
     in_flight: usize,
-    duration: Duration,
+    window: Duration,
 ) -> Sample {
     let message =
         serde_json::json!({"type": "say", "text": "hello, world", "token": token}).to_string();
@@ -175,7 +341,7 @@ async fn throughput(
     let count = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
     for _ in 0..connections {
-        clients.push(connect(addr, token).await);
+        clients.push(connect(addr, path, &bearer(token)).await.unwrap());
     }
     let started = Instant::now();
     let cpu_started = cpu_time();
@@ -198,15 +364,19 @@ async fn throughput(
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    sink.send(ClientMessage::Text(message.clone().into()))
+                    if sink
+                        .send(ClientMessage::Text(message.clone().into()))
                         .await
-                        .unwrap();
+                        .is_err()
+                    {
+                        break;
+                    }
                 }
                 let _ = sink.close().await;
             })
         })
         .collect();
-    tokio::time::sleep(duration).await;
+    tokio::time::sleep(window).await;
     stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
     let cpu = cpu_time() - cpu_started;
@@ -220,71 +390,557 @@ async fn throughput(
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+/// Handshakes per second with 32 clients connecting and disconnecting in a
+/// loop; `credentials` gives each attempt its headers and path.
+async fn handshakes<F>(addr: SocketAddr, window: Duration, credentials: F) -> f64
+where
+    F: Fn() -> (String, Vec<(&'static str, String)>) + Send + Sync + 'static,
+{
+    let credentials = Arc::new(credentials);
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (stop, count, credentials) = (stop.clone(), count.clone(), credentials.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let (path, headers) = credentials();
+                    if let Ok(client) = connect(addr, &path, &headers).await {
+                        count.fetch_add(1, Ordering::Relaxed);
+                        drop(client);
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(window).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let done = count.load(Ordering::Relaxed);
+    for task in tasks {
+        let _ = task.await;
+    }
+    done as f64 / elapsed.as_secs_f64()
+}
+
+// ---------------------------------------------------------------- parts
+
+async fn messages(plan: &Plan, bare: SocketAddr, gated: &Gated) {
+    let token = gated.token(&gated.hs256, "bench");
+    println!(
+        "\n## Messages per second (echo, median of {} rounds of {:?})",
+        plan.rounds, plan.message_window
+    );
+    println!(
+        "{:<62} {:>11} {:>11} {:>7} {:>8} {:>8}",
+        "shape", "bare", "wsgate", "ratio", "bare µs", "gate µs"
+    );
+    for (shape, connections, in_flight) in [
+        ("64 connections, 1 message in flight each", 64, 1),
+        ("1 connection, 32 messages in flight", 1, 32),
+    ] {
+        for (label, path) in [("", "/ws"), (" [no token cache]", "/ws/uncached")] {
+            let mut bare_samples = Vec::new();
+            let mut gated_samples = Vec::new();
+            for _ in 0..plan.rounds {
+                bare_samples.push(
+                    throughput(
+                        bare,
+                        "/ws",
+                        &token,
+                        connections,
+                        in_flight,
+                        plan.message_window,
+                    )
+                    .await,
+                );
+                gated_samples.push(
+                    throughput(
+                        gated.addr,
+                        path,
+                        &token,
+                        connections,
+                        in_flight,
+                        plan.message_window,
+                    )
+                    .await,
+                );
+            }
+            let rate = |samples: &[Sample]| {
+                median(samples.iter().map(|sample| sample.per_second).collect())
+            };
+            let cpu = |samples: &[Sample]| {
+                median(
+                    samples
+                        .iter()
+                        .map(|sample| sample.cpu_per_message)
+                        .collect(),
+                )
+            };
+            println!(
+                "{:<62} {:>11.0} {:>11.0} {:>7.3} {:>8.2} {:>8.2}",
+                format!("{shape}{label}"),
+                rate(&bare_samples),
+                rate(&gated_samples),
+                rate(&gated_samples) / rate(&bare_samples),
+                cpu(&bare_samples),
+                cpu(&gated_samples)
+            );
+        }
+    }
+    println!("(µs: CPU time per message of the whole process: client, server and kernel)");
+}
+
+async fn handshake_rates(plan: &Plan, bare: SocketAddr, gated: &Gated) {
+    let hs256 = gated.token(&gated.hs256, "bench");
+    let es256 = gated.token(&gated.es256, "bench");
+    // Tickets are issued before the clock starts: redemption is measured.
+    let pool = Arc::new(Mutex::new(Vec::new()));
+    let principal = Principal::new("bench", AuthMethod::Token).with_roles(["user"]);
+    let mut medians: Vec<(&str, Vec<f64>)> = ["bare", "HS256", "ES256", "ticket"]
+        .iter()
+        .map(|name| (*name, Vec::new()))
+        .collect();
+    for _ in 0..plan.rounds.min(3) {
+        let mut fresh = Vec::new();
+        for _ in 0..if plan.quick { 5_000 } else { 40_000 } {
+            fresh.push(
+                gated
+                    .tickets
+                    .issue(&principal)
+                    .await
+                    .unwrap()
+                    .ticket()
+                    .expose()
+                    .to_owned(),
+            );
+        }
+        *pool.lock().unwrap() = fresh;
+        medians[0].1.push(
+            handshakes(bare, plan.handshake_window, || {
+                ("/ws".to_owned(), Vec::new())
+            })
+            .await,
+        );
+        let token = hs256.clone();
+        medians[1].1.push(
+            handshakes(gated.addr, plan.handshake_window, move || {
+                ("/ws".to_owned(), bearer(&token))
+            })
+            .await,
+        );
+        let token = es256.clone();
+        medians[2].1.push(
+            handshakes(gated.addr, plan.handshake_window, move || {
+                ("/ws/es256".to_owned(), bearer(&token))
+            })
+            .await,
+        );
+        let tickets = pool.clone();
+        medians[3].1.push(
+            handshakes(gated.addr, plan.handshake_window, move || {
+                let ticket = tickets.lock().unwrap().pop().unwrap_or_default();
+                (format!("/ws/ticket?ticket={ticket}"), Vec::new())
+            })
+            .await,
+        );
+    }
+    println!("\n## Handshakes per second (32 concurrent clients, connect then drop)");
+    let bare_rate = median(medians[0].1.clone());
+    for (name, samples) in medians {
+        let rate = median(samples);
+        println!(
+            "{name:<8} {rate:>10.0}  ratio to bare {:.3}",
+            rate / bare_rate
+        );
+    }
+}
+
+/// Runs in a child process: serves (bare or gated) and answers commands on
+/// standard input, so the server's memory is measured alone and clients
+/// and server do not share one open-file limit.
+///
+/// Commands: `rss` → `RSS <resident bytes> <live sockets>`; `revoke <sub>`
+/// → `REVOKED <closed>`. Prints `PORT <port>` first.
+async fn server_child(side: &str) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    raise_file_limit(65_536);
+    let live = Arc::new(AtomicUsize::new(0));
+    let (addr, registry) = if side == "bare" {
+        (serve(bare_router(live.clone())).await, None)
+    } else {
+        let gated = gated_server().await;
+        (gated.addr, Some(gated.registry))
+    };
+    let mut stdout = tokio::io::stdout();
+    let mut say = async |line: String| {
+        stdout
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        stdout.flush().await.unwrap();
+    };
+    say(format!("PORT {}", addr.port())).await;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("rss"), _) => {
+                let sockets = registry
+                    .as_ref()
+                    .map_or_else(|| live.load(Ordering::SeqCst), Registry::len);
+                say(format!("RSS {} {sockets}", resident_bytes())).await;
+            }
+            (Some("revoke"), Some(subject)) => {
+                let registry = registry
+                    .as_ref()
+                    .expect("revocation needs the gated server");
+                let revocation = Revocation::Subject {
+                    subject: subject.to_owned(),
+                    issued_before: SystemTime::now(),
+                };
+                let closed = registry.revoke(revocation).await.unwrap();
+                say(format!("REVOKED {closed}")).await;
+            }
+            _ => say("?".to_owned()).await,
+        }
+    }
+}
+
+/// A server child process and its command pipe.
+struct ServerChild {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    addr: SocketAddr,
+}
+
+impl ServerChild {
+    async fn start(side: &str) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--server-child", side])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next_line().await.unwrap().unwrap();
+        let port: u16 = first.strip_prefix("PORT ").unwrap().parse().unwrap();
+        Self {
+            child,
+            stdin,
+            lines,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    async fn ask(&mut self, command: &str) -> Vec<String> {
+        use tokio::io::AsyncWriteExt;
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+        let answer = self.lines.next_line().await.unwrap().unwrap();
+        answer
+            .split_whitespace()
+            .skip(1)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    async fn rss(&mut self) -> (u64, usize) {
+        let answer = self.ask("rss").await;
+        (answer[0].parse().unwrap(), answer[1].parse().unwrap())
+    }
+}
+
+/// Tokens the children accept: they sign with the same fixed test key.
+fn child_token(subject: &str) -> String {
+    let (signing, _) = KeyPair::hmac(&[42; 32], Algorithm::HS256)
+        .unwrap()
+        .into_parts();
+    let principal = Principal::new(subject, AuthMethod::Password).with_roles(["user"]);
+    JwtIssuer::builder(signing)
+        .build()
+        .issue_token(&principal)
+        .unwrap()
+        .token()
+        .expose()
+        .to_owned()
+}
+
+async fn memory(plan: &Plan) {
+    raise_file_limit(4 * plan.idle_connections as u64 + 1_024);
+    let mut per_connection = Vec::new();
+    for side in ["bare", "wsgate"] {
+        let mut server = ServerChild::start(side).await;
+        let token = child_token("bench");
+        // Warm the server with one connection before the first reading.
+        let warm = connect(server.addr, "/ws", &bearer(&token)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (before, _) = server.rss().await;
+        let mut clients = Vec::with_capacity(plan.idle_connections);
+        for _ in 0..plan.idle_connections {
+            clients.push(connect(server.addr, "/ws", &bearer(&token)).await.unwrap());
+        }
+        loop {
+            let (_, sockets) = server.rss().await;
+            if sockets > plan.idle_connections {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (after, _) = server.rss().await;
+        per_connection.push(after.saturating_sub(before) as f64 / plan.idle_connections as f64);
+        drop((clients, warm));
+        let _ = server.child.kill().await;
+    }
+    println!(
+        "\n## Resident memory of the server per idle connection ({} connections)",
+        plan.idle_connections
+    );
+    println!(
+        "bare {:.0} B, wsgate {:.0} B: wsgate adds {:.0} B per connection",
+        per_connection[0],
+        per_connection[1],
+        per_connection[1] - per_connection[0]
+    );
+}
+
+/// Revocation latency: `sockets` open on a gated server (another process),
+/// subjects holding `revoked_per_subject` sockets each revoked in turn;
+/// time from sending the revoke command to each close frame.
+async fn revocation(plan: &Plan) {
+    raise_file_limit(2 * plan.revocation_sockets as u64 + 1_024);
+    let mut server = ServerChild::start("wsgate").await;
+    let victims = 3;
+    let others = plan.revocation_sockets - victims * plan.revoked_per_subject;
+    let mut idle = Vec::with_capacity(others);
+    for index in 0..others {
+        let token = child_token(&format!("other-{}", index % 1_000));
+        idle.push(connect(server.addr, "/ws", &bearer(&token)).await.unwrap());
+    }
+    let mut latencies = Vec::new();
+    for victim in 0..victims {
+        let subject = format!("victim-{victim}");
+        let token = child_token(&subject);
+        let start = Arc::new(Mutex::new(None::<Instant>));
+        let mut readers = Vec::new();
+        for _ in 0..plan.revoked_per_subject {
+            let mut socket = connect(server.addr, "/ws", &bearer(&token)).await.unwrap();
+            let start = start.clone();
+            readers.push(tokio::spawn(async move {
+                while let Some(Ok(message)) = socket.next().await {
+                    if let ClientMessage::Close(_) = message {
+                        break;
+                    }
+                }
+                let began = start.lock().unwrap().expect("closed before the revocation");
+                began.elapsed()
+            }));
+        }
+        loop {
+            let (_, sockets) = server.rss().await;
+            if sockets >= others + plan.revoked_per_subject {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        *start.lock().unwrap() = Some(Instant::now());
+        let answer = server.ask(&format!("revoke {subject}")).await;
+        assert_eq!(
+            answer[0].parse::<usize>().unwrap(),
+            plan.revoked_per_subject
+        );
+        for reader in readers {
+            latencies.push(reader.await.unwrap());
+        }
+        // Let the closed ones leave the registry.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+    }
+    let p50 = percentile(&mut latencies, 0.5);
+    let p99 = percentile(&mut latencies, 0.99);
+    println!(
+        "\n## Revocation latency ({} sockets open, {victims} subjects of {} sockets revoked in turn)",
+        plan.revocation_sockets, plan.revoked_per_subject
+    );
+    println!("revoke command sent → close frame received: p50 {p50:?}, p99 {p99:?}");
+    drop(idle);
+    let _ = server.child.kill().await;
+}
+
+/// Echo round trips on open sockets while 50 Basic handshakes hash
+/// passwords at once.
+async fn storm(plan: &Plan, gated: &Gated) {
+    let token = gated.token(&gated.hs256, "bench");
+    let message = serde_json::json!({"type": "say", "text": "ping", "token": token}).to_string();
+    let storming = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let calm = Arc::new(Mutex::new(Vec::new()));
+    let stormy = Arc::new(Mutex::new(Vec::new()));
+    let mut pingers = Vec::new();
+    for _ in 0..8 {
+        let mut client = connect(gated.addr, "/ws/basic", &bearer(&token))
+            .await
+            .unwrap();
+        let (storming, stop, calm, stormy, message) = (
+            storming.clone(),
+            stop.clone(),
+            calm.clone(),
+            stormy.clone(),
+            message.clone(),
+        );
+        pingers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let sent = Instant::now();
+                client
+                    .send(ClientMessage::Text(message.clone().into()))
+                    .await
+                    .unwrap();
+                while let Some(Ok(reply)) = client.next().await {
+                    if reply.is_text() {
+                        break;
+                    }
+                }
+                let rtt = sent.elapsed();
+                let bucket = if storming.load(Ordering::Relaxed) {
+                    &stormy
+                } else {
+                    &calm
+                };
+                bucket.lock().unwrap().push(rtt);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }));
+    }
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("bench:{PASSWORD}"))
+    );
+    let mut storm_durations = Vec::new();
+    for _ in 0..plan.storms {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        storming.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        let attempts: Vec<_> = (0..50)
+            .map(|_| {
+                let headers = vec![
+                    ("authorization", basic.clone()),
+                    ("origin", ORIGIN.to_owned()),
+                ];
+                let addr = gated.addr;
+                tokio::spawn(async move { connect(addr, "/ws/basic", &headers).await.is_ok() })
+            })
+            .collect();
+        let mut accepted = 0;
+        for attempt in attempts {
+            accepted += usize::from(attempt.await.unwrap());
+        }
+        storm_durations.push(started.elapsed());
+        storming.store(false, Ordering::Relaxed);
+        assert_eq!(accepted, 50, "every Basic handshake of the storm succeeds");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for pinger in pingers {
+        let _ = pinger.await;
+    }
+    let mut calm = calm.lock().unwrap().clone();
+    let mut stormy = stormy.lock().unwrap().clone();
+    println!(
+        "\n## Echo round trip during a storm of 50 concurrent Basic (argon2id) handshakes, {} storms",
+        plan.storms
+    );
+    println!(
+        "calm:  p50 {:?}, p99 {:?} ({} round trips)",
+        percentile(&mut calm, 0.5),
+        percentile(&mut calm, 0.99),
+        calm.len()
+    );
+    println!(
+        "storm: p50 {:?}, p99 {:?} ({} round trips); a storm lasted {:?} (median)",
+        percentile(&mut stormy, 0.5),
+        percentile(&mut stormy, 0.99),
+        stormy.len(),
+        percentile(&mut storm_durations, 0.5)
+    );
 }
 
 #[tokio::main]
 async fn main() {
-    let quick = std::env::args().any(|argument| argument == "--quick");
-    let (rounds, duration) = if quick {
-        (1, Duration::from_millis(300))
-    } else {
-        (9, Duration::from_secs(2))
-    };
-    let servers = start_servers().await;
-    // For profiling one side: `WSGATE_LOAD_PROFILE=bare|wsgate` runs only
-    // that server, 64 connections, for ten seconds.
-    if let Ok(side) = std::env::var("WSGATE_LOAD_PROFILE") {
-        let addr = if side == "bare" {
-            servers.bare
-        } else {
-            servers.gated
-        };
-        let sample = throughput(addr, &servers.token, 64, 1, Duration::from_secs(10)).await;
-        println!(
-            "{side}: {:.0} msg/s, {:.2} µs CPU per message",
-            sample.per_second, sample.cpu_per_message
-        );
+    let arguments: Vec<String> = std::env::args().collect();
+    if let Some(position) = arguments
+        .iter()
+        .position(|argument| argument == "--server-child")
+    {
+        server_child(&arguments[position + 1]).await;
         return;
     }
+    let plan = Plan::new(arguments.iter().any(|argument| argument == "--quick"));
     println!(
-        "wsgate load benchmark: {rounds} rounds of {duration:?} per shape and server, alternating bare/wsgate"
-    );
-    println!(
-        "{:<44} {:>12} {:>12} {:>7} {:>9} {:>9}",
-        "shape", "bare msg/s", "wsgate msg/s", "ratio", "bare µs", "wsgate µs"
-    );
-    for (name, connections, in_flight) in [
-        ("64 connections, 1 message in flight each", 64, 1),
-        ("1 connection, 32 messages in flight", 1, 32),
-    ] {
-        let mut bare = Vec::new();
-        let mut gated = Vec::new();
-        for _ in 0..rounds {
-            let token = &servers.token;
-            bare.push(throughput(servers.bare, token, connections, in_flight, duration).await);
-            gated.push(throughput(servers.gated, token, connections, in_flight, duration).await);
+        "# wsgate load benchmark{}",
+        if plan.quick {
+            " (quick mode: figures are not meaningful)"
+        } else {
+            ""
         }
-        let rate =
-            |samples: &[Sample]| median(samples.iter().map(|sample| sample.per_second).collect());
-        let cpu = |samples: &[Sample]| {
-            median(
-                samples
-                    .iter()
-                    .map(|sample| sample.cpu_per_message)
-                    .collect(),
-            )
-        };
-        println!(
-            "{name:<44} {:>12.0} {:>12.0} {:>7.3} {:>9.2} {:>9.2}",
-            rate(&bare),
-            rate(&gated),
-            rate(&gated) / rate(&bare),
-            cpu(&bare),
-            cpu(&gated)
-        );
+    );
+    println!(
+        "machine: {} CPUs, {} MiB memory",
+        std::thread::available_parallelism().map_or(0, |count| count.get()),
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|info| info.lines().next().and_then(|line| line
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()))
+            .unwrap_or(0)
+            / 1024
+    );
+    let bare = serve(bare_router(Arc::new(AtomicUsize::new(0)))).await;
+    let gated = gated_server().await;
+    // For profiling one side alone for ten seconds:
+    // WSGATE_LOAD_PROFILE=messages-bare|messages-wsgate|handshakes-bare|handshakes-hs256
+    if let Ok(part) = std::env::var("WSGATE_LOAD_PROFILE") {
+        let token = gated.token(&gated.hs256, "bench");
+        let window = Duration::from_secs(10);
+        match part.as_str() {
+            "messages-bare" | "messages-wsgate" => {
+                let addr = if part == "messages-bare" {
+                    bare
+                } else {
+                    gated.addr
+                };
+                let sample = throughput(addr, "/ws", &token, 64, 1, window).await;
+                println!(
+                    "{part}: {:.0}/s, {:.2} µs CPU each",
+                    sample.per_second, sample.cpu_per_message
+                );
+            }
+            "handshakes-bare" => println!(
+                "{part}: {:.0}/s",
+                handshakes(bare, window, || ("/ws".to_owned(), Vec::new())).await
+            ),
+            _ => println!(
+                "{part}: {:.0}/s",
+                handshakes(gated.addr, window, move || (
+                    "/ws".to_owned(),
+                    bearer(&token)
+                ))
+                .await
+            ),
+        }
+        return;
     }
-    println!("(µs: CPU time per message of the whole process: client, server and kernel)");
+    messages(&plan, bare, &gated).await;
+    handshake_rates(&plan, bare, &gated).await;
+    storm(&plan, &gated).await;
+    memory(&plan).await;
+    revocation(&plan).await;
 }

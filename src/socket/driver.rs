@@ -111,6 +111,9 @@ pub(crate) async fn serve<P, R, F, Fut>(
     Fut: Future<Output = ()>,
 {
     let _registration = gate.config.registry.register(session.clone());
+    // Boxed elements: a tokio channel allocates a block of 32 slots up
+    // front, and an idle connection should not pay 32 messages' worth of
+    // memory for each direction.
     let (inbound_sender, inbound) = mpsc::channel(gate.config.queue);
     let (outbound_sender, outbound) = mpsc::channel(gate.config.queue);
     let socket = GatedSocket {
@@ -131,8 +134,8 @@ async fn drive<P, R>(
     mut ws: WebSocket,
     gate: &SocketGate<P, R>,
     session: &Arc<Session>,
-    deliver: mpsc::Sender<Inbound>,
-    mut outbound: mpsc::Receiver<Message>,
+    deliver: mpsc::Sender<Box<Inbound>>,
+    mut outbound: mpsc::Receiver<Box<Message>>,
 ) where
     P: Service<Inbound, Response = Verdict, Error = Infallible> + Clone,
     R: RevocationStore,
@@ -201,10 +204,10 @@ async fn drive<P, R>(
                 Some(message) => {
                     // Write what is queued, then flush once: under load one
                     // write system call carries many messages.
-                    let mut written = ws.feed(message).await;
+                    let mut written = ws.feed(*message).await;
                     while written.is_ok() {
                         match outbound.try_recv() {
-                            Ok(next) => written = ws.feed(next).await,
+                            Ok(next) => written = ws.feed(*next).await,
                             Err(_) => break,
                         }
                     }
@@ -236,7 +239,7 @@ async fn drive<P, R>(
                 };
                 match verdict {
                     Ok(Verdict::Deliver(inbound)) => {
-                        if deliver.send(inbound).await.is_err() {
+                        if deliver.send(Box::new(inbound)).await.is_err() {
                             break Some(Close::new(CloseKind::Normal, ""));
                         }
                     }

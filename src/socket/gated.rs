@@ -20,14 +20,14 @@ use crate::socket::session::{ConnectionId, Session};
 /// room, a broadcaster).
 pub struct GatedSocket {
     pub(crate) session: Arc<Session>,
-    pub(crate) inbound: mpsc::Receiver<Inbound>,
+    pub(crate) inbound: mpsc::Receiver<Box<Inbound>>,
     pub(crate) sender: GatedSender,
 }
 
 /// Sends messages on a gated socket; cheap to clone.
 #[derive(Clone)]
 pub struct GatedSender {
-    pub(crate) outbound: mpsc::Sender<Message>,
+    pub(crate) outbound: mpsc::Sender<Box<Message>>,
 }
 
 /// The socket is closed: the message was not sent.
@@ -61,7 +61,7 @@ impl GatedSocket {
 
     /// The next delivered message; `None` once the connection has ended.
     pub async fn recv(&mut self) -> Option<Inbound> {
-        self.inbound.recv().await
+        self.inbound.recv().await.map(|inbound| *inbound)
     }
 
     /// Sends a message.
@@ -91,7 +91,10 @@ impl GatedSender {
     ///
     /// [`SocketClosed`] when the connection has ended.
     pub async fn send(&self, message: Message) -> Result<(), SocketClosed> {
-        self.outbound.send(message).await.map_err(|_| SocketClosed)
+        self.outbound
+            .send(Box::new(message))
+            .await
+            .map_err(|_| SocketClosed)
     }
 
     /// Sends a message if there is room in the outbound queue; a slow
@@ -101,7 +104,9 @@ impl GatedSender {
     ///
     /// [`SocketClosed`] when the connection has ended or its queue is full.
     pub fn try_send(&self, message: Message) -> Result<(), SocketClosed> {
-        self.outbound.try_send(message).map_err(|_| SocketClosed)
+        self.outbound
+            .try_send(Box::new(message))
+            .map_err(|_| SocketClosed)
     }
 
     /// Whether the connection has ended.
