@@ -90,8 +90,15 @@ impl Matcher {
 /// [`Requirement::Nobody`]: what no rule allows is denied.
 #[derive(Debug, Clone)]
 pub struct RolePolicy {
+    // One Arc: the policy is cloned into every connection's pipeline and on
+    // every message (tower's clone-and-call), so a clone must not allocate.
+    rules: Arc<Rules>,
+}
+
+#[derive(Debug, Clone)]
+struct Rules {
     field: &'static str,
-    rules: Arc<Vec<(Matcher, Requirement)>>,
+    rules: Vec<(Matcher, Requirement)>,
     otherwise: Requirement,
 }
 
@@ -105,14 +112,18 @@ impl RolePolicy {
     /// `channel`).
     pub fn by_field(field: &'static str) -> Self {
         Self {
-            field,
-            rules: Arc::new(Vec::new()),
-            otherwise: Requirement::Nobody,
+            rules: Arc::new(Rules {
+                field,
+                rules: Vec::new(),
+                otherwise: Requirement::Nobody,
+            }),
         }
     }
 
     fn rule(mut self, matcher: Matcher, requirement: Requirement) -> Self {
-        Arc::make_mut(&mut self.rules).push((matcher, requirement));
+        Arc::make_mut(&mut self.rules)
+            .rules
+            .push((matcher, requirement));
         self
     }
 
@@ -129,22 +140,23 @@ impl RolePolicy {
     /// Every other action needs `requirement`. Defaults to
     /// [`Requirement::Nobody`].
     pub fn otherwise(mut self, requirement: Requirement) -> Self {
-        self.otherwise = requirement;
+        Arc::make_mut(&mut self.rules).otherwise = requirement;
         self
     }
 
     /// The requirement for `action`.
     pub fn requirement(&self, action: &str) -> &Requirement {
         self.rules
+            .rules
             .iter()
             .find(|(matcher, _)| matcher.matches(action))
-            .map_or(&self.otherwise, |(_, requirement)| requirement)
+            .map_or(&self.rules.otherwise, |(_, requirement)| requirement)
     }
 }
 
 impl Policy for RolePolicy {
     fn check(&self, principal: &Principal, message: &Inbound) -> Access {
-        let action = message.json_str(self.field).unwrap_or("");
+        let action = message.json_str(self.rules.field).unwrap_or("");
         if self.requirement(action).is_met_by(principal) {
             Access::Allow
         } else {

@@ -51,6 +51,13 @@ pub struct MessageTokenLayer<V, R, E = JsonField> {
 #[derive(Debug)]
 pub struct MessageToken<S, V, R, E = JsonField> {
     inner: S,
+    // Everything but the inner service behind one Arc: tower's
+    // clone-and-call pattern clones the service for every message.
+    shared: Arc<Shared<V, R, E>>,
+}
+
+#[derive(Debug)]
+struct Shared<V, R, E> {
     verifier: V,
     revocations: R,
     extractor: E,
@@ -117,22 +124,21 @@ impl<S, V: Clone, R: Clone, E: Clone> Layer<S> for MessageTokenLayer<V, R, E> {
     fn layer(&self, inner: S) -> Self::Service {
         MessageToken {
             inner,
-            verifier: self.verifier.clone(),
-            revocations: self.revocations.clone(),
-            extractor: self.extractor.clone(),
-            cache: self.cache.clone(),
+            shared: Arc::new(Shared {
+                verifier: self.verifier.clone(),
+                revocations: self.revocations.clone(),
+                extractor: self.extractor.clone(),
+                cache: self.cache.clone(),
+            }),
         }
     }
 }
 
-impl<S: Clone, V: Clone, R: Clone, E: Clone> Clone for MessageToken<S, V, R, E> {
+impl<S: Clone, V, R, E> Clone for MessageToken<S, V, R, E> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            verifier: self.verifier.clone(),
-            revocations: self.revocations.clone(),
-            extractor: self.extractor.clone(),
-            cache: self.cache.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -164,12 +170,15 @@ where
     fn call(&mut self, inbound: Inbound) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let verifier = self.verifier.clone();
-        let revocations = self.revocations.clone();
-        let extractor = self.extractor.clone();
-        let cache = self.cache.clone();
+        let shared = self.shared.clone();
         // Boxed: the verifier's and the store's futures are the user's.
         Box::pin(async move {
+            let Shared {
+                verifier,
+                revocations,
+                extractor,
+                cache,
+            } = &*shared;
             let invalid = Close::new(CloseKind::Unauthenticated, reason::INVALID_TOKEN);
             let Some(token) = extractor.token(&inbound) else {
                 return Ok(refuse(invalid, &inbound, None));
