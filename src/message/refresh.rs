@@ -13,7 +13,6 @@ use tower_service::Service;
 
 use crate::audit::{Outcome, token_fingerprint};
 use crate::clock::unix_seconds;
-use crate::error::TokenError;
 use crate::message::{Decision, Inbound, Verdict};
 use crate::socket::close::{Close, CloseKind, reason};
 use crate::store::RevocationStore;
@@ -88,10 +87,10 @@ impl<S, V: Clone, R: Clone> Layer<S> for RefreshLayer<V, R> {
     }
 }
 
-fn refused(kind: CloseKind, phrase: &'static str, token: Option<String>) -> Verdict {
+fn refused(close: Close, token: Option<String>) -> Verdict {
     Verdict::Close {
-        close: Close::new(kind, phrase),
-        decision: Decision::refresh(Outcome::Deny, Some(phrase)).with_token(token),
+        close,
+        decision: Decision::refresh(Outcome::Deny, Some(close.reason)).with_token(token),
     }
 }
 
@@ -118,34 +117,15 @@ where
         }
         let layer = self.layer.clone();
         Box::pin(async move {
+            let invalid = Close::new(CloseKind::Unauthenticated, reason::INVALID_TOKEN);
             let Some(token) = inbound.json_str(layer.token_field) else {
-                return Ok(refused(
-                    CloseKind::Unauthenticated,
-                    reason::INVALID_TOKEN,
-                    None,
-                ));
+                return Ok(refused(invalid, None));
             };
             let principal = match layer.verifier.verify(token).await {
                 Ok(principal) => principal,
                 Err(error) => {
                     let fingerprint = Some(token_fingerprint(token, None));
-                    return Ok(match error.token_error() {
-                        Some(TokenError::Expired) => refused(
-                            CloseKind::Unauthenticated,
-                            reason::TOKEN_EXPIRED,
-                            fingerprint,
-                        ),
-                        Some(_) => refused(
-                            CloseKind::Unauthenticated,
-                            reason::INVALID_TOKEN,
-                            fingerprint,
-                        ),
-                        None => refused(
-                            CloseKind::BackendFailed,
-                            reason::BACKEND_FAILED,
-                            fingerprint,
-                        ),
-                    });
+                    return Ok(refused(Close::for_failed_credential(&error), fingerprint));
                 }
             };
             let fingerprint = Some(token_fingerprint(token, principal.token_id()));
@@ -157,32 +137,14 @@ where
                 (None, _) => false,
             };
             if principal.subject() != session.subject() || !later {
-                return Ok(refused(
-                    CloseKind::Unauthenticated,
-                    reason::INVALID_TOKEN,
-                    fingerprint,
-                ));
+                return Ok(refused(invalid, fingerprint));
             }
-            match layer
+            let checked = layer
                 .revocations
                 .is_revoked(&principal, Some(session.session_id()))
-                .await
-            {
-                Ok(false) => {}
-                Ok(true) => {
-                    return Ok(refused(
-                        CloseKind::Forbidden,
-                        reason::TOKEN_REVOKED,
-                        fingerprint,
-                    ));
-                }
-                Err(_) => {
-                    return Ok(refused(
-                        CloseKind::BackendFailed,
-                        reason::BACKEND_FAILED,
-                        fingerprint,
-                    ));
-                }
+                .await;
+            if let Some(close) = Close::for_revocation_check(checked) {
+                return Ok(refused(close, fingerprint));
             }
             let expires_at = principal.expires_at().map(unix_seconds);
             session.refresh(principal);

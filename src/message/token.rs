@@ -14,7 +14,6 @@ use tower_service::Service;
 
 use crate::audit::{Outcome, token_fingerprint};
 use crate::clock::Clock;
-use crate::error::TokenError;
 use crate::message::extract::{JsonField, TokenExtractor};
 use crate::message::{Decision, Inbound, Verdict, action_of};
 use crate::principal::Principal;
@@ -189,14 +188,7 @@ where
                 None => match verifier.verify(token).await {
                     Ok(principal) => cache.insert(digest, principal),
                     Err(error) => {
-                        let close = match error.token_error() {
-                            Some(TokenError::Expired) => {
-                                Close::new(CloseKind::Unauthenticated, reason::TOKEN_EXPIRED)
-                            }
-                            Some(_) => invalid,
-                            // The verifier could not decide: fail closed.
-                            None => Close::new(CloseKind::BackendFailed, reason::BACKEND_FAILED),
-                        };
+                        let close = Close::for_failed_credential(&error);
                         let fingerprint = token_fingerprint(token, None);
                         return Ok(refuse(close, &inbound, Some(fingerprint)));
                     }
@@ -206,19 +198,11 @@ where
             if principal.subject() != inbound.session().subject() {
                 return Ok(refuse(invalid, &inbound, fingerprint()));
             }
-            match revocations
+            let checked = revocations
                 .is_revoked(&principal, Some(inbound.session().session_id()))
-                .await
-            {
-                Ok(false) => {}
-                Ok(true) => {
-                    let revoked = Close::new(CloseKind::Forbidden, reason::TOKEN_REVOKED);
-                    return Ok(refuse(revoked, &inbound, fingerprint()));
-                }
-                Err(_) => {
-                    let failed = Close::new(CloseKind::BackendFailed, reason::BACKEND_FAILED);
-                    return Ok(refuse(failed, &inbound, fingerprint()));
-                }
+                .await;
+            if let Some(close) = Close::for_revocation_check(checked) {
+                return Ok(refuse(close, &inbound, fingerprint()));
             }
             inner.call(inbound).await
         })

@@ -1,5 +1,7 @@
 //! Why wsgate closes a socket, and with which code.
 
+use crate::error::{Error, ErrorKind, TokenError};
+
 /// The kinds of close wsgate makes; [`CloseCodes`] maps them to numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -36,6 +38,34 @@ impl Close {
     /// A close of `kind` for `reason`.
     pub const fn new(kind: CloseKind, reason: &'static str) -> Self {
         Self { kind, reason }
+    }
+
+    /// The close for a credential that failed after the upgrade (a message
+    /// token, a refresh, a first message): 4401 `token expired` or `invalid
+    /// token`, 4403 `token revoked`, or 1011 when nobody could decide.
+    pub(crate) fn for_failed_credential(error: &Error) -> Self {
+        match error.kind() {
+            ErrorKind::Token(TokenError::Expired) => {
+                Self::new(CloseKind::Unauthenticated, reason::TOKEN_EXPIRED)
+            }
+            ErrorKind::Token(TokenError::Revoked) => {
+                Self::new(CloseKind::Forbidden, reason::TOKEN_REVOKED)
+            }
+            ErrorKind::Backend(_) | ErrorKind::Config(_) => {
+                Self::new(CloseKind::BackendFailed, reason::BACKEND_FAILED)
+            }
+            _ => Self::new(CloseKind::Unauthenticated, reason::INVALID_TOKEN),
+        }
+    }
+
+    /// The close a revocation check calls for, if any: 4403 `token
+    /// revoked`, or 1011 when the store failed (fail closed).
+    pub(crate) fn for_revocation_check<E>(checked: Result<bool, E>) -> Option<Self> {
+        match checked {
+            Ok(false) => None,
+            Ok(true) => Some(Self::new(CloseKind::Forbidden, reason::TOKEN_REVOKED)),
+            Err(_) => Some(Self::new(CloseKind::BackendFailed, reason::BACKEND_FAILED)),
+        }
     }
 }
 

@@ -16,7 +16,6 @@ use tower_service::Service;
 use crate::audit::{AuditEvent, EventKind, Outcome};
 use crate::authenticate::{Authenticator, Credential};
 use crate::clock::Clock;
-use crate::error::{ErrorKind, TokenError};
 use crate::message::{Inbound, Verdict};
 use crate::principal::{Principal, Transport};
 use crate::secret::Secret;
@@ -318,21 +317,13 @@ pub(crate) async fn serve_deferred<P, R, A, F, Fut>(
                     let credential = Credential::Bearer(Secret::new(token));
                     break match authenticator.authenticate(&credential).await {
                         Ok(principal) => {
-                            match config.registry.revocations().is_revoked(&principal, None).await {
-                                Ok(false) => Ok(principal),
-                                Ok(true) => Err(Close::new(CloseKind::Forbidden, reason::TOKEN_REVOKED)),
-                                Err(_) => Err(Close::new(CloseKind::BackendFailed, reason::BACKEND_FAILED)),
+                            let checked = config.registry.revocations().is_revoked(&principal, None).await;
+                            match Close::for_revocation_check(checked) {
+                                None => Ok(principal),
+                                Some(close) => Err(close),
                             }
                         }
-                        Err(error) => Err(match error.kind() {
-                            ErrorKind::Token(TokenError::Expired) => {
-                                Close::new(CloseKind::Unauthenticated, reason::TOKEN_EXPIRED)
-                            }
-                            ErrorKind::Backend(_) => {
-                                Close::new(CloseKind::BackendFailed, reason::BACKEND_FAILED)
-                            }
-                            _ => invalid,
-                        }),
+                        Err(error) => Err(Close::for_failed_credential(&error)),
                     };
                 }
             }

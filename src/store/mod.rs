@@ -152,15 +152,16 @@ impl Revocation {
             Revocation::Subject {
                 subject,
                 issued_before,
-            } => {
-                principal.subject() == subject
-                    // A principal without an issue time cannot show it came
-                    // after the cut-off.
-                    && principal.issued_at().is_none_or(|issued| issued <= *issued_before)
-            }
+            } => principal.subject() == subject && issued_by(principal, *issued_before),
             Revocation::Session(id) => session_id == Some(id.as_str()),
         }
     }
+}
+
+/// Whether `principal` was issued at or before `cut_off`. A principal without
+/// an issue time cannot show it came after, so it counts as issued before.
+pub(crate) fn issued_by(principal: &Principal, cut_off: SystemTime) -> bool {
+    principal.issued_at().is_none_or(|issued| issued <= cut_off)
 }
 
 /// Revoked tokens, subjects and sessions: consulted at every handshake,
