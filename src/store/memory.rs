@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::password::hash_password;
 use crate::principal::Principal;
 use crate::store::{
-    CredentialStore, Revocation, RevocationStore, StoredUser, TicketDigest, TicketStore,
+    CredentialStore, Revocation, RevocationStore, StoredUser, TicketDigest, TicketStore, issued_by,
 };
 
 /// A [`CredentialStore`] in a `HashMap`. Clones share the same users.
@@ -208,11 +208,7 @@ impl RevocationStore for InMemoryRevocationStore {
         let subject = revoked
             .subjects
             .get(principal.subject())
-            .is_some_and(|cut_off| {
-                principal
-                    .issued_at()
-                    .is_none_or(|issued| issued <= *cut_off)
-            });
+            .is_some_and(|cut_off| issued_by(principal, *cut_off));
         let session = session_id.is_some_and(|id| revoked.sessions.contains(id));
         Ok(token || subject || session)
     }
