@@ -14,7 +14,8 @@ import path from "node:path";
 import { chromium } from "playwright-core";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const port = process.env.WSGATE_BROWSER_PORT ?? "38418";
+// Below the ephemeral range (32768+), which other tests' client sockets may hold.
+const port = process.env.WSGATE_BROWSER_PORT ?? "23418";
 const base = `http://127.0.0.1:${port}`;
 const tokenLifetime = 6;
 let demo;
