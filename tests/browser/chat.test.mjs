@@ -23,6 +23,7 @@ let browser;
 
 async function waitForDemo() {
   for (let attempt = 0; attempt < 100; attempt++) {
+    if (demo.exitCode !== null) throw new Error(`the demo exited with ${demo.exitCode}`);
     try {
       const response = await fetch(base + "/");
       if (response.ok) return;
