@@ -295,7 +295,9 @@ async fn login(
         Err(error) => {
             let (status, code) = match error.kind() {
                 ErrorKind::AccountDisabled => (StatusCode::FORBIDDEN, "account_disabled"),
-                ErrorKind::Backend(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                ErrorKind::Backend(_) | ErrorKind::Overloaded => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+                }
                 _ => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             };
             tracing::info!(%peer, reason = %error, "login refused");

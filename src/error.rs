@@ -32,6 +32,10 @@ pub enum ErrorKind {
     /// wsgate fails closed: the request is refused with 503.
     #[error("backend unavailable")]
     Backend(#[source] Box<dyn StdError + Send + Sync>),
+    /// Too much work queued (password hashing): refused at once rather
+    /// than queued without end. The handshake answers 503.
+    #[error("overloaded")]
+    Overloaded,
     /// Invalid configuration.
     #[error(transparent)]
     Config(ConfigError),

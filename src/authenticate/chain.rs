@@ -28,7 +28,7 @@ fn severity(error: &Error) -> u8 {
     match error.kind() {
         ErrorKind::UnsupportedCredential => 0,
         ErrorKind::Token(_) | ErrorKind::Credentials(_) => 1,
-        ErrorKind::Backend(_) | ErrorKind::Config(_) => 2,
+        ErrorKind::Backend(_) | ErrorKind::Overloaded | ErrorKind::Config(_) => 2,
         ErrorKind::AccountDisabled => 3,
     }
 }

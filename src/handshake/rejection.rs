@@ -52,6 +52,9 @@ pub enum RejectionReason {
     TooManyAttempts,
     /// A backend failed; wsgate fails closed. 503.
     BackendUnavailable,
+    /// Too much work queued (password hashing); `Retry-After` says when to
+    /// try again. 503.
+    Overloaded,
 }
 
 impl RejectionReason {
@@ -73,7 +76,7 @@ impl RejectionReason {
             | ApplicationProtocolRequired => StatusCode::BAD_REQUEST,
             OriginNotAllowed | OriginRequired | AccountDisabled => StatusCode::FORBIDDEN,
             TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
-            BackendUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            BackendUnavailable | Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -99,6 +102,7 @@ impl RejectionReason {
             AccountDisabled => "account disabled",
             TooManyAttempts => "too many attempts",
             BackendUnavailable => "backend unavailable",
+            Overloaded => "server busy",
         }
     }
 
@@ -131,6 +135,7 @@ impl RejectionReason {
             ErrorKind::AccountDisabled => RejectionReason::AccountDisabled,
             ErrorKind::UnsupportedCredential => RejectionReason::UnsupportedCredential,
             ErrorKind::Backend(_) | ErrorKind::Config(_) => RejectionReason::BackendUnavailable,
+            ErrorKind::Overloaded => RejectionReason::Overloaded,
         }
     }
 }
@@ -234,7 +239,11 @@ impl IntoResponse for HandshakeRejection {
                 }
             }
         }
-        if let Some(retry_after) = self.retry_after {
+        // Busy now, likely free in a second.
+        let retry_after = self
+            .retry_after
+            .or((self.reason == RejectionReason::Overloaded).then_some(Duration::from_secs(1)));
+        if let Some(retry_after) = retry_after {
             let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             headers.insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }

@@ -18,13 +18,17 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use tokio::sync::Semaphore;
 
-use crate::error::{ConfigError, CredentialError, Error};
+use crate::error::{ConfigError, CredentialError, Error, ErrorKind};
 use crate::random::random_urlsafe;
 use crate::secret::Secret;
+
+/// Default number of hashes that may wait for a slot.
+pub const DEFAULT_QUEUE: usize = 64;
 
 /// Default cap on a password's length, in bytes.
 pub const DEFAULT_MAX_PASSWORD_BYTES: usize = 1024;
@@ -133,6 +137,9 @@ pub fn hash_password(password: &str) -> Result<String, Error> {
 pub struct PasswordVerifier<H = Argon2id> {
     hasher: Arc<H>,
     permits: Arc<Semaphore>,
+    /// Hashes running or waiting, against `max_pending`.
+    pending: Arc<AtomicUsize>,
+    max_pending: usize,
     dummy_hash: Arc<str>,
     max_password_bytes: usize,
 }
@@ -165,6 +172,8 @@ impl<H: PasswordHasher> PasswordVerifier<H> {
         Ok(Self {
             hasher: Arc::new(hasher),
             permits: Arc::new(Semaphore::new(cpus)),
+            pending: Arc::new(AtomicUsize::new(0)),
+            max_pending: cpus + DEFAULT_QUEUE,
             dummy_hash: dummy_hash.into(),
             max_password_bytes: DEFAULT_MAX_PASSWORD_BYTES,
         })
@@ -179,8 +188,21 @@ impl<H: PasswordHasher> PasswordVerifier<H> {
         if max == 0 {
             return Err(ConfigError::ZeroLimit("max_concurrency"));
         }
+        let queue = self
+            .max_pending
+            .saturating_sub(self.permits.available_permits());
         self.permits = Arc::new(Semaphore::new(max));
+        self.max_pending = max + queue;
         Ok(self)
+    }
+
+    /// How many hashes may wait for a free slot, on top of those running.
+    /// When slots and queue are full, a verification fails at once with
+    /// [`ErrorKind::Overloaded`](crate::ErrorKind::Overloaded) (the handshake
+    /// answers 503) instead of waiting without end. Defaults to 64.
+    pub fn max_queue(mut self, queue: usize) -> Self {
+        self.max_pending = self.permits.available_permits() + queue;
+        self
     }
 
     /// Longest password accepted, in bytes. Defaults to 1024.
@@ -238,6 +260,18 @@ impl<H: PasswordHasher> PasswordVerifier<H> {
         T: Send + 'static,
         F: FnOnce(&H) -> Result<T, Error> + Send + 'static,
     {
+        // Admission first: a storm of logins gets a quick 503 for the excess,
+        // not an ever longer queue.
+        let admitted = self
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |pending| {
+                (pending < self.max_pending).then_some(pending + 1)
+            })
+            .is_ok();
+        if !admitted {
+            return Err(ErrorKind::Overloaded.into());
+        }
+        let _pending = PendingGuard(&self.pending);
         let permit = self
             .permits
             .clone()
@@ -254,11 +288,22 @@ impl<H: PasswordHasher> PasswordVerifier<H> {
     }
 }
 
+/// Counts a hash as pending until it is done (or its caller gave up).
+struct PendingGuard<'a>(&'a AtomicUsize);
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl<H> Clone for PasswordVerifier<H> {
     fn clone(&self) -> Self {
         Self {
             hasher: self.hasher.clone(),
             permits: self.permits.clone(),
+            pending: self.pending.clone(),
+            max_pending: self.max_pending,
             dummy_hash: self.dummy_hash.clone(),
             max_password_bytes: self.max_password_bytes,
         }
@@ -328,6 +373,47 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(error.kind(), crate::ErrorKind::Backend(_)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_answers_overloaded_at_once() {
+        let verifier = PasswordVerifier::with_hasher(Argon2id::default())
+            .unwrap()
+            .max_concurrency(1)
+            .unwrap()
+            .max_queue(2);
+        let hash = hash_password("pw").unwrap();
+        let attempts: Vec<_> = (0..10)
+            .map(|_| {
+                let verifier = verifier.clone();
+                let hash = hash.clone();
+                tokio::spawn(async move { verifier.verify(&Secret::new("pw"), Some(&hash)).await })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for attempt in attempts {
+            outcomes.push(attempt.await.unwrap());
+        }
+        let verified = outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Ok(true)))
+            .count();
+        let overloaded = outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Err(error) if matches!(error.kind(), ErrorKind::Overloaded)))
+            .count();
+        // One running and two queued at most at any moment: of ten at once,
+        // the rest are turned away.
+        assert!(verified >= 3, "{verified} verified");
+        assert_eq!(verified + overloaded, 10);
+        assert!(overloaded >= 1);
+        // Once the storm is over, the verifier serves again.
+        assert!(
+            verifier
+                .verify(&Secret::new("pw"), Some(&hash))
+                .await
+                .unwrap()
+        );
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl Close {
             ErrorKind::Token(TokenError::Revoked) => {
                 Self::new(CloseKind::Forbidden, reason::TOKEN_REVOKED)
             }
-            ErrorKind::Backend(_) | ErrorKind::Config(_) => {
+            ErrorKind::Backend(_) | ErrorKind::Overloaded | ErrorKind::Config(_) => {
                 Self::new(CloseKind::BackendFailed, reason::BACKEND_FAILED)
             }
             _ => Self::new(CloseKind::Unauthenticated, reason::INVALID_TOKEN),
