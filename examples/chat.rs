@@ -24,6 +24,7 @@ use wsgate::authenticate::{Authenticator, BasicAuthenticator, BearerAuthenticato
 use wsgate::guard::{Requirement, RoleGuardLayer, RolePolicy};
 use wsgate::handshake::{Authenticated, HandshakeLayer};
 use wsgate::jwt::{Algorithm, JwtIssuer, JwtVerifier, KeyPair};
+use wsgate::limit::{Admission, Attempt, FailureLimiter, InMemoryFailureLimiter};
 use wsgate::message::{Deliver, Inbound, MessageTokenLayer, RefreshLayer, Verdict};
 use wsgate::password::PasswordVerifier;
 use wsgate::socket::{
@@ -51,6 +52,8 @@ struct Settings {
     message_tokens: bool,
     message_rate: u32,
     max_message_bytes: usize,
+    lockout_threshold: u32,
+    address_failure_limit: u32,
 }
 
 fn setting<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String>
@@ -99,6 +102,8 @@ impl Settings {
             message_tokens: setting("WSGATE_MESSAGE_TOKENS", 0u8)? == 1,
             message_rate: setting("WSGATE_MESSAGE_RATE", 100)?,
             max_message_bytes: setting("WSGATE_MAX_MESSAGE_BYTES", 65_536)?,
+            lockout_threshold: setting("WSGATE_LOCKOUT_THRESHOLD", 5)?,
+            address_failure_limit: setting("WSGATE_ADDRESS_FAILURE_LIMIT", 50)?,
         })
     }
 }
@@ -113,6 +118,7 @@ type Pipeline = tower::util::BoxCloneSyncService<Inbound, Verdict, std::convert:
 #[derive(Clone)]
 struct App {
     passwords: BasicAuthenticator<InMemoryCredentialStore>,
+    limiter: InMemoryFailureLimiter,
     issuer: JwtIssuer,
     tickets: Tickets,
     registry: Registry,
@@ -155,6 +161,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     users.add_user("alice", "alice-password-1", ["user"])?;
     users.add_user("admin", "admin-password-1", ["user", "admin"])?;
     let passwords = BasicAuthenticator::new(users, PasswordVerifier::new()?);
+    // One limiter for /login and Basic handshakes alike: failures at either
+    // count towards the same lock.
+    let limiter = InMemoryFailureLimiter::builder()
+        .account_threshold(settings.lockout_threshold)?
+        .address_threshold(settings.address_failure_limit)?
+        .build();
 
     let verifier = JwtVerifier::builder()
         .key(verification)
@@ -191,6 +203,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     .allowed_origins(&settings.allowed_origins)?
     .application_protocols([APPLICATION_PROTOCOL])?
     .cookie_name(COOKIE_NAME)?
+    .failure_limiter(limiter.clone())
     .audit(auditor.clone())
     .build()?;
     // Tickets and revocations are for holders of a token.
@@ -222,6 +235,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let app = App {
         passwords,
+        limiter,
         issuer,
         tickets,
         registry,
@@ -289,8 +303,28 @@ async fn login(
     let Ok(Login { username, password }) = serde_json::from_slice(&body) else {
         return json_error(StatusCode::BAD_REQUEST, "invalid_request");
     };
+    let client = Some(peer.ip());
+    // While locked, every attempt gets 429 — the right password too.
+    if let Ok(Admission::Locked { retry_after }) = app.limiter.admit(&username, client).await {
+        tracing::info!(%peer, "login refused: locked");
+        let mut response = json_error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
+        let seconds = retry_after.as_secs().max(1);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        return response;
+    }
     let password = Secret::new(password);
-    let principal = match app.passwords.check_password(&username, &password).await {
+    let checked = app.passwords.check_password(&username, &password).await;
+    let attempt = match &checked {
+        Ok(_) => Some(Attempt::Succeeded),
+        Err(error) if matches!(error.kind(), ErrorKind::Credentials(_)) => Some(Attempt::Failed),
+        Err(_) => None,
+    };
+    if let Some(attempt) = attempt {
+        let _ = app.limiter.record(&username, client, attempt).await;
+    }
+    let principal = match checked {
         Ok(principal) => principal,
         Err(error) => {
             let (status, code) = match error.kind() {

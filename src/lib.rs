@@ -108,6 +108,7 @@ pub mod authenticate;
 pub mod guard;
 pub mod handshake;
 pub mod jwt;
+pub mod limit;
 pub mod message;
 pub mod password;
 pub mod socket;

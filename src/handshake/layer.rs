@@ -2,7 +2,7 @@
 //! before any WebSocket upgrade) runs.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -18,10 +18,12 @@ use tower_service::Service;
 use crate::audit::{AuditEvent, Auditor, EventKind, Outcome};
 use crate::authenticate::{Authenticator, Credential};
 use crate::error::ConfigError;
+use crate::error::ErrorKind;
 use crate::handshake::origin::{OriginAllowlist, OriginCheck};
 use crate::handshake::rejection::{HandshakeRejection, RejectionReason};
 use crate::handshake::subprotocol::{Offer, SelectedProtocol, strip_token_prefix};
 use crate::handshake::transport::{RequestCredentials, strip_query_credentials};
+use crate::limit::{Admission, Attempt, FailureLimiter, InMemoryFailureLimiter, client_address};
 use crate::principal::{Principal, Transport};
 
 /// Default name of the cookie transport's cookie.
@@ -31,25 +33,27 @@ pub const DEFAULT_COOKIE_NAME: &str = "wsgate_token";
 ///
 /// Build it with [`HandshakeLayer::builder`]; see the [module
 /// docs](crate::handshake) for the order of checks.
-pub struct HandshakeLayer<A> {
-    config: Arc<Config<A>>,
+pub struct HandshakeLayer<A, L = InMemoryFailureLimiter> {
+    config: Arc<Config<A, L>>,
 }
 
 /// The service made by [`HandshakeLayer`].
-pub struct Handshake<S, A> {
+pub struct Handshake<S, A, L = InMemoryFailureLimiter> {
     inner: S,
-    config: Arc<Config<A>>,
+    config: Arc<Config<A, L>>,
 }
 
 /// Builds a [`HandshakeLayer`].
 #[must_use]
-pub struct HandshakeLayerBuilder<A> {
-    config: Config<A>,
+pub struct HandshakeLayerBuilder<A, L = InMemoryFailureLimiter> {
+    config: Config<A, L>,
     query_tokens_allowed: bool,
 }
 
-struct Config<A> {
+struct Config<A, L> {
     authenticator: A,
+    limiter: L,
+    trusted_proxies: Vec<IpAddr>,
     transports: Vec<Transport>,
     origins: Option<OriginAllowlist>,
     application_protocols: Vec<String>,
@@ -64,11 +68,14 @@ impl<A: Authenticator> HandshakeLayer<A> {
     ///
     /// Defaults: transports Bearer, subprotocol and ticket, in that order; no
     /// Origin allowlist; no application protocols; cookie
-    /// `wsgate_token`; realm `wsgate`.
+    /// `wsgate_token`; realm `wsgate`; failed Basic attempts limited by an
+    /// [`InMemoryFailureLimiter`]; no trusted proxies.
     pub fn builder(authenticator: A) -> HandshakeLayerBuilder<A> {
         HandshakeLayerBuilder {
             config: Config {
                 authenticator,
+                limiter: InMemoryFailureLimiter::new(),
+                trusted_proxies: Vec::new(),
                 transports: vec![Transport::Bearer, Transport::Subprotocol, Transport::Ticket],
                 origins: None,
                 application_protocols: Vec::new(),
@@ -95,7 +102,7 @@ fn check_name(name: &str, what: &'static str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-impl<A: Authenticator> HandshakeLayerBuilder<A> {
+impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     /// The transports to read credentials from, in order: the first that
     /// carries credentials is the one used.
     pub fn transports<I>(mut self, transports: I) -> Self
@@ -177,6 +184,39 @@ impl<A: Authenticator> HandshakeLayerBuilder<A> {
         Ok(self)
     }
 
+    /// Limits failed password attempts (Basic) per account and per client
+    /// address: a locked account or address gets 429 with `Retry-After`,
+    /// right password or not, before any hashing. Defaults to an
+    /// [`InMemoryFailureLimiter`] with its defaults (share one with your
+    /// login route by passing a clone); [`NoLimits`](crate::limit::NoLimits)
+    /// turns it off.
+    pub fn failure_limiter<L2: FailureLimiter>(self, limiter: L2) -> HandshakeLayerBuilder<A, L2> {
+        let config = self.config;
+        HandshakeLayerBuilder {
+            config: Config {
+                authenticator: config.authenticator,
+                limiter,
+                trusted_proxies: config.trusted_proxies,
+                transports: config.transports,
+                origins: config.origins,
+                application_protocols: config.application_protocols,
+                cookie_name: config.cookie_name,
+                query_token_parameter: config.query_token_parameter,
+                realm: config.realm,
+                auditor: config.auditor,
+            },
+            query_tokens_allowed: self.query_tokens_allowed,
+        }
+    }
+
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` headers name the
+    /// client (for the failure limiter and the audit). Requests from any
+    /// other peer are taken at their socket address. Defaults to none.
+    pub fn trusted_proxies<I: IntoIterator<Item = IpAddr>>(mut self, proxies: I) -> Self {
+        self.config.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
+
     /// Where handshake decisions are recorded: one audit event per accepted
     /// or refused handshake. Defaults to [`Auditor::tracing`].
     pub fn audit(mut self, auditor: Auditor) -> Self {
@@ -214,7 +254,7 @@ impl<A: Authenticator> HandshakeLayerBuilder<A> {
     /// transport without application protocols;
     /// [`ConfigError::OriginAllowlistRequired`] for the cookie or Basic
     /// transport without an Origin allowlist.
-    pub fn build(mut self) -> Result<HandshakeLayer<A>, ConfigError> {
+    pub fn build(mut self) -> Result<HandshakeLayer<A, L>, ConfigError> {
         let config = &mut self.config;
         if self.query_tokens_allowed {
             if !config.transports.contains(&Transport::QueryToken) {
@@ -255,7 +295,7 @@ struct Prepared {
     offer: Offer,
 }
 
-impl<A> Config<A> {
+impl<A, L> Config<A, L> {
     fn refuse(&self, reason: RejectionReason) -> HandshakeRejection {
         HandshakeRejection::new(reason)
             .with_challenge(self.realm, self.transports.contains(&Transport::Basic))
@@ -318,7 +358,7 @@ impl<A> Config<A> {
     }
 }
 
-impl<A> Clone for HandshakeLayer<A> {
+impl<A, L> Clone for HandshakeLayer<A, L> {
     fn clone(&self) -> Self {
         Self {
             config: self.config.clone(),
@@ -326,7 +366,7 @@ impl<A> Clone for HandshakeLayer<A> {
     }
 }
 
-impl<S: Clone, A> Clone for Handshake<S, A> {
+impl<S: Clone, A, L> Clone for Handshake<S, A, L> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -335,8 +375,8 @@ impl<S: Clone, A> Clone for Handshake<S, A> {
     }
 }
 
-impl<S, A> Layer<S> for HandshakeLayer<A> {
-    type Service = Handshake<S, A>;
+impl<S, A, L> Layer<S> for HandshakeLayer<A, L> {
+    type Service = Handshake<S, A, L>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Handshake {
@@ -397,11 +437,12 @@ fn scrub<B>(request: &mut Request<B>, offer: &Offer, query_token_parameter: Opti
     }
 }
 
-impl<S, A, B> Service<Request<B>> for Handshake<S, A>
+impl<S, A, L, B> Service<Request<B>> for Handshake<S, A, L>
 where
     S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
     S::Future: Send,
     A: Authenticator,
+    L: FailureLimiter,
     B: Send + 'static,
 {
     type Response = Response;
@@ -413,7 +454,15 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let peer = peer(&request);
+        let client = client_address(
+            peer(&request),
+            request.headers(),
+            &self.config.trusted_proxies,
+        );
+        // Audit events name the client, port and all, when it is the peer.
+        let peer = peer(&request)
+            .filter(|peer| Some(peer.ip()) == client)
+            .or_else(|| client.map(|address| SocketAddr::new(address, 0)));
         let prepared = match self.config.prepare(&request) {
             Ok(prepared) => prepared,
             Err((reason, transport)) => {
@@ -426,15 +475,53 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
         ResponseFuture::pending(Box::pin(async move {
-            let principal: Principal = match config
+            let transport = Some(prepared.transport);
+            let account = match &prepared.credential {
+                Credential::Basic { username, .. } => Some(username.clone()),
+                _ => None,
+            };
+            if let Some(account) = &account {
+                let refusal = match config.limiter.admit(account, client).await {
+                    Ok(Admission::Allowed) => None,
+                    Ok(Admission::Locked { retry_after }) => Some(
+                        config
+                            .refuse(RejectionReason::TooManyAttempts)
+                            .with_retry_after(retry_after),
+                    ),
+                    Err(_) => Some(config.refuse(RejectionReason::BackendUnavailable)),
+                };
+                if let Some(refusal) = refusal {
+                    record_refusal(&config.auditor, refusal.reason(), transport, peer);
+                    return Ok(refusal.into_response());
+                }
+            }
+            let outcome = config
                 .authenticator
                 .authenticate(&prepared.credential)
-                .await
-            {
+                .await;
+            if let Some(account) = &account {
+                let attempt = match &outcome {
+                    Ok(_) => Some(Attempt::Succeeded),
+                    Err(error) if matches!(error.kind(), ErrorKind::Credentials(_)) => {
+                        Some(Attempt::Failed)
+                    }
+                    Err(_) => None,
+                };
+                if let Some(attempt) = attempt
+                    && config
+                        .limiter
+                        .record(account, client, attempt)
+                        .await
+                        .is_err()
+                {
+                    tracing::warn!(target: "wsgate::handshake", "the failure limiter failed to record an attempt");
+                }
+            }
+            let principal: Principal = match outcome {
                 Ok(principal) => principal.with_transport(prepared.transport),
                 Err(error) => {
                     let reason = RejectionReason::from_error(&error);
-                    record_refusal(&config.auditor, reason, Some(prepared.transport), peer);
+                    record_refusal(&config.auditor, reason, transport, peer);
                     return Ok(config.refuse(reason).into_response());
                 }
             };
@@ -501,7 +588,7 @@ impl<E> Future for ResponseFuture<E> {
     }
 }
 
-impl<A: std::fmt::Debug> std::fmt::Debug for Config<A> {
+impl<A: std::fmt::Debug, L: std::fmt::Debug> std::fmt::Debug for Config<A, L> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HandshakeConfig")
             .field("authenticator", &self.authenticator)
@@ -512,11 +599,13 @@ impl<A: std::fmt::Debug> std::fmt::Debug for Config<A> {
             .field("query_token_parameter", &self.query_token_parameter)
             .field("realm", &self.realm)
             .field("auditor", &self.auditor)
+            .field("limiter", &self.limiter)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
 
-impl<A: std::fmt::Debug> std::fmt::Debug for HandshakeLayer<A> {
+impl<A: std::fmt::Debug, L: std::fmt::Debug> std::fmt::Debug for HandshakeLayer<A, L> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HandshakeLayer")
             .field("config", &self.config)
@@ -524,7 +613,7 @@ impl<A: std::fmt::Debug> std::fmt::Debug for HandshakeLayer<A> {
     }
 }
 
-impl<A: std::fmt::Debug> std::fmt::Debug for HandshakeLayerBuilder<A> {
+impl<A: std::fmt::Debug, L: std::fmt::Debug> std::fmt::Debug for HandshakeLayerBuilder<A, L> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HandshakeLayerBuilder")
             .field("config", &self.config)
@@ -532,7 +621,9 @@ impl<A: std::fmt::Debug> std::fmt::Debug for HandshakeLayerBuilder<A> {
     }
 }
 
-impl<S: std::fmt::Debug, A: std::fmt::Debug> std::fmt::Debug for Handshake<S, A> {
+impl<S: std::fmt::Debug, A: std::fmt::Debug, L: std::fmt::Debug> std::fmt::Debug
+    for Handshake<S, A, L>
+{
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handshake")
             .field("inner", &self.inner)

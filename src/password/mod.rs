@@ -198,7 +198,7 @@ impl<H: PasswordHasher> PasswordVerifier<H> {
 
     /// How many hashes may wait for a free slot, on top of those running.
     /// When slots and queue are full, a verification fails at once with
-    /// [`ErrorKind::Overloaded`](crate::ErrorKind::Overloaded) (the handshake
+    /// [`ErrorKind::Overloaded`] (the handshake
     /// answers 503) instead of waiting without end. Defaults to 64.
     pub fn max_queue(mut self, queue: usize) -> Self {
         self.max_pending = self.permits.available_permits() + queue;

@@ -1,0 +1,161 @@
+//! Which address a request comes from.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::HeaderMap;
+
+/// The client's address: the socket peer, unless the peer is one of
+/// `trusted_proxies`; then the right-most address in `X-Forwarded-For` (or
+/// `Forwarded: for=`) that is not itself a trusted proxy. Headers from an
+/// untrusted peer are ignored: anyone can send them.
+pub fn client_address(
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    trusted_proxies: &[IpAddr],
+) -> Option<IpAddr> {
+    let peer = peer?.ip();
+    if !trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded_for = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    let forwarded = headers
+        .get_all("forwarded")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|element| {
+            element.split(';').find_map(|pair| {
+                let (name, value) = pair.trim().split_once('=')?;
+                name.eq_ignore_ascii_case("for")
+                    .then(|| value.trim_matches('"').to_owned())
+            })
+        })
+        .collect::<Vec<_>>();
+    let chain = if forwarded.is_empty() {
+        forwarded_for
+    } else {
+        forwarded
+    };
+    // Walk from the proxy nearest to us outwards; the first hop we do not
+    // trust is the client. Anything unparseable ends the walk at the peer.
+    for hop in chain.iter().rev() {
+        let Some(address) = parse_hop(hop) else {
+            return Some(peer);
+        };
+        if !trusted_proxies.contains(&address) {
+            return Some(address);
+        }
+    }
+    Some(peer)
+}
+
+/// `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1`, `[2001:db8::1]:4711`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(address) = hop.parse::<IpAddr>() {
+        return Some(address);
+    }
+    if let Ok(socket) = hop.parse::<SocketAddr>() {
+        return Some(socket.ip());
+    }
+    hop.strip_prefix('[')?.split_once(']')?.0.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn forwarded_headers_count_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let inner: IpAddr = "10.0.0.2".parse().unwrap();
+        let trusted = [proxy, inner];
+        let from = |peer: &str| Some(SocketAddr::new(peer.parse().unwrap(), 5000));
+        struct Case {
+            name: &'static str,
+            peer: &'static str,
+            headers: &'static [(&'static str, &'static str)],
+            expect: &'static str,
+        }
+        let cases = [
+            Case {
+                name: "no proxy",
+                peer: "198.51.100.7",
+                headers: &[],
+                expect: "198.51.100.7",
+            },
+            Case {
+                name: "spoofed header from an untrusted peer",
+                peer: "198.51.100.7",
+                headers: &[("x-forwarded-for", "1.2.3.4")],
+                expect: "198.51.100.7",
+            },
+            Case {
+                name: "trusted proxy",
+                peer: "10.0.0.1",
+                headers: &[("x-forwarded-for", "203.0.113.9")],
+                expect: "203.0.113.9",
+            },
+            Case {
+                name: "client prepends a lie",
+                peer: "10.0.0.1",
+                headers: &[("x-forwarded-for", "1.2.3.4, 203.0.113.9")],
+                expect: "203.0.113.9",
+            },
+            Case {
+                name: "two trusted hops",
+                peer: "10.0.0.1",
+                headers: &[("x-forwarded-for", "203.0.113.9, 10.0.0.2")],
+                expect: "203.0.113.9",
+            },
+            Case {
+                name: "Forwarded wins",
+                peer: "10.0.0.1",
+                headers: &[
+                    ("forwarded", "for=192.0.2.60;proto=https"),
+                    ("x-forwarded-for", "1.2.3.4"),
+                ],
+                expect: "192.0.2.60",
+            },
+            Case {
+                name: "Forwarded IPv6 with port",
+                peer: "10.0.0.1",
+                headers: &[("forwarded", "for=\"[2001:db8::1]:4711\"")],
+                expect: "2001:db8::1",
+            },
+            Case {
+                name: "garbage ends at the peer",
+                peer: "10.0.0.1",
+                headers: &[("x-forwarded-for", "not-an-ip")],
+                expect: "10.0.0.1",
+            },
+            Case {
+                name: "trusted proxy without header",
+                peer: "10.0.0.1",
+                headers: &[],
+                expect: "10.0.0.1",
+            },
+        ];
+        for case in cases {
+            let got = client_address(from(case.peer), &headers(case.headers), &trusted);
+            assert_eq!(got, Some(case.expect.parse().unwrap()), "{}", case.name);
+        }
+        assert_eq!(client_address(None, &HeaderMap::new(), &trusted), None);
+    }
+}

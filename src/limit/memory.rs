@@ -1,0 +1,424 @@
+//! The in-memory failure limiter.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use crate::clock::Clock;
+use crate::error::ConfigError;
+use crate::limit::{Admission, Attempt, FailureLimiter};
+
+/// Failed attempts per account and per address, in memory (single node).
+///
+/// Defaults: an account is locked after 5 failures within 15 minutes, for
+/// 30 s, doubling with each further lock up to an hour; a client address
+/// is refused for the rest of its 15-minute window after 50 failures
+/// (password spraying across accounts). A success clears the account. At
+/// most 100 000 accounts and as many addresses are tracked; past that,
+/// stale entries are dropped first.
+#[derive(Clone, Debug)]
+pub struct InMemoryFailureLimiter {
+    config: Arc<Config>,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug)]
+struct Config {
+    account_threshold: u32,
+    address_threshold: u32,
+    window: Duration,
+    lockout: Duration,
+    max_lockout: Duration,
+    max_entries: usize,
+    clock: Clock,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    accounts: HashMap<String, Count>,
+    addresses: HashMap<IpAddr, Count>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Count {
+    failures: u32,
+    window_start: SystemTime,
+    locked_until: Option<SystemTime>,
+    locks: u32,
+}
+
+/// Builds an [`InMemoryFailureLimiter`].
+#[derive(Debug)]
+#[must_use]
+pub struct InMemoryFailureLimiterBuilder {
+    config: Config,
+}
+
+impl Default for InMemoryFailureLimiter {
+    fn default() -> Self {
+        Self::builder().build()
+    }
+}
+
+impl InMemoryFailureLimiter {
+    /// A limiter with the defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts a limiter from the defaults.
+    pub fn builder() -> InMemoryFailureLimiterBuilder {
+        InMemoryFailureLimiterBuilder {
+            config: Config {
+                account_threshold: 5,
+                address_threshold: 50,
+                window: Duration::from_secs(15 * 60),
+                lockout: Duration::from_secs(30),
+                max_lockout: Duration::from_secs(3_600),
+                max_entries: 100_000,
+                clock: Clock::system(),
+            },
+        }
+    }
+
+    fn remaining(until: SystemTime, now: SystemTime) -> Duration {
+        until
+            .duration_since(now)
+            .unwrap_or_default()
+            .max(Duration::from_secs(1))
+    }
+}
+
+impl InMemoryFailureLimiterBuilder {
+    /// Failures per account within the window before it is locked.
+    /// Defaults to 5.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] for zero.
+    pub fn account_threshold(mut self, failures: u32) -> Result<Self, ConfigError> {
+        if failures == 0 {
+            return Err(ConfigError::ZeroLimit("account_threshold"));
+        }
+        self.config.account_threshold = failures;
+        Ok(self)
+    }
+
+    /// Failures per client address within the window before it is
+    /// refused. Defaults to 50.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] for zero.
+    pub fn address_threshold(mut self, failures: u32) -> Result<Self, ConfigError> {
+        if failures == 0 {
+            return Err(ConfigError::ZeroLimit("address_threshold"));
+        }
+        self.config.address_threshold = failures;
+        Ok(self)
+    }
+
+    /// The window failures are counted in. Defaults to 15 minutes.
+    pub fn window(mut self, window: Duration) -> Self {
+        self.config.window = window;
+        self
+    }
+
+    /// The first lock's length, doubled for each further lock up to
+    /// `max`. Defaults to 30 s and one hour.
+    pub fn lockout(mut self, first: Duration, max: Duration) -> Self {
+        self.config.lockout = first;
+        self.config.max_lockout = max.max(first);
+        self
+    }
+
+    /// How many accounts (and, separately, addresses) to track at most.
+    /// Defaults to 100 000.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] for zero.
+    pub fn max_entries(mut self, max: usize) -> Result<Self, ConfigError> {
+        if max == 0 {
+            return Err(ConfigError::ZeroLimit("max_entries"));
+        }
+        self.config.max_entries = max;
+        Ok(self)
+    }
+
+    /// The clock. Defaults to the system clock.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.config.clock = clock;
+        self
+    }
+
+    /// Finishes the limiter.
+    pub fn build(self) -> InMemoryFailureLimiter {
+        InMemoryFailureLimiter {
+            config: Arc::new(self.config),
+            state: Arc::default(),
+        }
+    }
+}
+
+impl Count {
+    fn new(now: SystemTime) -> Self {
+        Self {
+            failures: 0,
+            window_start: now,
+            locked_until: None,
+            locks: 0,
+        }
+    }
+
+    fn in_window(&self, now: SystemTime, window: Duration) -> bool {
+        now.duration_since(self.window_start).unwrap_or_default() < window
+    }
+
+    fn stale(&self, now: SystemTime, window: Duration) -> bool {
+        !self.in_window(now, window) && self.locked_until.is_none_or(|until| until <= now)
+    }
+
+    /// Counts one failure, restarting the window when it has passed.
+    fn fail(&mut self, now: SystemTime, window: Duration) {
+        if !self.in_window(now, window) {
+            self.failures = 0;
+            self.window_start = now;
+        }
+        self.failures += 1;
+    }
+}
+
+/// Makes room for a new key: drops stale entries, then (still full) the
+/// oldest window. Bounded memory beats remembering every username an
+/// attacker invents.
+fn make_room<K: Eq + Hash + Clone>(
+    map: &mut HashMap<K, Count>,
+    max: usize,
+    now: SystemTime,
+    window: Duration,
+) {
+    if map.len() < max {
+        return;
+    }
+    map.retain(|_, count| !count.stale(now, window));
+    while map.len() >= max {
+        let Some(oldest) = map
+            .iter()
+            .filter(|(_, count)| count.locked_until.is_none_or(|until| until <= now))
+            .min_by_key(|(_, count)| count.window_start)
+            .map(|(key, _)| key.clone())
+        else {
+            break;
+        };
+        map.remove(&oldest);
+    }
+}
+
+impl FailureLimiter for InMemoryFailureLimiter {
+    type Error = Infallible;
+
+    async fn admit(&self, account: &str, client: Option<IpAddr>) -> Result<Admission, Self::Error> {
+        let config = &self.config;
+        let now = config.clock.now();
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(until) = state
+            .accounts
+            .get(account)
+            .and_then(|count| count.locked_until)
+            && until > now
+        {
+            return Ok(Admission::Locked {
+                retry_after: Self::remaining(until, now),
+            });
+        }
+        if let Some(count) = client.and_then(|client| state.addresses.get(&client))
+            && count.in_window(now, config.window)
+            && count.failures >= config.address_threshold
+        {
+            return Ok(Admission::Locked {
+                retry_after: Self::remaining(count.window_start + config.window, now),
+            });
+        }
+        Ok(Admission::Allowed)
+    }
+
+    async fn record(
+        &self,
+        account: &str,
+        client: Option<IpAddr>,
+        attempt: Attempt,
+    ) -> Result<(), Self::Error> {
+        let config = &self.config;
+        let now = config.clock.now();
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        match attempt {
+            Attempt::Succeeded => {
+                state.accounts.remove(account);
+            }
+            Attempt::Failed => {
+                if !state.accounts.contains_key(account) {
+                    make_room(&mut state.accounts, config.max_entries, now, config.window);
+                }
+                let count = state
+                    .accounts
+                    .entry(account.to_owned())
+                    .or_insert_with(|| Count::new(now));
+                count.fail(now, config.window);
+                if count.failures >= config.account_threshold {
+                    // Growing back-off: each lock twice the last, capped.
+                    let factor = 2u32.saturating_pow(count.locks.min(16));
+                    let lock = config
+                        .lockout
+                        .saturating_mul(factor)
+                        .min(config.max_lockout);
+                    count.locked_until = Some(now + lock);
+                    count.locks += 1;
+                    count.failures = 0;
+                    count.window_start = now;
+                }
+                if let Some(client) = client {
+                    if !state.addresses.contains_key(&client) {
+                        make_room(&mut state.addresses, config.max_entries, now, config.window);
+                    }
+                    state
+                        .addresses
+                        .entry(client)
+                        .or_insert_with(|| Count::new(now))
+                        .fail(now, config.window);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(clock: &Clock) -> InMemoryFailureLimiter {
+        InMemoryFailureLimiter::builder()
+            .account_threshold(3)
+            .unwrap()
+            .address_threshold(5)
+            .unwrap()
+            .window(Duration::from_secs(60))
+            .lockout(Duration::from_secs(10), Duration::from_secs(25))
+            .clock(clock.clone())
+            .build()
+    }
+
+    async fn fail(limiter: &InMemoryFailureLimiter, account: &str, client: Option<IpAddr>) {
+        limiter
+            .record(account, client, Attempt::Failed)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn accounts_lock_with_growing_back_off() {
+        let clock = Clock::manual(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+        let limiter = limiter(&clock);
+        for _ in 0..3 {
+            assert_eq!(
+                limiter.admit("alice", None).await.unwrap(),
+                Admission::Allowed
+            );
+            fail(&limiter, "alice", None).await;
+        }
+        assert_eq!(
+            limiter.admit("alice", None).await.unwrap(),
+            Admission::Locked {
+                retry_after: Duration::from_secs(10)
+            }
+        );
+        assert_eq!(
+            limiter.admit("bob", None).await.unwrap(),
+            Admission::Allowed
+        );
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(
+            limiter.admit("alice", None).await.unwrap(),
+            Admission::Allowed
+        );
+        for _ in 0..3 {
+            fail(&limiter, "alice", None).await;
+        }
+        assert_eq!(
+            limiter.admit("alice", None).await.unwrap(),
+            Admission::Locked {
+                retry_after: Duration::from_secs(20)
+            },
+            "the second lock is twice the first"
+        );
+        clock.advance(Duration::from_secs(20));
+        for _ in 0..3 {
+            fail(&limiter, "alice", None).await;
+        }
+        assert_eq!(
+            limiter.admit("alice", None).await.unwrap(),
+            Admission::Locked {
+                retry_after: Duration::from_secs(25)
+            },
+            "capped"
+        );
+        clock.advance(Duration::from_secs(25));
+        limiter
+            .record("alice", None, Attempt::Succeeded)
+            .await
+            .unwrap();
+        fail(&limiter, "alice", None).await;
+        assert_eq!(
+            limiter.admit("alice", None).await.unwrap(),
+            Admission::Allowed,
+            "a success clears the account"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_address_spraying_many_accounts_is_refused() {
+        let clock = Clock::manual(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+        let limiter = limiter(&clock);
+        let sprayer: IpAddr = "203.0.113.5".parse().unwrap();
+        let bystander: IpAddr = "198.51.100.1".parse().unwrap();
+        for index in 0..5 {
+            fail(&limiter, &format!("user{index}"), Some(sprayer)).await;
+        }
+        assert!(matches!(
+            limiter.admit("fresh", Some(sprayer)).await.unwrap(),
+            Admission::Locked { .. }
+        ));
+        assert_eq!(
+            limiter.admit("fresh", Some(bystander)).await.unwrap(),
+            Admission::Allowed
+        );
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(
+            limiter.admit("fresh", Some(sprayer)).await.unwrap(),
+            Admission::Allowed,
+            "the window passed"
+        );
+    }
+
+    #[tokio::test]
+    async fn memory_stays_bounded() {
+        let limiter = InMemoryFailureLimiter::builder()
+            .max_entries(100)
+            .unwrap()
+            .build();
+        for index in 0..1_000 {
+            fail(&limiter, &format!("invented-{index}"), None).await;
+        }
+        assert!(limiter.state.lock().unwrap().accounts.len() <= 100);
+    }
+}
