@@ -63,6 +63,7 @@ struct Options {
     max_message_bytes: usize,
     ping: Option<Duration>,
     idle: Option<Duration>,
+    unauthenticated: (usize, usize),
     auditor: Auditor,
 }
 
@@ -75,6 +76,7 @@ impl Default for Options {
             max_message_bytes: 1024,
             ping: None,
             idle: None,
+            unauthenticated: (1_024, 8),
             auditor: Auditor::tracing(),
         }
     }
@@ -150,6 +152,8 @@ impl Live {
             .message_rate(options.message_rate)
             .ping_interval(options.ping)
             .idle_timeout(options.idle)
+            .max_unauthenticated(options.unauthenticated.0, options.unauthenticated.1)
+            .unwrap()
             .build();
         let handshake = HandshakeLayer::builder(
             BearerAuthenticator::new(verifier.clone()).check_revocations(revocations.clone()),
@@ -550,6 +554,54 @@ async fn first_message_authentication() {
     assert_eq!(
         next_close(&mut forged).await,
         (4401, "invalid token".to_owned())
+    );
+}
+
+async fn deferred_status(live: &Live) -> Result<Client, u16> {
+    let url = format!("ws://{}/ws/deferred", live.addr);
+    match tokio_tungstenite::connect_async(url).await {
+        Ok((client, _)) => Ok(client),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
+        Err(error) => panic!("{error}"),
+    }
+}
+
+#[tokio::test]
+async fn unauthenticated_sockets_are_capped_per_address_and_in_total() {
+    let live = Live::start(Options {
+        unauthenticated: (10, 2),
+        ..Options::default()
+    })
+    .await;
+    let mut first = deferred_status(&live).await.unwrap();
+    let _second = deferred_status(&live).await.unwrap();
+    assert_eq!(
+        deferred_status(&live).await.err(),
+        Some(429),
+        "a third from the same address"
+    );
+    // Authenticating frees the place.
+    send_json(
+        &mut first,
+        json!({"type": "auth", "token": live.token("alice", &["user"], 300, "cap")}),
+    )
+    .await;
+    assert_eq!(next_json(&mut first).await["sub"], "alice");
+    assert!(deferred_status(&live).await.is_ok());
+
+    let live = Live::start(Options {
+        unauthenticated: (2, 10),
+        ..Options::default()
+    })
+    .await;
+    let _one = deferred_status(&live).await.unwrap();
+    let _two = deferred_status(&live).await.unwrap();
+    assert_eq!(
+        deferred_status(&live).await.err(),
+        Some(503),
+        "a third on the node"
     );
 }
 

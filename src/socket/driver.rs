@@ -23,6 +23,7 @@ use crate::socket::close::{Close, CloseKind, reason};
 use crate::socket::gate::SocketGate;
 use crate::socket::gated::{GatedSender, GatedSocket};
 use crate::socket::join::Join;
+use crate::socket::registry::PendingSlot;
 use crate::socket::session::Session;
 use crate::store::RevocationStore;
 
@@ -290,6 +291,7 @@ pub(crate) async fn serve_deferred<P, R, A, F, Fut>(
     gate: SocketGate<P, R>,
     authenticator: A,
     peer: Option<SocketAddr>,
+    slot: PendingSlot,
     handler: F,
 ) where
     P: Service<Inbound, Response = Verdict, Error = Infallible> + Clone + Send + 'static,
@@ -329,6 +331,8 @@ pub(crate) async fn serve_deferred<P, R, A, F, Fut>(
             }
         }
     };
+    // Authenticated or refused: no longer waiting.
+    drop(slot);
     let transport = Some(Transport::FirstMessage);
     match outcome {
         Ok(principal) => {

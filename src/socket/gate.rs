@@ -33,6 +33,8 @@ pub(crate) struct GateConfig<R> {
     pub(crate) ping_interval: Option<Duration>,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) auth_deadline: Duration,
+    pub(crate) max_unauthenticated: usize,
+    pub(crate) max_unauthenticated_per_address: usize,
     pub(crate) close_codes: CloseCodes,
     pub(crate) clock: Clock,
     pub(crate) queue: usize,
@@ -49,8 +51,9 @@ pub struct SocketGateBuilder<P, R> {
 impl<R> SocketGate<Deliver, R> {
     /// Starts a gate in `registry`, with a pipeline that delivers every
     /// message, a 64 KiB message limit, no rate limit, pings every 30 s,
-    /// an idle timeout of 90 s, a 5 s first-message deadline and the
-    /// default close codes.
+    /// an idle timeout of 90 s, a 5 s first-message deadline, at most 1024
+    /// unauthenticated sockets (8 per address), and the default close
+    /// codes.
     pub fn builder(registry: Registry<R>) -> SocketGateBuilder<Deliver, R> {
         SocketGateBuilder {
             config: GateConfig {
@@ -60,6 +63,8 @@ impl<R> SocketGate<Deliver, R> {
                 ping_interval: Some(Duration::from_secs(30)),
                 idle_timeout: Some(Duration::from_secs(90)),
                 auth_deadline: Duration::from_secs(5),
+                max_unauthenticated: 1_024,
+                max_unauthenticated_per_address: 8,
                 close_codes: CloseCodes::default(),
                 clock: Clock::system(),
                 queue: 32,
@@ -141,6 +146,27 @@ impl<P, R> SocketGateBuilder<P, R> {
             return Err(ConfigError::ZeroLimit("auth_deadline"));
         }
         self.config.auth_deadline = deadline;
+        Ok(self)
+    }
+
+    /// Caps on sockets of first-message routes that have not authenticated
+    /// yet: at most `total` on this gate's registry and `per_address` from
+    /// one client address; past them the upgrade is refused (503, 429).
+    /// Defaults to 1024 and 8.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] for zero.
+    pub fn max_unauthenticated(
+        mut self,
+        total: usize,
+        per_address: usize,
+    ) -> Result<Self, ConfigError> {
+        if total == 0 || per_address == 0 {
+            return Err(ConfigError::ZeroLimit("max_unauthenticated"));
+        }
+        self.config.max_unauthenticated = total;
+        self.config.max_unauthenticated_per_address = per_address;
         Ok(self)
     }
 

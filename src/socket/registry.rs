@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -25,6 +25,7 @@ pub struct Registry<R = InMemoryRevocationStore> {
 
 struct Inner<R> {
     connections: Mutex<HashMap<ConnectionId, Arc<Session>>>,
+    unauthenticated: Mutex<Unauthenticated>,
     revocations: R,
     auditor: Auditor,
 }
@@ -61,6 +62,7 @@ impl<R: RevocationStore> Registry<R> {
         Self {
             inner: Arc::new(Inner {
                 connections: Mutex::new(HashMap::new()),
+                unauthenticated: Mutex::default(),
                 revocations,
                 auditor,
             }),
@@ -194,6 +196,90 @@ impl<R: fmt::Debug> fmt::Debug for Registry<R> {
             .field("connections", &self.len())
             .field("revocations", &self.inner.revocations)
             .finish_non_exhaustive()
+    }
+}
+
+/// Sockets upgraded but not yet authenticated (first-message routes).
+#[derive(Debug, Default)]
+struct Unauthenticated {
+    total: usize,
+    per_address: HashMap<IpAddr, usize>,
+}
+
+/// Why an unauthenticated socket was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PendingRefusal {
+    /// This address holds its share already.
+    Address,
+    /// The node holds its share already.
+    Total,
+}
+
+/// Holds one place among the unauthenticated sockets until dropped.
+pub(crate) struct PendingSlot {
+    inner: Arc<dyn PendingRelease>,
+    address: Option<IpAddr>,
+}
+
+trait PendingRelease: Send + Sync {
+    fn release(&self, address: Option<IpAddr>);
+}
+
+impl<R: Send + Sync> PendingRelease for Inner<R> {
+    fn release(&self, address: Option<IpAddr>) {
+        let mut pending = self
+            .unauthenticated
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        pending.total = pending.total.saturating_sub(1);
+        if let Some(address) = address
+            && let Some(count) = pending.per_address.get_mut(&address)
+        {
+            *count -= 1;
+            if *count == 0 {
+                pending.per_address.remove(&address);
+            }
+        }
+    }
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        self.inner.release(self.address);
+    }
+}
+
+impl<R: Send + Sync + 'static> Registry<R> {
+    /// Takes a place for an unauthenticated socket from `address`, if the
+    /// caps allow.
+    pub(crate) fn reserve_unauthenticated(
+        &self,
+        address: Option<IpAddr>,
+        max_total: usize,
+        max_per_address: usize,
+    ) -> Result<PendingSlot, PendingRefusal> {
+        let mut pending = self
+            .inner
+            .unauthenticated
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(address) = address
+            && pending.per_address.get(&address).copied().unwrap_or(0) >= max_per_address
+        {
+            return Err(PendingRefusal::Address);
+        }
+        if pending.total >= max_total {
+            return Err(PendingRefusal::Total);
+        }
+        pending.total += 1;
+        if let Some(address) = address {
+            *pending.per_address.entry(address).or_insert(0) += 1;
+        }
+        drop(pending);
+        Ok(PendingSlot {
+            inner: self.inner.clone(),
+            address,
+        })
     }
 }
 

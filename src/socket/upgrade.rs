@@ -13,13 +13,18 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use tower_service::Service;
 
+use crate::audit::{AuditEvent, EventKind, Outcome};
 use crate::authenticate::Authenticator;
-use crate::handshake::{MissingHandshakeLayer, SelectedProtocol};
+use crate::handshake::{
+    HandshakeRejection, MissingHandshakeLayer, RejectionReason, SelectedProtocol,
+};
 use crate::message::{Inbound, Verdict};
 use crate::principal::Principal;
+use crate::principal::Transport;
 use crate::socket::driver::{serve, serve_deferred};
 use crate::socket::gate::SocketGate;
 use crate::socket::gated::GatedSocket;
+use crate::socket::registry::PendingRefusal;
 use crate::socket::session::Session;
 use crate::store::RevocationStore;
 
@@ -50,7 +55,9 @@ pub struct GatedUpgrade {
 /// Extractor for a first-message route: an upgrade without credentials,
 /// authenticated by the first message (`{"type":"auth","token":"…"}`)
 /// within the gate's deadline, else closed with 4401 `authentication
-/// timeout`.
+/// timeout`. Sockets waiting for authentication are capped per address
+/// (429) and in total (503): see
+/// [`SocketGateBuilder::max_unauthenticated`](crate::socket::SocketGateBuilder::max_unauthenticated).
 pub struct DeferredUpgrade {
     upgrade: WebSocketUpgrade,
     peer: Option<SocketAddr>,
@@ -199,10 +206,32 @@ impl DeferredUpgrade {
         F: FnOnce(GatedSocket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        let config = &gate.config;
+        let slot = match config.registry.reserve_unauthenticated(
+            self.peer.map(|peer| peer.ip()),
+            config.max_unauthenticated,
+            config.max_unauthenticated_per_address,
+        ) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                let reason = match refusal {
+                    PendingRefusal::Address => RejectionReason::TooManyAttempts,
+                    PendingRefusal::Total => RejectionReason::Overloaded,
+                };
+                let event = AuditEvent::new(EventKind::Handshake, Outcome::Deny)
+                    .with_reason(reason.as_str())
+                    .with_transport(Some(Transport::FirstMessage))
+                    .with_peer(self.peer);
+                config.registry.auditor().record(&event);
+                return HandshakeRejection::new(reason)
+                    .with_retry_after(std::time::Duration::from_secs(1))
+                    .into_response();
+            }
+        };
         let gate = gate.clone();
         let upgrade = limited(self.upgrade, gate.config.max_message_bytes);
         let peer = self.peer;
-        upgrade.on_upgrade(move |ws| serve_deferred(ws, gate, authenticator, peer, handler))
+        upgrade.on_upgrade(move |ws| serve_deferred(ws, gate, authenticator, peer, slot, handler))
     }
 }
 
