@@ -263,15 +263,54 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "wsgate demo on http://{} (tokens signed with {algorithm:?})",
         listener.local_addr()?
     );
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    let shutdown = tokio::signal::ctrl_c();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        tokio::spawn(serve_connection(stream, peer, router.clone()));
+    }
     Ok(())
+}
+
+/// How long a client may take to send its request headers. A client that
+/// trickles them a byte at a time (slowloris) is cut off after this.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves one connection with hyper directly rather than `axum::serve`, for
+/// the header read timeout `axum::serve` does not set.
+async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, router: Router) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt as _;
+
+    let service = router.map_request(
+        move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        },
+    );
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+    if let Err(error) = connection.await {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
 }
 
 async fn page() -> Html<&'static str> {

@@ -126,6 +126,24 @@ async def live_connection_checks(token, basic):
         check(await close_of(socket) == (4429, "rate limited"), "a message flood closes 4429")
 
 
+def slow_headers_are_cut_off():
+    """A client trickling its request headers (slowloris) is disconnected."""
+    import socket
+    import time
+    host, port = BASE.split("//")[1].split(":")
+    connection = socket.create_connection((host, int(port)))
+    started = time.time()
+    connection.sendall(b"GET / HTTP/1.1\r\n")
+    try:
+        while time.time() - started < 30:
+            connection.sendall(b"X")
+            time.sleep(0.5)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    elapsed = time.time() - started
+    check(elapsed < 15, f"slow request headers are cut off ({elapsed:.1f} s)")
+
+
 async def main():
     status, headers, body = post("/login", {"username": "alice", "password": "alice-password-1"})
     check(status == 200 and body["token_type"] == "Bearer" and body["expires_in"] > 0, "login alice")
@@ -187,6 +205,7 @@ async def main():
         check(await asyncio.wait_for(echo.recv(), 5) == "ping 1", "echo route echoes")
 
     await live_connection_checks(token, basic)
+    slow_headers_are_cut_off()
 
     print(f"{checks} passed, 0 failed")
 
