@@ -149,3 +149,59 @@ async fn a_hashing_storm_gets_503_for_the_excess_not_a_hang() {
     );
     assert!(statuses.contains(&401), "some are served: {statuses:?}");
 }
+
+async fn secure_only_server(
+    keys: &common::Keys,
+    trusted: &[std::net::IpAddr],
+    mark_tls: bool,
+) -> std::net::SocketAddr {
+    use wsgate::authenticate::BearerAuthenticator;
+    use wsgate::handshake::SecureTransport;
+    let gate = HandshakeLayer::builder(BearerAuthenticator::new(keys.verifier()))
+        .transports([Transport::Bearer])
+        .require_secure_transport(true)
+        .trusted_proxies(trusted.iter().copied())
+        .build()
+        .unwrap();
+    let router = Router::new().route("/ws", get(welcome)).route_layer(gate);
+    // What a TLS acceptor does for every request of a TLS connection.
+    let router = if mark_tls {
+        router.layer(axum::middleware::map_request(
+            |mut request: axum::extract::Request| async move {
+                request.extensions_mut().insert(SecureTransport);
+                request
+            },
+        ))
+    } else {
+        router
+    };
+    serve(router).await
+}
+
+#[tokio::test]
+async fn plain_handshakes_are_refused_where_a_secure_transport_is_required() {
+    let keys = common::Keys::load();
+    let token = keys.token("alice");
+    let handshake = Handshake::to("/ws").bearer(&token);
+    let https = handshake.clone().header("x-forwarded-proto", "https");
+
+    let direct = secure_only_server(&keys, &[], false).await;
+    match connect(direct, &handshake).await {
+        Outcome::Refused { status, body, .. } => {
+            assert_eq!((status, body.as_str()), (403, "secure transport required"));
+        }
+        accepted => panic!("plain ws:// accepted: {accepted:?}"),
+    }
+    assert_eq!(
+        connect(direct, &https).await.status(),
+        403,
+        "the header counts only from a trusted proxy"
+    );
+
+    let proxied = secure_only_server(&keys, &["127.0.0.1".parse().unwrap()], false).await;
+    assert_eq!(connect(proxied, &https).await.status(), 101);
+    assert_eq!(connect(proxied, &handshake).await.status(), 403);
+
+    let tls = secure_only_server(&keys, &[], true).await;
+    assert_eq!(connect(tls, &handshake).await.status(), 101);
+}

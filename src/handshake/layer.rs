@@ -23,6 +23,7 @@ use crate::handshake::origin::{OriginAllowlist, OriginCheck};
 use crate::handshake::rejection::{HandshakeRejection, RejectionReason};
 use crate::handshake::subprotocol::{Offer, SelectedProtocol, strip_token_prefix};
 use crate::handshake::transport::{RequestCredentials, strip_query_credentials};
+use crate::limit::client::forwarded_https;
 use crate::limit::{Admission, Attempt, FailureLimiter, InMemoryFailureLimiter, client_address};
 use crate::principal::{Principal, Transport};
 
@@ -54,6 +55,7 @@ struct Config<A, L> {
     authenticator: A,
     limiter: L,
     trusted_proxies: Vec<IpAddr>,
+    require_secure_transport: bool,
     transports: Vec<Transport>,
     origins: Option<OriginAllowlist>,
     application_protocols: Vec<String>,
@@ -76,6 +78,7 @@ impl<A: Authenticator> HandshakeLayer<A> {
                 authenticator,
                 limiter: InMemoryFailureLimiter::new(),
                 trusted_proxies: Vec::new(),
+                require_secure_transport: false,
                 transports: vec![Transport::Bearer, Transport::Subprotocol, Transport::Ticket],
                 origins: None,
                 application_protocols: Vec::new(),
@@ -197,6 +200,7 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
                 authenticator: config.authenticator,
                 limiter,
                 trusted_proxies: config.trusted_proxies,
+                require_secure_transport: config.require_secure_transport,
                 transports: config.transports,
                 origins: config.origins,
                 application_protocols: config.application_protocols,
@@ -214,6 +218,16 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     /// other peer are taken at their socket address. Defaults to none.
     pub fn trusted_proxies<I: IntoIterator<Item = IpAddr>>(mut self, proxies: I) -> Self {
         self.config.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
+
+    /// Refuses (403) handshakes that did not come over TLS. A request is
+    /// secure when the server marked it with [`SecureTransport`] (your TLS
+    /// acceptor does that), when its URI scheme is `https`, or when a
+    /// trusted proxy says so (`X-Forwarded-Proto: https`, `Forwarded:
+    /// proto=https`). Defaults to off; turn it on in production.
+    pub fn require_secure_transport(mut self, required: bool) -> Self {
+        self.config.require_secure_transport = required;
         self
     }
 
@@ -295,7 +309,19 @@ struct Prepared {
     offer: Offer,
 }
 
+/// Marks a request that arrived over TLS: insert it into the request
+/// extensions in your TLS acceptor, for
+/// [`HandshakeLayerBuilder::require_secure_transport`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SecureTransport;
+
 impl<A, L> Config<A, L> {
+    fn is_secure<B>(&self, request: &Request<B>) -> bool {
+        request.extensions().get::<SecureTransport>().is_some()
+            || request.uri().scheme() == Some(&http::uri::Scheme::HTTPS)
+            || forwarded_https(peer(request), request.headers(), &self.trusted_proxies)
+    }
+
     fn refuse(&self, reason: RejectionReason) -> HandshakeRejection {
         HandshakeRejection::new(reason)
             .with_challenge(self.realm, self.transports.contains(&Transport::Basic))
@@ -463,6 +489,11 @@ where
         let peer = peer(&request)
             .filter(|peer| Some(peer.ip()) == client)
             .or_else(|| client.map(|address| SocketAddr::new(address, 0)));
+        if self.config.require_secure_transport && !self.config.is_secure(&request) {
+            let reason = RejectionReason::InsecureTransport;
+            record_refusal(&self.config.auditor, reason, None, peer);
+            return ResponseFuture::ready(self.config.refuse(reason).into_response());
+        }
         let prepared = match self.config.prepare(&request) {
             Ok(prepared) => prepared,
             Err((reason, transport)) => {
@@ -601,6 +632,7 @@ impl<A: std::fmt::Debug, L: std::fmt::Debug> std::fmt::Debug for Config<A, L> {
             .field("auditor", &self.auditor)
             .field("limiter", &self.limiter)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("require_secure_transport", &self.require_secure_transport)
             .finish()
     }
 }

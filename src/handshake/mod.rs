@@ -9,6 +9,8 @@
 //!
 //! For each request the layer runs, in this order:
 //!
+//! 0. **Secure transport** (when required): a handshake that did not come
+//!    over TLS gets 403.
 //! 1. **Query check**: a raw token in the query string (`access_token=`,
 //!    `token=`, …) is refused with 400, unless
 //!    [`dangerous_allow_query_tokens`](HandshakeLayerBuilder::dangerous_allow_query_tokens)
@@ -100,6 +102,7 @@ mod transport;
 pub use self::extract::{Authenticated, MissingHandshakeLayer};
 pub use self::layer::{
     DEFAULT_COOKIE_NAME, Handshake, HandshakeLayer, HandshakeLayerBuilder, ResponseFuture,
+    SecureTransport,
 };
 pub use self::origin::OriginAllowlist;
 pub use self::rejection::{HandshakeRejection, RejectionReason};

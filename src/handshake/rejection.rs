@@ -48,6 +48,8 @@ pub enum RejectionReason {
     OriginRequired,
     /// Right password, disabled account. 403.
     AccountDisabled,
+    /// A plain `ws://` handshake where a secure transport is required. 403.
+    InsecureTransport,
     /// Too many attempts; `Retry-After` says when to try again. 429.
     TooManyAttempts,
     /// A backend failed; wsgate fails closed. 503.
@@ -74,7 +76,9 @@ impl RejectionReason {
             | AmbiguousCredentials
             | TokenInQuery
             | ApplicationProtocolRequired => StatusCode::BAD_REQUEST,
-            OriginNotAllowed | OriginRequired | AccountDisabled => StatusCode::FORBIDDEN,
+            OriginNotAllowed | OriginRequired | AccountDisabled | InsecureTransport => {
+                StatusCode::FORBIDDEN
+            }
             TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             BackendUnavailable | Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -100,6 +104,7 @@ impl RejectionReason {
             OriginNotAllowed => "origin not allowed",
             OriginRequired => "origin required",
             AccountDisabled => "account disabled",
+            InsecureTransport => "secure transport required",
             TooManyAttempts => "too many attempts",
             BackendUnavailable => "backend unavailable",
             Overloaded => "server busy",

@@ -56,6 +56,37 @@ pub fn client_address(
     Some(peer)
 }
 
+/// Whether a trusted proxy says the client's connection to it was HTTPS
+/// (`X-Forwarded-Proto: https` or `Forwarded: proto=https`). Always false
+/// for a peer that is not a trusted proxy.
+pub(crate) fn forwarded_https(
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    trusted_proxies: &[IpAddr],
+) -> bool {
+    if !peer.is_some_and(|peer| trusted_proxies.contains(&peer.ip())) {
+        return false;
+    }
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.split(',').next().unwrap_or("").trim().to_owned());
+    let forwarded = headers
+        .get("forwarded")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            // The first element is the hop nearest the client.
+            value.split(',').next()?.split(';').find_map(|pair| {
+                let (name, value) = pair.trim().split_once('=')?;
+                name.eq_ignore_ascii_case("proto")
+                    .then(|| value.trim_matches('"').to_owned())
+            })
+        });
+    forwarded
+        .or(proto)
+        .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
+}
+
 /// `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1`, `[2001:db8::1]:4711`.
 fn parse_hop(hop: &str) -> Option<IpAddr> {
     if let Ok(address) = hop.parse::<IpAddr>() {
@@ -157,5 +188,36 @@ mod tests {
             assert_eq!(got, Some(case.expect.parse().unwrap()), "{}", case.name);
         }
         assert_eq!(client_address(None, &HeaderMap::new(), &trusted), None);
+    }
+
+    #[test]
+    fn https_is_believed_only_from_trusted_proxies() {
+        let trusted: [IpAddr; 1] = ["10.0.0.1".parse().unwrap()];
+        let from = |peer: &str| Some(SocketAddr::new(peer.parse().unwrap(), 5000));
+        assert!(forwarded_https(
+            from("10.0.0.1"),
+            &headers(&[("x-forwarded-proto", "https")]),
+            &trusted
+        ));
+        assert!(forwarded_https(
+            from("10.0.0.1"),
+            &headers(&[("forwarded", "for=1.2.3.4;proto=https")]),
+            &trusted
+        ));
+        assert!(!forwarded_https(
+            from("10.0.0.1"),
+            &headers(&[("x-forwarded-proto", "http")]),
+            &trusted
+        ));
+        assert!(!forwarded_https(
+            from("198.51.100.7"),
+            &headers(&[("x-forwarded-proto", "https")]),
+            &trusted
+        ));
+        assert!(!forwarded_https(
+            from("10.0.0.1"),
+            &HeaderMap::new(),
+            &trusted
+        ));
     }
 }

@@ -15,7 +15,7 @@
 //!
 //! [`HandshakeLayerBuilder::failure_limiter`]: crate::handshake::HandshakeLayerBuilder::failure_limiter
 
-mod client;
+pub(crate) mod client;
 mod memory;
 
 use std::future::Future;
