@@ -22,7 +22,7 @@ use tower::ServiceBuilder;
 use wsgate::audit::{AuditLayer, Auditor, JsonLinesAudit, TracingAudit};
 use wsgate::authenticate::{Authenticator, BasicAuthenticator, BearerAuthenticator};
 use wsgate::guard::{Requirement, RoleGuardLayer, RolePolicy};
-use wsgate::handshake::{Authenticated, HandshakeLayer};
+use wsgate::handshake::{Authenticated, HandshakeLayer, SecureTransport};
 use wsgate::jwt::{Algorithm, JwtIssuer, JwtVerifier, KeyPair};
 use wsgate::limit::{Admission, Attempt, FailureLimiter, InMemoryFailureLimiter};
 use wsgate::message::{Deliver, Inbound, MessageTokenLayer, RefreshLayer, Verdict};
@@ -54,6 +54,8 @@ struct Settings {
     max_message_bytes: usize,
     lockout_threshold: u32,
     address_failure_limit: u32,
+    /// Certificate chain and private key (PEM paths) for HTTPS and `wss://`.
+    tls: Option<(String, String)>,
 }
 
 fn setting<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String>
@@ -104,6 +106,11 @@ impl Settings {
             max_message_bytes: setting("WSGATE_MAX_MESSAGE_BYTES", 65_536)?,
             lockout_threshold: setting("WSGATE_LOCKOUT_THRESHOLD", 5)?,
             address_failure_limit: setting("WSGATE_ADDRESS_FAILURE_LIMIT", 50)?,
+            tls: match (var("WSGATE_TLS_CERT"), var("WSGATE_TLS_KEY")) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => return Err("set both WSGATE_TLS_CERT and WSGATE_TLS_KEY, or neither".into()),
+            },
         })
     }
 }
@@ -117,6 +124,8 @@ type Pipeline = tower::util::BoxCloneSyncService<Inbound, Verdict, std::convert:
 
 #[derive(Clone)]
 struct App {
+    /// Whether the demo serves HTTPS: its cookie is then `Secure`.
+    tls: bool,
     passwords: BasicAuthenticator<InMemoryCredentialStore>,
     limiter: InMemoryFailureLimiter,
     issuer: JwtIssuer,
@@ -204,6 +213,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     .application_protocols([APPLICATION_PROTOCOL])?
     .cookie_name(COOKIE_NAME)?
     .failure_limiter(limiter.clone())
+    .require_secure_transport(settings.tls.is_some())
     .audit(auditor.clone())
     .build()?;
     // Tickets and revocations are for holders of a token.
@@ -234,6 +244,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .build();
 
     let app = App {
+        tls: settings.tls.is_some(),
         passwords,
         limiter,
         issuer,
@@ -258,9 +269,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .route("/login", post(login))
         .with_state(app);
 
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(|(cert, key)| tls_acceptor(cert, key))
+        .transpose()?;
     let listener = tokio::net::TcpListener::bind(settings.address).await?;
     tracing::info!(
-        "wsgate demo on http://{} (tokens signed with {algorithm:?})",
+        "wsgate demo on {}://{} (tokens signed with {algorithm:?})",
+        if tls.is_some() { "https" } else { "http" },
         listener.local_addr()?
     );
     let shutdown = tokio::signal::ctrl_c();
@@ -278,9 +295,45 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 }
             },
         };
-        tokio::spawn(serve_connection(stream, peer, router.clone()));
+        let router = router.clone();
+        match tls.clone() {
+            None => {
+                tokio::spawn(serve_connection(stream, peer, router, false));
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    // The TLS handshake gets the same deadline as the headers.
+                    match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, router, true).await,
+                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
     Ok(())
+}
+
+/// TLS 1.3 only, HTTP/1.1 (WebSocket upgrades need it), from PEM files.
+fn tls_acceptor(
+    cert: &str,
+    key: &str,
+) -> Result<tokio_rustls::TlsAcceptor, Box<dyn std::error::Error>> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|error| format!("WSGATE_TLS_CERT {cert}: {error}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| format!("WSGATE_TLS_CERT {cert}: {error}"))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|error| format!("WSGATE_TLS_KEY {key}: {error}"))?;
+    let mut config =
+        rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS13])
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// How long a client may take to send its request headers. A client that
@@ -289,7 +342,10 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves one connection with hyper directly rather than `axum::serve`, for
 /// the header read timeout `axum::serve` does not set.
-async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, router: Router) {
+async fn serve_connection<I>(io: I, peer: SocketAddr, router: Router, secure: bool)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
@@ -298,6 +354,9 @@ async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, route
     let service = router.map_request(
         move |mut request: axum::http::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            if secure {
+                request.extensions_mut().insert(SecureTransport);
+            }
             request
         },
     );
@@ -306,8 +365,8 @@ async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, route
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+    let connection =
+        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
     if let Err(error) = connection.await {
         tracing::debug!(%peer, %error, "connection ended with an error");
     }
@@ -382,8 +441,9 @@ async fn login(
     };
     let expires_in = app.issuer.lifetime().as_secs();
     let cookie = format!(
-        "{COOKIE_NAME}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={expires_in}",
-        issued.token().expose()
+        "{COOKIE_NAME}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={expires_in}{}",
+        issued.token().expose(),
+        if app.tls { "; Secure" } else { "" }
     );
     let mut response = Json(json!({
         "access_token": issued.token().expose(),
