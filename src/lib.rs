@@ -2,9 +2,11 @@
 //! applications.
 //!
 //! Most auth crates check credentials once, on the HTTP upgrade, and then
-//! forget the socket. wsgate starts there — a handshake layer that takes
-//! credentials from every transport a real client needs, with secure
-//! defaults — and is built to cover the whole life of the connection.
+//! forget the socket. wsgate covers the whole life of the connection: a
+//! handshake layer that takes credentials from every transport a real client
+//! needs, with secure defaults; a gated socket whose every message passes a
+//! pipeline of tower layers, and which closes when its token expires or is
+//! revoked; one audit event per decision.
 //!
 //! # Example
 //!
@@ -63,11 +65,16 @@
 //! | module | what |
 //! |---|---|
 //! | [`handshake`] | the tower layer that authenticates the upgrade request, the transports, the Origin allowlist, the refusals |
-//! | [`authenticate`] | [`Authenticator`](authenticate::Authenticator): credential → [`Principal`]; Basic, Bearer, ticket, chains |
+//! | [`authenticate`] | [`Authenticator`](authenticate::Authenticator): credential → [`Principal`]; Basic, Bearer, ticket, chains, revocation check |
+//! | [`socket`] | the live connection: gated upgrade and socket, lifecycle (expiry, revocation, limits), the registry |
+//! | [`message`] | the per-message pipeline: refresh, per-message tokens |
+//! | [`guard`] | the role guard and its policies |
+//! | [`audit`] | one event per decision, and where events go |
+//! | [`limit`] | failed-attempt limits and lockout, client addresses behind proxies |
 //! | [`jwt`] | JWT verification and issuing |
-//! | [`password`] | argon2id, off the async runtime |
+//! | [`password`] | argon2id, off the async runtime, bounded |
 //! | [`ticket`] | single-use tickets for browsers |
-//! | [`store`] | storage traits and in-memory built-ins |
+//! | [`store`] | storage traits (credentials, tickets, revocations) and in-memory built-ins |
 //!
 //! # What you plug in
 //!
@@ -80,7 +87,11 @@
 //! | [`TokenIssuer`] | [`JwtIssuer`](jwt::JwtIssuer) |
 //! | [`CredentialStore`](store::CredentialStore) | [`InMemoryCredentialStore`](store::InMemoryCredentialStore) |
 //! | [`TicketStore`](store::TicketStore) | [`InMemoryTicketStore`](store::InMemoryTicketStore) |
+//! | [`RevocationStore`](store::RevocationStore) | [`InMemoryRevocationStore`](store::InMemoryRevocationStore) |
 //! | [`PasswordHasher`](password::PasswordHasher) | [`Argon2id`](password::Argon2id) |
+//! | [`FailureLimiter`](limit::FailureLimiter) | [`InMemoryFailureLimiter`](limit::InMemoryFailureLimiter) |
+//! | [`Policy`](guard::Policy) | [`RolePolicy`](guard::RolePolicy), closures |
+//! | [`AuditSink`](audit::AuditSink) | [`TracingAudit`](audit::TracingAudit), [`JsonLinesAudit`](audit::JsonLinesAudit), closures |
 //!
 //! # Security
 //!
