@@ -210,4 +210,5 @@ async def main():
     print(f"{checks} passed, 0 failed")
 
 
-asyncio.run(main())
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -15,18 +15,11 @@ import urllib.request
 
 import websockets
 
+import demo_smoke
+from demo_smoke import check
+
 BASE, CA_FILE = sys.argv[1], sys.argv[2]
 HOST, PORT = BASE.split("//")[1].split(":")
-checks = 0
-
-
-def check(condition, what):
-    global checks
-    if not condition:
-        print(f"FAIL: {what}")
-        sys.exit(1)
-    checks += 1
-    print(f"ok: {what}")
 
 
 context = ssl.create_default_context(cafile=CA_FILE)
@@ -67,4 +60,4 @@ with socket.create_connection((HOST, int(PORT))) as raw:
         answer = b""
 check(not answer.startswith(b"HTTP/1.1 200"), "plain HTTP on the TLS port is not served")
 
-print(f"{checks} passed, 0 failed")
+print(f"{demo_smoke.checks} passed, 0 failed")
