@@ -24,7 +24,7 @@ use wsgate::authenticate::{Authenticator, BasicAuthenticator, BearerAuthenticato
 use wsgate::guard::{Requirement, RoleGuardLayer, RolePolicy};
 use wsgate::handshake::{Authenticated, HandshakeLayer, SecureTransport};
 use wsgate::jwt::{Algorithm, JwtIssuer, JwtVerifier, KeyPair};
-use wsgate::limit::{Admission, Attempt, FailureLimiter, InMemoryFailureLimiter};
+use wsgate::limit::{InMemoryFailureLimiter, check_with_limits};
 use wsgate::message::{Deliver, Inbound, MessageTokenLayer, RefreshLayer, Verdict};
 use wsgate::password::PasswordVerifier;
 use wsgate::socket::{
@@ -401,30 +401,23 @@ async fn login(
     let Ok(Login { username, password }) = serde_json::from_slice(&body) else {
         return json_error(StatusCode::BAD_REQUEST, "invalid_request");
     };
-    let client = Some(peer.ip());
-    // While locked, every attempt gets 429 — the right password too.
-    if let Ok(Admission::Locked { retry_after }) = app.limiter.admit(&username, client).await {
-        tracing::info!(%peer, "login refused: locked");
-        let mut response = json_error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
-        let seconds = retry_after.as_secs().max(1);
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        return response;
-    }
     let password = Secret::new(password);
-    let checked = app.passwords.check_password(&username, &password).await;
-    let attempt = match &checked {
-        Ok(_) => Some(Attempt::Succeeded),
-        Err(error) if matches!(error.kind(), ErrorKind::Credentials(_)) => Some(Attempt::Failed),
-        Err(_) => None,
-    };
-    if let Some(attempt) = attempt {
-        let _ = app.limiter.record(&username, client, attempt).await;
-    }
+    // The same limits as Basic handshakes: while locked, every attempt gets
+    // 429 — the right password too.
+    let check = app.passwords.check_password(&username, &password);
+    let checked = check_with_limits(&app.limiter, &username, Some(peer.ip()), check).await;
     let principal = match checked {
         Ok(principal) => principal,
         Err(error) => {
+            if let ErrorKind::TooManyAttempts { retry_after } = error.kind() {
+                tracing::info!(%peer, "login refused: locked");
+                let mut response = json_error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
+                let seconds = retry_after.as_secs().max(1);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                return response;
+            }
             let (status, code) = match error.kind() {
                 ErrorKind::AccountDisabled => (StatusCode::FORBIDDEN, "account_disabled"),
                 ErrorKind::Backend(_) | ErrorKind::Overloaded => {

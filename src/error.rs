@@ -32,6 +32,14 @@ pub enum ErrorKind {
     /// wsgate fails closed: the request is refused with 503.
     #[error("backend unavailable")]
     Backend(#[source] Box<dyn StdError + Send + Sync>),
+    /// Too many failed attempts: the account or the client address is
+    /// locked for `retry_after`. The handshake answers 429 with
+    /// `Retry-After`.
+    #[error("too many attempts")]
+    TooManyAttempts {
+        /// How long until the lock lifts.
+        retry_after: std::time::Duration,
+    },
     /// Too much work queued (password hashing): refused at once rather
     /// than queued without end. The handshake answers 503.
     #[error("overloaded")]

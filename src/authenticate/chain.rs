@@ -29,7 +29,7 @@ fn severity(error: &Error) -> u8 {
         ErrorKind::UnsupportedCredential => 0,
         ErrorKind::Token(_) | ErrorKind::Credentials(_) => 1,
         ErrorKind::Backend(_) | ErrorKind::Overloaded | ErrorKind::Config(_) => 2,
-        ErrorKind::AccountDisabled => 3,
+        ErrorKind::AccountDisabled | ErrorKind::TooManyAttempts { .. } => 3,
     }
 }
 

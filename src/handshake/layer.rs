@@ -24,7 +24,7 @@ use crate::handshake::rejection::{HandshakeRejection, RejectionReason};
 use crate::handshake::subprotocol::{Offer, SelectedProtocol, strip_token_prefix};
 use crate::handshake::transport::{RequestCredentials, strip_query_credentials};
 use crate::limit::client::forwarded_https;
-use crate::limit::{Admission, Attempt, FailureLimiter, InMemoryFailureLimiter, client_address};
+use crate::limit::{FailureLimiter, InMemoryFailureLimiter, check_with_limits, client_address};
 use crate::principal::{Principal, Transport};
 
 /// Default name of the cookie transport's cookie.
@@ -507,53 +507,28 @@ where
         let config = self.config.clone();
         ResponseFuture::pending(Box::pin(async move {
             let transport = Some(prepared.transport);
-            let account = match &prepared.credential {
-                Credential::Basic { username, .. } => Some(username.clone()),
-                _ => None,
-            };
-            if let Some(account) = &account {
-                let refusal = match config.limiter.admit(account, client).await {
-                    Ok(Admission::Allowed) => None,
-                    Ok(Admission::Locked { retry_after }) => Some(
-                        config
-                            .refuse(RejectionReason::TooManyAttempts)
-                            .with_retry_after(retry_after),
-                    ),
-                    Err(_) => Some(config.refuse(RejectionReason::BackendUnavailable)),
-                };
-                if let Some(refusal) = refusal {
-                    record_refusal(&config.auditor, refusal.reason(), transport, peer);
-                    return Ok(refusal.into_response());
+            let outcome = match &prepared.credential {
+                Credential::Basic { username, .. } => {
+                    let check = config.authenticator.authenticate(&prepared.credential);
+                    check_with_limits(&config.limiter, username, client, check).await
                 }
-            }
-            let outcome = config
-                .authenticator
-                .authenticate(&prepared.credential)
-                .await;
-            if let Some(account) = &account {
-                let attempt = match &outcome {
-                    Ok(_) => Some(Attempt::Succeeded),
-                    Err(error) if matches!(error.kind(), ErrorKind::Credentials(_)) => {
-                        Some(Attempt::Failed)
-                    }
-                    Err(_) => None,
-                };
-                if let Some(attempt) = attempt
-                    && config
-                        .limiter
-                        .record(account, client, attempt)
+                _ => {
+                    config
+                        .authenticator
+                        .authenticate(&prepared.credential)
                         .await
-                        .is_err()
-                {
-                    tracing::warn!(target: "wsgate::handshake", "the failure limiter failed to record an attempt");
                 }
-            }
+            };
             let principal: Principal = match outcome {
                 Ok(principal) => principal.with_transport(prepared.transport),
                 Err(error) => {
                     let reason = RejectionReason::from_error(&error);
                     record_refusal(&config.auditor, reason, transport, peer);
-                    return Ok(config.refuse(reason).into_response());
+                    let mut refusal = config.refuse(reason);
+                    if let ErrorKind::TooManyAttempts { retry_after } = error.kind() {
+                        refusal = refusal.with_retry_after(*retry_after);
+                    }
+                    return Ok(refusal.into_response());
                 }
             };
             let event = AuditEvent::new(EventKind::Handshake, Outcome::Allow)

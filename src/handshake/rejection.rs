@@ -141,6 +141,7 @@ impl RejectionReason {
             ErrorKind::UnsupportedCredential => RejectionReason::UnsupportedCredential,
             ErrorKind::Backend(_) | ErrorKind::Config(_) => RejectionReason::BackendUnavailable,
             ErrorKind::Overloaded => RejectionReason::Overloaded,
+            ErrorKind::TooManyAttempts { .. } => RejectionReason::TooManyAttempts,
         }
     }
 }

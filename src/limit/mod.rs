@@ -22,6 +22,8 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::error::{Error, ErrorKind};
+
 pub use self::client::client_address;
 pub use self::memory::{InMemoryFailureLimiter, InMemoryFailureLimiterBuilder};
 
@@ -65,6 +67,51 @@ pub trait FailureLimiter: Clone + Send + Sync + 'static {
         client: Option<IpAddr>,
         attempt: Attempt,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// Runs a password `check` for `account` from `client` under `limiter`:
+/// a locked account or address is refused before the check (no hashing),
+/// and the check's outcome is recorded. The handshake layer uses it for
+/// Basic credentials; a login route uses it the same way.
+///
+/// # Errors
+///
+/// [`ErrorKind::TooManyAttempts`] while locked (the right password too), a
+/// backend error when the limiter cannot say, and otherwise whatever the
+/// check returned.
+pub async fn check_with_limits<L, T, F>(
+    limiter: &L,
+    account: &str,
+    client: Option<IpAddr>,
+    check: F,
+) -> Result<T, Error>
+where
+    L: FailureLimiter,
+    F: Future<Output = Result<T, Error>>,
+{
+    match limiter
+        .admit(account, client)
+        .await
+        .map_err(Error::backend)?
+    {
+        Admission::Allowed => {}
+        Admission::Locked { retry_after } => {
+            return Err(ErrorKind::TooManyAttempts { retry_after }.into());
+        }
+    }
+    let checked = check.await;
+    let attempt = match &checked {
+        Ok(_) => Some(Attempt::Succeeded),
+        Err(error) if matches!(error.kind(), ErrorKind::Credentials(_)) => Some(Attempt::Failed),
+        // The check could not decide: nothing to count.
+        Err(_) => None,
+    };
+    if let Some(attempt) = attempt
+        && limiter.record(account, client, attempt).await.is_err()
+    {
+        tracing::warn!(target: "wsgate::limit", "the failure limiter failed to record an attempt");
+    }
+    checked
 }
 
 /// No limits, for routes that apply their own.
