@@ -82,6 +82,15 @@ impl fmt::Display for Transport {
     }
 }
 
+/// Collects names (roles, scopes) given as anything string-like.
+pub(crate) fn strings<I, S>(items: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    items.into_iter().map(Into::into).collect()
+}
+
 impl Principal {
     /// A principal for `subject`, authenticated by `method`, with no roles.
     pub fn new(subject: impl Into<String>, method: AuthMethod) -> Self {
@@ -104,7 +113,7 @@ impl Principal {
         I: IntoIterator<Item = R>,
         R: Into<String>,
     {
-        self.roles = roles.into_iter().map(Into::into).collect();
+        self.roles = strings(roles);
         self
     }
 
@@ -114,7 +123,7 @@ impl Principal {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self.scopes = strings(scopes);
         self
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::guard::{Access, Policy};
 use crate::message::Inbound;
-use crate::principal::Principal;
+use crate::principal::{Principal, strings};
 
 /// What a principal must hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,14 +23,6 @@ pub enum Requirement {
     AnyScope(Vec<String>),
     /// All of these scopes.
     AllScopes(Vec<String>),
-}
-
-fn strings<I, S>(items: I) -> Vec<String>
-where
-    I: IntoIterator<Item = S>,
-    S: Into<String>,
-{
-    items.into_iter().map(Into::into).collect()
 }
 
 impl Requirement {

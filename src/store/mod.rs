@@ -59,7 +59,7 @@ impl StoredUser {
         I: IntoIterator<Item = R>,
         R: Into<String>,
     {
-        self.roles = roles.into_iter().map(Into::into).collect();
+        self.roles = crate::principal::strings(roles);
         self
     }
 
