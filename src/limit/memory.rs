@@ -19,6 +19,11 @@ use crate::limit::{Admission, Attempt, FailureLimiter};
 /// (password spraying across accounts). A success clears the account. At
 /// most 100 000 accounts and as many addresses are tracked; past that,
 /// stale entries are dropped first.
+///
+/// Attempts still being checked count against the thresholds too: a burst
+/// of concurrent guesses cannot overshoot a limit because none of them has
+/// failed yet. An attempt nobody reports on (its request was dropped) stops
+/// counting as in flight after a minute.
 #[derive(Clone, Debug)]
 pub struct InMemoryFailureLimiter {
     config: Arc<Config>,
@@ -42,13 +47,22 @@ struct State {
     addresses: HashMap<IpAddr, Count>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Count {
     failures: u32,
     window_start: SystemTime,
     locked_until: Option<SystemTime>,
     locks: u32,
+    /// When each attempt still being checked was admitted.
+    in_flight: Vec<SystemTime>,
 }
+
+/// How long an admitted attempt counts as in flight without a report.
+const IN_FLIGHT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What to say to an attempt refused because enough are already in flight:
+/// they settle within a hash's time.
+const IN_FLIGHT_RETRY: Duration = Duration::from_secs(1);
 
 /// Builds an [`InMemoryFailureLimiter`].
 #[derive(Debug)]
@@ -171,6 +185,31 @@ impl Count {
             window_start: now,
             locked_until: None,
             locks: 0,
+            in_flight: Vec::new(),
+        }
+    }
+
+    /// Failures in the current window.
+    fn failures(&self, now: SystemTime, window: Duration) -> u32 {
+        if self.in_window(now, window) {
+            self.failures
+        } else {
+            0
+        }
+    }
+
+    /// Attempts admitted and not yet reported, forgetting those too old.
+    fn in_flight(&mut self, now: SystemTime) -> u32 {
+        self.in_flight.retain(|admitted| {
+            now.duration_since(*admitted).unwrap_or_default() < IN_FLIGHT_TIMEOUT
+        });
+        u32::try_from(self.in_flight.len()).unwrap_or(u32::MAX)
+    }
+
+    /// One in-flight attempt reported.
+    fn settle(&mut self) {
+        if !self.in_flight.is_empty() {
+            self.in_flight.remove(0);
         }
     }
 
@@ -179,7 +218,11 @@ impl Count {
     }
 
     fn stale(&self, now: SystemTime, window: Duration) -> bool {
-        !self.in_window(now, window) && self.locked_until.is_none_or(|until| until <= now)
+        !self.in_window(now, window)
+            && self.locked_until.is_none_or(|until| until <= now)
+            && self.in_flight.iter().all(|admitted| {
+                now.duration_since(*admitted).unwrap_or_default() >= IN_FLIGHT_TIMEOUT
+            })
     }
 
     /// Counts one failure, restarting the window when it has passed.
@@ -208,7 +251,9 @@ fn make_room<K: Eq + Hash + Clone>(
     while map.len() >= max {
         let Some(oldest) = map
             .iter()
-            .filter(|(_, count)| count.locked_until.is_none_or(|until| until <= now))
+            .filter(|(_, count)| {
+                count.locked_until.is_none_or(|until| until <= now) && count.in_flight.is_empty()
+            })
             .min_by_key(|(_, count)| count.window_start)
             .map(|(key, _)| key.clone())
         else {
@@ -224,27 +269,59 @@ impl FailureLimiter for InMemoryFailureLimiter {
     async fn admit(&self, account: &str, client: Option<IpAddr>) -> Result<Admission, Self::Error> {
         let config = &self.config;
         let now = config.clock.now();
-        let state = self
+        let mut state = self
             .state
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        if let Some(until) = state
-            .accounts
-            .get(account)
-            .and_then(|count| count.locked_until)
-            && until > now
-        {
-            return Ok(Admission::Locked {
-                retry_after: Self::remaining(until, now),
-            });
+        let state = &mut *state;
+        if let Some(count) = state.accounts.get_mut(account) {
+            if let Some(until) = count.locked_until
+                && until > now
+            {
+                return Ok(Admission::Locked {
+                    retry_after: Self::remaining(until, now),
+                });
+            }
+            if count.failures(now, config.window) + count.in_flight(now) >= config.account_threshold
+            {
+                return Ok(Admission::Locked {
+                    retry_after: IN_FLIGHT_RETRY,
+                });
+            }
         }
-        if let Some(count) = client.and_then(|client| state.addresses.get(&client))
-            && count.in_window(now, config.window)
-            && count.failures >= config.address_threshold
-        {
-            return Ok(Admission::Locked {
-                retry_after: Self::remaining(count.window_start + config.window, now),
-            });
+        if let Some(count) = client.and_then(|client| state.addresses.get_mut(&client)) {
+            let failures = count.failures(now, config.window);
+            if failures >= config.address_threshold {
+                return Ok(Admission::Locked {
+                    retry_after: Self::remaining(count.window_start + config.window, now),
+                });
+            }
+            if failures + count.in_flight(now) >= config.address_threshold {
+                return Ok(Admission::Locked {
+                    retry_after: IN_FLIGHT_RETRY,
+                });
+            }
+        }
+        // Admitted: in flight until recorded.
+        if !state.accounts.contains_key(account) {
+            make_room(&mut state.accounts, config.max_entries, now, config.window);
+        }
+        state
+            .accounts
+            .entry(account.to_owned())
+            .or_insert_with(|| Count::new(now))
+            .in_flight
+            .push(now);
+        if let Some(client) = client {
+            if !state.addresses.contains_key(&client) {
+                make_room(&mut state.addresses, config.max_entries, now, config.window);
+            }
+            state
+                .addresses
+                .entry(client)
+                .or_insert_with(|| Count::new(now))
+                .in_flight
+                .push(now);
         }
         Ok(Admission::Allowed)
     }
@@ -261,11 +338,43 @@ impl FailureLimiter for InMemoryFailureLimiter {
             .state
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
+        let state = &mut *state;
+        let address = client.and_then(|client| state.addresses.get_mut(&client));
         match attempt {
             Attempt::Succeeded => {
-                state.accounts.remove(account);
+                if let Some(count) = address {
+                    count.settle();
+                }
+                // The account is cleared; attempts still in flight on it
+                // keep counting until they report.
+                if let Some(count) = state.accounts.get_mut(account) {
+                    count.settle();
+                    let in_flight = std::mem::take(&mut count.in_flight);
+                    *count = Count::new(now);
+                    count.in_flight = in_flight;
+                    if count.in_flight.is_empty() {
+                        state.accounts.remove(account);
+                    }
+                }
+            }
+            Attempt::Undecided => {
+                if let Some(count) = address {
+                    count.settle();
+                }
+                if let Some(count) = state.accounts.get_mut(account) {
+                    count.settle();
+                }
             }
             Attempt::Failed => {
+                if let Some(count) = address {
+                    count.settle();
+                    count.fail(now, config.window);
+                } else if let Some(client) = client {
+                    make_room(&mut state.addresses, config.max_entries, now, config.window);
+                    let mut count = Count::new(now);
+                    count.fail(now, config.window);
+                    state.addresses.insert(client, count);
+                }
                 if !state.accounts.contains_key(account) {
                     make_room(&mut state.accounts, config.max_entries, now, config.window);
                 }
@@ -273,6 +382,7 @@ impl FailureLimiter for InMemoryFailureLimiter {
                     .accounts
                     .entry(account.to_owned())
                     .or_insert_with(|| Count::new(now));
+                count.settle();
                 count.fail(now, config.window);
                 if count.failures >= config.account_threshold {
                     // Growing back-off: each lock twice the last, capped.
@@ -285,16 +395,6 @@ impl FailureLimiter for InMemoryFailureLimiter {
                     count.locks += 1;
                     count.failures = 0;
                     count.window_start = now;
-                }
-                if let Some(client) = client {
-                    if !state.addresses.contains_key(&client) {
-                        make_room(&mut state.addresses, config.max_entries, now, config.window);
-                    }
-                    state
-                        .addresses
-                        .entry(client)
-                        .or_insert_with(|| Count::new(now))
-                        .fail(now, config.window);
                 }
             }
         }
@@ -408,6 +508,95 @@ mod tests {
             Admission::Allowed,
             "the window passed"
         );
+    }
+
+    #[tokio::test]
+    async fn attempts_in_flight_count_against_the_thresholds() {
+        let clock = Clock::manual(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+        let limiter = limiter(&clock);
+        let busy = Admission::Locked {
+            retry_after: IN_FLIGHT_RETRY,
+        };
+        // A burst of guesses on one account: only the threshold's worth
+        // get checked.
+        for _ in 0..3 {
+            assert_eq!(
+                limiter.admit("alice", None).await.unwrap(),
+                Admission::Allowed
+            );
+        }
+        assert_eq!(limiter.admit("alice", None).await.unwrap(), busy);
+        for _ in 0..3 {
+            fail(&limiter, "alice", None).await;
+        }
+        assert_eq!(
+            limiter.admit("alice", None).await.unwrap(),
+            Admission::Locked {
+                retry_after: Duration::from_secs(10)
+            }
+        );
+
+        // An undecided check frees its place; one nobody reports on frees
+        // it after a minute.
+        assert_eq!(
+            limiter.admit("bob", None).await.unwrap(),
+            Admission::Allowed
+        );
+        limiter
+            .record("bob", None, Attempt::Undecided)
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                limiter.admit("bob", None).await.unwrap(),
+                Admission::Allowed
+            );
+        }
+        assert_eq!(limiter.admit("bob", None).await.unwrap(), busy);
+        clock.advance(IN_FLIGHT_TIMEOUT);
+        assert_eq!(
+            limiter.admit("bob", None).await.unwrap(),
+            Admission::Allowed
+        );
+
+        // The same per address, across accounts.
+        let sprayer: IpAddr = "203.0.113.9".parse().unwrap();
+        for index in 0..5 {
+            assert_eq!(
+                limiter
+                    .admit(&format!("user{index}"), Some(sprayer))
+                    .await
+                    .unwrap(),
+                Admission::Allowed
+            );
+        }
+        assert_eq!(limiter.admit("user9", Some(sprayer)).await.unwrap(), busy);
+    }
+
+    #[tokio::test]
+    async fn a_success_clears_the_account_but_not_other_attempts_in_flight() {
+        let clock = Clock::manual(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+        let limiter = limiter(&clock);
+        for _ in 0..2 {
+            limiter.admit("alice", None).await.unwrap();
+        }
+        fail(&limiter, "alice", None).await;
+        limiter.admit("alice", None).await.unwrap();
+        limiter
+            .record("alice", None, Attempt::Succeeded)
+            .await
+            .unwrap();
+        // Failures cleared; one attempt still in flight.
+        for _ in 0..2 {
+            assert_eq!(
+                limiter.admit("alice", None).await.unwrap(),
+                Admission::Allowed
+            );
+        }
+        assert!(matches!(
+            limiter.admit("alice", None).await.unwrap(),
+            Admission::Locked { .. }
+        ));
     }
 
     #[tokio::test]

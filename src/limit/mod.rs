@@ -46,6 +46,9 @@ pub enum Attempt {
     Failed,
     /// The right password.
     Succeeded,
+    /// The check could not decide (the hasher was overloaded, the store
+    /// failed): the attempt is neither a failure nor a success.
+    Undecided,
 }
 
 /// Counts failed password attempts and locks accounts and addresses.
@@ -54,6 +57,11 @@ pub trait FailureLimiter: Clone + Send + Sync + 'static {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// Whether an attempt on `account` from `client` may go ahead now.
+    ///
+    /// An admitted attempt is reported once with [`record`](Self::record)
+    /// — unless its request is dropped midway, so a limiter that counts
+    /// attempts in flight (as it should: a burst of concurrent guesses
+    /// must not overshoot the threshold) lets such counts expire.
     fn admit(
         &self,
         account: &str,
@@ -101,14 +109,11 @@ where
     }
     let checked = check.await;
     let attempt = match &checked {
-        Ok(_) => Some(Attempt::Succeeded),
-        Err(error) if matches!(error.kind(), ErrorKind::Credentials(_)) => Some(Attempt::Failed),
-        // The check could not decide: nothing to count.
-        Err(_) => None,
+        Ok(_) => Attempt::Succeeded,
+        Err(error) if matches!(error.kind(), ErrorKind::Credentials(_)) => Attempt::Failed,
+        Err(_) => Attempt::Undecided,
     };
-    if let Some(attempt) = attempt
-        && limiter.record(account, client, attempt).await.is_err()
-    {
+    if limiter.record(account, client, attempt).await.is_err() {
         tracing::warn!(target: "wsgate::limit", "the failure limiter failed to record an attempt");
     }
     checked

@@ -15,6 +15,12 @@ pub enum CloseKind {
     RateLimited,
     /// A message over the size limit. 1009.
     TooBig,
+    /// A text message that is not valid UTF-8. 1007.
+    InvalidPayload,
+    /// A frame that breaks the WebSocket protocol (a continuation without
+    /// a start, a reserved opcode or bit, an unmasked or oversized control
+    /// frame). 1002.
+    ProtocolError,
     /// A backend failed; wsgate fails closed. 1011.
     BackendFailed,
     /// Nothing heard from the client within the idle timeout. 1001.
@@ -58,6 +64,28 @@ impl Close {
         }
     }
 
+    /// The close a failed read calls for: 1009 for a message over the
+    /// limit, 1007 for text that is not UTF-8, 1002 for a frame that breaks
+    /// the protocol; `None` when the connection itself is gone (nobody is
+    /// left to tell).
+    pub(crate) fn for_read_error(error: axum::Error) -> Option<Self> {
+        use tungstenite::error::ProtocolError;
+        let error = error.into_inner();
+        match error.downcast_ref::<tungstenite::Error>()? {
+            tungstenite::Error::Capacity(_) => {
+                Some(Self::new(CloseKind::TooBig, reason::MESSAGE_TOO_BIG))
+            }
+            tungstenite::Error::Utf8(_) => {
+                Some(Self::new(CloseKind::InvalidPayload, reason::INVALID_UTF8))
+            }
+            tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+            tungstenite::Error::Protocol(_) => {
+                Some(Self::new(CloseKind::ProtocolError, reason::PROTOCOL_ERROR))
+            }
+            _ => None,
+        }
+    }
+
     /// The close a revocation check calls for, if any: 4403 `token
     /// revoked`, or 1011 when the store failed (fail closed).
     pub(crate) fn for_revocation_check<E>(checked: Result<bool, E>) -> Option<Self> {
@@ -82,6 +110,10 @@ pub struct CloseCodes {
     pub rate_limited: u16,
     /// Defaults to 1009.
     pub too_big: u16,
+    /// Defaults to 1007.
+    pub invalid_payload: u16,
+    /// Defaults to 1002.
+    pub protocol_error: u16,
     /// Defaults to 1011.
     pub backend_failed: u16,
     /// Defaults to 1001.
@@ -95,6 +127,8 @@ impl Default for CloseCodes {
             forbidden: 4403,
             rate_limited: 4429,
             too_big: 1009,
+            invalid_payload: 1007,
+            protocol_error: 1002,
             backend_failed: 1011,
             idle: 1001,
         }
@@ -109,6 +143,8 @@ impl CloseCodes {
             CloseKind::Forbidden => self.forbidden,
             CloseKind::RateLimited => self.rate_limited,
             CloseKind::TooBig => self.too_big,
+            CloseKind::InvalidPayload => self.invalid_payload,
+            CloseKind::ProtocolError => self.protocol_error,
             CloseKind::BackendFailed => self.backend_failed,
             CloseKind::Idle => self.idle,
             CloseKind::Normal => 1000,
@@ -132,6 +168,10 @@ pub mod reason {
     pub const RATE_LIMITED: &str = "rate limited";
     /// A message over the size limit.
     pub const MESSAGE_TOO_BIG: &str = "message too big";
+    /// A text message that is not valid UTF-8.
+    pub const INVALID_UTF8: &str = "invalid utf-8";
+    /// A frame that breaks the WebSocket protocol.
+    pub const PROTOCOL_ERROR: &str = "protocol error";
     /// A backend failed.
     pub const BACKEND_FAILED: &str = "backend unavailable";
     /// Nothing heard from the client.

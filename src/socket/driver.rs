@@ -70,12 +70,12 @@ fn expiry_deadline(session: &Session, clock: &Clock) -> Option<Instant> {
     Some(Instant::now() + remaining)
 }
 
-/// Whether a read error is tungstenite refusing a message over the limit.
-fn is_too_big(error: axum::Error) -> bool {
-    error
-        .into_inner()
-        .downcast_ref::<tungstenite::Error>()
-        .is_some_and(|error| matches!(error, tungstenite::Error::Capacity(_)))
+/// Sends the answer to the client's close frame, which tungstenite has
+/// queued (echoing the client's code, or 1002 for a code no one may send):
+/// it goes out on the next write or flush, and there is none after the
+/// socket is dropped.
+async fn answer_close(ws: &mut WebSocket) {
+    let _ = ws.flush().await;
 }
 
 /// Sends a close frame, then waits a moment for the client's answer.
@@ -221,11 +221,12 @@ async fn drive<P, R>(
             incoming = ws.recv() => {
                 last_heard = Instant::now();
                 let message = match incoming {
-                    None | Some(Ok(Message::Close(_))) => break None,
-                    Some(Err(error)) => {
-                        break is_too_big(error)
-                            .then(|| Close::new(CloseKind::TooBig, reason::MESSAGE_TOO_BIG));
+                    None => break None,
+                    Some(Ok(Message::Close(_))) => {
+                        answer_close(&mut ws).await;
+                        break None;
                     }
+                    Some(Err(error)) => break Close::for_read_error(error),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(message)) => message,
                 };
@@ -309,7 +310,12 @@ pub(crate) async fn serve_deferred<P, R, A, F, Fut>(
                 break Err(Close::new(CloseKind::Unauthenticated, reason::AUTHENTICATION_TIMEOUT));
             }
             incoming = ws.recv() => match incoming {
-                None | Some(Ok(Message::Close(_))) | Some(Err(_)) => return,
+                None => return,
+                Some(Ok(Message::Close(_))) => return answer_close(&mut ws).await,
+                Some(Err(error)) => match Close::for_read_error(error) {
+                    Some(close) => break Err(close),
+                    None => return,
+                },
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(message)) => {
                     let invalid = Close::new(CloseKind::Unauthenticated, reason::INVALID_TOKEN);

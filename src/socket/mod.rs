@@ -13,8 +13,10 @@
 //!   revoked`, and the [`RevocationStore`](crate::store::RevocationStore)
 //!   refuses the revoked tokens afterwards; [`Registry::kick`],
 //!   [`Registry::close`] and [`Registry::list`] manage connections by hand;
-//! - a message over the size limit closes with 1009, too many messages with
-//!   4429, a silent client (no frame, not even a pong) with 1001;
+//! - a message over the size limit closes with 1009, text that is not
+//!   UTF-8 with 1007, a frame that breaks the protocol with 1002, too many
+//!   messages with 4429, a silent client (no frame, not even a pong) with
+//!   1001; each of these is an audit event;
 //! - a first-message route closes with 4401 `authentication timeout` when
 //!   no authentication message came within the deadline.
 //!
@@ -26,6 +28,8 @@
 //! | 4403 | forbidden: session revoked, subject banned, or a denied message when the policy closes | not reconnect automatically |
 //! | 4429 | too many messages | back off, then reconnect |
 //! | 1009 | message too big | fix the client |
+//! | 1007 | a text message that is not UTF-8 | fix the client |
+//! | 1002 | a frame that breaks the WebSocket protocol | fix the client |
 //! | 1011 | a backend failed; wsgate fails closed | retry later |
 //! | 1001 | idle timeout | reconnect when needed |
 //!
