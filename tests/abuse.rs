@@ -3,22 +3,25 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
 use common::{ALICE_PASSWORD, Handshake, Outcome, basic, connect, serve, welcome};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wsgate::Transport;
 use wsgate::authenticate::BasicAuthenticator;
 use wsgate::handshake::HandshakeLayer;
-use wsgate::limit::InMemoryFailureLimiter;
+use wsgate::limit::{FailureLimiter, InMemoryFailureLimiter, NoLimits};
 use wsgate::password::{Argon2id, PasswordVerifier};
 use wsgate::store::InMemoryCredentialStore;
 
 const ORIGIN: &str = "http://app.test:8080";
 
 async fn basic_server(
-    limiter: InMemoryFailureLimiter,
+    limiter: impl FailureLimiter,
     passwords: PasswordVerifier,
 ) -> std::net::SocketAddr {
     let users = InMemoryCredentialStore::new();
@@ -36,6 +39,7 @@ async fn basic_server(
         .application_protocols(["chat.v1"])
         .unwrap()
         .failure_limiter(limiter)
+        .trusted_proxies(["127.0.0.1".parse().unwrap()])
         .build()
         .unwrap();
     serve(Router::new().route("/ws", get(welcome)).route_layer(gate)).await
@@ -107,17 +111,67 @@ async fn spraying_many_accounts_from_one_address_gets_429() {
     assert_eq!(outcome.status(), 429);
 }
 
+/// Sends numbered messages and waits for each echo until `stop`; returns
+/// how many round trips it made and the slowest one.
+async fn echo_until(
+    mut client: Client,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> (usize, Duration) {
+    let (mut round_trips, mut slowest) = (0, Duration::ZERO);
+    while !*stop.borrow() {
+        let started = Instant::now();
+        let text = format!("ping {round_trips}");
+        client
+            .send(Message::Text(text.clone().into()))
+            .await
+            .unwrap();
+        let echo = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                match client.next().await {
+                    Some(Ok(Message::Text(echo))) => break echo.to_string(),
+                    Some(Ok(_)) => continue,
+                    other => panic!("the echo socket ended: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("an echo took over 2 s: the runtime is not responsive");
+        assert_eq!(echo, text);
+        round_trips += 1;
+        slowest = slowest.max(started.elapsed());
+    }
+    (round_trips, slowest)
+}
+
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a socket as alice and reads the welcome.
+async fn echo_socket(addr: std::net::SocketAddr) -> Client {
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("origin", ORIGIN.parse().unwrap());
+    request.headers_mut().insert(
+        "authorization",
+        basic("alice", ALICE_PASSWORD).parse().unwrap(),
+    );
+    let (mut client, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    client.next().await.unwrap().unwrap();
+    client
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hashing_storm_gets_503_for_the_excess_not_a_hang() {
+async fn a_full_hashing_queue_answers_503_at_once() {
     let passwords = PasswordVerifier::with_hasher(Argon2id::default())
         .unwrap()
         .max_concurrency(1)
         .unwrap()
         .max_queue(2);
-    let addr = basic_server(InMemoryFailureLimiter::new(), passwords).await;
+    let addr = basic_server(NoLimits, passwords).await;
     let attempts: Vec<_> = (0..30)
         .map(|index| {
-            let handshake = attempt(["alice", "bob", "carol"][index % 3], "wrong-but-hashed");
+            let handshake = attempt(&format!("user{index}"), "wrong-but-hashed");
             tokio::spawn(async move { connect(addr, &handshake).await })
         })
         .collect();
@@ -130,10 +184,12 @@ async fn a_hashing_storm_gets_503_for_the_excess_not_a_hang() {
         if let Outcome::Refused {
             status: 503,
             retry_after,
+            body,
             ..
         } = &outcome
         {
             assert_eq!(retry_after.as_deref(), Some("1"));
+            assert_eq!(body, "server busy");
         }
         statuses.push(outcome.status());
     }
@@ -148,6 +204,91 @@ async fn a_hashing_storm_gets_503_for_the_excess_not_a_hang() {
         "the excess is refused: {statuses:?}"
     );
     assert!(statuses.contains(&401), "some are served: {statuses:?}");
+}
+
+/// 100 wrong-password handshakes at once; how many ended with each status.
+async fn storm(
+    addr: std::net::SocketAddr,
+    attempt: impl Fn(usize) -> Handshake,
+) -> std::collections::BTreeMap<u16, usize> {
+    let attempts: Vec<_> = (0..100)
+        .map(|index| {
+            let handshake = attempt(index);
+            tokio::spawn(async move { connect(addr, &handshake).await })
+        })
+        .collect();
+    let mut statuses = std::collections::BTreeMap::new();
+    for attempt in attempts {
+        let outcome = tokio::time::timeout(Duration::from_secs(60), attempt)
+            .await
+            .expect("a handshake hung")
+            .unwrap();
+        if let Outcome::Refused {
+            status: 503 | 429,
+            retry_after,
+            ..
+        } = &outcome
+        {
+            assert!(retry_after.is_some(), "503 and 429 say when to retry");
+        }
+        *statuses.entry(outcome.status()).or_insert(0) += 1;
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storms_of_100_wrong_passwords_get_503_or_429_for_the_excess_while_sockets_echo() {
+    // Production settings: argon2id at its default cost, hashing bounded
+    // by the CPU count and a queue of 64, the default lockout (5 failures
+    // an account, 50 an address).
+    let passwords = PasswordVerifier::with_hasher(Argon2id::default()).unwrap();
+    let addr = basic_server(InMemoryFailureLimiter::new(), passwords).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut echoes = Vec::new();
+    for _ in 0..4 {
+        let client = echo_socket(addr).await;
+        echoes.push(tokio::spawn(echo_until(client, stopped.clone())));
+    }
+    let started = Instant::now();
+
+    // A botnet: 100 accounts from 100 addresses, so no lockout applies;
+    // the hashing bound takes what it can and refuses the rest at once.
+    let botnet = storm(addr, |index| {
+        attempt(&format!("user{index}"), "wrong-guess")
+            .header("x-forwarded-for", format!("198.18.0.{index}"))
+    })
+    .await;
+    let queue = std::thread::available_parallelism().unwrap().get() + 64;
+    assert_eq!(
+        botnet.keys().copied().collect::<Vec<_>>(),
+        [401, 503],
+        "{botnet:?}"
+    );
+    assert!(botnet[&401] >= queue, "{botnet:?}");
+
+    // One address guessing 4 accounts: attempts in flight count against
+    // the lockout, so exactly 5 guesses an account are checked.
+    let guesser = storm(addr, |index| {
+        attempt(
+            ["alice", "bob", "carol", "mallory"][index % 4],
+            "wrong-guess",
+        )
+    })
+    .await;
+    assert_eq!(guesser, [(401, 20), (429, 80)].into_iter().collect());
+
+    let storms = started.elapsed();
+    stop.send(true).unwrap();
+    for echo in echoes {
+        let (round_trips, slowest) = echo.await.unwrap();
+        eprintln!(
+            "storms {storms:?}: {round_trips} round trips, slowest {slowest:?}; {botnet:?} {guesser:?}"
+        );
+        assert!(
+            round_trips > 0,
+            "a socket made no round trip during the storms"
+        );
+    }
 }
 
 async fn secure_only_server(

@@ -36,13 +36,7 @@ async fn every_refusal_gets_its_exact_status_and_challenge() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    common::assert_no_failures(&failures, cases.len());
 
     // The server still serves after all of that.
     let outcome = connect(

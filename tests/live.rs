@@ -191,13 +191,7 @@ impl Live {
     }
 
     async fn connect(&self, token: &str) -> (Client, Value) {
-        let mut request = format!("ws://{}/ws", self.addr)
-            .into_client_request()
-            .unwrap();
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let (mut client, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let mut client = common::open_with_bearer(self.addr, "/ws", token).await;
         let welcome = next_json(&mut client).await;
         (client, welcome)
     }

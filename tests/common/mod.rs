@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod raw;
+
 use axum::Router;
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::response::Response;
@@ -298,19 +300,52 @@ impl Server {
     }
 
     pub async fn ticket(&self, subject: &str) -> String {
-        let principal = Principal::new(subject, AuthMethod::Token).with_roles(["user"]);
-        let issued = self.tickets.issue(&principal).await.unwrap();
-        remember_secret(issued.ticket().expose())
+        issue_ticket(&self.tickets, subject).await
     }
 
-    /// A ticket that expired a second ago (issued by a clock in the past,
-    /// into the server's store).
     pub async fn expired_ticket(&self, subject: &str) -> String {
-        let past = Clock::manual(SystemTime::now() - Duration::from_secs(31));
-        let issuer = Tickets::new(self.ticket_store.clone()).clock(past);
-        let principal = Principal::new(subject, AuthMethod::Token);
-        remember_secret(issuer.issue(&principal).await.unwrap().ticket().expose())
+        issue_expired_ticket(&self.ticket_store, subject).await
     }
+}
+
+/// A ticket for `subject` (role `user`).
+pub async fn issue_ticket(tickets: &Tickets, subject: &str) -> String {
+    let principal = Principal::new(subject, AuthMethod::Token).with_roles(["user"]);
+    let issued = tickets.issue(&principal).await.unwrap();
+    remember_secret(issued.ticket().expose())
+}
+
+/// A ticket that expired a second ago (issued by a clock in the past, into
+/// `store`).
+pub async fn issue_expired_ticket(store: &InMemoryTicketStore, subject: &str) -> String {
+    let past = Clock::manual(SystemTime::now() - Duration::from_secs(31));
+    let issuer = Tickets::new(store.clone()).clock(past);
+    let principal = Principal::new(subject, AuthMethod::Token);
+    remember_secret(issuer.issue(&principal).await.unwrap().ticket().expose())
+}
+
+pub type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `ws://addr{path}` with `Authorization: Bearer token`; panics
+/// unless upgraded.
+pub async fn open_with_bearer(addr: SocketAddr, path: &str, token: &str) -> Client {
+    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        http::HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+/// Fails the test with every collected failure, by name.
+pub fn assert_no_failures(failures: &[String], cases: usize) {
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Serves `router` on a free loopback port, with peer addresses.
@@ -1062,4 +1097,45 @@ pub async fn acceptance_cases(server: &Server) -> Vec<Acceptance> {
             transport: "ticket",
         },
     ]
+}
+
+/// A `tracing` writer that keeps everything written, for tests that read
+/// the logs back.
+#[derive(Clone, Default)]
+pub struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Capture {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// How many bytes were written so far.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// What was written from byte `start` on.
+    pub fn since(&self, start: usize) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()[start..]).into_owned()
+    }
+}
+
+impl std::io::Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }
