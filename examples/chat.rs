@@ -141,10 +141,13 @@ struct App {
 
 #[tokio::main]
 async fn main() {
+    use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        // Colours for a terminal only: in a file they are escape sequences.
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     if let Err(error) = run().await {
         eprintln!("error: {error}");
