@@ -223,8 +223,14 @@ async fn gated_server() -> Gated {
         .audit(auditor.clone())
         .build()
         .unwrap();
+    // One account per concurrent handshake of a storm: the lockout caps
+    // attempts in flight per account, as it should for guesses.
     let users = InMemoryCredentialStore::new();
-    users.add_user("bench", PASSWORD, ["user"]).unwrap();
+    for account in 0..STORM_HANDSHAKES {
+        users
+            .add_user(&format!("bench{account}"), PASSWORD, ["user"])
+            .unwrap();
+    }
     let basic_gate = HandshakeLayer::builder(BearerAuthenticator::new(hs_verifier.clone()).or(
         BasicAuthenticator::new(users, PasswordVerifier::new().unwrap()),
     ))
@@ -775,6 +781,9 @@ async fn revocation(plan: &Plan) {
     let _ = server.child.kill().await;
 }
 
+/// Concurrent Basic handshakes in a storm, each for an account of its own.
+const STORM_HANDSHAKES: usize = 50;
+
 /// Echo round trips on open sockets while 50 Basic handshakes hash
 /// passwords at once.
 async fn storm(plan: &Plan, gated: &Gated) {
@@ -819,19 +828,21 @@ async fn storm(plan: &Plan, gated: &Gated) {
             }
         }));
     }
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("bench:{PASSWORD}"))
-    );
+    let basic = |account: usize| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("bench{account}:{PASSWORD}"))
+        )
+    };
     let mut storm_durations = Vec::new();
     for _ in 0..plan.storms {
         tokio::time::sleep(Duration::from_millis(300)).await;
         storming.store(true, Ordering::Relaxed);
         let started = Instant::now();
-        let attempts: Vec<_> = (0..50)
-            .map(|_| {
+        let attempts: Vec<_> = (0..STORM_HANDSHAKES)
+            .map(|account| {
                 let headers = vec![
-                    ("authorization", basic.clone()),
+                    ("authorization", basic(account)),
                     ("origin", ORIGIN.to_owned()),
                 ];
                 let addr = gated.addr;
@@ -844,7 +855,10 @@ async fn storm(plan: &Plan, gated: &Gated) {
         }
         storm_durations.push(started.elapsed());
         storming.store(false, Ordering::Relaxed);
-        assert_eq!(accepted, 50, "every Basic handshake of the storm succeeds");
+        assert_eq!(
+            accepted, STORM_HANDSHAKES,
+            "every Basic handshake of the storm succeeds"
+        );
     }
     stop.store(true, Ordering::Relaxed);
     for pinger in pingers {
