@@ -23,8 +23,11 @@ use crate::handshake::origin::{OriginAllowlist, OriginCheck};
 use crate::handshake::rejection::{HandshakeRejection, RejectionReason};
 use crate::handshake::subprotocol::{Offer, SelectedProtocol, strip_token_prefix};
 use crate::handshake::transport::{RequestCredentials, strip_query_credentials};
+use crate::limit::client::audited_peer;
 use crate::limit::client::forwarded_https;
-use crate::limit::{FailureLimiter, InMemoryFailureLimiter, check_with_limits, client_address};
+use crate::limit::{
+    ClientAddr, FailureLimiter, InMemoryFailureLimiter, check_with_limits, client_address,
+};
 use crate::principal::{Principal, Transport};
 
 /// Default name of the cookie transport's cookie.
@@ -485,10 +488,7 @@ where
             request.headers(),
             &self.config.trusted_proxies,
         );
-        // Audit events name the client, port and all, when it is the peer.
-        let peer = peer(&request)
-            .filter(|peer| Some(peer.ip()) == client)
-            .or_else(|| client.map(|address| SocketAddr::new(address, 0)));
+        let peer = audited_peer(peer(&request), client);
         if self.config.require_secure_transport && !self.config.is_secure(&request) {
             let reason = RejectionReason::InsecureTransport;
             record_refusal(&self.config.auditor, reason, None, peer);
@@ -544,6 +544,9 @@ where
             );
             let extensions = request.extensions_mut();
             extensions.insert(principal);
+            if let Some(peer) = peer {
+                extensions.insert(ClientAddr(peer));
+            }
             if let Some(protocol) = prepared.selected_protocol {
                 extensions.insert(SelectedProtocol(protocol));
             }

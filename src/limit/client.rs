@@ -4,6 +4,35 @@ use std::net::{IpAddr, SocketAddr};
 
 use http::HeaderMap;
 
+/// The client of a request, as the
+/// [`HandshakeLayer`](crate::handshake::HandshakeLayer) found it: the socket
+/// peer, or — behind a trusted proxy — the address the proxy named (with
+/// port 0). The layer puts it in the extensions of every request it lets
+/// through, so what comes after (a [`GatedUpgrade`]'s session, its audit
+/// events) names the same client.
+///
+/// [`GatedUpgrade`]: crate::socket::GatedUpgrade
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The address audit events name: the peer, port and all, when it is the
+/// client; else the client a trusted proxy named, at port 0.
+pub(crate) fn audited_peer(peer: Option<SocketAddr>, client: Option<IpAddr>) -> Option<SocketAddr> {
+    peer.filter(|peer| Some(peer.ip()) == client)
+        .or_else(|| client.map(|address| SocketAddr::new(address, 0)))
+}
+
+/// The headers [`client_address`] reads, copied out of a request for later.
+pub(crate) fn forwarding_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut kept = HeaderMap::new();
+    for name in ["x-forwarded-for", "forwarded"] {
+        for value in headers.get_all(name) {
+            kept.append(name, value.clone());
+        }
+    }
+    kept
+}
+
 /// The client's address: the socket peer, unless the peer is one of
 /// `trusted_proxies`; then the right-most address in `X-Forwarded-For` (or
 /// `Forwarded: for=`) that is not itself a trusted proxy. Headers from an

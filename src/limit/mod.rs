@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use crate::error::{Error, ErrorKind};
 
-pub use self::client::client_address;
+pub use self::client::{ClientAddr, client_address};
 pub use self::memory::{InMemoryFailureLimiter, InMemoryFailureLimiterBuilder};
 
 /// Whether an attempt may go ahead.

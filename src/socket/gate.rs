@@ -1,5 +1,6 @@
 //! The per-route configuration of live connections.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ pub(crate) struct GateConfig<R> {
     pub(crate) close_codes: CloseCodes,
     pub(crate) clock: Clock,
     pub(crate) queue: usize,
+    pub(crate) trusted_proxies: Vec<IpAddr>,
 }
 
 /// Builds a [`SocketGate`].
@@ -68,6 +70,7 @@ impl<R> SocketGate<Deliver, R> {
                 close_codes: CloseCodes::default(),
                 clock: Clock::system(),
                 queue: 32,
+                trusted_proxies: Vec::new(),
             },
             pipeline: Deliver,
         }
@@ -168,6 +171,18 @@ impl<P, R> SocketGateBuilder<P, R> {
         self.config.max_unauthenticated = total;
         self.config.max_unauthenticated_per_address = per_address;
         Ok(self)
+    }
+
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` name the
+    /// client of a first-message route, for the per-address cap and the
+    /// audit trail; list exactly your proxies. Other peers are taken at
+    /// their socket address. Defaults to none. (Routes behind the
+    /// [`HandshakeLayer`](crate::handshake::HandshakeLayer) get their
+    /// client from the layer's own
+    /// [`trusted_proxies`](crate::handshake::HandshakeLayerBuilder::trusted_proxies).)
+    pub fn trusted_proxies<I: IntoIterator<Item = IpAddr>>(mut self, proxies: I) -> Self {
+        self.config.trusted_proxies = proxies.into_iter().collect();
+        self
     }
 
     /// The close codes. Defaults to [`CloseCodes::default`].

@@ -10,6 +10,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::response::{IntoResponse, Response};
+use http::HeaderMap;
 use http::request::Parts;
 use tower_service::Service;
 
@@ -18,6 +19,8 @@ use crate::authenticate::Authenticator;
 use crate::handshake::{
     HandshakeRejection, MissingHandshakeLayer, RejectionReason, SelectedProtocol,
 };
+use crate::limit::client::{audited_peer, forwarding_headers};
+use crate::limit::{ClientAddr, client_address};
 use crate::message::{Inbound, Verdict};
 use crate::principal::Principal;
 use crate::principal::Transport;
@@ -61,6 +64,8 @@ pub struct GatedUpgrade {
 pub struct DeferredUpgrade {
     upgrade: WebSocketUpgrade,
     peer: Option<SocketAddr>,
+    /// `X-Forwarded-For` / `Forwarded`, for the gate's trusted proxies.
+    forwarding: HeaderMap,
 }
 
 /// Rejection of [`GatedUpgrade`] and [`DeferredUpgrade`].
@@ -118,7 +123,13 @@ impl<S: Send + Sync> FromRequestParts<S> for GatedUpgrade {
             .extensions
             .get::<SelectedProtocol>()
             .map(|selected| selected.0.clone());
-        let peer = peer(parts);
+        // The client the handshake layer found (behind a trusted proxy, the
+        // one it named), else the socket peer.
+        let peer = parts
+            .extensions
+            .get::<ClientAddr>()
+            .map(|client| client.0)
+            .or_else(|| peer(parts));
         let upgrade = WebSocketUpgrade::from_request_parts(parts, state)
             .await
             .map_err(GatedUpgradeRejection::NotAnUpgrade)?;
@@ -136,10 +147,15 @@ impl<S: Send + Sync> FromRequestParts<S> for DeferredUpgrade {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let peer = peer(parts);
+        let forwarding = forwarding_headers(&parts.headers);
         let upgrade = WebSocketUpgrade::from_request_parts(parts, state)
             .await
             .map_err(GatedUpgradeRejection::NotAnUpgrade)?;
-        Ok(Self { upgrade, peer })
+        Ok(Self {
+            upgrade,
+            peer,
+            forwarding,
+        })
     }
 }
 
@@ -207,8 +223,10 @@ impl DeferredUpgrade {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let config = &gate.config;
+        let client = client_address(self.peer, &self.forwarding, &config.trusted_proxies);
+        let peer = audited_peer(self.peer, client);
         let slot = match config.registry.reserve_unauthenticated(
-            self.peer.map(|peer| peer.ip()),
+            client,
             config.max_unauthenticated,
             config.max_unauthenticated_per_address,
         ) {
@@ -221,7 +239,7 @@ impl DeferredUpgrade {
                 let event = AuditEvent::new(EventKind::Handshake, Outcome::Deny)
                     .with_reason(reason.as_str())
                     .with_transport(Some(Transport::FirstMessage))
-                    .with_peer(self.peer);
+                    .with_peer(peer);
                 config.registry.auditor().record(&event);
                 return HandshakeRejection::new(reason)
                     .with_retry_after(std::time::Duration::from_secs(1))
@@ -230,7 +248,6 @@ impl DeferredUpgrade {
         };
         let gate = gate.clone();
         let upgrade = limited(self.upgrade, gate.config.max_message_bytes);
-        let peer = self.peer;
         upgrade.on_upgrade(move |ws| serve_deferred(ws, gate, authenticator, peer, slot, handler))
     }
 }
