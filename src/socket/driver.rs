@@ -227,11 +227,14 @@ async fn drive<P, R>(
                         break None;
                     }
                     Some(Err(error)) => break Close::for_read_error(error),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(message)) => message,
                 };
+                // Pings and pongs count too: each ping costs a pong.
                 if bucket.as_mut().is_some_and(|bucket| !bucket.take()) {
                     break Some(Close::new(CloseKind::RateLimited, reason::RATE_LIMITED));
+                }
+                if matches!(message, Message::Ping(_) | Message::Pong(_)) {
+                    continue;
                 }
                 let inbound = Inbound::new(message, session.clone());
                 let verdict = match poll_fn(|cx| pipeline.poll_ready(cx)).await {

@@ -118,7 +118,9 @@ impl<P, R> SocketGateBuilder<P, R> {
     }
 
     /// Messages per second per connection, with bursts of twice that; more
-    /// closes the socket with 4429. `0` turns the limit off (the default).
+    /// closes the socket with 4429. Pings and pongs from the client count
+    /// too (a ping flood costs the server a pong each). `0` turns the limit
+    /// off (the default).
     pub fn message_rate(mut self, per_second: u32) -> Self {
         self.config.message_rate = (per_second > 0).then_some(per_second);
         self

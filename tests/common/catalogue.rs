@@ -1593,6 +1593,18 @@ pub fn catalogue() -> Vec<Case> {
             socket_closed(4429, "rate limited"),
         ),
         case(
+            "message: ping flood past the rate limit",
+            attack!(|f| {
+                let mut socket = f.open_raw().await;
+                for _ in 0..MESSAGE_RATE * 10 {
+                    socket.send(&RawFrame::new(PING, &b"flood"[..])).await;
+                }
+                raw_outcome(&mut socket).await
+            }),
+            closed(4429, "rate limited"),
+            socket_closed(4429, "rate limited"),
+        ),
+        case(
             "message: admin action from a user",
             attack!(|f| after_json(&f, "/ws", json!({"type": "admin.kick", "sub": "bob"})).await),
             forbidden_reply("admin.kick"),
