@@ -126,6 +126,52 @@ async def live_connection_checks(token, basic):
         check(await close_of(socket) == (4429, "rate limited"), "a message flood closes 4429")
 
 
+def close_after_raw_frame(token, frame):
+    """Opens /ws/echo with `token` over a plain socket, sends `frame` as
+    raw bytes (what no WebSocket library sends), returns the close frame's
+    code and reason."""
+    import socket
+    import struct
+    host, port = BASE.split("//")[1].split(":")
+    connection = socket.create_connection((host, int(port)), timeout=5)
+    connection.sendall((
+        "GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Authorization: Bearer {token}\r\n\r\n").encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += connection.recv(4096)
+    data = data.split(b"\r\n\r\n", 1)[1]
+    connection.sendall(frame)
+    try:
+        while chunk := connection.recv(4096):
+            data += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    while len(data) >= 2:
+        opcode, length, offset = data[0] & 0x0F, data[1] & 0x7F, 2
+        if length == 126:
+            length, offset = struct.unpack(">H", data[2:4])[0], 4
+        payload, data = data[offset:offset + length], data[offset + length:]
+        if opcode == 0x8:
+            return struct.unpack(">H", payload[:2])[0], payload[2:].decode()
+    return None
+
+
+def masked_frame(first_byte, payload):
+    import os
+    key = os.urandom(4)
+    return bytes([first_byte, 0x80 | len(payload)]) + key + bytes(
+        byte ^ key[index % 4] for index, byte in enumerate(payload))
+
+
+def hostile_frames_are_refused(token):
+    check(close_after_raw_frame(token, masked_frame(0x81, b"caf\xc3\x28")) == (1007, "invalid utf-8"),
+          "text that is not UTF-8 closes 1007")
+    check(close_after_raw_frame(token, masked_frame(0x83, b"{}")) == (1002, "protocol error"),
+          "a reserved opcode closes 1002")
+
+
 def slow_headers_are_cut_off():
     """A client trickling its request headers (slowloris) is disconnected."""
     import socket
@@ -205,6 +251,7 @@ async def main():
         check(await asyncio.wait_for(echo.recv(), 5) == "ping 1", "echo route echoes")
 
     await live_connection_checks(token, basic)
+    hostile_frames_are_refused(login("alice"))
     slow_headers_are_cut_off()
 
     print(f"{checks} passed, 0 failed")
