@@ -418,6 +418,17 @@ mod tests {
             .build()
     }
 
+    /// Asks `limiter` for an attempt on `account` (from `client`).
+    async fn admit(
+        limiter: &InMemoryFailureLimiter,
+        account: &str,
+        client: Option<IpAddr>,
+    ) -> Admission {
+        FailureLimiter::admit(limiter, account, client)
+            .await
+            .unwrap()
+    }
+
     async fn fail(limiter: &InMemoryFailureLimiter, account: &str, client: Option<IpAddr>) {
         limiter
             .record(account, client, Attempt::Failed)
@@ -430,32 +441,23 @@ mod tests {
         let clock = Clock::manual(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
         let limiter = limiter(&clock);
         for _ in 0..3 {
-            assert_eq!(
-                limiter.admit("alice", None).await.unwrap(),
-                Admission::Allowed
-            );
+            assert_eq!(admit(&limiter, "alice", None).await, Admission::Allowed);
             fail(&limiter, "alice", None).await;
         }
         assert_eq!(
-            limiter.admit("alice", None).await.unwrap(),
+            admit(&limiter, "alice", None).await,
             Admission::Locked {
                 retry_after: Duration::from_secs(10)
             }
         );
-        assert_eq!(
-            limiter.admit("bob", None).await.unwrap(),
-            Admission::Allowed
-        );
+        assert_eq!(admit(&limiter, "bob", None).await, Admission::Allowed);
         clock.advance(Duration::from_secs(10));
-        assert_eq!(
-            limiter.admit("alice", None).await.unwrap(),
-            Admission::Allowed
-        );
+        assert_eq!(admit(&limiter, "alice", None).await, Admission::Allowed);
         for _ in 0..3 {
             fail(&limiter, "alice", None).await;
         }
         assert_eq!(
-            limiter.admit("alice", None).await.unwrap(),
+            admit(&limiter, "alice", None).await,
             Admission::Locked {
                 retry_after: Duration::from_secs(20)
             },
@@ -466,7 +468,7 @@ mod tests {
             fail(&limiter, "alice", None).await;
         }
         assert_eq!(
-            limiter.admit("alice", None).await.unwrap(),
+            admit(&limiter, "alice", None).await,
             Admission::Locked {
                 retry_after: Duration::from_secs(25)
             },
@@ -479,7 +481,7 @@ mod tests {
             .unwrap();
         fail(&limiter, "alice", None).await;
         assert_eq!(
-            limiter.admit("alice", None).await.unwrap(),
+            admit(&limiter, "alice", None).await,
             Admission::Allowed,
             "a success clears the account"
         );
@@ -495,16 +497,16 @@ mod tests {
             fail(&limiter, &format!("user{index}"), Some(sprayer)).await;
         }
         assert!(matches!(
-            limiter.admit("fresh", Some(sprayer)).await.unwrap(),
+            admit(&limiter, "fresh", Some(sprayer)).await,
             Admission::Locked { .. }
         ));
         assert_eq!(
-            limiter.admit("fresh", Some(bystander)).await.unwrap(),
+            admit(&limiter, "fresh", Some(bystander)).await,
             Admission::Allowed
         );
         clock.advance(Duration::from_secs(60));
         assert_eq!(
-            limiter.admit("fresh", Some(sprayer)).await.unwrap(),
+            admit(&limiter, "fresh", Some(sprayer)).await,
             Admission::Allowed,
             "the window passed"
         );
@@ -520,17 +522,14 @@ mod tests {
         // A burst of guesses on one account: only the threshold's worth
         // get checked.
         for _ in 0..3 {
-            assert_eq!(
-                limiter.admit("alice", None).await.unwrap(),
-                Admission::Allowed
-            );
+            assert_eq!(admit(&limiter, "alice", None).await, Admission::Allowed);
         }
-        assert_eq!(limiter.admit("alice", None).await.unwrap(), busy);
+        assert_eq!(admit(&limiter, "alice", None).await, busy);
         for _ in 0..3 {
             fail(&limiter, "alice", None).await;
         }
         assert_eq!(
-            limiter.admit("alice", None).await.unwrap(),
+            admit(&limiter, "alice", None).await,
             Admission::Locked {
                 retry_after: Duration::from_secs(10)
             }
@@ -538,26 +537,17 @@ mod tests {
 
         // An undecided check frees its place; one nobody reports on frees
         // it after a minute.
-        assert_eq!(
-            limiter.admit("bob", None).await.unwrap(),
-            Admission::Allowed
-        );
+        assert_eq!(admit(&limiter, "bob", None).await, Admission::Allowed);
         limiter
             .record("bob", None, Attempt::Undecided)
             .await
             .unwrap();
         for _ in 0..3 {
-            assert_eq!(
-                limiter.admit("bob", None).await.unwrap(),
-                Admission::Allowed
-            );
+            assert_eq!(admit(&limiter, "bob", None).await, Admission::Allowed);
         }
-        assert_eq!(limiter.admit("bob", None).await.unwrap(), busy);
+        assert_eq!(admit(&limiter, "bob", None).await, busy);
         clock.advance(IN_FLIGHT_TIMEOUT);
-        assert_eq!(
-            limiter.admit("bob", None).await.unwrap(),
-            Admission::Allowed
-        );
+        assert_eq!(admit(&limiter, "bob", None).await, Admission::Allowed);
 
         // The same per address, across accounts.
         let sprayer: IpAddr = "203.0.113.9".parse().unwrap();
@@ -570,7 +560,7 @@ mod tests {
                 Admission::Allowed
             );
         }
-        assert_eq!(limiter.admit("user9", Some(sprayer)).await.unwrap(), busy);
+        assert_eq!(admit(&limiter, "user9", Some(sprayer)).await, busy);
     }
 
     #[tokio::test]
@@ -578,23 +568,20 @@ mod tests {
         let clock = Clock::manual(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
         let limiter = limiter(&clock);
         for _ in 0..2 {
-            limiter.admit("alice", None).await.unwrap();
+            admit(&limiter, "alice", None).await;
         }
         fail(&limiter, "alice", None).await;
-        limiter.admit("alice", None).await.unwrap();
+        admit(&limiter, "alice", None).await;
         limiter
             .record("alice", None, Attempt::Succeeded)
             .await
             .unwrap();
         // Failures cleared; one attempt still in flight.
         for _ in 0..2 {
-            assert_eq!(
-                limiter.admit("alice", None).await.unwrap(),
-                Admission::Allowed
-            );
+            assert_eq!(admit(&limiter, "alice", None).await, Admission::Allowed);
         }
         assert!(matches!(
-            limiter.admit("alice", None).await.unwrap(),
+            admit(&limiter, "alice", None).await,
             Admission::Locked { .. }
         ));
     }
