@@ -263,6 +263,24 @@ fn make_room<K: Eq + Hash + Clone>(
     }
 }
 
+/// The entry for `key`, made (room first) when it is new.
+fn tracked<'a, K, Q>(
+    map: &'a mut HashMap<K, Count>,
+    key: &Q,
+    config: &Config,
+    now: SystemTime,
+) -> &'a mut Count
+where
+    K: Eq + Hash + Clone + std::borrow::Borrow<Q>,
+    Q: Eq + Hash + ToOwned<Owned = K> + ?Sized,
+{
+    if !map.contains_key(key) {
+        make_room(map, config.max_entries, now, config.window);
+        map.insert(key.to_owned(), Count::new(now));
+    }
+    map.get_mut(key).expect("just inserted")
+}
+
 impl FailureLimiter for InMemoryFailureLimiter {
     type Error = Infallible;
 
@@ -303,23 +321,11 @@ impl FailureLimiter for InMemoryFailureLimiter {
             }
         }
         // Admitted: in flight until recorded.
-        if !state.accounts.contains_key(account) {
-            make_room(&mut state.accounts, config.max_entries, now, config.window);
-        }
-        state
-            .accounts
-            .entry(account.to_owned())
-            .or_insert_with(|| Count::new(now))
+        tracked(&mut state.accounts, account, config, now)
             .in_flight
             .push(now);
         if let Some(client) = client {
-            if !state.addresses.contains_key(&client) {
-                make_room(&mut state.addresses, config.max_entries, now, config.window);
-            }
-            state
-                .addresses
-                .entry(client)
-                .or_insert_with(|| Count::new(now))
+            tracked(&mut state.addresses, &client, config, now)
                 .in_flight
                 .push(now);
         }
@@ -349,9 +355,10 @@ impl FailureLimiter for InMemoryFailureLimiter {
                 // keep counting until they report.
                 if let Some(count) = state.accounts.get_mut(account) {
                     count.settle();
-                    let in_flight = std::mem::take(&mut count.in_flight);
-                    *count = Count::new(now);
-                    count.in_flight = in_flight;
+                    *count = Count {
+                        in_flight: std::mem::take(&mut count.in_flight),
+                        ..Count::new(now)
+                    };
                     if count.in_flight.is_empty() {
                         state.accounts.remove(account);
                     }
@@ -366,22 +373,12 @@ impl FailureLimiter for InMemoryFailureLimiter {
                 }
             }
             Attempt::Failed => {
-                if let Some(count) = address {
+                if let Some(client) = client {
+                    let count = tracked(&mut state.addresses, &client, config, now);
                     count.settle();
                     count.fail(now, config.window);
-                } else if let Some(client) = client {
-                    make_room(&mut state.addresses, config.max_entries, now, config.window);
-                    let mut count = Count::new(now);
-                    count.fail(now, config.window);
-                    state.addresses.insert(client, count);
                 }
-                if !state.accounts.contains_key(account) {
-                    make_room(&mut state.accounts, config.max_entries, now, config.window);
-                }
-                let count = state
-                    .accounts
-                    .entry(account.to_owned())
-                    .or_insert_with(|| Count::new(now));
+                let count = tracked(&mut state.accounts, account, config, now);
                 count.settle();
                 count.fail(now, config.window);
                 if count.failures >= config.account_threshold {
