@@ -43,7 +43,7 @@ use sha2::{Digest as _, Sha256};
 use crate::principal::Transport;
 use crate::socket::ConnectionId;
 
-pub use self::json_lines::JsonLinesAudit;
+pub use self::json_lines::{DEFAULT_AUDIT_QUEUE, JsonLinesAudit};
 pub use self::layer::{AuditLayer, AuditService};
 
 /// What an event is about.
