@@ -11,7 +11,12 @@
 //!
 //! The client address is the socket's peer, or — only when that peer is a
 //! configured trusted proxy — the client named by `X-Forwarded-For` or
-//! `Forwarded` ([`client_address`]).
+//! `Forwarded` ([`client_address`]). The handshake layer hands the address
+//! it found on as [`ClientAddr`], so the socket stage and its audit events
+//! name the same client.
+//!
+//! Attempts still being checked count against the limits (the built-in
+//! does so), so concurrent guesses cannot race past a threshold.
 //!
 //! [`HandshakeLayerBuilder::failure_limiter`]: crate::handshake::HandshakeLayerBuilder::failure_limiter
 
