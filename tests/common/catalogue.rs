@@ -55,8 +55,8 @@ pub use crate::common::Client;
 use crate::common::raw::{self, RawFrame, RawSocket};
 use crate::common::{
     ALICE_PASSWORD, ALLOWED_ORIGIN, BOB_PASSWORD, Handshake, Keys, Outcome, TOKEN_TYPE, basic,
-    connect, forge, issue_expired_ticket, issue_ticket, now, open_with_bearer, remember_secret,
-    serve, unsigned,
+    connect, forge, issue_expired_ticket, issue_ticket, now, open_with_bearer, refusal,
+    remember_secret, serve, unsigned,
 };
 
 /// The largest message the fortress accepts.
@@ -422,11 +422,9 @@ pub async fn connect_from(
         .await
     {
         Ok((client, _)) => Ok(client),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(Observed::Refused {
-            status: response.status().as_u16(),
-            body: String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
-                .into_owned(),
-        }),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(Observed::from(refusal(&response)))
+        }
         Err(error) => panic!("handshake failed below HTTP: {error}"),
     }
 }

@@ -469,22 +469,26 @@ pub async fn connect(addr: SocketAddr, handshake: &Handshake) -> Outcome {
             let welcome = serde_json::from_str(first.to_text().unwrap()).unwrap();
             Outcome::Accepted { welcome, protocol }
         }
-        Err(tungstenite::Error::Http(response)) => Outcome::Refused {
-            status: response.status().as_u16(),
-            challenges: response
-                .headers()
-                .get_all(http::header::WWW_AUTHENTICATE)
-                .iter()
-                .map(|value| value.to_str().unwrap().to_owned())
-                .collect(),
-            retry_after: response
-                .headers()
-                .get(http::header::RETRY_AFTER)
-                .map(|value| value.to_str().unwrap().to_owned()),
-            body: String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
-                .into_owned(),
-        },
+        Err(tungstenite::Error::Http(response)) => refusal(&response),
         Err(error) => panic!("handshake failed below HTTP: {error}"),
+    }
+}
+
+/// What a refused upgrade answered.
+pub fn refusal(response: &http::Response<Option<Vec<u8>>>) -> Outcome {
+    Outcome::Refused {
+        status: response.status().as_u16(),
+        challenges: response
+            .headers()
+            .get_all(http::header::WWW_AUTHENTICATE)
+            .iter()
+            .map(|value| value.to_str().unwrap().to_owned())
+            .collect(),
+        retry_after: response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .map(|value| value.to_str().unwrap().to_owned()),
+        body: String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned(),
     }
 }
 
