@@ -14,7 +14,6 @@
 //! every part briefly, so the benchmark cannot rot. Nothing here asserts a
 //! timing.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,20 +29,17 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as ClientMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tower::ServiceBuilder;
-use tower::util::BoxCloneSyncService;
-use wsgate::audit::{AuditEvent, AuditLayer, Auditor};
+use wsgate::audit::{AuditEvent, Auditor};
 use wsgate::authenticate::{Authenticator, BasicAuthenticator, BearerAuthenticator};
-use wsgate::guard::{Requirement, RoleGuardLayer, RolePolicy};
 use wsgate::handshake::HandshakeLayer;
 use wsgate::jwt::{Algorithm, JwtIssuer, JwtVerifier, KeyPair};
-use wsgate::message::{Deliver, Inbound, MessageTokenLayer, RefreshLayer, Verdict};
 use wsgate::password::PasswordVerifier;
+use wsgate::pipeline::{Requirement, RoleGuardLayer, RolePolicy};
+use wsgate::session::Deliver;
 use wsgate::socket::{GatedUpgrade, Registry, SocketGate};
-use wsgate::store::{InMemoryCredentialStore, InMemoryRevocationStore, Revocation};
-use wsgate::ticket::Tickets;
-use wsgate::{AuthMethod, Principal, Transport};
+use wsgate::store::{InMemoryCredentialStore, Revocation};
+use wsgate::{AuthMethod, Gate, Principal, Transport};
 
-type Pipeline = BoxCloneSyncService<Inbound, Verdict, Infallible>;
 type Client =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -122,7 +118,7 @@ fn bare_router(live: Arc<AtomicUsize>) -> Router {
     )
 }
 
-async fn gated_echo(State(gate): State<SocketGate<Pipeline>>, upgrade: GatedUpgrade) -> Response {
+async fn gated_echo(State(gate): State<SocketGate>, upgrade: GatedUpgrade) -> Response {
     upgrade.on_upgrade(&gate, |mut socket| async move {
         while let Some(inbound) = socket.recv().await {
             if socket.send(inbound.into_message()).await.is_err() {
@@ -135,7 +131,7 @@ async fn gated_echo(State(gate): State<SocketGate<Pipeline>>, upgrade: GatedUpgr
 struct Gated {
     addr: SocketAddr,
     registry: Registry,
-    tickets: Tickets,
+    gate: Gate,
     hs256: JwtIssuer,
     es256: JwtIssuer,
 }
@@ -152,10 +148,10 @@ impl Gated {
     }
 }
 
-fn route<A: Authenticator>(
+fn route<A: Authenticator, L: wsgate::limit::FailureLimiter>(
     path: &str,
-    gate: SocketGate<Pipeline>,
-    handshake: HandshakeLayer<A>,
+    gate: SocketGate,
+    handshake: HandshakeLayer<A, L>,
 ) -> Router {
     Router::new()
         .route(path, get(gated_echo))
@@ -190,39 +186,6 @@ async fn gated_server() -> Gated {
     let auditor = Auditor::new(move |_: &AuditEvent| {
         recorded.fetch_add(1, Ordering::Relaxed);
     });
-    let revocations = InMemoryRevocationStore::new();
-    let registry = Registry::new(revocations.clone(), auditor.clone());
-    let gate = |cache_capacity: usize| {
-        let pipeline = ServiceBuilder::new()
-            .layer(AuditLayer::new(auditor.clone()))
-            .layer(RefreshLayer::new(hs_verifier.clone(), revocations.clone()))
-            .layer(
-                MessageTokenLayer::new(hs_verifier.clone(), revocations.clone())
-                    .cache_capacity(cache_capacity),
-            )
-            .layer(RoleGuardLayer::new(
-                RolePolicy::by_type().otherwise(Requirement::any_role(["user"])),
-            ))
-            .service(Deliver);
-        SocketGate::builder(registry.clone())
-            .pipeline(Pipeline::new(pipeline))
-            .build()
-    };
-    let bearer = |verifier: JwtVerifier| {
-        HandshakeLayer::builder(
-            BearerAuthenticator::new(verifier).check_revocations(revocations.clone()),
-        )
-        .transports([Transport::Bearer])
-        .audit(auditor.clone())
-        .build()
-        .unwrap()
-    };
-    let tickets = Tickets::in_memory();
-    let ticket_gate = HandshakeLayer::builder(tickets.clone())
-        .transports([Transport::Ticket])
-        .audit(auditor.clone())
-        .build()
-        .unwrap();
     // One account per concurrent handshake of a storm: the lockout caps
     // attempts in flight per account, as it should for guesses.
     let users = InMemoryCredentialStore::new();
@@ -231,24 +194,67 @@ async fn gated_server() -> Gated {
             .add_user(&format!("bench{account}"), PASSWORD, ["user"])
             .unwrap();
     }
-    let basic_gate = HandshakeLayer::builder(BearerAuthenticator::new(hs_verifier.clone()).or(
-        BasicAuthenticator::new(users, PasswordVerifier::new().unwrap()),
-    ))
-    .transports([Transport::Bearer, Transport::Basic])
-    .allowed_origins([ORIGIN])
-    .unwrap()
-    .audit(auditor.clone())
-    .build()
-    .unwrap();
-    let router = route("/ws", gate(10_000), bearer(hs_verifier.clone()))
-        .merge(route("/ws/uncached", gate(0), bearer(hs_verifier.clone())))
-        .merge(route("/ws/es256", gate(10_000), bearer(es_verifier)))
-        .merge(route("/ws/ticket", gate(10_000), ticket_gate))
-        .merge(route("/ws/basic", gate(10_000), basic_gate));
+    // The gate as the README builds it, with per-message tokens on: every
+    // message passes audit, refresh, the token check and the role guard.
+    let gate = Gate::builder(hs_verifier.clone())
+        .audit(auditor.clone())
+        .passwords(BasicAuthenticator::new(
+            users,
+            PasswordVerifier::new().unwrap(),
+        ))
+        .message_tokens(true)
+        .policy(RolePolicy::by_type().otherwise(Requirement::any_role(["user"])))
+        .build()
+        .unwrap();
+    let uncached = gate.sockets_with(
+        ServiceBuilder::new()
+            .layer(gate.audit_layer())
+            .layer(gate.refresh_layer())
+            .layer(gate.message_token_layer().cache_capacity(0))
+            .layer(RoleGuardLayer::new(
+                RolePolicy::by_type().otherwise(Requirement::any_role(["user"])),
+            ))
+            .service(Deliver),
+    );
+    let transports = |transports: &[Transport]| {
+        gate.handshake()
+            .transports(transports.iter().copied())
+            .allowed_origins([ORIGIN])
+            .unwrap()
+            .build()
+            .unwrap()
+    };
+    // ES256 tokens at the handshake: a layer of its own over the gate's
+    // revocations and audit.
+    let es256_handshake = HandshakeLayer::builder(BearerAuthenticator::new(es_verifier))
+        .transports([Transport::Bearer])
+        .revocations(gate.registry().revocations().clone())
+        .audit(auditor.clone())
+        .build()
+        .unwrap();
+    let sockets = gate.sockets().clone();
+    let router = route("/ws", sockets.clone(), transports(&[Transport::Bearer]))
+        .merge(route(
+            "/ws/uncached",
+            uncached,
+            transports(&[Transport::Bearer]),
+        ))
+        .merge(route("/ws/es256", sockets.clone(), es256_handshake))
+        .merge(route(
+            "/ws/ticket",
+            sockets.clone(),
+            transports(&[Transport::Ticket]),
+        ))
+        .merge(route(
+            "/ws/basic",
+            sockets,
+            transports(&[Transport::Bearer, Transport::Basic]),
+        ));
+    let registry = gate.registry().clone();
     Gated {
         addr: serve(router).await,
         registry,
-        tickets,
+        gate,
         hs256: JwtIssuer::builder(hs_signing).build(),
         es256: JwtIssuer::builder(es_signing).build(),
     }
@@ -513,8 +519,8 @@ async fn handshake_rates(plan: &Plan, bare: SocketAddr, gated: &Gated) {
         for _ in 0..if plan.quick { 5_000 } else { 40_000 } {
             fresh.push(
                 gated
-                    .tickets
-                    .issue(&principal)
+                    .gate
+                    .issue_ticket(&principal)
                     .await
                     .unwrap()
                     .ticket()

@@ -15,13 +15,14 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt as _;
 use http::Request;
 use tower::{Service, ServiceBuilder, ServiceExt as _};
-use wsgate::audit::{AuditEvent, AuditLayer, Auditor, EventKind, Outcome};
+use wsgate::audit::{AuditEvent, Auditor, EventKind, Outcome};
 use wsgate::authenticate::{Authenticator, Credential};
-use wsgate::guard::{Policy, Requirement, RoleGuardLayer, RolePolicy};
 use wsgate::handshake::HandshakeLayer;
 use wsgate::jwt::{Algorithm, JwtIssuer, JwtVerifier, KeyPair};
-use wsgate::message::{Deliver, Inbound, MessageTokenLayer, RefreshLayer};
-use wsgate::socket::{ConnectionId, Session};
+use wsgate::pipeline::{
+    AuditLayer, MessageTokenLayer, Policy, RefreshLayer, Requirement, RoleGuardLayer, RolePolicy,
+};
+use wsgate::session::{ConnectionId, Deliver, Inbound, Session};
 use wsgate::store::InMemoryRevocationStore;
 use wsgate::ticket::Tickets;
 use wsgate::{AuthMethod, Principal, Transport};

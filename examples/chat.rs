@@ -11,28 +11,24 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::extract::ws::{Message, Utf8Bytes};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, FromRef, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tower::ServiceBuilder;
-use wsgate::audit::{AuditLayer, Auditor, JsonLinesAudit, TracingAudit};
-use wsgate::authenticate::{Authenticator, BasicAuthenticator, BearerAuthenticator};
-use wsgate::guard::{Requirement, RoleGuardLayer, RolePolicy};
-use wsgate::handshake::{Authenticated, HandshakeLayer, SecureTransport};
+use wsgate::audit::{Auditor, JsonLinesAudit, TracingAudit};
+use wsgate::authenticate::BasicAuthenticator;
+use wsgate::handshake::{Authenticated, SecureTransport};
 use wsgate::jwt::{Algorithm, JwtIssuer, JwtVerifier, KeyPair};
-use wsgate::limit::{InMemoryFailureLimiter, check_with_limits};
-use wsgate::message::{Deliver, Inbound, MessageTokenLayer, RefreshLayer, Verdict};
+use wsgate::limit::InMemoryFailureLimiter;
 use wsgate::password::PasswordVerifier;
-use wsgate::socket::{
-    ConnectionId, DeferredUpgrade, GatedSender, GatedSocket, GatedUpgrade, Registry, SocketGate,
-};
-use wsgate::store::{InMemoryCredentialStore, InMemoryRevocationStore, Revocation};
-use wsgate::ticket::Tickets;
-use wsgate::{ErrorKind, Principal, Secret, Transport};
+use wsgate::pipeline::{Requirement, RolePolicy};
+use wsgate::session::{ConnectionId, Inbound};
+use wsgate::socket::{DeferredUpgrade, GatedSender, GatedSocket, GatedUpgrade, Limits};
+use wsgate::store::{InMemoryCredentialStore, Revocation};
+use wsgate::{ErrorKind, Gate, Principal, Secret, Transport};
 
 const ISSUER: &str = "wsgate-demo";
 const AUDIENCE: &str = "wsgate-chat";
@@ -56,6 +52,8 @@ struct Settings {
     address_failure_limit: u32,
     /// Certificate chain and private key (PEM paths) for HTTPS and `wss://`.
     tls: Option<(String, String)>,
+    /// Where to serve `GET /metrics` (Prometheus text), on a listener of its own.
+    metrics: Option<SocketAddr>,
 }
 
 fn setting<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String>
@@ -111,6 +109,13 @@ impl Settings {
                 (None, None) => None,
                 _ => return Err("set both WSGATE_TLS_CERT and WSGATE_TLS_KEY, or neither".into()),
             },
+            metrics: var("WSGATE_METRICS_ADDR")
+                .map(|address| {
+                    address
+                        .parse()
+                        .map_err(|error| format!("WSGATE_METRICS_ADDR: {error}"))
+                })
+                .transpose()?,
         })
     }
 }
@@ -118,25 +123,19 @@ impl Settings {
 /// Which connections are in which room, with a sender for each.
 type Rooms = Arc<Mutex<HashMap<String, HashMap<ConnectionId, GatedSender>>>>;
 
-/// The message pipeline of every socket route, boxed into one type so the
-/// optional per-message token layer does not change it.
-type Pipeline = tower::util::BoxCloneSyncService<Inbound, Verdict, std::convert::Infallible>;
-
 #[derive(Clone)]
 struct App {
     /// Whether the demo serves HTTPS: its cookie is then `Secure`.
     tls: bool,
-    passwords: BasicAuthenticator<InMemoryCredentialStore>,
-    limiter: InMemoryFailureLimiter,
     issuer: JwtIssuer,
-    tickets: Tickets,
-    registry: Registry,
-    gate: SocketGate<Pipeline>,
-    first_message: wsgate::authenticate::RevocationCheck<
-        BearerAuthenticator<JwtVerifier>,
-        InMemoryRevocationStore,
-    >,
+    gate: Gate,
     rooms: Rooms,
+}
+
+impl FromRef<App> for Gate {
+    fn from_ref(app: &App) -> Gate {
+        app.gate.clone()
+    }
 }
 
 #[tokio::main]
@@ -157,29 +156,11 @@ async fn main() {
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_env()?;
+    if let Some(address) = settings.metrics {
+        serve_metrics(address)?;
+    }
     let (signing, verification) = settings.keys.clone().into_parts();
     let algorithm = settings.keys.algorithm();
-
-    // Every decision goes to the log; with WSGATE_AUDIT_LOG, to a JSON-lines
-    // file too.
-    let auditor = match &settings.audit_log {
-        Some(path) => Auditor::new((JsonLinesAudit::open(path)?, TracingAudit)),
-        None => Auditor::tracing(),
-    };
-    let revocations = InMemoryRevocationStore::new();
-    let registry = Registry::new(revocations.clone(), auditor.clone());
-
-    let users = InMemoryCredentialStore::new();
-    users.add_user("alice", "alice-password-1", ["user"])?;
-    users.add_user("admin", "admin-password-1", ["user", "admin"])?;
-    let passwords = BasicAuthenticator::new(users, PasswordVerifier::new()?);
-    // One limiter for /login and Basic handshakes alike: failures at either
-    // count towards the same lock.
-    let limiter = InMemoryFailureLimiter::builder()
-        .account_threshold(settings.lockout_threshold)?
-        .address_threshold(settings.address_failure_limit)?
-        .build();
-
     let verifier = JwtVerifier::builder()
         .key(verification)
         .issuer(ISSUER)
@@ -193,84 +174,74 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .token_type(TOKEN_TYPE)
         .lifetime(settings.token_lifetime)?
         .build();
-    let tickets = Tickets::in_memory();
-    let bearer = BearerAuthenticator::new(verifier.clone());
+    let users = InMemoryCredentialStore::new();
+    users.add_user("alice", "alice-password-1", ["user"])?;
+    users.add_user("admin", "admin-password-1", ["user", "admin"])?;
 
-    // Sockets: every transport. Explicit credentials come before the cookie a
-    // browser attaches on its own.
-    let socket_gate = HandshakeLayer::builder(
-        bearer
-            .clone()
-            .or(passwords.clone())
-            .or(tickets.clone())
-            .check_revocations(revocations.clone()),
-    )
-    .transports([
-        Transport::Bearer,
-        Transport::Basic,
-        Transport::Subprotocol,
-        Transport::Ticket,
-        Transport::Cookie,
-    ])
-    .allowed_origins(&settings.allowed_origins)?
-    .application_protocols([APPLICATION_PROTOCOL])?
-    .cookie_name(COOKIE_NAME)?
-    .failure_limiter(limiter.clone())
-    .require_secure_transport(settings.tls.is_some())
-    .audit(auditor.clone())
-    .build()?;
-    // Tickets and revocations are for holders of a token.
-    let token_gate = HandshakeLayer::builder(bearer.clone().check_revocations(revocations.clone()))
-        .transports([Transport::Bearer])
-        .audit(auditor.clone())
+    // One gate for every route: revocations, tickets, the failure limiter
+    // (/login and Basic handshakes count towards the same lock) and the
+    // audit trail are shared by every stage.
+    let gate = Gate::builder(verifier)
+        .passwords(BasicAuthenticator::new(users, PasswordVerifier::new()?))
+        .failure_limiter(
+            InMemoryFailureLimiter::builder()
+                .account_threshold(settings.lockout_threshold)?
+                .address_threshold(settings.address_failure_limit)?
+                .build(),
+        )
+        .audit(match &settings.audit_log {
+            Some(path) => Auditor::new((JsonLinesAudit::open(path)?, TracingAudit)),
+            None => Auditor::tracing(),
+        })
+        .limits(
+            Limits::default()
+                .max_message_bytes(settings.max_message_bytes)?
+                .message_rate(settings.message_rate)
+                .auth_deadline(settings.auth_timeout)?,
+        )
+        .message_tokens(settings.message_tokens)
+        // `admin.*` needs the role admin; every other message the role user.
+        .policy(
+            RolePolicy::by_type()
+                .prefix("admin.", Requirement::any_role(["admin"]))
+                .otherwise(Requirement::any_role(["user"])),
+        )
+        .build()?;
+    // Sockets take every transport; explicit credentials come before the
+    // cookie a browser attaches on its own.
+    let socket_handshake = gate
+        .handshake()
+        .transports([
+            Transport::Bearer,
+            Transport::Basic,
+            Transport::Subprotocol,
+            Transport::Ticket,
+            Transport::Cookie,
+        ])
+        .allowed_origins(&settings.allowed_origins)?
+        .application_protocols([APPLICATION_PROTOCOL])?
+        .cookie_name(COOKIE_NAME)?
+        .require_secure_transport(settings.tls.is_some())
         .build()?;
 
-    // `admin.*` needs the role admin; every other message the role user.
-    let policy = RolePolicy::by_type()
-        .prefix("admin.", Requirement::any_role(["admin"]))
-        .otherwise(Requirement::any_role(["user"]));
-    let pipeline = ServiceBuilder::new()
-        .layer(AuditLayer::new(auditor.clone()))
-        .layer(RefreshLayer::new(verifier.clone(), revocations.clone()))
-        .option_layer(
-            settings
-                .message_tokens
-                .then(|| MessageTokenLayer::new(verifier.clone(), revocations.clone())),
-        )
-        .layer(RoleGuardLayer::new(policy))
-        .service(Deliver);
-    let gate = SocketGate::builder(registry.clone())
-        .pipeline(Pipeline::new(pipeline))
-        .max_message_bytes(settings.max_message_bytes)?
-        .message_rate(settings.message_rate)
-        .auth_deadline(settings.auth_timeout)?
-        .build();
-
-    let app = App {
-        tls: settings.tls.is_some(),
-        passwords,
-        limiter,
-        issuer,
-        tickets,
-        registry,
-        gate,
-        first_message: bearer.check_revocations(revocations),
-        rooms: Rooms::default(),
-    };
     let router = Router::new()
         .route("/ws", get(chat_socket))
         .route("/ws/echo", get(echo_socket))
-        .route_layer(socket_gate)
+        .route_layer(socket_handshake)
         .route("/ws/deferred", get(deferred_socket))
-        .merge(
-            Router::new()
-                .route("/tickets", post(issue_ticket))
-                .route("/admin/revoke", post(revoke))
-                .route_layer(token_gate),
+        .route("/tickets", gate.ticket_route())
+        .route(
+            "/admin/revoke",
+            post(revoke).route_layer(gate.bearer_layer()),
         )
         .route("/", get(page))
         .route("/login", post(login))
-        .with_state(app);
+        .with_state(App {
+            tls: settings.tls.is_some(),
+            issuer,
+            gate,
+            rooms: Rooms::default(),
+        });
 
     let tls = settings
         .tls
@@ -375,6 +346,23 @@ where
     }
 }
 
+/// Serves the metrics in the Prometheus text format on `address` (its own
+/// listener, so the chat's port never exposes them).
+fn serve_metrics(address: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    use wsgate::audit::metrics::{HANDSHAKE_DURATION, HANDSHAKE_DURATION_BUCKETS, describe};
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(HANDSHAKE_DURATION.to_owned()),
+            HANDSHAKE_DURATION_BUCKETS,
+        )?
+        .with_http_listener(address)
+        .install()?;
+    describe();
+    tracing::info!("metrics on http://{address}/metrics");
+    Ok(())
+}
+
 async fn page() -> Html<&'static str> {
     Html(include_str!("chat.html"))
 }
@@ -407,8 +395,10 @@ async fn login(
     let password = Secret::new(password);
     // The same limits as Basic handshakes: while locked, every attempt gets
     // 429 — the right password too.
-    let check = app.passwords.check_password(&username, &password);
-    let checked = check_with_limits(&app.limiter, &username, Some(peer.ip()), check).await;
+    let checked = app
+        .gate
+        .check_password(&username, &password, Some(peer.ip()))
+        .await;
     let principal = match checked {
         Ok(principal) => principal,
         Err(error) => {
@@ -455,19 +445,6 @@ async fn login(
     no_store(response)
 }
 
-async fn issue_ticket(State(app): State<App>, Authenticated(principal): Authenticated) -> Response {
-    match app.tickets.issue(&principal).await {
-        Ok(ticket) => no_store(
-            Json(json!({
-                "ticket": ticket.ticket().expose(),
-                "expires_in": ticket.lifetime().as_secs(),
-            }))
-            .into_response(),
-        ),
-        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RevokeRequest {
@@ -497,7 +474,7 @@ async fn revoke(
         }) => Revocation::Token(id),
         _ => return json_error(StatusCode::BAD_REQUEST, "invalid_request"),
     };
-    match app.registry.revoke(revocation).await {
+    match app.gate.registry().revoke(revocation).await {
         Ok(closed) => Json(json!({ "closed": closed })).into_response(),
         Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     }
@@ -510,14 +487,13 @@ async fn chat_socket(State(app): State<App>, upgrade: GatedUpgrade) -> Response 
 
 async fn deferred_socket(State(app): State<App>, upgrade: DeferredUpgrade) -> Response {
     let gate = app.gate.clone();
-    let authenticator = app.first_message.clone();
     upgrade
         .protocols([APPLICATION_PROTOCOL])
-        .on_upgrade(&gate, authenticator, move |socket| chat(socket, app))
+        .on_upgrade(&gate, move |socket| chat(socket, app))
 }
 
-async fn echo_socket(State(app): State<App>, upgrade: GatedUpgrade) -> Response {
-    upgrade.on_upgrade(&app.gate, |mut socket| async move {
+async fn echo_socket(State(gate): State<Gate>, upgrade: GatedUpgrade) -> Response {
+    upgrade.on_upgrade(&gate, |mut socket| async move {
         while let Some(inbound) = socket.recv().await {
             if let Message::Text(text) = inbound.into_message()
                 && socket.send(Message::Text(text)).await.is_err()
@@ -602,7 +578,7 @@ fn handle(app: &App, socket: &GatedSocket, inbound: &Inbound) -> Option<Value> {
         ("join" | "say", None) => Some(error_reply("invalid_room", kind)),
         ("admin.kick", _) => match inbound.json_str("sub") {
             Some(subject) => {
-                app.registry.kick(subject);
+                app.gate.registry().kick(subject);
                 None
             }
             None => Some(error_reply("invalid_request", kind)),

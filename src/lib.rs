@@ -10,19 +10,15 @@
 //!
 //! # Example
 //!
-//! A chat route that accepts a JWT from servers (`Authorization: Bearer`)
-//! and from browsers (the `wsgate.bearer.<token>` subprotocol, or a
-//! single-use `?ticket=`):
+//! One [`Gate`] owns the parts every stage shares and makes the stages from
+//! them: a chat route for servers (`Authorization: Bearer`) and browsers
+//! (the `wsgate.bearer.<token>` subprotocol, or a single-use `?ticket=`
+//! from `POST /tickets`), with expiry, in-band refresh, revocation, a role
+//! guard and audit on every socket.
 //!
 //! ```no_run
-//! use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-//! use axum::response::Response;
-//! use axum::{Router, routing::get};
-//! use wsgate::authenticate::{Authenticator, BearerAuthenticator};
-//! use wsgate::handshake::{Authenticated, HandshakeLayer};
-//! use wsgate::jwt::{Algorithm, JwtVerifier, VerificationKey};
-//! use wsgate::ticket::Tickets;
-//! use wsgate::{Principal, Transport};
+//! use axum::{Router, extract::State, response::Response, routing::get};
+//! use wsgate::prelude::*;
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,49 +28,51 @@
 //!         .issuer("https://auth.example")
 //!         .audience("chat")
 //!         .build()?;
-//!     let tickets = Tickets::in_memory();
-//!
-//!     let gate = HandshakeLayer::builder(BearerAuthenticator::new(verifier).or(tickets))
-//!         .transports([Transport::Bearer, Transport::Subprotocol, Transport::Ticket])
-//!         .application_protocols(["chat.v1"])?
+//!     let gate = Gate::builder(verifier)
+//!         .policy(RolePolicy::by_type().otherwise(Requirement::any_role(["user"])))
 //!         .build()?;
-//!
 //!     let app = Router::new()
 //!         .route("/ws", get(chat))
-//!         .route_layer(gate);
+//!         .route_layer(gate.handshake().application_protocols(["chat.v1"])?.build()?)
+//!         .route("/tickets", gate.ticket_route())
+//!         .with_state(gate);
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //!     axum::serve(listener, app).await?;
 //!     Ok(())
 //! }
 //!
-//! async fn chat(Authenticated(principal): Authenticated, ws: WebSocketUpgrade) -> Response {
-//!     ws.protocols(["chat.v1"])
-//!         .on_upgrade(move |socket| greet(socket, principal))
-//! }
-//!
-//! async fn greet(mut socket: WebSocket, principal: Principal) {
-//!     let hello = format!("hello, {}", principal.subject());
-//!     let _ = socket.send(Message::Text(hello.into())).await;
+//! async fn chat(State(gate): State<Gate>, upgrade: GatedUpgrade) -> Response {
+//!     upgrade.on_upgrade(&gate, |mut socket| async move {
+//!         let hello = format!("hello, {}", socket.principal().subject());
+//!         let _ = socket.send(axum::extract::ws::Message::Text(hello.into())).await;
+//!         while let Some(message) = socket.recv().await {
+//!             let _ = socket.send(message.into_message()).await;
+//!         }
+//!     })
 //! }
 //! ```
 //!
 //! # Where things are
 //!
-//! The modules follow the data:
+//! The modules follow the data, and each layer of them imports only from
+//! the layers before it:
 //!
 //! | module | what |
 //! |---|---|
-//! | [`handshake`] | the tower layer that authenticates the upgrade request, the transports, the Origin allowlist, the refusals |
-//! | [`authenticate`] | [`Authenticator`](authenticate::Authenticator): credential → [`Principal`]; Basic, Bearer, ticket, chains, revocation check |
-//! | [`socket`] | the live connection: gated upgrade and socket, lifecycle (expiry, revocation, limits), the registry |
-//! | [`message`] | the per-message pipeline: refresh, per-message tokens |
-//! | [`guard`] | the role guard and its policies |
-//! | [`audit`] | one event per decision, and where events go |
-//! | [`limit`] | failed-attempt limits and lockout, client addresses behind proxies |
+//! | [`Gate`] | above the stages: the shared parts, set once, and the layers made from them |
+//! | [`handshake`] | stage one: the tower layer that authenticates the upgrade request, the transports, the Origin allowlist, client addresses behind proxies, the refusals |
+//! | [`socket`] | stage two: the live connection — gated upgrade and socket, lifecycle (expiry, revocation, limits), the registry |
+//! | [`pipeline`] | stage two, message by message: audit, refresh, per-message tokens, the role guard |
+//! | [`session`] | what the socket stage and the pipeline share: the session, the inbound message, the verdict, close codes |
+//! | [`audit`] | one event per decision, where events go, metrics |
+//! | [`authenticate`] | [`Authenticator`](authenticate::Authenticator): credential → [`Principal`]; Basic, Bearer, ticket, chains |
+//! | [`limit`] | failed-attempt limits and lockout |
 //! | [`jwt`] | JWT verification and issuing |
+//! | [`claims`] | claim layouts of identity providers: roles, scopes, typed custom claims |
 //! | [`password`] | argon2id, off the async runtime, bounded |
 //! | [`ticket`] | single-use tickets for browsers |
 //! | [`store`] | storage traits (credentials, tickets, revocations) and in-memory built-ins |
+//! | [`prelude`] | the names most applications need |
 //!
 //! # What you plug in
 //!
@@ -85,16 +83,24 @@
 //! | [`Authenticator`](authenticate::Authenticator) | [`BearerAuthenticator`](authenticate::BearerAuthenticator), [`BasicAuthenticator`](authenticate::BasicAuthenticator), [`Tickets`](ticket::Tickets), [`Chain`](authenticate::Chain) |
 //! | [`TokenVerifier`] | [`JwtVerifier`](jwt::JwtVerifier) |
 //! | [`TokenIssuer`] | [`JwtIssuer`](jwt::JwtIssuer) |
+//! | [`ClaimsMapping`](claims::ClaimsMapping) | [`ClaimPaths`](claims::ClaimPaths), closures |
 //! | [`CredentialStore`](store::CredentialStore) | [`InMemoryCredentialStore`](store::InMemoryCredentialStore) |
 //! | [`TicketStore`](store::TicketStore) | [`InMemoryTicketStore`](store::InMemoryTicketStore) |
 //! | [`RevocationStore`](store::RevocationStore) | [`InMemoryRevocationStore`](store::InMemoryRevocationStore) |
 //! | [`PasswordHasher`](password::PasswordHasher) | [`Argon2id`](password::Argon2id) |
 //! | [`FailureLimiter`](limit::FailureLimiter) | [`InMemoryFailureLimiter`](limit::InMemoryFailureLimiter) |
-//! | [`Policy`](guard::Policy) | [`RolePolicy`](guard::RolePolicy), closures |
+//! | [`Policy`](pipeline::Policy), [`AsyncPolicy`](pipeline::AsyncPolicy) | [`RolePolicy`](pipeline::RolePolicy), closures |
 //! | [`AuditSink`](audit::AuditSink) | [`TracingAudit`](audit::TracingAudit), [`JsonLinesAudit`](audit::JsonLinesAudit), closures |
+//!
+//! # Features
+//!
+//! - `metrics`: counters, a gauge and a histogram through the `metrics`
+//!   facade ([`audit::metrics`]). Off by default.
 //!
 //! # Security
 //!
+//! - Revocations are checked on every path (handshake, first message,
+//!   refresh, per-message token) by one session rule.
 //! - JWT: algorithms pinned per key, `exp` required, `nbf` checked, `iss`,
 //!   `aud` and `typ` checked when configured, leeway at most 30 s, size
 //!   capped, HMAC keys at least as long as the hash, `jku`/`x5u`/`jwk`
@@ -107,30 +113,45 @@
 //! - Secrets never reach a log, an error message or a `Debug` output.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// Below every stage: identities, errors, the one classification of
+// refusals, and what the socket stage and the pipeline share.
+mod boxed;
 pub(crate) mod clock;
 mod error;
 mod principal;
 mod random;
+mod refusal;
 mod secret;
 mod token;
 
+pub mod claims;
+pub mod session;
+
+// The parts the stages are built from.
 pub mod audit;
 pub mod authenticate;
-pub mod guard;
-pub mod handshake;
 pub mod jwt;
 pub mod limit;
-pub mod message;
 pub mod password;
-pub mod socket;
 pub mod store;
 pub mod ticket;
 
+// The stages, in the order data flows through them.
+pub mod handshake;
+pub mod pipeline;
+pub mod socket;
+
+// Above the stages: one gate that makes them from the shared parts.
+mod gate;
+pub mod prelude;
+
 pub use clock::Clock;
 pub use error::{ConfigError, CredentialError, Error, ErrorKind, TokenError};
+pub use gate::{Gate, GateBuilder, GateHandshakeLayer, GateHandshakeLayerBuilder};
 pub use principal::{AuthMethod, Principal, Transport};
+pub use refusal::RejectionReason;
 pub use secret::Secret;
-pub use token::{IssuedToken, TokenIssuer, TokenVerifier};
+pub use token::{BoxedVerifier, IssuedToken, TokenIssuer, TokenVerifier};
 
 /// Compiles the README's examples as doc tests, so they stay true.
 #[cfg(doctest)]

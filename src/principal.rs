@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 /// An authenticated identity: what the handshake layer puts into the request
@@ -91,6 +92,19 @@ where
     items.into_iter().map(Into::into).collect()
 }
 
+fn add_names<I, S>(held: &mut Vec<String>, names: I)
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    for name in names {
+        let name = name.into();
+        if !held.contains(&name) {
+            held.push(name);
+        }
+    }
+}
+
 impl Principal {
     /// A principal for `subject`, authenticated by `method`, with no roles.
     pub fn new(subject: impl Into<String>, method: AuthMethod) -> Self {
@@ -124,6 +138,34 @@ impl Principal {
         S: Into<String>,
     {
         self.scopes = strings(scopes);
+        self
+    }
+
+    /// Adds roles (a [claims mapping](crate::claims) reading another
+    /// layout); a role already held is not added twice.
+    pub fn with_added_roles<I, R>(mut self, roles: I) -> Self
+    where
+        I: IntoIterator<Item = R>,
+        R: Into<String>,
+    {
+        add_names(&mut self.roles, roles);
+        self
+    }
+
+    /// Adds scopes; a scope already held is not added twice.
+    pub fn with_added_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        add_names(&mut self.scopes, scopes);
+        self
+    }
+
+    /// Sets one claim without a field of its own (data a claims mapping
+    /// derives), readable with [`claim`](Self::claim).
+    pub fn with_claim(mut self, name: impl Into<String>, value: Value) -> Self {
+        self.claims.insert(name.into(), value);
         self
     }
 
@@ -210,6 +252,29 @@ impl Principal {
     /// Claims without a field of their own.
     pub fn claims(&self) -> &Map<String, Value> {
         &self.claims
+    }
+
+    /// A claim without a field of its own, as a typed value: `None` when
+    /// it is absent or not of type `T`.
+    ///
+    /// ```
+    /// # use wsgate::{AuthMethod, Principal};
+    /// let principal = Principal::new("alice", AuthMethod::Token)
+    ///     .with_claim("tenant", 42.into());
+    /// assert_eq!(principal.claim::<u64>("tenant"), Some(42));
+    /// assert_eq!(principal.claim::<String>("tenant"), None);
+    /// ```
+    pub fn claim<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        T::deserialize(self.claims.get(name)?).ok()
+    }
+
+    /// The login session the token belongs to: its `sid` claim (OpenID
+    /// Connect), which several sockets may share. A live connection without
+    /// one is a session of its own ([`Session::session_id`]).
+    ///
+    /// [`Session::session_id`]: crate::session::Session::session_id
+    pub fn session_id(&self) -> Option<&str> {
+        self.claims.get("sid").and_then(Value::as_str)
     }
 
     /// Whether the principal holds `role`.

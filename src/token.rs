@@ -1,9 +1,14 @@
 //! The token traits: turn a principal into a token, and a token back into a
 //! principal. [`crate::jwt`] holds the built-in JWT implementations.
 
+use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use futures_util::future::BoxFuture;
+
+use crate::boxed::already_boxed;
 use crate::error::Error;
 use crate::principal::Principal;
 use crate::secret::Secret;
@@ -66,5 +71,46 @@ impl IssuedToken {
     /// The token id (`jti`), if the format has one.
     pub fn token_id(&self) -> Option<&str> {
         self.token_id.as_deref()
+    }
+}
+
+/// Any [`TokenVerifier`] behind one pointer: what a
+/// [`Gate`](crate::Gate) holds, so its type names no verifier. Cheap to
+/// clone; each verification boxes its future once.
+#[derive(Clone)]
+pub struct BoxedVerifier {
+    inner: Arc<dyn DynVerifier>,
+    name: &'static str,
+}
+
+trait DynVerifier: Send + Sync + 'static {
+    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Principal, Error>>;
+}
+
+impl<V: TokenVerifier> DynVerifier for V {
+    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Principal, Error>> {
+        Box::pin(TokenVerifier::verify(self, token))
+    }
+}
+
+impl BoxedVerifier {
+    /// Boxes `verifier` (a verifier that is already boxed is kept as is).
+    pub fn new<V: TokenVerifier>(verifier: V) -> Self {
+        already_boxed(&verifier).unwrap_or_else(|| Self {
+            inner: Arc::new(verifier),
+            name: std::any::type_name::<V>(),
+        })
+    }
+}
+
+impl TokenVerifier for BoxedVerifier {
+    async fn verify(&self, token: &str) -> Result<Principal, Error> {
+        self.inner.verify(token).await
+    }
+}
+
+impl fmt::Debug for BoxedVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("BoxedVerifier").field(&self.name).finish()
     }
 }

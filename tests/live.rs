@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,19 +25,13 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message as ClientMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tower::ServiceBuilder;
-use tower::util::BoxCloneSyncService;
-use wsgate::audit::{AuditEvent, AuditLayer, Auditor, JsonLinesAudit};
-use wsgate::authenticate::{Authenticator, BearerAuthenticator};
-use wsgate::guard::{OnDeny, Requirement, RoleGuardLayer, RolePolicy};
-use wsgate::handshake::HandshakeLayer;
+use wsgate::audit::{AuditEvent, Auditor, JsonLinesAudit};
 use wsgate::jwt::JwtVerifier;
-use wsgate::message::{Deliver, Inbound, MessageTokenLayer, RefreshLayer, Verdict};
-use wsgate::socket::{DeferredUpgrade, GatedUpgrade, Registry, SocketGate};
-use wsgate::store::{InMemoryRevocationStore, Revocation};
-use wsgate::{Principal, TokenVerifier, Transport};
+use wsgate::pipeline::{OnDeny, Requirement, RoleGuardLayer, RolePolicy};
+use wsgate::socket::{DeferredUpgrade, GatedUpgrade, Limits, Registry};
+use wsgate::store::Revocation;
+use wsgate::{Gate, Principal, TokenVerifier, Transport};
 
-type Pipeline = BoxCloneSyncService<Inbound, Verdict, Infallible>;
 type Client =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -89,15 +82,8 @@ struct Live {
     verifications: Arc<AtomicUsize>,
 }
 
-#[derive(Clone)]
-struct AppState {
-    gate: SocketGate<Pipeline>,
-    verifier: JwtVerifier,
-    revocations: InMemoryRevocationStore,
-}
-
-async fn echo(State(state): State<AppState>, upgrade: GatedUpgrade) -> Response {
-    upgrade.on_upgrade(&state.gate, |mut socket| async move {
+async fn echo(State(gate): State<Gate>, upgrade: GatedUpgrade) -> Response {
+    upgrade.on_upgrade(&gate, |mut socket| async move {
         let hello = json!({"type": "welcome", "sub": socket.principal().subject(), "conn": socket.id().get()});
         let _ = socket.send(axum::extract::ws::Message::Text(hello.to_string().into())).await;
         while let Some(inbound) = socket.recv().await {
@@ -108,10 +94,8 @@ async fn echo(State(state): State<AppState>, upgrade: GatedUpgrade) -> Response 
     })
 }
 
-async fn deferred(State(state): State<AppState>, upgrade: DeferredUpgrade) -> Response {
-    let authenticator = BearerAuthenticator::new(state.verifier.clone())
-        .check_revocations(state.revocations.clone());
-    upgrade.on_upgrade(&state.gate, authenticator, |socket| async move {
+async fn deferred(State(gate): State<Gate>, upgrade: DeferredUpgrade) -> Response {
+    upgrade.on_upgrade(&gate, |socket| async move {
         let hello = json!({"type": "welcome", "sub": socket.principal().subject()});
         let _ = socket
             .send(axum::extract::ws::Message::Text(hello.to_string().into()))
@@ -122,56 +106,44 @@ async fn deferred(State(state): State<AppState>, upgrade: DeferredUpgrade) -> Re
 }
 
 impl Live {
+    /// A server made from one gate: every stage shares its parts, and its
+    /// verifier counts how often it runs.
     async fn start(options: Options) -> Self {
         let keys = Keys::load();
-        let verifier = keys.verifier();
-        let revocations = InMemoryRevocationStore::new();
-        let registry = Registry::new(revocations.clone(), options.auditor.clone());
         let verifications = Arc::new(AtomicUsize::new(0));
         let counting = CountingVerifier {
-            inner: verifier.clone(),
+            inner: keys.verifier(),
             calls: verifications.clone(),
         };
         let policy = RolePolicy::by_type()
             .prefix("admin.", Requirement::any_role(["admin"]))
             .otherwise(Requirement::any_role(["user"]));
-        let pipeline = ServiceBuilder::new()
-            .layer(AuditLayer::new(options.auditor.clone()))
-            .layer(RefreshLayer::new(verifier.clone(), revocations.clone()))
-            .option_layer(
-                options
-                    .message_tokens
-                    .then(|| MessageTokenLayer::new(counting, revocations.clone())),
-            )
-            .layer(RoleGuardLayer::new(policy).on_deny(options.on_deny))
-            .service(Deliver);
-        let gate = SocketGate::builder(registry.clone())
-            .pipeline(Pipeline::new(pipeline))
+        let limits = Limits::default()
             .max_message_bytes(options.max_message_bytes)
             .unwrap()
             .message_rate(options.message_rate)
             .ping_interval(options.ping)
             .idle_timeout(options.idle)
             .max_unauthenticated(options.unauthenticated.0, options.unauthenticated.1)
-            .unwrap()
-            .build();
-        let handshake = HandshakeLayer::builder(
-            BearerAuthenticator::new(verifier.clone()).check_revocations(revocations.clone()),
-        )
-        .transports([Transport::Bearer])
-        .audit(options.auditor.clone())
-        .build()
-        .unwrap();
-        let state = AppState {
-            gate,
-            verifier,
-            revocations,
-        };
+            .unwrap();
+        let gate = Gate::builder(counting)
+            .audit(options.auditor.clone())
+            .limits(limits)
+            .message_tokens(options.message_tokens)
+            .guard(RoleGuardLayer::new(policy).on_deny(options.on_deny))
+            .build()
+            .unwrap();
+        let handshake = gate
+            .handshake()
+            .transports([Transport::Bearer])
+            .build()
+            .unwrap();
+        let registry = gate.registry().clone();
         let router = Router::new()
             .route("/ws", get(echo))
             .route_layer(handshake)
             .route("/ws/deferred", get(deferred))
-            .with_state(state);
+            .with_state(gate);
         let addr = serve(router).await;
         Self {
             addr,
@@ -737,8 +709,8 @@ async fn per_message_tokens_are_required_and_cached() {
     }
     assert_eq!(
         live.verifications.load(Ordering::SeqCst),
-        1,
-        "four of five messages hit the cache"
+        2,
+        "one verification at the handshake, one for the first message: four of five messages hit the cache"
     );
 
     struct Case {

@@ -9,10 +9,9 @@ use axum::extract::ws::{Message, Utf8Bytes};
 use futures_util::FutureExt as _;
 use libfuzzer_sys::fuzz_target;
 use tower::{Service, ServiceBuilder};
-use wsgate::guard::{Requirement, RoleGuardLayer, RolePolicy};
 use wsgate::jwt::{Algorithm, JwtVerifier, VerificationKey};
-use wsgate::message::{Deliver, Inbound, MessageTokenLayer, RefreshLayer};
-use wsgate::socket::Session;
+use wsgate::pipeline::{MessageTokenLayer, RefreshLayer, Requirement, RoleGuardLayer, RolePolicy};
+use wsgate::session::{Deliver, Inbound, Session};
 use wsgate::store::InMemoryRevocationStore;
 use wsgate::{AuthMethod, Principal};
 
@@ -48,5 +47,5 @@ fuzz_target!(|data: &[u8]| {
     // In-memory stores and a synchronous verifier: the pipeline completes at
     // once. A forged token never passes, so nothing is delivered.
     let verdict = pipeline.call(inbound).now_or_never().expect("pipeline pending").unwrap();
-    assert!(!matches!(verdict, wsgate::message::Verdict::Deliver(_)), "a message without a valid token was delivered");
+    assert!(!matches!(verdict, wsgate::session::Verdict::Deliver(_)), "a message without a valid token was delivered");
 });

@@ -3,7 +3,14 @@
 //! Every handshake accepted or refused, every message refused, every refresh,
 //! every revocation and every socket wsgate closes becomes one
 //! [`AuditEvent`], handed to an [`AuditSink`]. Allowed messages are not
-//! recorded one by one unless asked for ([`AuditLayer::record_allowed`]).
+//! recorded one by one unless asked for
+//! ([`AuditLayer::record_allowed`](crate::pipeline::AuditLayer::record_allowed)).
+//! The events are made by the constructors here
+//! ([`AuditEvent::handshake_denied`], [`AuditEvent::closed`], …), whichever
+//! stage decides.
+//!
+//! With the `metrics` feature, every event also moves the counters listed
+//! in [`metrics`], so the audit trail and the dashboards always agree.
 //!
 //! Built-in sinks: [`TracingAudit`] (the default: a `tracing` event per
 //! decision, target `wsgate::audit`) and [`JsonLinesAudit`] (one JSON object
@@ -30,7 +37,7 @@
 //! sinks: a `sub` holding CR/LF or terminal escapes stays on one line.
 
 mod json_lines;
-mod layer;
+pub mod metrics;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -40,59 +47,12 @@ use std::time::SystemTime;
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
-use crate::principal::Transport;
-use crate::socket::ConnectionId;
+use crate::principal::{Principal, Transport};
+use crate::session::{Close, ConnectionId, Decision, Session};
+use crate::store::Revocation;
 
 pub use self::json_lines::{DEFAULT_AUDIT_QUEUE, JsonLinesAudit};
-pub use self::layer::{AuditLayer, AuditService};
-
-/// What an event is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum EventKind {
-    /// A handshake was accepted or refused.
-    Handshake,
-    /// A message was refused (or, when asked for, allowed).
-    Message,
-    /// An in-band token refresh was accepted or refused.
-    Refresh,
-    /// Tokens, a subject or a session were revoked.
-    Revoke,
-    /// wsgate closed a socket.
-    Close,
-}
-
-impl EventKind {
-    /// The stable name: `handshake`, `message`, `refresh`, `revoke`, `close`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Handshake => "handshake",
-            EventKind::Message => "message",
-            EventKind::Refresh => "refresh",
-            EventKind::Revoke => "revoke",
-            EventKind::Close => "close",
-        }
-    }
-}
-
-/// Whether the decision let the thing through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// Let through.
-    Allow,
-    /// Refused.
-    Deny,
-}
-
-impl Outcome {
-    /// `allow` or `deny`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Allow => "allow",
-            Outcome::Deny => "deny",
-        }
-    }
-}
+pub use crate::session::{EventKind, Outcome};
 
 /// One decision.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +100,63 @@ impl AuditEvent {
             action: None,
             code: None,
             closed: None,
+        }
+    }
+
+    /// A handshake refused for `reason` (a stable phrase), with the
+    /// transport its credentials came by when known.
+    pub fn handshake_denied(
+        reason: &'static str,
+        transport: Option<Transport>,
+        peer: Option<SocketAddr>,
+    ) -> Self {
+        Self::new(EventKind::Handshake, Outcome::Deny)
+            .with_reason(reason)
+            .with_transport(transport)
+            .with_peer(peer)
+    }
+
+    /// A handshake accepted for `principal`, by the transport it came by.
+    pub fn handshake_allowed(principal: &Principal, peer: Option<SocketAddr>) -> Self {
+        Self::new(EventKind::Handshake, Outcome::Allow)
+            .with_sub(principal.subject())
+            .with_transport(principal.transport())
+            .with_peer(peer)
+            .with_token(principal.token_id().map(str::to_owned))
+    }
+
+    /// wsgate closed `session`'s socket with `close`, sending `code`.
+    pub fn closed(session: &Session, close: Close, code: u16) -> Self {
+        let principal = session.principal();
+        Self::new(EventKind::Close, Outcome::Deny)
+            .with_reason(close.reason)
+            .with_code(code)
+            .with_sub(session.subject())
+            .with_peer(session.peer())
+            .with_conn(session.id())
+            .with_token(principal.token_id().map(str::to_owned))
+    }
+
+    /// A layer of the message pipeline decided about a message of
+    /// `session`.
+    pub fn decision(session: &Session, decision: &Decision) -> Self {
+        let mut event = Self::new(decision.event, decision.outcome)
+            .with_sub(session.subject())
+            .with_peer(session.peer())
+            .with_conn(session.id())
+            .with_action(decision.action.clone())
+            .with_token(decision.token.clone());
+        event.reason = decision.reason;
+        event
+    }
+
+    /// `revocation` was recorded and closed `closed` live sockets.
+    pub fn revoked(revocation: &Revocation, closed: usize) -> Self {
+        let event = Self::new(EventKind::Revoke, Outcome::Allow).with_closed(closed);
+        match revocation {
+            Revocation::Token(id) => event.with_token(Some(id.clone())),
+            Revocation::Subject { subject, .. } => event.with_sub(subject.clone()),
+            Revocation::Session(_) => event,
         }
     }
 
@@ -305,8 +322,9 @@ impl Auditor {
         Self::new(TracingAudit)
     }
 
-    /// Records one event.
+    /// Records one event (and, with the `metrics` feature, counts it).
     pub fn record(&self, event: &AuditEvent) {
+        metrics::record(event);
         self.0.record(event);
     }
 }

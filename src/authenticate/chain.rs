@@ -3,6 +3,7 @@
 use crate::authenticate::{Authenticator, Credential};
 use crate::error::{Error, ErrorKind};
 use crate::principal::Principal;
+use crate::refusal::{Precedence, RejectionReason};
 
 /// Tries `first`, then `second`. Built by [`Authenticator::or`]; chains nest,
 /// so `a.or(b).or(c)` tries `a`, `b`, `c`.
@@ -24,13 +25,8 @@ impl<A, B> Chain<A, B> {
     }
 }
 
-fn severity(error: &Error) -> u8 {
-    match error.kind() {
-        ErrorKind::UnsupportedCredential => 0,
-        ErrorKind::Token(_) | ErrorKind::Credentials(_) => 1,
-        ErrorKind::Backend(_) | ErrorKind::Overloaded | ErrorKind::Config(_) => 2,
-        ErrorKind::AccountDisabled | ErrorKind::TooManyAttempts { .. } => 3,
-    }
+fn precedence(error: &Error) -> Precedence {
+    RejectionReason::from_error(error).precedence()
 }
 
 impl<A: Authenticator, B: Authenticator> Authenticator for Chain<A, B> {
@@ -44,7 +40,7 @@ impl<A: Authenticator, B: Authenticator> Authenticator for Chain<A, B> {
         }
         match self.second.authenticate(credential).await {
             Ok(principal) => Ok(principal),
-            Err(second_error) if severity(&second_error) > severity(&first_error) => {
+            Err(second_error) if precedence(&second_error) > precedence(&first_error) => {
                 Err(second_error)
             }
             Err(_) => Err(first_error),

@@ -7,7 +7,11 @@
 //! | [`BasicAuthenticator`] over any [`CredentialStore`](crate::store::CredentialStore) | [`Credential::Basic`] |
 //! | [`Tickets`] | [`Credential::Ticket`] |
 //! | [`Chain`], from [`Authenticator::or`] | whatever its members handle, in order |
-//! | [`RevocationCheck`], from [`Authenticator::check_revocations`] | what it wraps, refusing revoked principals |
+//! | [`BoxedAuthenticator`] | any of these, behind one type |
+//!
+//! Revoked tokens are refused by the stage that asks (the handshake layer,
+//! a first-message route), not by the authenticator: see
+//! [`HandshakeLayerBuilder::revocations`](crate::handshake::HandshakeLayerBuilder::revocations).
 //!
 //! # Example
 //!
@@ -33,21 +37,21 @@
 
 mod basic;
 mod bearer;
+mod boxed;
 mod chain;
-mod revocation;
 
 use std::future::Future;
 
 use crate::error::{Error, ErrorKind};
 use crate::principal::Principal;
 use crate::secret::Secret;
-use crate::store::{RevocationStore, TicketStore};
+use crate::store::TicketStore;
 use crate::ticket::Tickets;
 
 pub use self::basic::BasicAuthenticator;
 pub use self::bearer::BearerAuthenticator;
+pub use self::boxed::BoxedAuthenticator;
 pub use self::chain::Chain;
-pub use self::revocation::RevocationCheck;
 
 /// Credentials as they came in the handshake, before anyone has checked
 /// them. `Debug` never shows the secret parts.
@@ -105,17 +109,6 @@ pub trait Authenticator: Clone + Send + Sync + 'static {
         B: Authenticator,
     {
         Chain::new(self, next)
-    }
-
-    /// Refuses principals that `revocations` says are revoked (by token
-    /// id, subject or `sid` session), with
-    /// [`TokenError::Revoked`](crate::TokenError::Revoked).
-    fn check_revocations<R>(self, revocations: R) -> RevocationCheck<Self, R>
-    where
-        Self: Sized,
-        R: RevocationStore,
-    {
-        RevocationCheck::new(self, revocations)
     }
 }
 

@@ -1,49 +1,34 @@
-//! The handshake layer: authenticates a request before the handler (and so
-//! before any WebSocket upgrade) runs.
+//! The handshake layer and its builder.
 
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::extract::ConnectInfo;
-use axum::response::{IntoResponse, Response};
-use http::header::{AUTHORIZATION, COOKIE};
-use http::uri::PathAndQuery;
-use http::{Request, Uri};
+use http::Request;
 use tower_layer::Layer;
-use tower_service::Service;
 
-use crate::audit::{AuditEvent, Auditor, EventKind, Outcome};
+use crate::audit::Auditor;
 use crate::authenticate::{Authenticator, Credential};
 use crate::error::ConfigError;
-use crate::error::ErrorKind;
+use crate::handshake::client_address::forwarded_https;
 use crate::handshake::origin::{OriginAllowlist, OriginCheck};
-use crate::handshake::rejection::{HandshakeRejection, RejectionReason};
-use crate::handshake::subprotocol::{Offer, SelectedProtocol, strip_token_prefix};
-use crate::handshake::transport::{RequestCredentials, strip_query_credentials};
-use crate::limit::client::audited_peer;
-use crate::limit::client::forwarded_https;
-use crate::limit::{
-    ClientAddr, FailureLimiter, InMemoryFailureLimiter, check_with_limits, client_address,
-};
-use crate::principal::{Principal, Transport};
+use crate::handshake::rejection::HandshakeRejection;
+use crate::handshake::service::Handshake;
+use crate::handshake::subprotocol::{Offer, strip_token_prefix};
+use crate::handshake::transport::RequestCredentials;
+use crate::limit::{FailureLimiter, InMemoryFailureLimiter};
+use crate::principal::Transport;
+use crate::refusal::RejectionReason;
+use crate::store::{BoxedRevocationStore, RevocationStore};
 
 /// Default name of the cookie transport's cookie.
 pub const DEFAULT_COOKIE_NAME: &str = "wsgate_token";
 
-/// Authenticates requests and puts the [`Principal`] into their extensions.
+/// Authenticates requests and puts the [`Principal`](crate::Principal) into their extensions.
 ///
 /// Build it with [`HandshakeLayer::builder`]; see the [module
 /// docs](crate::handshake) for the order of checks.
 pub struct HandshakeLayer<A, L = InMemoryFailureLimiter> {
-    config: Arc<Config<A, L>>,
-}
-
-/// The service made by [`HandshakeLayer`].
-pub struct Handshake<S, A, L = InMemoryFailureLimiter> {
-    inner: S,
     config: Arc<Config<A, L>>,
 }
 
@@ -54,18 +39,20 @@ pub struct HandshakeLayerBuilder<A, L = InMemoryFailureLimiter> {
     query_tokens_allowed: bool,
 }
 
-struct Config<A, L> {
-    authenticator: A,
-    limiter: L,
-    trusted_proxies: Vec<IpAddr>,
-    require_secure_transport: bool,
-    transports: Vec<Transport>,
-    origins: Option<OriginAllowlist>,
-    application_protocols: Vec<String>,
-    cookie_name: String,
-    query_token_parameter: Option<String>,
-    realm: &'static str,
-    auditor: Auditor,
+pub(super) struct Config<A, L> {
+    pub(super) authenticator: A,
+    pub(super) limiter: L,
+    pub(super) trusted_proxies: Vec<IpAddr>,
+    pub(super) require_secure_transport: bool,
+    pub(super) transports: Vec<Transport>,
+    pub(super) origins: Option<OriginAllowlist>,
+    pub(super) application_protocols: Vec<String>,
+    pub(super) cookie_name: String,
+    pub(super) query_token_parameter: Option<String>,
+    pub(super) realm: &'static str,
+    pub(super) auditor: Auditor,
+    /// Checked after authentication, by the one session rule.
+    pub(super) revocations: Option<BoxedRevocationStore>,
 }
 
 impl<A: Authenticator> HandshakeLayer<A> {
@@ -89,6 +76,7 @@ impl<A: Authenticator> HandshakeLayer<A> {
                 query_token_parameter: None,
                 realm: "wsgate",
                 auditor: Auditor::tracing(),
+                revocations: None,
             },
             query_tokens_allowed: false,
         }
@@ -139,7 +127,7 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     /// The application protocols the server speaks, in preference order. A
     /// client that sends its token as a subprotocol must offer one of them;
     /// the chosen one is put into the request extensions as
-    /// [`SelectedProtocol`].
+    /// [`SelectedProtocol`](crate::handshake::SelectedProtocol).
     ///
     /// # Errors
     ///
@@ -211,6 +199,7 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
                 query_token_parameter: config.query_token_parameter,
                 realm: config.realm,
                 auditor: config.auditor,
+                revocations: config.revocations,
             },
             query_tokens_allowed: self.query_tokens_allowed,
         }
@@ -238,6 +227,16 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     /// or refused handshake. Defaults to [`Auditor::tracing`].
     pub fn audit(mut self, auditor: Auditor) -> Self {
         self.config.auditor = auditor;
+        self
+    }
+
+    /// Refuses (401 `token revoked`) principals that `revocations` says
+    /// are revoked, by token id, subject, or the session their token's
+    /// `sid` names — checked after authentication, on every transport. A
+    /// [`Gate`](crate::Gate) sets this to its own store; without one, a
+    /// layer built here checks nothing. Defaults to none.
+    pub fn revocations<R: RevocationStore>(mut self, revocations: R) -> Self {
+        self.config.revocations = Some(BoxedRevocationStore::new(revocations));
         self
     }
 
@@ -305,11 +304,11 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
 }
 
 /// A request that passed the synchronous checks, with its credential.
-struct Prepared {
-    credential: Credential,
-    transport: Transport,
-    selected_protocol: Option<String>,
-    offer: Offer,
+pub(super) struct Prepared {
+    pub(super) credential: Credential,
+    pub(super) transport: Transport,
+    pub(super) selected_protocol: Option<String>,
+    pub(super) offer: Offer,
 }
 
 /// Marks a request that arrived over TLS: insert it into the request
@@ -319,19 +318,19 @@ struct Prepared {
 pub struct SecureTransport;
 
 impl<A, L> Config<A, L> {
-    fn is_secure<B>(&self, request: &Request<B>) -> bool {
+    pub(super) fn is_secure<B>(&self, request: &Request<B>) -> bool {
         request.extensions().get::<SecureTransport>().is_some()
             || request.uri().scheme() == Some(&http::uri::Scheme::HTTPS)
             || forwarded_https(peer(request), request.headers(), &self.trusted_proxies)
     }
 
-    fn refuse(&self, reason: RejectionReason) -> HandshakeRejection {
+    pub(super) fn refuse(&self, reason: RejectionReason) -> HandshakeRejection {
         HandshakeRejection::new(reason)
             .with_challenge(self.realm, self.transports.contains(&Transport::Basic))
     }
 
     /// Everything that needs no I/O: query, Origin, extraction, subprotocol.
-    fn prepare<B>(
+    pub(super) fn prepare<B>(
         &self,
         request: &Request<B>,
     ) -> Result<Prepared, (RejectionReason, Option<Transport>)> {
@@ -395,206 +394,20 @@ impl<A, L> Clone for HandshakeLayer<A, L> {
     }
 }
 
-impl<S: Clone, A, L> Clone for Handshake<S, A, L> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            config: self.config.clone(),
-        }
-    }
-}
-
 impl<S, A, L> Layer<S> for HandshakeLayer<A, L> {
     type Service = Handshake<S, A, L>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Handshake {
-            inner,
-            config: self.config.clone(),
-        }
+        Handshake::new(inner, self.config.clone())
     }
 }
 
-fn peer<B>(request: &Request<B>) -> Option<SocketAddr> {
+/// The socket peer, when the server recorded it (`ConnectInfo`).
+pub(super) fn peer<B>(request: &Request<B>) -> Option<SocketAddr> {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0)
-}
-
-fn record_refusal(
-    auditor: &Auditor,
-    reason: RejectionReason,
-    transport: Option<Transport>,
-    peer: Option<SocketAddr>,
-) {
-    let event = AuditEvent::new(EventKind::Handshake, Outcome::Deny)
-        .with_reason(reason.as_str())
-        .with_transport(transport)
-        .with_peer(peer);
-    auditor.record(&event);
-}
-
-/// Hands the request on without its credentials: headers that carried one
-/// are marked sensitive, the token subprotocol entry and credential query
-/// parameters are removed.
-fn scrub<B>(request: &mut Request<B>, offer: &Offer, query_token_parameter: Option<&str>) {
-    let headers = request.headers_mut();
-    for name in [AUTHORIZATION, COOKIE] {
-        if let http::header::Entry::Occupied(mut entry) = headers.entry(name) {
-            for value in entry.iter_mut() {
-                value.set_sensitive(true);
-            }
-        }
-    }
-    offer.strip_token(headers);
-    if let Some(query) = request.uri().query() {
-        let kept = strip_query_credentials(query, query_token_parameter);
-        if kept.len() != query.len() {
-            let path = request.uri().path();
-            let path_and_query = if kept.is_empty() {
-                path.to_owned()
-            } else {
-                format!("{path}?{kept}")
-            };
-            let mut parts = request.uri().clone().into_parts();
-            parts.path_and_query = PathAndQuery::try_from(path_and_query).ok();
-            if let Ok(uri) = Uri::from_parts(parts) {
-                *request.uri_mut() = uri;
-            }
-        }
-    }
-}
-
-impl<S, A, L, B> Service<Request<B>> for Handshake<S, A, L>
-where
-    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
-    S::Future: Send,
-    A: Authenticator,
-    L: FailureLimiter,
-    B: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let client = client_address(
-            peer(&request),
-            request.headers(),
-            &self.config.trusted_proxies,
-        );
-        let peer = audited_peer(peer(&request), client);
-        if self.config.require_secure_transport && !self.config.is_secure(&request) {
-            let reason = RejectionReason::InsecureTransport;
-            record_refusal(&self.config.auditor, reason, None, peer);
-            return ResponseFuture::ready(self.config.refuse(reason).into_response());
-        }
-        let prepared = match self.config.prepare(&request) {
-            Ok(prepared) => prepared,
-            Err((reason, transport)) => {
-                record_refusal(&self.config.auditor, reason, transport, peer);
-                return ResponseFuture::ready(self.config.refuse(reason).into_response());
-            }
-        };
-        // The clone that was polled ready is the one that must be called.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let config = self.config.clone();
-        ResponseFuture::pending(Box::pin(async move {
-            let transport = Some(prepared.transport);
-            let outcome = match &prepared.credential {
-                Credential::Basic { username, .. } => {
-                    let check = config.authenticator.authenticate(&prepared.credential);
-                    check_with_limits(&config.limiter, username, client, check).await
-                }
-                _ => {
-                    config
-                        .authenticator
-                        .authenticate(&prepared.credential)
-                        .await
-                }
-            };
-            let principal: Principal = match outcome {
-                Ok(principal) => principal.with_transport(prepared.transport),
-                Err(error) => {
-                    let reason = RejectionReason::from_error(&error);
-                    record_refusal(&config.auditor, reason, transport, peer);
-                    let mut refusal = config.refuse(reason);
-                    if let ErrorKind::TooManyAttempts { retry_after } = error.kind() {
-                        refusal = refusal.with_retry_after(*retry_after);
-                    }
-                    return Ok(refusal.into_response());
-                }
-            };
-            let event = AuditEvent::new(EventKind::Handshake, Outcome::Allow)
-                .with_sub(principal.subject())
-                .with_transport(Some(prepared.transport))
-                .with_peer(peer)
-                .with_token(principal.token_id().map(str::to_owned));
-            config.auditor.record(&event);
-            scrub(
-                &mut request,
-                &prepared.offer,
-                config.query_token_parameter.as_deref(),
-            );
-            let extensions = request.extensions_mut();
-            extensions.insert(principal);
-            if let Some(peer) = peer {
-                extensions.insert(ClientAddr(peer));
-            }
-            if let Some(protocol) = prepared.selected_protocol {
-                extensions.insert(SelectedProtocol(protocol));
-            }
-            inner.call(request).await
-        }))
-    }
-}
-
-type BoxedResponse<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
-
-/// Response future of [`Handshake`].
-pub struct ResponseFuture<E> {
-    state: State<E>,
-}
-
-enum State<E> {
-    Ready(Option<Response>),
-    // Boxed once: the authenticator's future is the user's and has no name.
-    Pending(BoxedResponse<E>),
-}
-
-impl<E> ResponseFuture<E> {
-    fn ready(response: Response) -> Self {
-        Self {
-            state: State::Ready(Some(response)),
-        }
-    }
-
-    fn pending(future: BoxedResponse<E>) -> Self {
-        Self {
-            state: State::Pending(future),
-        }
-    }
-}
-
-impl<E> Future for ResponseFuture<E> {
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // Both states are `Unpin` (an `Option` and a `Pin<Box<_>>`).
-        match &mut self.get_mut().state {
-            State::Ready(response) => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
-                None => panic!("ResponseFuture polled after completion"),
-            },
-            State::Pending(future) => future.as_mut().poll(cx),
-        }
-    }
 }
 
 impl<A: std::fmt::Debug, L: std::fmt::Debug> std::fmt::Debug for Config<A, L> {
@@ -611,6 +424,7 @@ impl<A: std::fmt::Debug, L: std::fmt::Debug> std::fmt::Debug for Config<A, L> {
             .field("limiter", &self.limiter)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("require_secure_transport", &self.require_secure_transport)
+            .field("revocations", &self.revocations)
             .finish()
     }
 }
@@ -628,23 +442,6 @@ impl<A: std::fmt::Debug, L: std::fmt::Debug> std::fmt::Debug for HandshakeLayerB
         f.debug_struct("HandshakeLayerBuilder")
             .field("config", &self.config)
             .finish()
-    }
-}
-
-impl<S: std::fmt::Debug, A: std::fmt::Debug, L: std::fmt::Debug> std::fmt::Debug
-    for Handshake<S, A, L>
-{
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handshake")
-            .field("inner", &self.inner)
-            .field("config", &self.config)
-            .finish()
-    }
-}
-
-impl<E> std::fmt::Debug for ResponseFuture<E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 

@@ -23,7 +23,10 @@
 //! 4. **Subprotocol selection**: a client that sends its token as a
 //!    subprotocol must also offer an application protocol the server speaks
 //!    (400 otherwise).
-//! 5. **Authentication** by the [`Authenticator`](crate::authenticate::Authenticator).
+//! 5. **Authentication** by the [`Authenticator`](crate::authenticate::Authenticator)
+//!    (Basic credentials under the [failure limiter](crate::limit)), then
+//!    the **revocation check** when the layer has a store (a
+//!    [`Gate`](crate::Gate)'s layers always do).
 //! 6. The request goes on with the [`Principal`] (and [`SelectedProtocol`])
 //!    in its extensions, `Authorization` and `Cookie` marked sensitive, the
 //!    token subprotocol entry and credential query parameters removed.
@@ -92,21 +95,28 @@
 //! # }
 //! ```
 
-mod extract;
+mod authenticated;
+mod client_address;
+mod future;
 mod layer;
 mod origin;
 mod rejection;
+mod service;
 mod subprotocol;
 mod transport;
 
-pub use self::extract::{Authenticated, MissingHandshakeLayer};
+pub use self::authenticated::{Authenticated, MissingHandshakeLayer};
+pub use self::client_address::{ClientAddr, client_address};
+pub(crate) use self::client_address::{audited_peer, forwarding_headers};
+pub use self::future::ResponseFuture;
 pub use self::layer::{
-    DEFAULT_COOKIE_NAME, Handshake, HandshakeLayer, HandshakeLayerBuilder, ResponseFuture,
-    SecureTransport,
+    DEFAULT_COOKIE_NAME, HandshakeLayer, HandshakeLayerBuilder, SecureTransport,
 };
 pub use self::origin::OriginAllowlist;
-pub use self::rejection::{HandshakeRejection, RejectionReason};
+pub use self::rejection::HandshakeRejection;
+pub use self::service::Handshake;
 pub use self::subprotocol::{SelectedProtocol, TOKEN_PROTOCOL_PREFIX};
+pub use crate::refusal::RejectionReason;
 
 #[cfg(doc)]
 use crate::principal::{Principal, Transport};

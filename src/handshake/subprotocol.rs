@@ -10,7 +10,7 @@
 use http::header::SEC_WEBSOCKET_PROTOCOL;
 use http::{HeaderMap, HeaderValue};
 
-use crate::handshake::rejection::RejectionReason;
+use crate::refusal::RejectionReason;
 use crate::secret::Secret;
 
 /// Prefix of the subprotocol entry that carries a bearer token.

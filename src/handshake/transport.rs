@@ -6,9 +6,9 @@ use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE};
 
 use crate::authenticate::Credential;
-use crate::handshake::rejection::RejectionReason;
 use crate::handshake::subprotocol::Offer;
 use crate::principal::Transport;
+use crate::refusal::RejectionReason;
 use crate::secret::Secret;
 
 /// Query parameters that hold raw tokens in the wild. A handshake carrying

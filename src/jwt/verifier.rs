@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Header;
 use serde_json::{Map, Value};
 
+use crate::claims::{ClaimsMapping, SharedMapping};
 use crate::clock::{Clock, from_unix_seconds};
 use crate::error::{ConfigError, Error, TokenError};
 use crate::jwt::key::VerificationKey;
@@ -69,6 +70,7 @@ struct VerifierConfig {
     leeway: Duration,
     max_token_bytes: usize,
     clock: Clock,
+    mapping: Option<SharedMapping>,
 }
 
 /// Builds a [`JwtVerifier`].
@@ -91,6 +93,7 @@ impl JwtVerifier {
                 leeway: Duration::ZERO,
                 max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
                 clock: Clock::system(),
+                mapping: None,
             },
         }
     }
@@ -156,6 +159,8 @@ impl JwtVerifier {
         mut claims: Map<String, Value>,
     ) -> Result<Principal, TokenError> {
         let config = &self.config;
+        // The mapping sees every claim, the ones read below included.
+        let all_claims = config.mapping.as_ref().map(|_| claims.clone());
         if let Some(expected) = &config.token_type {
             let matches = header
                 .typ
@@ -221,7 +226,10 @@ impl JwtVerifier {
         if let Some(token_id) = token_id {
             principal = principal.with_token_id(token_id);
         }
-        Ok(principal)
+        match (&config.mapping, &all_claims) {
+            (Some(mapping), Some(all_claims)) => mapping.map(all_claims, principal),
+            _ => Ok(principal),
+        }
     }
 
     fn check_audience(&self, audience: Option<&Value>) -> Result<(), TokenError> {
@@ -310,6 +318,15 @@ impl JwtVerifierBuilder {
     /// The clock expiry is checked against. Defaults to the system clock.
     pub fn clock(mut self, clock: Clock) -> Self {
         self.config.clock = clock;
+        self
+    }
+
+    /// Reads roles, scopes or data of your own from claim layouts the
+    /// defaults do not (Keycloak's `realm_access.roles`, Auth0's
+    /// namespaced claims, `groups`): see [`crate::claims`]. Runs after every
+    /// check passed. Defaults to none.
+    pub fn claims_mapping(mut self, mapping: impl ClaimsMapping) -> Self {
+        self.config.mapping = Some(SharedMapping::new(mapping));
         self
     }
 

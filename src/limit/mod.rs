@@ -11,25 +11,28 @@
 //!
 //! The client address is the socket's peer, or — only when that peer is a
 //! configured trusted proxy — the client named by `X-Forwarded-For` or
-//! `Forwarded` ([`client_address`]). The handshake layer hands the address
-//! it found on as [`ClientAddr`], so the socket stage and its audit events
-//! name the same client.
+//! `Forwarded` ([`client_address`](crate::handshake::client_address)). The
+//! handshake layer hands the address it found on as
+//! [`ClientAddr`](crate::handshake::ClientAddr), so the socket stage and its
+//! audit events name the same client.
 //!
 //! Attempts still being checked count against the limits (the built-in
 //! does so), so concurrent guesses cannot race past a threshold.
 //!
 //! [`HandshakeLayerBuilder::failure_limiter`]: crate::handshake::HandshakeLayerBuilder::failure_limiter
 
-pub(crate) mod client;
+mod boxed;
 mod memory;
 
 use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::audit::metrics;
 use crate::error::{Error, ErrorKind};
+use crate::refusal::RejectionReason;
 
-pub use self::client::{ClientAddr, client_address};
+pub use self::boxed::BoxedFailureLimiter;
 pub use self::memory::{InMemoryFailureLimiter, InMemoryFailureLimiterBuilder};
 
 /// Whether an attempt may go ahead.
@@ -109,13 +112,14 @@ where
     {
         Admission::Allowed => {}
         Admission::Locked { retry_after } => {
+            metrics::lockout();
             return Err(ErrorKind::TooManyAttempts { retry_after }.into());
         }
     }
     let checked = check.await;
     let attempt = match &checked {
         Ok(_) => Attempt::Succeeded,
-        Err(error) if matches!(error.kind(), ErrorKind::Credentials(_)) => Attempt::Failed,
+        Err(error) if RejectionReason::from_error(error).is_bad_credential() => Attempt::Failed,
         Err(_) => Attempt::Undecided,
     };
     if limiter.record(account, client, attempt).await.is_err() {

@@ -1,7 +1,6 @@
 //! The connection driver: owns the WebSocket, runs every inbound message
 //! through the pipeline, and enforces the lifecycle.
 
-use std::convert::Infallible;
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,19 +12,18 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 use tower_service::Service;
 
-use crate::audit::{AuditEvent, EventKind, Outcome};
-use crate::authenticate::{Authenticator, Credential};
+use crate::audit::{AuditEvent, metrics};
+use crate::authenticate::{Authenticator, BoxedAuthenticator, Credential};
 use crate::clock::Clock;
-use crate::message::{Inbound, Verdict};
+use crate::error::Error;
 use crate::principal::{Principal, Transport};
 use crate::secret::Secret;
-use crate::socket::close::{Close, CloseKind, reason};
-use crate::socket::gate::SocketGate;
-use crate::socket::gated::{GatedSender, GatedSocket};
+use crate::session::{Close, CloseKind, Inbound, Session, Verdict, reason};
+use crate::socket::gated_socket::{GatedSender, GatedSocket};
 use crate::socket::join::Join;
 use crate::socket::registry::PendingSlot;
-use crate::socket::session::Session;
-use crate::store::RevocationStore;
+use crate::socket::socket_gate::SocketGate;
+use crate::store::check_revocation;
 
 /// How long to wait for the client's answer to our close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -98,15 +96,12 @@ async fn send_close(ws: &mut WebSocket, code: u16, phrase: &'static str) {
 
 /// Runs an authenticated connection: registers it, hands the application a
 /// [`GatedSocket`], and drives the WebSocket until either side ends.
-pub(crate) async fn serve<P, R, F, Fut>(
+pub(crate) async fn serve<F, Fut>(
     ws: WebSocket,
-    gate: SocketGate<P, R>,
+    gate: SocketGate,
     session: Arc<Session>,
     handler: F,
 ) where
-    P: Service<Inbound, Response = Verdict, Error = Infallible> + Clone + Send + 'static,
-    P::Future: Send,
-    R: RevocationStore,
     F: FnOnce(GatedSocket) -> Fut,
     Fut: Future<Output = ()>,
 {
@@ -130,22 +125,20 @@ pub(crate) async fn serve<P, R, F, Fut>(
     .await;
 }
 
-async fn drive<P, R>(
+async fn drive(
     mut ws: WebSocket,
-    gate: &SocketGate<P, R>,
+    gate: &SocketGate,
     session: &Arc<Session>,
     deliver: mpsc::Sender<Box<Inbound>>,
     mut outbound: mpsc::Receiver<Box<Message>>,
-) where
-    P: Service<Inbound, Response = Verdict, Error = Infallible> + Clone,
-    R: RevocationStore,
-{
+) {
     let config = &gate.config;
+    let limits = &config.limits;
     let mut pipeline = gate.pipeline.clone();
-    let mut bucket = config.message_rate.map(TokenBucket::new);
+    let mut bucket = limits.message_rate.map(TokenBucket::new);
     let mut last_heard = Instant::now();
     let mut expiry = expiry_deadline(session, &config.clock);
-    let mut next_ping = config.ping_interval.map(|every| last_heard + every);
+    let mut next_ping = limits.ping_interval.map(|every| last_heard + every);
     // One timer for the whole lifecycle (expiry, idle, ping), armed at the
     // earliest of them and re-armed only when it fires or the expiry moves:
     // per-message timer work would cost more than the rest of the loop.
@@ -155,7 +148,7 @@ async fn drive<P, R>(
             [
                 expiry,
                 next_ping,
-                config.idle_timeout.map(|idle| last_heard + idle),
+                limits.idle_timeout.map(|idle| last_heard + idle),
             ]
             .into_iter()
             .flatten()
@@ -186,10 +179,10 @@ async fn drive<P, R>(
                 if expiry.is_some_and(|expiry| now >= expiry) {
                     break Some(Close::new(CloseKind::Unauthenticated, reason::TOKEN_EXPIRED));
                 }
-                if config.idle_timeout.is_some_and(|idle| now >= last_heard + idle) {
+                if limits.idle_timeout.is_some_and(|idle| now >= last_heard + idle) {
                     break Some(Close::new(CloseKind::Idle, reason::IDLE_TIMEOUT));
                 }
-                if let (Some(due), Some(every)) = (next_ping, config.ping_interval)
+                if let (Some(due), Some(every)) = (next_ping, limits.ping_interval)
                     && now >= due
                 {
                     next_ping = Some(now + every);
@@ -262,14 +255,7 @@ async fn drive<P, R>(
     if let Some(close) = close {
         let code = config.close_codes.code(close.kind);
         if close.kind != CloseKind::Normal {
-            let principal = session.principal();
-            let event = AuditEvent::new(EventKind::Close, Outcome::Deny)
-                .with_reason(close.reason)
-                .with_code(code)
-                .with_sub(session.subject())
-                .with_peer(session.peer())
-                .with_conn(session.id())
-                .with_token(principal.token_id().map(str::to_owned));
+            let event = AuditEvent::closed(session, close, code);
             config.registry.auditor().record(&event);
         }
         send_close(&mut ws, code, close.reason).await;
@@ -288,25 +274,41 @@ fn auth_token(message: &Message) -> Option<String> {
     value.get("token")?.as_str().map(str::to_owned)
 }
 
+/// Authenticates a first message's token: the gate's authenticator, then
+/// the revocation check by the one session rule (the token's `sid`, as at
+/// a handshake).
+async fn authenticate_first_message(
+    gate: &SocketGate,
+    authenticator: &BoxedAuthenticator,
+    token: String,
+) -> Result<Principal, Error> {
+    let started = Instant::now();
+    let credential = Credential::Bearer(Secret::new(token));
+    let outcome = async {
+        let principal = authenticator.authenticate(&credential).await?;
+        check_revocation(gate.config.registry.revocations(), &principal, None).await?;
+        Ok(principal)
+    }
+    .await;
+    metrics::handshake_duration(started.elapsed());
+    outcome
+}
+
 /// Runs a first-message route: waits (up to the deadline) for an
 /// authentication message, then serves the connection like any other.
-pub(crate) async fn serve_deferred<P, R, A, F, Fut>(
+pub(crate) async fn serve_deferred<F, Fut>(
     mut ws: WebSocket,
-    gate: SocketGate<P, R>,
-    authenticator: A,
+    gate: SocketGate,
+    authenticator: BoxedAuthenticator,
     peer: Option<SocketAddr>,
     slot: PendingSlot,
     handler: F,
 ) where
-    P: Service<Inbound, Response = Verdict, Error = Infallible> + Clone + Send + 'static,
-    P::Future: Send,
-    R: RevocationStore,
-    A: Authenticator,
     F: FnOnce(GatedSocket) -> Fut,
     Fut: Future<Output = ()>,
 {
     let config = &gate.config;
-    let deadline = Instant::now() + config.auth_deadline;
+    let deadline = Instant::now() + config.limits.auth_deadline;
     let outcome: Result<Principal, Close> = loop {
         tokio::select! {
             () = sleep_until(deadline) => {
@@ -321,21 +323,12 @@ pub(crate) async fn serve_deferred<P, R, A, F, Fut>(
                 },
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(message)) => {
-                    let invalid = Close::new(CloseKind::Unauthenticated, reason::INVALID_TOKEN);
                     let Some(token) = auth_token(&message) else {
-                        break Err(invalid);
+                        break Err(Close::new(CloseKind::Unauthenticated, reason::INVALID_TOKEN));
                     };
-                    let credential = Credential::Bearer(Secret::new(token));
-                    break match authenticator.authenticate(&credential).await {
-                        Ok(principal) => {
-                            let checked = config.registry.revocations().is_revoked(&principal, None).await;
-                            match Close::for_revocation_check(checked) {
-                                None => Ok(principal),
-                                Some(close) => Err(close),
-                            }
-                        }
-                        Err(error) => Err(Close::for_failed_credential(&error)),
-                    };
+                    break authenticate_first_message(&gate, &authenticator, token)
+                        .await
+                        .map_err(|error| Close::for_failed_credential(&error));
                 }
             }
         }
@@ -346,22 +339,14 @@ pub(crate) async fn serve_deferred<P, R, A, F, Fut>(
     match outcome {
         Ok(principal) => {
             let principal = principal.with_transport(Transport::FirstMessage);
-            let event = AuditEvent::new(EventKind::Handshake, Outcome::Allow)
-                .with_sub(principal.subject())
-                .with_peer(peer)
-                .with_transport(transport)
-                .with_token(principal.token_id().map(str::to_owned));
+            let event = AuditEvent::handshake_allowed(&principal, peer);
             config.registry.auditor().record(&event);
             let session = Arc::new(Session::new(principal, peer));
             serve(ws, gate, session, handler).await;
         }
         Err(close) => {
             let code = config.close_codes.code(close.kind);
-            let event = AuditEvent::new(EventKind::Handshake, Outcome::Deny)
-                .with_reason(close.reason)
-                .with_code(code)
-                .with_peer(peer)
-                .with_transport(transport);
+            let event = AuditEvent::handshake_denied(close.reason, transport, peer).with_code(code);
             config.registry.auditor().record(&event);
             send_close(&mut ws, code, close.reason).await;
         }

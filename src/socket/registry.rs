@@ -6,12 +6,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use crate::audit::{AuditEvent, Auditor, EventKind, Outcome};
+use crate::audit::metrics::{self, SocketState};
+use crate::audit::{AuditEvent, Auditor};
 use crate::error::Error;
 use crate::principal::Transport;
-use crate::socket::close::{Close, CloseKind, reason};
-use crate::socket::session::{ConnectionId, Session};
-use crate::store::{InMemoryRevocationStore, Revocation, RevocationStore};
+use crate::session::{Close, CloseKind, ConnectionId, Session, reason};
+use crate::store::{BoxedRevocationStore, InMemoryRevocationStore, Revocation, RevocationStore};
 
 /// The live connections of this node, with the revocation store and the
 /// audit sink they share.
@@ -19,14 +19,14 @@ use crate::store::{InMemoryRevocationStore, Revocation, RevocationStore};
 /// Cheap to clone; clones share the same connections. Give every
 /// [`SocketGate`](crate::socket::SocketGate) of an application the same
 /// registry so that a revocation reaches all its sockets.
-pub struct Registry<R = InMemoryRevocationStore> {
-    inner: Arc<Inner<R>>,
+pub struct Registry {
+    inner: Arc<Inner>,
 }
 
-struct Inner<R> {
+struct Inner {
     connections: Mutex<HashMap<ConnectionId, Arc<Session>>>,
     unauthenticated: Mutex<Unauthenticated>,
-    revocations: R,
+    revocations: BoxedRevocationStore,
     auditor: Auditor,
 }
 
@@ -48,29 +48,27 @@ pub struct ConnectionInfo {
     pub expires_at: Option<SystemTime>,
 }
 
-impl Registry<InMemoryRevocationStore> {
+impl Registry {
     /// A registry with an [`InMemoryRevocationStore`] and the `tracing`
     /// audit sink.
     pub fn in_memory() -> Self {
         Self::new(InMemoryRevocationStore::new(), Auditor::tracing())
     }
-}
 
-impl<R: RevocationStore> Registry<R> {
     /// A registry over `revocations`, recording to `auditor`.
-    pub fn new(revocations: R, auditor: Auditor) -> Self {
+    pub fn new(revocations: impl RevocationStore, auditor: Auditor) -> Self {
         Self {
             inner: Arc::new(Inner {
                 connections: Mutex::new(HashMap::new()),
                 unauthenticated: Mutex::default(),
-                revocations,
+                revocations: BoxedRevocationStore::new(revocations),
                 auditor,
             }),
         }
     }
 
     /// The revocation store.
-    pub fn revocations(&self) -> &R {
+    pub fn revocations(&self) -> &BoxedRevocationStore {
         &self.inner.revocations
     }
 
@@ -86,27 +84,17 @@ impl<R: RevocationStore> Registry<R> {
     ///
     /// A backend error when the store fails; nothing is closed then.
     pub async fn revoke(&self, revocation: Revocation) -> Result<usize, Error> {
-        self.inner
-            .revocations
-            .revoke(revocation.clone())
-            .await
-            .map_err(Error::backend)?;
+        self.inner.revocations.revoke(revocation.clone()).await?;
         let closed = self.close_where(
             |session| revocation.covers(&session.principal(), Some(session.session_id())),
             Close::new(CloseKind::Forbidden, reason::TOKEN_REVOKED),
         );
-        let mut event = AuditEvent::new(EventKind::Revoke, Outcome::Allow).with_closed(closed);
-        match &revocation {
-            Revocation::Token(id) => event = event.with_token(Some(id.clone())),
-            Revocation::Subject { subject, .. } => event = event.with_sub(subject.clone()),
-            Revocation::Session(_) => {}
-        }
-        self.inner.auditor.record(&event);
+        self.inner
+            .auditor
+            .record(&AuditEvent::revoked(&revocation, closed));
         Ok(closed)
     }
-}
 
-impl<R> Registry<R> {
     fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, Arc<Session>>> {
         self.inner
             .connections
@@ -114,8 +102,9 @@ impl<R> Registry<R> {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    pub(crate) fn register(&self, session: Arc<Session>) -> Registration<R> {
+    pub(crate) fn register(&self, session: Arc<Session>) -> Registration {
         self.connections().insert(session.id(), session.clone());
+        metrics::live_sockets(SocketState::Authenticated, 1.0);
         Registration {
             registry: Self {
                 inner: self.inner.clone(),
@@ -182,7 +171,7 @@ impl<R> Registry<R> {
     }
 }
 
-impl<R> Clone for Registry<R> {
+impl Clone for Registry {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -190,7 +179,7 @@ impl<R> Clone for Registry<R> {
     }
 }
 
-impl<R: fmt::Debug> fmt::Debug for Registry<R> {
+impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("connections", &self.len())
@@ -217,16 +206,13 @@ pub(crate) enum PendingRefusal {
 
 /// Holds one place among the unauthenticated sockets until dropped.
 pub(crate) struct PendingSlot {
-    inner: Arc<dyn PendingRelease>,
+    inner: Arc<Inner>,
     address: Option<IpAddr>,
 }
 
-trait PendingRelease: Send + Sync {
-    fn release(&self, address: Option<IpAddr>);
-}
-
-impl<R: Send + Sync> PendingRelease for Inner<R> {
+impl Inner {
     fn release(&self, address: Option<IpAddr>) {
+        metrics::live_sockets(SocketState::Unauthenticated, -1.0);
         let mut pending = self
             .unauthenticated
             .lock()
@@ -249,7 +235,7 @@ impl Drop for PendingSlot {
     }
 }
 
-impl<R: Send + Sync + 'static> Registry<R> {
+impl Registry {
     /// Takes a place for an unauthenticated socket from `address`, if the
     /// caps allow.
     pub(crate) fn reserve_unauthenticated(
@@ -276,6 +262,7 @@ impl<R: Send + Sync + 'static> Registry<R> {
             *pending.per_address.entry(address).or_insert(0) += 1;
         }
         drop(pending);
+        metrics::live_sockets(SocketState::Unauthenticated, 1.0);
         Ok(PendingSlot {
             inner: self.inner.clone(),
             address,
@@ -284,13 +271,14 @@ impl<R: Send + Sync + 'static> Registry<R> {
 }
 
 /// Removes a connection from the registry when dropped.
-pub(crate) struct Registration<R> {
-    registry: Registry<R>,
+pub(crate) struct Registration {
+    registry: Registry,
     id: ConnectionId,
 }
 
-impl<R> Drop for Registration<R> {
+impl Drop for Registration {
     fn drop(&mut self) {
         self.registry.connections().remove(&self.id);
+        metrics::live_sockets(SocketState::Authenticated, -1.0);
     }
 }

@@ -1,6 +1,5 @@
 //! Extractors that turn an upgrade request into a gated socket.
 
-use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,25 +10,20 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
+use http::StatusCode;
 use http::request::Parts;
-use tower_service::Service;
 
-use crate::audit::{AuditEvent, EventKind, Outcome};
-use crate::authenticate::Authenticator;
+use crate::audit::AuditEvent;
 use crate::handshake::{
-    HandshakeRejection, MissingHandshakeLayer, RejectionReason, SelectedProtocol,
+    ClientAddr, HandshakeRejection, MissingHandshakeLayer, RejectionReason, SelectedProtocol,
+    audited_peer, client_address, forwarding_headers,
 };
-use crate::limit::client::{audited_peer, forwarding_headers};
-use crate::limit::{ClientAddr, client_address};
-use crate::message::{Inbound, Verdict};
-use crate::principal::Principal;
-use crate::principal::Transport;
+use crate::principal::{Principal, Transport};
+use crate::session::Session;
 use crate::socket::driver::{serve, serve_deferred};
-use crate::socket::gate::SocketGate;
-use crate::socket::gated::GatedSocket;
+use crate::socket::gated_socket::GatedSocket;
 use crate::socket::registry::PendingRefusal;
-use crate::socket::session::Session;
-use crate::store::RevocationStore;
+use crate::socket::socket_gate::SocketGate;
 
 /// Extractor for an authenticated WebSocket upgrade: axum's
 /// `WebSocketUpgrade` plus the [`Principal`] the
@@ -38,9 +32,10 @@ use crate::store::RevocationStore;
 /// ```
 /// use axum::extract::State;
 /// use axum::response::Response;
-/// use wsgate::socket::{GatedUpgrade, SocketGate};
+/// use wsgate::Gate;
+/// use wsgate::socket::GatedUpgrade;
 ///
-/// async fn ws(State(gate): State<SocketGate>, upgrade: GatedUpgrade) -> Response {
+/// async fn ws(State(gate): State<Gate>, upgrade: GatedUpgrade) -> Response {
 ///     upgrade.on_upgrade(&gate, |mut socket| async move {
 ///         while let Some(message) = socket.recv().await {
 ///             let _ = socket.send(message.into_message()).await; // echo
@@ -58,9 +53,11 @@ pub struct GatedUpgrade {
 /// Extractor for a first-message route: an upgrade without credentials,
 /// authenticated by the first message (`{"type":"auth","token":"…"}`)
 /// within the gate's deadline, else closed with 4401 `authentication
-/// timeout`. Sockets waiting for authentication are capped per address
-/// (429) and in total (503): see
-/// [`SocketGateBuilder::max_unauthenticated`](crate::socket::SocketGateBuilder::max_unauthenticated).
+/// timeout`. The token is checked by the gate's first-message
+/// authenticator, then against the registry's revocations by the same
+/// session rule as a handshake. Sockets waiting for authentication are
+/// capped per address (429) and in total (503): see
+/// [`Limits::max_unauthenticated`](crate::socket::Limits::max_unauthenticated).
 pub struct DeferredUpgrade {
     upgrade: WebSocketUpgrade,
     peer: Option<SocketAddr>,
@@ -174,17 +171,16 @@ impl GatedUpgrade {
     /// Completes the upgrade: `handler` gets a [`GatedSocket`] whose
     /// messages pass `gate`'s pipeline and whose lifecycle the gate
     /// enforces. The application protocol the handshake layer selected is
-    /// echoed to the client.
-    pub fn on_upgrade<P, R, F, Fut>(self, gate: &SocketGate<P, R>, handler: F) -> Response
+    /// echoed to the client. `gate` is a [`Gate`](crate::Gate) or a
+    /// [`SocketGate`].
+    pub fn on_upgrade<G, F, Fut>(self, gate: &G, handler: F) -> Response
     where
-        P: Service<Inbound, Response = Verdict, Error = Infallible> + Clone + Send + Sync + 'static,
-        P::Future: Send,
-        R: RevocationStore,
+        G: AsRef<SocketGate>,
         F: FnOnce(GatedSocket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let gate = gate.clone();
-        let mut upgrade = limited(self.upgrade, gate.config.max_message_bytes);
+        let gate = gate.as_ref().clone();
+        let mut upgrade = limited(self.upgrade, gate.config.limits.max_message_bytes);
         if let Some(protocol) = self.protocol {
             upgrade = upgrade.protocols([protocol]);
         }
@@ -206,29 +202,31 @@ impl DeferredUpgrade {
     }
 
     /// Completes the upgrade, then waits for the first message to
-    /// authenticate with `authenticator` (as a bearer token); `handler`
-    /// runs once it has.
-    pub fn on_upgrade<P, R, A, F, Fut>(
-        self,
-        gate: &SocketGate<P, R>,
-        authenticator: A,
-        handler: F,
-    ) -> Response
+    /// authenticate with `gate`'s first-message authenticator (as a bearer
+    /// token); `handler` runs once it has. `gate` is a [`Gate`](crate::Gate)
+    /// or a [`SocketGate`] built with
+    /// [`first_message`](crate::socket::SocketGateBuilder::first_message);
+    /// without one the route answers 500.
+    pub fn on_upgrade<G, F, Fut>(self, gate: &G, handler: F) -> Response
     where
-        P: Service<Inbound, Response = Verdict, Error = Infallible> + Clone + Send + Sync + 'static,
-        P::Future: Send,
-        R: RevocationStore,
-        A: Authenticator,
+        G: AsRef<SocketGate>,
         F: FnOnce(GatedSocket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        let gate = gate.as_ref();
         let config = &gate.config;
+        let Some(authenticator) = config.first_message.clone() else {
+            let problem = "no first-message authenticator on this socket gate: build it from a wsgate::Gate, or call SocketGateBuilder::first_message";
+            tracing::error!(target: "wsgate::socket", "{problem}");
+            return (StatusCode::INTERNAL_SERVER_ERROR, problem).into_response();
+        };
         let client = client_address(self.peer, &self.forwarding, &config.trusted_proxies);
         let peer = audited_peer(self.peer, client);
+        let limits = &config.limits;
         let slot = match config.registry.reserve_unauthenticated(
             client,
-            config.max_unauthenticated,
-            config.max_unauthenticated_per_address,
+            limits.max_unauthenticated,
+            limits.max_unauthenticated_per_address,
         ) {
             Ok(slot) => slot,
             Err(refusal) => {
@@ -236,10 +234,11 @@ impl DeferredUpgrade {
                     PendingRefusal::Address => RejectionReason::TooManyAttempts,
                     PendingRefusal::Total => RejectionReason::Overloaded,
                 };
-                let event = AuditEvent::new(EventKind::Handshake, Outcome::Deny)
-                    .with_reason(reason.as_str())
-                    .with_transport(Some(Transport::FirstMessage))
-                    .with_peer(peer);
+                let event = AuditEvent::handshake_denied(
+                    reason.as_str(),
+                    Some(Transport::FirstMessage),
+                    peer,
+                );
                 config.registry.auditor().record(&event);
                 return HandshakeRejection::new(reason)
                     .with_retry_after(std::time::Duration::from_secs(1))
@@ -247,7 +246,7 @@ impl DeferredUpgrade {
             }
         };
         let gate = gate.clone();
-        let upgrade = limited(self.upgrade, gate.config.max_message_bytes);
+        let upgrade = limited(self.upgrade, limits.max_message_bytes);
         upgrade.on_upgrade(move |ws| serve_deferred(ws, gate, authenticator, peer, slot, handler))
     }
 }

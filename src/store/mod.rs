@@ -6,6 +6,7 @@
 //! while `Err` means "the store failed" (wsgate then refuses with 503: it
 //! fails closed).
 
+mod boxed;
 mod memory;
 
 use std::fmt;
@@ -15,8 +16,11 @@ use std::time::SystemTime;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::error::{Error, TokenError};
 use crate::principal::Principal;
+use crate::session::Session;
 
+pub use self::boxed::{BoxedRevocationStore, BoxedTicketStore};
 pub use self::memory::{InMemoryCredentialStore, InMemoryRevocationStore, InMemoryTicketStore};
 
 /// Username → password hash, roles and status.
@@ -145,6 +149,26 @@ pub enum Revocation {
 }
 
 impl Revocation {
+    /// One token, by its `jti`.
+    pub fn token(token_id: impl Into<String>) -> Self {
+        Revocation::Token(token_id.into())
+    }
+
+    /// Every token of `subject` issued at or before `issued_before` (pass
+    /// `SystemTime::now()` for "every token so far").
+    pub fn subject(subject: impl Into<String>, issued_before: SystemTime) -> Self {
+        Revocation::Subject {
+            subject: subject.into(),
+            issued_before,
+        }
+    }
+
+    /// One session: a `sid`, or one connection's `conn-<id>`
+    /// ([`Session::session_id`]).
+    pub fn session(session_id: impl Into<String>) -> Self {
+        Revocation::Session(session_id.into())
+    }
+
     /// Whether this revocation covers `principal` in session `session_id`.
     pub fn covers(&self, principal: &Principal, session_id: Option<&str>) -> bool {
         match self {
@@ -162,6 +186,32 @@ impl Revocation {
 /// an issue time cannot show it came after, so it counts as issued before.
 pub(crate) fn issued_by(principal: &Principal, cut_off: SystemTime) -> bool {
     principal.issued_at().is_none_or(|issued| issued <= cut_off)
+}
+
+/// Refuses `principal` when `revocations` says it is revoked, by the one
+/// session rule: on a live connection its session, before one (a handshake,
+/// a first message) the `sid` its token names. Every path checks through
+/// here: the handshake, first-message routes, refreshes and per-message
+/// tokens.
+///
+/// # Errors
+///
+/// [`TokenError::Revoked`] when revoked, a backend error when the store
+/// failed (fail closed).
+pub(crate) async fn check_revocation<R: RevocationStore>(
+    revocations: &R,
+    principal: &Principal,
+    session: Option<&Session>,
+) -> Result<(), Error> {
+    let session_id = match session {
+        Some(session) => Some(session.session_id()),
+        None => principal.session_id(),
+    };
+    match revocations.is_revoked(principal, session_id).await {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(TokenError::Revoked.into()),
+        Err(error) => Err(Error::backend(error)),
+    }
 }
 
 /// Revoked tokens, subjects and sessions: consulted at every handshake,

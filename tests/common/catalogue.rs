@@ -9,7 +9,6 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,25 +30,21 @@ use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tower::ServiceBuilder;
-use tower::util::BoxCloneSyncService;
-use wsgate::Transport;
 use wsgate::audit::{
-    AuditEvent, AuditLayer, AuditSink, Auditor, EventKind, JsonLinesAudit, Outcome as Decision,
-    TracingAudit,
+    AuditEvent, AuditSink, Auditor, EventKind, JsonLinesAudit, Outcome as Decision, TracingAudit,
 };
-use wsgate::authenticate::{Authenticator, BasicAuthenticator, BearerAuthenticator};
-use wsgate::guard::{OnDeny, Requirement, RoleGuardLayer, RolePolicy};
-use wsgate::handshake::HandshakeLayer;
-use wsgate::jwt::JwtVerifier;
+use wsgate::authenticate::BasicAuthenticator;
 use wsgate::limit::InMemoryFailureLimiter;
-use wsgate::message::{Deliver, Inbound, MessageTokenLayer, RefreshLayer, Verdict};
 use wsgate::password::{Argon2id, PasswordVerifier};
-use wsgate::socket::{DeferredUpgrade, GatedUpgrade, Registry, SocketGate};
+use wsgate::pipeline::{OnDeny, Requirement, RoleGuardLayer, RolePolicy};
+use wsgate::session::Deliver;
+use wsgate::socket::{DeferredUpgrade, GatedUpgrade, Limits, Registry, SocketGate};
 use wsgate::store::{
     InMemoryCredentialStore, InMemoryRevocationStore, InMemoryTicketStore, Revocation,
     RevocationStore, StoredUser,
 };
 use wsgate::ticket::Tickets;
+use wsgate::{Gate, Transport};
 
 pub use crate::common::Client;
 use crate::common::raw::{self, RawFrame, RawSocket};
@@ -71,8 +66,6 @@ pub const UNAUTHENTICATED: (usize, usize) = (4, 2);
 pub const ACCOUNT_THRESHOLD: u32 = 3;
 pub const ADDRESS_THRESHOLD: u32 = 5;
 
-type Pipeline = BoxCloneSyncService<Inbound, Verdict, Infallible>;
-
 /// A server with every stage of wsgate switched on, and a record of every
 /// audit event it made.
 pub struct Fortress {
@@ -90,14 +83,11 @@ pub struct Fortress {
 
 #[derive(Clone)]
 struct AppState {
-    echo: SocketGate<Pipeline>,
-    strict: SocketGate<Pipeline>,
-    deferred: SocketGate<Pipeline>,
-    verifier: JwtVerifier,
-    revocations: InMemoryRevocationStore,
+    gate: Gate,
+    strict: SocketGate,
 }
 
-async fn echo_with(gate: &SocketGate<Pipeline>, upgrade: GatedUpgrade) -> Response {
+async fn echo_with(gate: &SocketGate, upgrade: GatedUpgrade) -> Response {
     upgrade.on_upgrade(gate, |mut socket| async move {
         let welcome = json!({"type": "welcome", "sub": socket.principal().subject()});
         let _ = socket
@@ -112,17 +102,15 @@ async fn echo_with(gate: &SocketGate<Pipeline>, upgrade: GatedUpgrade) -> Respon
 }
 
 async fn echo(State(state): State<AppState>, upgrade: GatedUpgrade) -> Response {
-    echo_with(&state.echo, upgrade).await
+    echo_with(state.gate.sockets(), upgrade).await
 }
 
-async fn strict(State(state): State<AppState>, upgrade: GatedUpgrade) -> Response {
+async fn strict_echo(State(state): State<AppState>, upgrade: GatedUpgrade) -> Response {
     echo_with(&state.strict, upgrade).await
 }
 
 async fn deferred(State(state): State<AppState>, upgrade: DeferredUpgrade) -> Response {
-    let authenticator = BearerAuthenticator::new(state.verifier.clone())
-        .check_revocations(state.revocations.clone());
-    upgrade.on_upgrade(&state.deferred, authenticator, |mut socket| async move {
+    upgrade.on_upgrade(&state.gate, |mut socket| async move {
         let welcome = json!({"type": "welcome", "sub": socket.principal().subject()});
         let _ = socket
             .send(ServerMessage::Text(welcome.to_string().into()))
@@ -163,7 +151,6 @@ impl Fortress {
             }
         };
         let auditor = Auditor::new(sink);
-        let registry = Registry::new(revocations.clone(), auditor.clone());
 
         // Cheap argon2id parameters: the catalogue is about outcomes, and
         // hashes many passwords.
@@ -190,11 +177,36 @@ impl Fortress {
             .unwrap()
             .lockout(Duration::from_secs(30), Duration::from_secs(3_600))
             .build();
-        let authenticator = BearerAuthenticator::new(verifier.clone())
-            .or(BasicAuthenticator::new(users, passwords))
-            .or(tickets.clone())
-            .check_revocations(revocations.clone());
-        let handshake = HandshakeLayer::builder(authenticator)
+        let policy = || {
+            RolePolicy::by_type()
+                .prefix("admin.", Requirement::any_role(["admin"]))
+                .otherwise(Requirement::any_role(["user"]))
+        };
+        // One gate: every stage shares its stores, limiter, proxies and
+        // audit. The loopback peer plays a reverse proxy, so cases can speak
+        // for many client addresses; 127.0.0.2 is a client that is not.
+        let gate = Gate::builder(verifier)
+            .passwords(BasicAuthenticator::new(users, passwords))
+            .revocations(revocations.clone())
+            .tickets(ticket_store.clone())
+            .failure_limiter(limiter)
+            .trusted_proxies([LOOPBACK])
+            .audit(auditor)
+            .limits(
+                Limits::default()
+                    .max_message_bytes(MAX_MESSAGE_BYTES)
+                    .unwrap()
+                    .message_rate(MESSAGE_RATE)
+                    .auth_deadline(AUTH_DEADLINE)
+                    .unwrap()
+                    .max_unauthenticated(UNAUTHENTICATED.0, UNAUTHENTICATED.1)
+                    .unwrap(),
+            )
+            .guard(RoleGuardLayer::new(policy()).on_deny(OnDeny::Reply))
+            .build()
+            .unwrap();
+        let handshake = gate
+            .handshake()
             .transports([
                 Transport::Bearer,
                 Transport::Basic,
@@ -206,58 +218,22 @@ impl Fortress {
             .unwrap()
             .application_protocols(["chat.v1"])
             .unwrap()
-            .failure_limiter(limiter)
-            // The loopback peer plays a reverse proxy, so cases can speak
-            // for many client addresses; 127.0.0.2 is a client that is not.
-            .trusted_proxies([LOOPBACK])
-            .audit(auditor.clone())
             .build()
             .unwrap();
-
-        let policy = || {
-            RolePolicy::by_type()
-                .prefix("admin.", Requirement::any_role(["admin"]))
-                .otherwise(Requirement::any_role(["user"]))
-        };
-        let gate = |pipeline: Pipeline| {
-            SocketGate::builder(registry.clone())
-                .pipeline(pipeline)
-                .max_message_bytes(MAX_MESSAGE_BYTES)
-                .unwrap()
-                .message_rate(MESSAGE_RATE)
-                .auth_deadline(AUTH_DEADLINE)
-                .unwrap()
-                .max_unauthenticated(UNAUTHENTICATED.0, UNAUTHENTICATED.1)
-                .unwrap()
-                .trusted_proxies([LOOPBACK])
-                .build()
-        };
-        let echo_pipeline = ServiceBuilder::new()
-            .layer(AuditLayer::new(auditor.clone()))
-            .layer(RefreshLayer::new(verifier.clone(), revocations.clone()))
-            .layer(RoleGuardLayer::new(policy()).on_deny(OnDeny::Reply))
-            .service(Deliver);
-        let strict_pipeline = ServiceBuilder::new()
-            .layer(AuditLayer::new(auditor.clone()))
-            .layer(MessageTokenLayer::new(
-                verifier.clone(),
-                revocations.clone(),
-            ))
-            .layer(RoleGuardLayer::new(policy()).on_deny(OnDeny::Close))
-            .service(Deliver);
-        let state = AppState {
-            echo: gate(Pipeline::new(echo_pipeline.clone())),
-            strict: gate(Pipeline::new(strict_pipeline)),
-            deferred: gate(Pipeline::new(echo_pipeline)),
-            verifier,
-            revocations: revocations.clone(),
-        };
+        let strict = gate.sockets_with(
+            ServiceBuilder::new()
+                .layer(gate.audit_layer())
+                .layer(gate.message_token_layer())
+                .layer(RoleGuardLayer::new(policy()).on_deny(OnDeny::Close))
+                .service(Deliver),
+        );
+        let registry = gate.registry().clone();
         let router = Router::new()
             .route("/ws", get(echo))
-            .route("/ws/strict", get(strict))
+            .route("/ws/strict", get(strict_echo))
             .route_layer(handshake)
             .route("/ws/deferred", get(deferred))
-            .with_state(state);
+            .with_state(AppState { gate, strict });
         let addr = serve(router).await;
         Arc::new(Self {
             addr,

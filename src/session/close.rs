@@ -1,6 +1,7 @@
 //! Why wsgate closes a socket, and with which code.
 
-use crate::error::{Error, ErrorKind, TokenError};
+use crate::error::Error;
+use crate::refusal::RejectionReason;
 
 /// The kinds of close wsgate makes; [`CloseCodes`] maps them to numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,21 +48,9 @@ impl Close {
     }
 
     /// The close for a credential that failed after the upgrade (a message
-    /// token, a refresh, a first message): 4401 `token expired` or `invalid
-    /// token`, 4403 `token revoked`, or 1011 when nobody could decide.
+    /// token, a refresh, a first message): see [`RejectionReason::close`].
     pub(crate) fn for_failed_credential(error: &Error) -> Self {
-        match error.kind() {
-            ErrorKind::Token(TokenError::Expired) => {
-                Self::new(CloseKind::Unauthenticated, reason::TOKEN_EXPIRED)
-            }
-            ErrorKind::Token(TokenError::Revoked) => {
-                Self::new(CloseKind::Forbidden, reason::TOKEN_REVOKED)
-            }
-            ErrorKind::Backend(_) | ErrorKind::Overloaded | ErrorKind::Config(_) => {
-                Self::new(CloseKind::BackendFailed, reason::BACKEND_FAILED)
-            }
-            _ => Self::new(CloseKind::Unauthenticated, reason::INVALID_TOKEN),
-        }
+        RejectionReason::from_error(error).close()
     }
 
     /// The close a failed read calls for: 1009 for a message over the
@@ -83,16 +72,6 @@ impl Close {
                 Some(Self::new(CloseKind::ProtocolError, reason::PROTOCOL_ERROR))
             }
             _ => None,
-        }
-    }
-
-    /// The close a revocation check calls for, if any: 4403 `token
-    /// revoked`, or 1011 when the store failed (fail closed).
-    pub(crate) fn for_revocation_check<E>(checked: Result<bool, E>) -> Option<Self> {
-        match checked {
-            Ok(false) => None,
-            Ok(true) => Some(Self::new(CloseKind::Forbidden, reason::TOKEN_REVOKED)),
-            Err(_) => Some(Self::new(CloseKind::BackendFailed, reason::BACKEND_FAILED)),
         }
     }
 }

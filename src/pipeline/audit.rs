@@ -11,8 +11,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::audit::{AuditEvent, Auditor, Outcome};
-use crate::message::{Decision, Inbound, Verdict, action_of};
-use crate::socket::Session;
+use crate::session::{Decision, Inbound, Session, Verdict};
 
 /// Records the decisions of the layers inside it: every refused message,
 /// every refresh, and — only when [`record_allowed`](Self::record_allowed)
@@ -75,14 +74,7 @@ pin_project! {
 }
 
 fn record(auditor: &Auditor, session: &Session, decision: &Decision) {
-    let mut event = AuditEvent::new(decision.event, decision.outcome)
-        .with_sub(session.subject())
-        .with_peer(session.peer())
-        .with_conn(session.id())
-        .with_action(decision.action.clone())
-        .with_token(decision.token.clone());
-    event.reason = decision.reason;
-    auditor.record(&event);
+    auditor.record(&AuditEvent::decision(session, decision));
 }
 
 impl<F> Future for AuditFuture<F>
@@ -101,7 +93,7 @@ where
         match &verdict {
             Verdict::Deliver(inbound) => {
                 if *this.record_allowed {
-                    let decision = Decision::message(Outcome::Allow, None, action_of(inbound));
+                    let decision = Decision::message(Outcome::Allow, None, inbound.action());
                     record(this.auditor, this.session, &decision);
                 }
             }

@@ -1,6 +1,6 @@
 //! Where in a message its token is.
 
-use crate::message::Inbound;
+use crate::session::Inbound;
 
 /// Finds the token a message carries.
 ///

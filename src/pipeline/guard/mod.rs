@@ -1,29 +1,8 @@
-//! The role guard: which principal may send which message.
-//!
-//! A [`Policy`] looks at the principal and the message and answers
-//! [`Access::Allow`] or [`Access::Deny`]. [`RolePolicy`] is the built-in: it
-//! classifies a message into an action (by default its JSON `type`; by
-//! room or channel with [`RolePolicy::by_field`]) and requires roles or
-//! scopes for it. Any `Fn(&Principal, &Inbound) -> Access` is a policy too.
-//!
-//! A denied message gets an error reply and the socket stays open
-//! ([`OnDeny::Reply`], the default), or the socket closes with 4403
-//! `forbidden` ([`OnDeny::Close`]).
-//!
-//! # Example
-//!
-//! ```
-//! use wsgate::guard::{OnDeny, Requirement, RoleGuardLayer, RolePolicy};
-//!
-//! // `admin.*` needs the role `admin`, everything else the role `user`.
-//! let policy = RolePolicy::by_type()
-//!     .prefix("admin.", Requirement::any_role(["admin"]))
-//!     .otherwise(Requirement::any_role(["user"]));
-//! let guard = RoleGuardLayer::new(policy).on_deny(OnDeny::Reply);
-//! # let _ = guard;
-//! ```
+//! The role guard: which principal may send which message (see the
+//! [pipeline docs](crate::pipeline#the-role-guard)).
 
-mod policy;
+mod async_guard;
+mod role_policy;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -36,12 +15,11 @@ use serde_json::json;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::audit::Outcome;
-use crate::message::{Decision, Inbound, Verdict};
 use crate::principal::Principal;
-use crate::socket::close::{Close, CloseKind, reason};
+use crate::session::{Close, CloseKind, Decision, Inbound, Outcome, Verdict, reason};
 
-pub use self::policy::{Requirement, RolePolicy};
+pub use self::async_guard::{AsyncPolicy, AsyncRoleGuard, AsyncRoleGuardLayer};
+pub use self::role_policy::{Requirement, RolePolicy};
 
 /// What a policy says of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +67,27 @@ pub enum OnDeny {
     Reply,
     /// Close the socket with 4403 `forbidden`.
     Close,
+}
+
+impl OnDeny {
+    /// The verdict for a denied `action`: the error reply, or the close.
+    fn verdict(self, action: String) -> Verdict {
+        let decision =
+            Decision::message(Outcome::Deny, Some(reason::FORBIDDEN), Some(action.clone()));
+        match self {
+            OnDeny::Reply => {
+                let reply = json!({ "type": "error", "code": "forbidden", "ref": action });
+                Verdict::Reply {
+                    reply: Message::Text(Utf8Bytes::from(reply.to_string())),
+                    decision,
+                }
+            }
+            OnDeny::Close => Verdict::Close {
+                close: Close::new(CloseKind::Forbidden, reason::FORBIDDEN),
+                decision,
+            },
+        }
+    }
 }
 
 /// Applies a [`Policy`] to every message.
@@ -189,21 +188,7 @@ where
                 },
             },
             Access::Deny { action } => {
-                let decision =
-                    Decision::message(Outcome::Deny, Some(reason::FORBIDDEN), Some(action.clone()));
-                let verdict = match self.on_deny {
-                    OnDeny::Reply => {
-                        let reply = json!({ "type": "error", "code": "forbidden", "ref": action });
-                        Verdict::Reply {
-                            reply: Message::Text(Utf8Bytes::from(reply.to_string())),
-                            decision,
-                        }
-                    }
-                    OnDeny::Close => Verdict::Close {
-                        close: Close::new(CloseKind::Forbidden, reason::FORBIDDEN),
-                        decision,
-                    },
-                };
+                let verdict = self.on_deny.verdict(action);
                 GuardFuture {
                     state: GuardState::Denied {
                         verdict: Some(verdict),

@@ -6,10 +6,8 @@ use std::sync::Arc;
 use axum::extract::ws::Message;
 use tokio::sync::mpsc;
 
-use crate::message::Inbound;
 use crate::principal::Principal;
-use crate::socket::close::Close;
-use crate::socket::session::{ConnectionId, Session};
+use crate::session::{Close, ConnectionId, Inbound, Session};
 
 /// A WebSocket whose every inbound message has passed the pipeline, and
 /// whose lifecycle (expiry, revocation, limits, pings) wsgate enforces.

@@ -12,13 +12,12 @@ use sha2::{Digest as _, Sha256};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::audit::{Outcome, token_fingerprint};
+use crate::audit::token_fingerprint;
 use crate::clock::Clock;
-use crate::message::extract::{JsonField, TokenExtractor};
-use crate::message::{Decision, Inbound, Verdict, action_of};
+use crate::pipeline::token_extractor::{JsonField, TokenExtractor};
 use crate::principal::Principal;
-use crate::socket::close::{Close, CloseKind, reason};
-use crate::store::RevocationStore;
+use crate::session::{Close, CloseKind, Inbound, Verdict, reason};
+use crate::store::{RevocationStore, check_revocation};
 use crate::token::TokenVerifier;
 
 /// Default number of verified tokens remembered.
@@ -142,14 +141,6 @@ impl<S: Clone, V, R, E> Clone for MessageToken<S, V, R, E> {
     }
 }
 
-fn refuse(close: Close, inbound: &Inbound, token: Option<String>) -> Verdict {
-    Verdict::Close {
-        close,
-        decision: Decision::message(Outcome::Deny, Some(close.reason), action_of(inbound))
-            .with_token(token),
-    }
-}
-
 impl<S, V, R, E> Service<Inbound> for MessageToken<S, V, R, E>
 where
     S: Service<Inbound, Response = Verdict, Error = Infallible> + Clone + Send + 'static,
@@ -180,7 +171,7 @@ where
             } = &*shared;
             let invalid = Close::new(CloseKind::Unauthenticated, reason::INVALID_TOKEN);
             let Some(token) = extractor.token(&inbound) else {
-                return Ok(refuse(invalid, &inbound, None));
+                return Ok(Verdict::close_message(invalid, &inbound, None));
             };
             let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
             let principal = match cache.get(&digest) {
@@ -190,19 +181,19 @@ where
                     Err(error) => {
                         let close = Close::for_failed_credential(&error);
                         let fingerprint = token_fingerprint(token, None);
-                        return Ok(refuse(close, &inbound, Some(fingerprint)));
+                        return Ok(Verdict::close_message(close, &inbound, Some(fingerprint)));
                     }
                 },
             };
             let fingerprint = || Some(token_fingerprint(token, principal.token_id()));
             if principal.subject() != inbound.session().subject() {
-                return Ok(refuse(invalid, &inbound, fingerprint()));
+                return Ok(Verdict::close_message(invalid, &inbound, fingerprint()));
             }
-            let checked = revocations
-                .is_revoked(&principal, Some(inbound.session().session_id()))
-                .await;
-            if let Some(close) = Close::for_revocation_check(checked) {
-                return Ok(refuse(close, &inbound, fingerprint()));
+            if let Err(error) =
+                check_revocation(revocations, &principal, Some(inbound.session())).await
+            {
+                let close = Close::for_failed_credential(&error);
+                return Ok(Verdict::close_message(close, &inbound, fingerprint()));
             }
             inner.call(inbound).await
         })

@@ -1,4 +1,5 @@
-//! Which address a request comes from.
+//! Which address a request comes from: the socket peer, or the client a
+//! trusted reverse proxy names in `X-Forwarded-For` / `Forwarded`.
 
 use std::net::{IpAddr, SocketAddr};
 

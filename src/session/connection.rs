@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
 
 use crate::principal::{Principal, Transport};
-use crate::socket::close::Close;
+use crate::session::close::Close;
 
 /// Identifies a live connection (unique within the process).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,9 +62,7 @@ impl Session {
         // A `sid` claim names the login session several sockets may share;
         // without one, each connection is its own session.
         let session_id = principal
-            .claims()
-            .get("sid")
-            .and_then(|sid| sid.as_str())
+            .session_id()
             .map_or_else(|| format!("conn-{id}"), str::to_owned);
         Self {
             id,

@@ -11,11 +11,10 @@ use serde_json::json;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::audit::{Outcome, token_fingerprint};
+use crate::audit::token_fingerprint;
 use crate::clock::unix_seconds;
-use crate::message::{Decision, Inbound, Verdict};
-use crate::socket::close::{Close, CloseKind, reason};
-use crate::store::RevocationStore;
+use crate::session::{Close, CloseKind, Decision, Inbound, Outcome, Verdict, reason};
+use crate::store::{RevocationStore, check_revocation};
 use crate::token::TokenVerifier;
 
 /// Takes refresh messages out of the stream and applies them.
@@ -139,12 +138,10 @@ where
             if principal.subject() != session.subject() || !later {
                 return Ok(refused(invalid, fingerprint));
             }
-            let checked = layer
-                .revocations
-                .is_revoked(&principal, Some(session.session_id()))
-                .await;
-            if let Some(close) = Close::for_revocation_check(checked) {
-                return Ok(refused(close, fingerprint));
+            if let Err(error) =
+                check_revocation(&layer.revocations, &principal, Some(session)).await
+            {
+                return Ok(refused(Close::for_failed_credential(&error), fingerprint));
             }
             let expires_at = principal.expires_at().map(unix_seconds);
             session.refresh(principal);

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::guard::{Access, Policy};
-use crate::message::Inbound;
+use crate::pipeline::guard::{Access, Policy};
 use crate::principal::{Principal, strings};
+use crate::session::Inbound;
 
 /// What a principal must hold.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,325 @@
+//! Building a [`Gate`]: the shared parts, each set once.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tower::ServiceBuilder;
+use tower::layer::util::Identity;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::audit::Auditor;
+use crate::authenticate::{Authenticator, BearerAuthenticator, BoxedAuthenticator};
+use crate::clock::Clock;
+use crate::error::ConfigError;
+use crate::gate::{Gate, Shared, handshake_builder};
+use crate::limit::{BoxedFailureLimiter, FailureLimiter, InMemoryFailureLimiter};
+use crate::pipeline::{
+    AsyncPolicy, AsyncRoleGuardLayer, AuditLayer, MessageTokenLayer, Policy, RefreshLayer,
+    RoleGuardLayer,
+};
+use crate::principal::Transport;
+use crate::session::{CloseCodes, Deliver, Inbound, Verdict};
+use crate::socket::{Limits, Registry, SocketGate};
+use crate::store::{
+    BoxedRevocationStore, BoxedTicketStore, InMemoryRevocationStore, InMemoryTicketStore,
+    RevocationStore, TicketStore,
+};
+use crate::ticket::{MAX_TICKET_LIFETIME, Tickets};
+use crate::token::BoxedVerifier;
+
+/// Builds a [`Gate`]. Start with [`Gate::builder`].
+///
+/// `G` is the role guard of the standard pipeline, set by
+/// [`policy`](Self::policy), [`async_policy`](Self::async_policy) or
+/// [`guard`](Self::guard); nobody needs to name it.
+#[must_use]
+pub struct GateBuilder<G = Identity> {
+    parts: Parts,
+    guard: G,
+}
+
+/// Everything but the guard, so changing the guard's type moves one value.
+struct Parts {
+    verifier: BoxedVerifier,
+    authenticators: Vec<BoxedAuthenticator>,
+    passwords: Option<BoxedAuthenticator>,
+    revocations: BoxedRevocationStore,
+    tickets: BoxedTicketStore,
+    ticket_lifetime: Duration,
+    limiter: Option<BoxedFailureLimiter>,
+    auditor: Auditor,
+    trusted_proxies: Vec<IpAddr>,
+    clock: Clock,
+    close_codes: CloseCodes,
+    limits: Limits,
+    message_tokens: bool,
+    record_allowed: bool,
+}
+
+impl GateBuilder {
+    pub(super) fn new(verifier: BoxedVerifier) -> Self {
+        let parts = Parts {
+            verifier,
+            authenticators: Vec::new(),
+            passwords: None,
+            revocations: BoxedRevocationStore::new(InMemoryRevocationStore::new()),
+            tickets: BoxedTicketStore::new(InMemoryTicketStore::new()),
+            ticket_lifetime: MAX_TICKET_LIFETIME,
+            limiter: None,
+            auditor: Auditor::tracing(),
+            trusted_proxies: Vec::new(),
+            clock: Clock::system(),
+            close_codes: CloseCodes::default(),
+            limits: Limits::default(),
+            message_tokens: false,
+            record_allowed: false,
+        };
+        Self {
+            parts,
+            guard: Identity::new(),
+        }
+    }
+}
+
+impl<G> GateBuilder<G> {
+    /// Another authenticator for handshakes, tried after the token
+    /// verifier and before passwords and tickets (an identity provider's
+    /// tokens, an API key). Call again to add more, in order.
+    pub fn authenticator<A: Authenticator>(mut self, authenticator: A) -> Self {
+        self.parts
+            .authenticators
+            .push(BoxedAuthenticator::new(authenticator));
+        self
+    }
+
+    /// Username and password checks — a
+    /// [`BasicAuthenticator`](crate::authenticate::BasicAuthenticator) —
+    /// for the Basic transport (list it in the handshake's transports, with
+    /// an Origin allowlist) and for [`Gate::check_password`] (a login
+    /// route). Both go through the failure limiter. Defaults to none.
+    pub fn passwords<A: Authenticator>(mut self, passwords: A) -> Self {
+        self.parts.passwords = Some(BoxedAuthenticator::new(passwords));
+        self
+    }
+
+    /// Where revocations are kept; checked on every path (handshake,
+    /// first message, refresh, per-message token). Defaults to an
+    /// [`InMemoryRevocationStore`] (one process).
+    pub fn revocations<R: RevocationStore>(mut self, revocations: R) -> Self {
+        self.parts.revocations = BoxedRevocationStore::new(revocations);
+        self
+    }
+
+    /// Where single-use tickets are kept. Defaults to an
+    /// [`InMemoryTicketStore`] (one process).
+    pub fn tickets<S: TicketStore>(mut self, tickets: S) -> Self {
+        self.parts.tickets = BoxedTicketStore::new(tickets);
+        self
+    }
+
+    /// How long a ticket stays redeemable. Defaults to 30 s.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::TicketLifetime`] outside 1 to 30 seconds.
+    pub fn ticket_lifetime(mut self, lifetime: Duration) -> Result<Self, ConfigError> {
+        // The same bounds as the tickets themselves check.
+        Tickets::in_memory().lifetime(lifetime)?;
+        self.parts.ticket_lifetime = lifetime;
+        Ok(self)
+    }
+
+    /// Limits failed password attempts per account and per client address
+    /// (Basic handshakes and [`Gate::check_password`] alike). Defaults to an
+    /// [`InMemoryFailureLimiter`] with its defaults, on the gate's clock.
+    pub fn failure_limiter<L: FailureLimiter>(mut self, limiter: L) -> Self {
+        self.parts.limiter = Some(BoxedFailureLimiter::new(limiter));
+        self
+    }
+
+    /// Where every decision is recorded. Defaults to [`Auditor::tracing`].
+    pub fn audit(mut self, auditor: Auditor) -> Self {
+        self.parts.auditor = auditor;
+        self
+    }
+
+    /// Also records every delivered message (one event per message: mind
+    /// the volume). Defaults to off.
+    pub fn audit_allowed_messages(mut self, record: bool) -> Self {
+        self.parts.record_allowed = record;
+        self
+    }
+
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` name the
+    /// client, for every stage: the failure limiter, the caps on
+    /// unauthenticated sockets, secure-transport checks and the audit
+    /// trail. List exactly your proxies. Defaults to none.
+    pub fn trusted_proxies<I: IntoIterator<Item = IpAddr>>(mut self, proxies: I) -> Self {
+        self.parts.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
+
+    /// The clock for socket expiry, tickets, the token cache and the
+    /// default failure limiter (the token verifier keeps its own). Defaults
+    /// to the system clock.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.parts.clock = clock;
+        self
+    }
+
+    /// The close codes. Defaults to [`CloseCodes::default`].
+    pub fn close_codes(mut self, codes: CloseCodes) -> Self {
+        self.parts.close_codes = codes;
+        self
+    }
+
+    /// Sizes, rates, timeouts and caps of the sockets. Defaults to
+    /// [`Limits::default`].
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.parts.limits = limits;
+        self
+    }
+
+    /// Requires every message to carry a valid token of the session's
+    /// subject in its `token` field
+    /// ([`MessageTokenLayer`](crate::pipeline::MessageTokenLayer)).
+    /// Defaults to off.
+    pub fn message_tokens(mut self, required: bool) -> Self {
+        self.parts.message_tokens = required;
+        self
+    }
+
+    /// The role guard of the standard pipeline: `policy` decides each
+    /// message; a denied one gets an error reply and the socket stays open.
+    /// Defaults to none: every message of an authenticated session passes.
+    pub fn policy<P: Policy>(self, policy: P) -> GateBuilder<RoleGuardLayer<P>> {
+        self.guard(RoleGuardLayer::new(policy))
+    }
+
+    /// The role guard with a policy that has to wait (permissions in a
+    /// database); if it fails, the socket closes with 1011.
+    pub fn async_policy<P: AsyncPolicy>(self, policy: P) -> GateBuilder<AsyncRoleGuardLayer<P>> {
+        self.guard(AsyncRoleGuardLayer::new(policy))
+    }
+
+    /// The innermost layer of the standard pipeline, in place of the role
+    /// guard: a [`RoleGuardLayer`] that closes on denial, say, or a layer
+    /// of your own.
+    pub fn guard<G2>(self, guard: G2) -> GateBuilder<G2> {
+        GateBuilder {
+            parts: self.parts,
+            guard,
+        }
+    }
+}
+
+impl<G> GateBuilder<G>
+where
+    G: Layer<Deliver>,
+    G::Service:
+        Service<Inbound, Response = Verdict, Error = Infallible> + Clone + Send + Sync + 'static,
+    <G::Service as Service<Inbound>>::Future: Send + 'static,
+{
+    /// Finishes the gate.
+    ///
+    /// # Errors
+    ///
+    /// None today with the built-in parts; a [`ConfigError`] from the
+    /// layers it makes otherwise.
+    pub fn build(self) -> Result<Gate, ConfigError> {
+        let guard = self.guard;
+        let parts = self.parts;
+        let clock = parts.clock;
+        let revocations = parts.revocations;
+        let auditor = parts.auditor;
+        let registry = Registry::new(revocations.clone(), auditor.clone());
+        let tickets = Tickets::new(parts.tickets)
+            .lifetime(parts.ticket_lifetime)?
+            .clock(clock.clone());
+        let limiter = parts.limiter.unwrap_or_else(|| {
+            BoxedFailureLimiter::new(
+                InMemoryFailureLimiter::builder()
+                    .clock(clock.clone())
+                    .build(),
+            )
+        });
+
+        // Tokens first, then what the application added, then passwords,
+        // then tickets: the order a chain reports its refusals in does not
+        // depend on it (see `Chain`), only the cost of the tries does.
+        let mut authenticator =
+            BoxedAuthenticator::new(BearerAuthenticator::new(parts.verifier.clone()));
+        for next in parts.authenticators {
+            authenticator = BoxedAuthenticator::new(authenticator.or(next));
+        }
+        if let Some(passwords) = &parts.passwords {
+            authenticator = BoxedAuthenticator::new(authenticator.or(passwords.clone()));
+        }
+        authenticator = BoxedAuthenticator::new(authenticator.or(tickets.clone()));
+
+        let audit = AuditLayer::new(auditor.clone()).record_allowed(parts.record_allowed);
+        let refresh = RefreshLayer::new(parts.verifier.clone(), revocations.clone());
+        let message_tokens = MessageTokenLayer::new(parts.verifier.clone(), revocations.clone())
+            .clock(clock.clone());
+        let pipeline = ServiceBuilder::new()
+            .layer(audit.clone())
+            .layer(refresh.clone())
+            .option_layer(parts.message_tokens.then(|| message_tokens.clone()))
+            .layer(guard)
+            .service(Deliver);
+        let sockets = SocketGate::builder(registry.clone())
+            .pipeline(pipeline)
+            .limits(parts.limits)
+            .close_codes(parts.close_codes)
+            .clock(clock.clone())
+            .trusted_proxies(parts.trusted_proxies.clone())
+            .first_message(authenticator.clone())
+            .build();
+
+        // HTTP routes (tickets, admin) take a token from `Authorization`
+        // only: nothing a browser attaches on its own, so no Origin rule.
+        let bearer_layer = handshake_builder(
+            &authenticator,
+            &limiter,
+            &parts.trusted_proxies,
+            &auditor,
+            &registry,
+        )
+        .transports([Transport::Bearer])
+        .build()?;
+        Ok(Gate {
+            shared: Arc::new(Shared {
+                verifier: parts.verifier,
+                authenticator,
+                passwords: parts.passwords,
+                tickets,
+                limiter,
+                auditor,
+                trusted_proxies: parts.trusted_proxies,
+                sockets,
+                audit,
+                refresh,
+                message_tokens,
+                bearer_layer,
+            }),
+        })
+    }
+}
+
+impl<G> std::fmt::Debug for GateBuilder<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts = &self.parts;
+        f.debug_struct("GateBuilder")
+            .field("verifier", &parts.verifier)
+            .field("authenticators", &parts.authenticators)
+            .field("passwords", &parts.passwords)
+            .field("revocations", &parts.revocations)
+            .field("tickets", &parts.tickets)
+            .field("limits", &parts.limits)
+            .field("message_tokens", &parts.message_tokens)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,192 @@
+//! The service the handshake layer makes: the checks, run for each
+//! request.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::response::{IntoResponse, Response};
+use http::header::{AUTHORIZATION, COOKIE};
+use http::uri::PathAndQuery;
+use http::{Request, Uri};
+use tower_service::Service;
+
+use crate::audit::{AuditEvent, metrics};
+use crate::authenticate::{Authenticator, Credential};
+use crate::error::ErrorKind;
+use crate::handshake::client_address::{ClientAddr, audited_peer, client_address};
+use crate::handshake::future::ResponseFuture;
+use crate::handshake::layer::{Config, peer};
+use crate::handshake::subprotocol::{Offer, SelectedProtocol};
+use crate::handshake::transport::strip_query_credentials;
+use crate::limit::{FailureLimiter, InMemoryFailureLimiter, check_with_limits};
+use crate::principal::Principal;
+use crate::refusal::RejectionReason;
+use crate::store::check_revocation;
+
+/// The service made by [`HandshakeLayer`](crate::handshake::HandshakeLayer).
+pub struct Handshake<S, A, L = InMemoryFailureLimiter> {
+    inner: S,
+    config: Arc<Config<A, L>>,
+}
+
+impl<S, A, L> Handshake<S, A, L> {
+    pub(super) fn new(inner: S, config: Arc<Config<A, L>>) -> Self {
+        Self { inner, config }
+    }
+}
+
+impl<S: Clone, A, L> Clone for Handshake<S, A, L> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Hands the request on without its credentials: headers that carried one
+/// are marked sensitive, the token subprotocol entry and credential query
+/// parameters are removed.
+fn scrub<B>(request: &mut Request<B>, offer: &Offer, query_token_parameter: Option<&str>) {
+    let headers = request.headers_mut();
+    for name in [AUTHORIZATION, COOKIE] {
+        if let http::header::Entry::Occupied(mut entry) = headers.entry(name) {
+            for value in entry.iter_mut() {
+                value.set_sensitive(true);
+            }
+        }
+    }
+    offer.strip_token(headers);
+    if let Some(query) = request.uri().query() {
+        let kept = strip_query_credentials(query, query_token_parameter);
+        if kept.len() != query.len() {
+            let path = request.uri().path();
+            let path_and_query = if kept.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path}?{kept}")
+            };
+            let mut parts = request.uri().clone().into_parts();
+            parts.path_and_query = PathAndQuery::try_from(path_and_query).ok();
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
+            }
+        }
+    }
+}
+
+/// Authenticates `credential`: passwords under the failure limiter, then
+/// the revocation check on every principal.
+async fn authenticate<A, L>(
+    config: &Config<A, L>,
+    credential: &Credential,
+    client: Option<std::net::IpAddr>,
+) -> Result<Principal, crate::Error>
+where
+    A: Authenticator,
+    L: FailureLimiter,
+{
+    let principal = match credential {
+        Credential::Basic { username, .. } => {
+            let check = config.authenticator.authenticate(credential);
+            check_with_limits(&config.limiter, username, client, check).await?
+        }
+        _ => config.authenticator.authenticate(credential).await?,
+    };
+    if let Some(revocations) = &config.revocations {
+        check_revocation(revocations, &principal, None).await?;
+    }
+    Ok(principal)
+}
+
+impl<S, A, L, B> Service<Request<B>> for Handshake<S, A, L>
+where
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send,
+    A: Authenticator,
+    L: FailureLimiter,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let client = client_address(
+            peer(&request),
+            request.headers(),
+            &self.config.trusted_proxies,
+        );
+        let peer = audited_peer(peer(&request), client);
+        if self.config.require_secure_transport && !self.config.is_secure(&request) {
+            let reason = RejectionReason::InsecureTransport;
+            let event = AuditEvent::handshake_denied(reason.as_str(), None, peer);
+            self.config.auditor.record(&event);
+            return ResponseFuture::ready(self.config.refuse(reason).into_response());
+        }
+        let prepared = match self.config.prepare(&request) {
+            Ok(prepared) => prepared,
+            Err((reason, transport)) => {
+                let event = AuditEvent::handshake_denied(reason.as_str(), transport, peer);
+                self.config.auditor.record(&event);
+                return ResponseFuture::ready(self.config.refuse(reason).into_response());
+            }
+        };
+        // The clone that was polled ready is the one that must be called.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = self.config.clone();
+        ResponseFuture::pending(Box::pin(async move {
+            let started = Instant::now();
+            let outcome = authenticate(&config, &prepared.credential, client).await;
+            metrics::handshake_duration(started.elapsed());
+            let principal: Principal = match outcome {
+                Ok(principal) => principal.with_transport(prepared.transport),
+                Err(error) => {
+                    let reason = RejectionReason::from_error(&error);
+                    let transport = Some(prepared.transport);
+                    let event = AuditEvent::handshake_denied(reason.as_str(), transport, peer);
+                    config.auditor.record(&event);
+                    let mut refusal = config.refuse(reason);
+                    if let ErrorKind::TooManyAttempts { retry_after } = error.kind() {
+                        refusal = refusal.with_retry_after(*retry_after);
+                    }
+                    return Ok(refusal.into_response());
+                }
+            };
+            config
+                .auditor
+                .record(&AuditEvent::handshake_allowed(&principal, peer));
+            scrub(
+                &mut request,
+                &prepared.offer,
+                config.query_token_parameter.as_deref(),
+            );
+            let extensions = request.extensions_mut();
+            extensions.insert(principal);
+            if let Some(peer) = peer {
+                extensions.insert(ClientAddr(peer));
+            }
+            if let Some(protocol) = prepared.selected_protocol {
+                extensions.insert(SelectedProtocol(protocol));
+            }
+            inner.call(request).await
+        }))
+    }
+}
+
+impl<S: std::fmt::Debug, A: std::fmt::Debug, L: std::fmt::Debug> std::fmt::Debug
+    for Handshake<S, A, L>
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handshake")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish()
+    }
+}

@@ -1,0 +1,130 @@
+//! What a gated socket allows: sizes, rates, timeouts and caps.
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// Default largest inbound message: 64 KiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The limits a gated socket enforces, set once on a
+/// [`GateBuilder`](crate::GateBuilder) (or a
+/// [`SocketGateBuilder`](crate::socket::SocketGateBuilder)) and shared by
+/// every socket it opens.
+///
+/// Defaults: 64 KiB messages, no message rate limit, a ping every 30 s, an
+/// idle timeout of 90 s, a 5 s first-message deadline, and at most 1024
+/// unauthenticated sockets (8 per client address).
+///
+/// ```
+/// use std::time::Duration;
+/// use wsgate::socket::Limits;
+///
+/// # fn main() -> Result<(), wsgate::ConfigError> {
+/// let limits = Limits::default()
+///     .max_message_bytes(16 * 1024)?
+///     .message_rate(100)
+///     .idle_timeout(Some(Duration::from_secs(60)));
+/// # let _ = limits;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Limits {
+    pub(crate) max_message_bytes: usize,
+    pub(crate) message_rate: Option<u32>,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) auth_deadline: Duration,
+    pub(crate) max_unauthenticated: usize,
+    pub(crate) max_unauthenticated_per_address: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            message_rate: None,
+            ping_interval: Some(Duration::from_secs(30)),
+            idle_timeout: Some(Duration::from_secs(90)),
+            auth_deadline: Duration::from_secs(5),
+            max_unauthenticated: 1_024,
+            max_unauthenticated_per_address: 8,
+        }
+    }
+}
+
+impl Limits {
+    /// Largest inbound message; a larger one closes the socket with 1009.
+    /// Defaults to 64 KiB.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] for zero.
+    pub fn max_message_bytes(mut self, max: usize) -> Result<Self, ConfigError> {
+        if max == 0 {
+            return Err(ConfigError::ZeroLimit("max_message_bytes"));
+        }
+        self.max_message_bytes = max;
+        Ok(self)
+    }
+
+    /// Messages per second per connection, with bursts of twice that; more
+    /// closes the socket with 4429. Pings and pongs from the client count
+    /// too (a ping flood costs the server a pong each). `0` turns the limit
+    /// off (the default).
+    pub fn message_rate(mut self, per_second: u32) -> Self {
+        self.message_rate = (per_second > 0).then_some(per_second);
+        self
+    }
+
+    /// How often to ping the client; `None` never pings. Defaults to 30 s.
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
+        self.ping_interval = interval.filter(|interval| !interval.is_zero());
+        self
+    }
+
+    /// Close the socket (1001 `idle timeout`) when nothing, not even a
+    /// pong, came from the client for this long; `None` never does.
+    /// Defaults to 90 s.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout.filter(|timeout| !timeout.is_zero());
+        self
+    }
+
+    /// How long a first-message route waits for authentication before
+    /// closing with 4401 `authentication timeout`. Defaults to 5 s.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] for zero.
+    pub fn auth_deadline(mut self, deadline: Duration) -> Result<Self, ConfigError> {
+        if deadline.is_zero() {
+            return Err(ConfigError::ZeroLimit("auth_deadline"));
+        }
+        self.auth_deadline = deadline;
+        Ok(self)
+    }
+
+    /// Caps on sockets of first-message routes that have not authenticated
+    /// yet: at most `total` on the registry and `per_address` from one
+    /// client address; past them the upgrade is refused (503, 429).
+    /// Defaults to 1024 and 8.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] for zero.
+    pub fn max_unauthenticated(
+        mut self,
+        total: usize,
+        per_address: usize,
+    ) -> Result<Self, ConfigError> {
+        if total == 0 || per_address == 0 {
+            return Err(ConfigError::ZeroLimit("max_unauthenticated"));
+        }
+        self.max_unauthenticated = total;
+        self.max_unauthenticated_per_address = per_address;
+        Ok(self)
+    }
+}
