@@ -5,6 +5,9 @@ contract of README.md: login, tickets, every handshake transport, the welcome
 frame, rooms, and a few refusals.
 
 Usage: python3 scripts/demo_smoke.py [base URL, default http://127.0.0.1:3000]
+                                    [metrics URL, when WSGATE_METRICS_ADDR is set]
+With a metrics URL it also scrapes `GET /metrics` before and after, and checks
+that the counters moved as handshakes were refused and sockets closed.
 Exits non-zero on the first broken expectation.
 """
 
@@ -19,6 +22,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 BASE = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:3000"
+METRICS = sys.argv[2] if len(sys.argv) > 2 else None
 WS = BASE.replace("http", "ws", 1)
 ORIGIN = "http://127.0.0.1:3000"
 checks = 0
@@ -31,6 +35,33 @@ def check(condition, what):
         sys.exit(1)
     checks += 1
     print(f"ok: {what}")
+
+
+def scrape():
+    """The demo's metrics, as {series: value}."""
+    with urllib.request.urlopen(METRICS + "/metrics") as response:
+        text = response.read().decode()
+    series = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            series[name] = float(value)
+    return series
+
+
+def metrics_moved(before, after):
+    moved = lambda name: after.get(name, 0.0) - before.get(name, 0.0)
+    check(moved('wsgate_handshakes_total{outcome="deny",reason="missing credentials",transport="none"}') >= 1,
+          "metrics: refused handshakes counted by reason")
+    check(moved('wsgate_handshakes_total{outcome="allow",transport="bearer"}') >= 1,
+          "metrics: accepted handshakes counted by transport")
+    check(moved('wsgate_closes_total{code="4403"}') >= 1 and moved('wsgate_closes_total{code="1009"}') >= 1,
+          "metrics: closes counted by code")
+    check(moved("wsgate_revocations_total") >= 1 and moved("wsgate_messages_denied_total") >= 1,
+          "metrics: revocations and denied messages counted")
+    check(moved("wsgate_handshake_duration_seconds_count") >= 1, "metrics: handshake latency histogram")
+    check(all("alice" not in name and "eyJ" not in name and "127.0.0.1" not in name for name in after),
+          "metrics: no subject, token or address in a label")
 
 
 def parse(raw):
@@ -191,6 +222,7 @@ def slow_headers_are_cut_off():
 
 
 async def main():
+    metrics_before = scrape() if METRICS else {}
     status, headers, body = post("/login", {"username": "alice", "password": "alice-password-1"})
     check(status == 200 and body["token_type"] == "Bearer" and body["expires_in"] > 0, "login alice")
     check("HttpOnly" in headers.get("set-cookie", ""), "login sets an HttpOnly cookie")
@@ -253,6 +285,8 @@ async def main():
     await live_connection_checks(token, basic)
     hostile_frames_are_refused(login("alice"))
     slow_headers_are_cut_off()
+    if METRICS:
+        metrics_moved(metrics_before, scrape())
 
     print(f"{checks} passed, 0 failed")
 

@@ -188,6 +188,14 @@ impl RejectionReason {
     }
 }
 
+impl Close {
+    /// The close for a credential that failed after the upgrade (a message
+    /// token, a refresh, a first message): see [`RejectionReason::close`].
+    pub(crate) fn for_failed_credential(error: &Error) -> Self {
+        RejectionReason::from_error(error).close()
+    }
+}
+
 /// The order of refusals in a chain; later variants win.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Precedence {

@@ -1,8 +1,5 @@
 //! Why wsgate closes a socket, and with which code.
 
-use crate::error::Error;
-use crate::refusal::RejectionReason;
-
 /// The kinds of close wsgate makes; [`CloseCodes`] maps them to numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -45,12 +42,6 @@ impl Close {
     /// A close of `kind` for `reason`.
     pub const fn new(kind: CloseKind, reason: &'static str) -> Self {
         Self { kind, reason }
-    }
-
-    /// The close for a credential that failed after the upgrade (a message
-    /// token, a refresh, a first message): see [`RejectionReason::close`].
-    pub(crate) fn for_failed_credential(error: &Error) -> Self {
-        RejectionReason::from_error(error).close()
     }
 
     /// The close a failed read calls for: 1009 for a message over the

@@ -1,0 +1,388 @@
+//! A server wired from one `Gate`, with no extra call: revocations are
+//! refused at the handshake, on first-message routes (by the same session
+//! rule) and on HTTP routes of token holders; claims mappings reach the
+//! role guard; an async policy that fails closes the socket, audited.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::Message as ServerMessage;
+use axum::response::Response;
+use axum::routing::get;
+use common::{Handshake, Keys, Outcome, connect, now, serve};
+use futures_util::{SinkExt, StreamExt};
+use jsonwebtoken::Algorithm;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use wsgate::audit::{AuditEvent, Auditor, EventKind, Outcome as Decision};
+use wsgate::claims::ClaimPaths;
+use wsgate::jwt::{JwtVerifier, VerificationKey};
+use wsgate::pipeline::{Access, Requirement, RolePolicy};
+use wsgate::session::Inbound;
+use wsgate::socket::{DeferredUpgrade, GatedUpgrade};
+use wsgate::store::Revocation;
+use wsgate::{Error, Gate, Principal, Transport};
+
+type Client = common::Client;
+
+async fn welcome_then_echo(State(gate): State<Gate>, upgrade: GatedUpgrade) -> Response {
+    upgrade.on_upgrade(&gate, echo)
+}
+
+async fn first_message(State(gate): State<Gate>, upgrade: DeferredUpgrade) -> Response {
+    upgrade.on_upgrade(&gate, echo)
+}
+
+async fn echo(mut socket: wsgate::socket::GatedSocket) {
+    let principal = socket.principal();
+    let welcome = json!({"sub": principal.subject(), "roles": principal.roles()});
+    let _ = socket
+        .send(ServerMessage::Text(welcome.to_string().into()))
+        .await;
+    while let Some(message) = socket.recv().await {
+        if socket.send(message.into_message()).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// The routes a gate serves: sockets with the gate's own handshake, a
+/// first-message route, and the ticket route of token holders.
+fn routes(gate: Gate) -> Router {
+    let handshake = gate
+        .handshake()
+        .application_protocols(["chat.v1"])
+        .unwrap()
+        .build()
+        .unwrap();
+    Router::new()
+        .route("/ws", get(welcome_then_echo))
+        .route_layer(handshake)
+        .route("/ws/deferred", get(first_message))
+        .route("/tickets", gate.ticket_route())
+        .with_state(gate)
+}
+
+struct Served {
+    addr: SocketAddr,
+    keys: Keys,
+    gate: Gate,
+    events: Arc<Mutex<Vec<AuditEvent>>>,
+}
+
+impl Served {
+    async fn start(build: impl FnOnce(wsgate::GateBuilder) -> Gate) -> Self {
+        let keys = Keys::load();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = events.clone();
+        let builder =
+            Gate::builder(keys.verifier()).audit(Auditor::new(move |event: &AuditEvent| {
+                seen.lock().unwrap().push(event.clone());
+            }));
+        let gate = build(builder);
+        let addr = serve(routes(gate.clone())).await;
+        Self {
+            addr,
+            keys,
+            gate,
+            events,
+        }
+    }
+
+    fn token_with(&self, subject: &str, change: impl FnOnce(&mut Value)) -> String {
+        let mut claims = Keys::claims(subject);
+        change(&mut claims);
+        self.keys.sign_with(Algorithm::HS256, &claims, |_| {})
+    }
+
+    async fn handshake(&self, token: &str) -> Outcome {
+        connect(self.addr, &Handshake::to("/ws").bearer(token)).await
+    }
+
+    async fn first_message(&self, token: &str) -> (u16, String) {
+        let url = format!("ws://{}/ws/deferred", self.addr);
+        let (mut client, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let auth = json!({"type": "auth", "token": token}).to_string();
+        client.send(Message::text(auth)).await.unwrap();
+        match client.next().await {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                (u16::from(frame.code), frame.reason.to_string())
+            }
+            Some(Ok(Message::Text(_))) => (101, "welcome".to_owned()),
+            other => panic!("unexpected answer to a first message: {other:?}"),
+        }
+    }
+
+    fn events(&self, kind: EventKind) -> Vec<AuditEvent> {
+        let events = self.events.lock().unwrap();
+        events
+            .iter()
+            .filter(|event| event.event == kind)
+            .cloned()
+            .collect()
+    }
+}
+
+fn status(outcome: &Outcome) -> u16 {
+    outcome.status()
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_at_the_handshake_with_no_extra_call() {
+    let served = Served::start(|builder| builder.build().unwrap()).await;
+    let token = served.token_with("alice", |claims| claims["jti"] = json!("jti-revoked"));
+    assert_eq!(status(&served.handshake(&token).await), 101);
+
+    served
+        .gate
+        .registry()
+        .revoke(Revocation::token("jti-revoked"))
+        .await
+        .unwrap();
+    match served.handshake(&token).await {
+        Outcome::Refused { status, body, .. } => {
+            assert_eq!((status, body.as_str()), (401, "token revoked"));
+        }
+        accepted => panic!("a revoked token opened a socket: {accepted:?}"),
+    }
+    // The HTTP routes of token holders refuse it too.
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/tickets", served.addr))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    // And first-message routes.
+    assert_eq!(
+        served.first_message(&token).await,
+        (4403, "token revoked".to_owned())
+    );
+
+    // Every token of a subject issued up to a moment; later ones work.
+    let bob_old = served.token_with("bob", |claims| claims["iat"] = json!(now() - 60));
+    served
+        .gate
+        .registry()
+        .revoke(Revocation::subject("bob", SystemTime::now()))
+        .await
+        .unwrap();
+    assert_eq!(status(&served.handshake(&bob_old).await), 401);
+    let bob_new = served.token_with("bob", |claims| {
+        claims["iat"] = json!(now() + 2);
+        claims["jti"] = json!("jti-bob-new");
+    });
+    assert_eq!(status(&served.handshake(&bob_new).await), 101);
+}
+
+#[tokio::test]
+async fn a_session_revocation_refuses_a_first_message_login() {
+    let served = Served::start(|builder| builder.build().unwrap()).await;
+    let in_session = |jti: &'static str| {
+        served.token_with("carol", move |claims| {
+            claims["sid"] = json!("session-7");
+            claims["jti"] = json!(jti);
+        })
+    };
+    assert_eq!(
+        served.first_message(&in_session("before")).await,
+        (101, "welcome".to_owned())
+    );
+
+    served
+        .gate
+        .registry()
+        .revoke(Revocation::session("session-7"))
+        .await
+        .unwrap();
+    // A new token of the same login session: refused on the first-message
+    // route and at the handshake alike, by the one session rule.
+    let fresh = in_session("after");
+    assert_eq!(
+        served.first_message(&fresh).await,
+        (4403, "token revoked".to_owned())
+    );
+    assert_eq!(status(&served.handshake(&fresh).await), 401);
+    // Another session of the same subject is untouched.
+    let other = served.token_with("carol", |claims| claims["sid"] = json!("session-8"));
+    assert_eq!(
+        served.first_message(&other).await,
+        (101, "welcome".to_owned())
+    );
+
+    let refused = served
+        .events(EventKind::Handshake)
+        .into_iter()
+        .filter(|event| event.outcome == Decision::Deny)
+        .map(|event| (event.transport, event.reason, event.code))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        refused,
+        [
+            (Some("first-message"), Some("token revoked"), Some(4403)),
+            (Some("bearer"), Some("token revoked"), None),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_claims_mapping_reaches_the_role_guard() {
+    // A Keycloak-style token: the role `admin` only in `realm_access`.
+    let keys = Keys::load();
+    let verifier = JwtVerifier::builder()
+        .key(
+            VerificationKey::hmac(&keys.hmac_secret, wsgate::jwt::Algorithm::HS256)
+                .unwrap()
+                .with_kid("hs"),
+        )
+        .claims_mapping(ClaimPaths::keycloak(Some("chat")))
+        .build()
+        .unwrap();
+    let gate = Gate::builder(verifier)
+        .policy(
+            RolePolicy::by_type()
+                .prefix("admin.", Requirement::any_role(["admin"]))
+                .otherwise(Requirement::any_role(["user"])),
+        )
+        .build()
+        .unwrap();
+    let addr = serve(routes(gate)).await;
+    let token = |roles: Value| {
+        let mut claims = json!({"sub": "dana", "exp": now() + 300, "tenant": 42});
+        claims["realm_access"] = json!({"roles": ["user"]});
+        claims["resource_access"] = json!({"chat": {"roles": roles}});
+        keys.sign_with(Algorithm::HS256, &claims, |_| {})
+    };
+
+    for (roles, expect) in [
+        (json!(["admin"]), json!({"type": "admin.stats"})),
+        (
+            json!([]),
+            json!({"type": "error", "code": "forbidden", "ref": "admin.stats"}),
+        ),
+    ] {
+        let mut client = common::open_with_bearer(addr, "/ws", &token(roles)).await;
+        let welcome = next_json(&mut client).await;
+        assert_eq!(welcome["sub"], "dana");
+        send_json(&mut client, json!({"type": "admin.stats"})).await;
+        assert_eq!(next_json(&mut client).await, expect);
+    }
+}
+
+#[tokio::test]
+async fn an_async_policy_decides_and_its_failure_closes_with_1011() {
+    let served = Served::start(|builder| {
+        builder
+            .async_policy(|principal: Arc<Principal>, message: &Inbound| {
+                let room = message.json_str("room").unwrap_or("").to_owned();
+                let tenant = principal.claim::<u64>("tenant");
+                async move {
+                    match room.as_str() {
+                        "lobby" => Ok(Access::Allow),
+                        "tenant" if tenant == Some(42) => Ok(Access::Allow),
+                        "down" => Err(Error::backend("permissions database unreachable")),
+                        _ => Ok(Access::deny(room)),
+                    }
+                }
+            })
+            .build()
+            .unwrap()
+    })
+    .await;
+    let token = served.token_with("erin", |claims| claims["tenant"] = json!(42));
+    let mut client = common::open_with_bearer(served.addr, "/ws", &token).await;
+    next_json(&mut client).await;
+    for (room, expect) in [
+        ("lobby", json!({"room": "lobby"})),
+        ("tenant", json!({"room": "tenant"})),
+        (
+            "vault",
+            json!({"type": "error", "code": "forbidden", "ref": "vault"}),
+        ),
+    ] {
+        send_json(&mut client, json!({"room": room})).await;
+        assert_eq!(next_json(&mut client).await, expect, "{room}");
+    }
+    send_json(&mut client, json!({"room": "down"})).await;
+    match client.next().await {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(
+                (u16::from(frame.code), frame.reason.as_str()),
+                (1011, "backend unavailable")
+            );
+        }
+        other => panic!("a failed policy must close the socket: {other:?}"),
+    }
+    let denied = served
+        .events(EventKind::Message)
+        .into_iter()
+        .map(|event| event.reason)
+        .collect::<Vec<_>>();
+    assert_eq!(denied, [Some("forbidden"), Some("backend unavailable")]);
+    let closes = served.events(EventKind::Close);
+    assert_eq!(closes.len(), 1);
+    assert_eq!(closes[0].code, Some(1011));
+}
+
+#[tokio::test]
+async fn one_gate_serves_every_stage_with_the_same_parts() {
+    let served = Served::start(|builder| builder.build().unwrap()).await;
+    // A ticket the gate issued redeems at the gate's handshake, once.
+    let principal = Principal::new("frank", wsgate::AuthMethod::Token).with_roles(["user"]);
+    let ticket = served.gate.issue_ticket(&principal).await.unwrap();
+    let path = format!("/ws?ticket={}", ticket.ticket().expose());
+    assert_eq!(
+        status(&connect(served.addr, &Handshake::to(&path)).await),
+        101
+    );
+    assert_eq!(
+        status(&connect(served.addr, &Handshake::to(&path)).await),
+        401
+    );
+
+    // A revocation through the registry closes the live socket with 4403.
+    let token = served.token_with("grace", |_| {});
+    let mut client = common::open_with_bearer(served.addr, "/ws", &token).await;
+    next_json(&mut client).await;
+    let closed = served
+        .gate
+        .registry()
+        .revoke(Revocation::subject("grace", SystemTime::now()))
+        .await
+        .unwrap();
+    assert_eq!(closed, 1);
+    match client.next().await {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(
+                (u16::from(frame.code), frame.reason.as_str()),
+                (4403, "token revoked")
+            );
+        }
+        other => panic!("expected a close: {other:?}"),
+    }
+    // The one auditor saw both stages.
+    let transports = served
+        .events(EventKind::Handshake)
+        .into_iter()
+        .filter_map(|event| event.transport)
+        .collect::<Vec<_>>();
+    assert!(transports.contains(&Transport::Ticket.as_str()));
+    assert!(transports.contains(&Transport::Bearer.as_str()));
+    assert_eq!(served.events(EventKind::Revoke).len(), 1);
+}
+
+async fn send_json(client: &mut Client, value: Value) {
+    client.send(Message::text(value.to_string())).await.unwrap();
+}
+
+async fn next_json(client: &mut Client) -> Value {
+    match client.next().await {
+        Some(Ok(Message::Text(text))) => serde_json::from_str(&text).unwrap(),
+        other => panic!("expected a text frame: {other:?}"),
+    }
+}

@@ -1,0 +1,178 @@
+//! The metrics an operator alerts on, scraped from a Prometheus listener of
+//! their own while handshakes are refused, sockets close and accounts lock.
+//! (A test binary of its own: the metrics recorder is global to a process.)
+
+mod common;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use common::{ALICE_PASSWORD, Handshake, Keys, basic, connect, serve};
+use futures_util::{SinkExt, StreamExt};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use tokio_tungstenite::tungstenite::Message;
+use wsgate::audit::metrics::{HANDSHAKE_DURATION, HANDSHAKE_DURATION_BUCKETS};
+use wsgate::authenticate::BasicAuthenticator;
+use wsgate::limit::InMemoryFailureLimiter;
+use wsgate::password::{Argon2id, PasswordVerifier};
+use wsgate::socket::{GatedUpgrade, Limits};
+use wsgate::store::InMemoryCredentialStore;
+use wsgate::{Gate, Transport};
+
+async fn echo(State(gate): State<Gate>, upgrade: GatedUpgrade) -> Response {
+    upgrade.on_upgrade(&gate, |mut socket| async move {
+        while let Some(message) = socket.recv().await {
+            let _ = socket.send(message.into_message()).await;
+        }
+    })
+}
+
+/// What the listener serves, as `(series, value)` lines.
+async fn scrape(metrics: SocketAddr) -> Vec<(String, f64)> {
+    let body = reqwest::get(format!("http://{metrics}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    body.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn value(scraped: &[(String, f64)], series: &str) -> f64 {
+    scraped
+        .iter()
+        .find(|(name, _)| name == series)
+        .map_or(0.0, |(_, value)| *value)
+}
+
+#[tokio::test]
+async fn counters_move_as_handshakes_are_refused_and_sockets_close() {
+    let metrics = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(HANDSHAKE_DURATION.to_owned()),
+            HANDSHAKE_DURATION_BUCKETS,
+        )
+        .unwrap()
+        .with_http_listener(metrics)
+        .install()
+        .unwrap();
+    wsgate::audit::metrics::describe();
+
+    let keys = Keys::load();
+    let passwords = PasswordVerifier::with_hasher(Argon2id::new(256, 1, 1).unwrap()).unwrap();
+    let users = InMemoryCredentialStore::new();
+    let hash = passwords.hash(&ALICE_PASSWORD.into()).await.unwrap();
+    users.insert(
+        "alice",
+        wsgate::store::StoredUser::new("alice", hash).with_roles(["user"]),
+    );
+    let gate = Gate::builder(keys.verifier())
+        .passwords(BasicAuthenticator::new(users, passwords))
+        .failure_limiter(
+            InMemoryFailureLimiter::builder()
+                .account_threshold(2)
+                .unwrap()
+                .build(),
+        )
+        .limits(Limits::default().max_message_bytes(64).unwrap())
+        .build()
+        .unwrap();
+    let handshake = gate
+        .handshake()
+        .transports([Transport::Bearer, Transport::Basic])
+        .allowed_origins(["http://app.test"])
+        .unwrap()
+        .build()
+        .unwrap();
+    let addr = serve(
+        Router::new()
+            .route("/ws", get(echo))
+            .route_layer(handshake)
+            .with_state(gate.clone()),
+    )
+    .await;
+
+    let before = scrape(metrics).await;
+    let missing =
+        r#"wsgate_handshakes_total{outcome="deny",reason="missing credentials",transport="none"}"#;
+    let accepted = r#"wsgate_handshakes_total{outcome="allow",transport="bearer"}"#;
+    let wrong =
+        r#"wsgate_handshakes_total{outcome="deny",reason="invalid credentials",transport="basic"}"#;
+    let too_big = r#"wsgate_closes_total{code="1009"}"#;
+    let authenticated = r#"wsgate_live_sockets{state="authenticated"}"#;
+
+    // Three refusals without credentials.
+    for _ in 0..3 {
+        assert_eq!(connect(addr, &Handshake::to("/ws")).await.status(), 401);
+    }
+    // Two wrong passwords lock the account; the third attempt is a lockout.
+    let guess = Handshake::to("/ws")
+        .origin("http://app.test")
+        .header("authorization", basic("alice", "not-her-password"));
+    for expected in [401, 401, 429] {
+        assert_eq!(connect(addr, &guess).await.status(), expected);
+    }
+    // A socket opens (the gauge rises), then sends too much and is closed.
+    let url = format!("ws://{addr}/ws");
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", keys.token("bob")).parse().unwrap(),
+    );
+    let (mut client, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let open = scrape(metrics).await;
+    assert_eq!(
+        value(&open, authenticated) - value(&before, authenticated),
+        1.0
+    );
+    client.send(Message::text("x".repeat(65))).await.unwrap();
+    while let Some(Ok(frame)) = client.next().await {
+        if let Message::Close(frame) = frame {
+            assert_eq!(frame.map(|frame| u16::from(frame.code)), Some(1009));
+            break;
+        }
+    }
+    // The driver records the close before it lets the socket go.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let after = scrape(metrics).await;
+    let moved = |series: &str| value(&after, series) - value(&before, series);
+    assert_eq!(moved(missing), 3.0);
+    assert_eq!(moved(wrong), 2.0);
+    assert_eq!(moved("wsgate_lockouts_total"), 1.0);
+    assert_eq!(moved(accepted), 1.0);
+    assert_eq!(moved(too_big), 1.0);
+    assert_eq!(
+        moved(authenticated),
+        0.0,
+        "the closed socket left the gauge"
+    );
+    assert!(
+        moved("wsgate_handshake_duration_seconds_count") >= 3.0,
+        "every authentication is timed"
+    );
+    // No label holds a subject, a token or an address.
+    for (series, _) in &after {
+        assert!(
+            !series.contains("alice") && !series.contains("bob") && !series.contains("127.0.0.1"),
+            "{series}"
+        );
+    }
+}
