@@ -28,6 +28,14 @@ pub const MAX_TICKET_LIFETIME: Duration = Duration::from_secs(30);
 /// Length of a ticket: 32 random bytes in base64url without padding.
 const TICKET_CHARS: usize = 43;
 
+/// Refuses a ticket lifetime outside 1 to 30 seconds.
+pub(crate) fn check_lifetime(lifetime: Duration) -> Result<(), ConfigError> {
+    if lifetime < Duration::from_secs(1) || lifetime > MAX_TICKET_LIFETIME {
+        return Err(ConfigError::TicketLifetime);
+    }
+    Ok(())
+}
+
 /// Issues and redeems single-use tickets over a [`TicketStore`].
 #[derive(Clone, Debug)]
 pub struct Tickets<S = InMemoryTicketStore> {
@@ -78,9 +86,7 @@ impl<S: TicketStore> Tickets<S> {
     ///
     /// [`ConfigError::TicketLifetime`] outside 1 to 30 seconds.
     pub fn lifetime(mut self, lifetime: Duration) -> Result<Self, ConfigError> {
-        if lifetime < Duration::from_secs(1) || lifetime > MAX_TICKET_LIFETIME {
-            return Err(ConfigError::TicketLifetime);
-        }
+        check_lifetime(lifetime)?;
         self.lifetime = lifetime;
         Ok(self)
     }

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use futures_util::future::BoxFuture;
 
-use crate::boxed::already_boxed;
+use crate::boxed::clone_as;
 use crate::error::Error;
 use crate::principal::Principal;
 use crate::secret::Secret;
@@ -80,14 +80,19 @@ impl IssuedToken {
 #[derive(Clone)]
 pub struct BoxedVerifier {
     inner: Arc<dyn DynVerifier>,
-    name: &'static str,
 }
 
 trait DynVerifier: Send + Sync + 'static {
+    /// The boxed type, for `Debug`.
+    fn type_name(&self) -> &'static str;
     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Principal, Error>>;
 }
 
 impl<V: TokenVerifier> DynVerifier for V {
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<V>()
+    }
+
     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Principal, Error>> {
         Box::pin(TokenVerifier::verify(self, token))
     }
@@ -96,9 +101,8 @@ impl<V: TokenVerifier> DynVerifier for V {
 impl BoxedVerifier {
     /// Boxes `verifier` (a verifier that is already boxed is kept as is).
     pub fn new<V: TokenVerifier>(verifier: V) -> Self {
-        already_boxed(&verifier).unwrap_or_else(|| Self {
+        clone_as(&verifier).unwrap_or_else(|| Self {
             inner: Arc::new(verifier),
-            name: std::any::type_name::<V>(),
         })
     }
 }
@@ -111,6 +115,8 @@ impl TokenVerifier for BoxedVerifier {
 
 impl fmt::Debug for BoxedVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("BoxedVerifier").field(&self.name).finish()
+        f.debug_tuple("BoxedVerifier")
+            .field(&self.inner.type_name())
+            .finish()
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 use crate::authenticate::{Authenticator, Credential};
-use crate::boxed::already_boxed;
+use crate::boxed::clone_as;
 use crate::error::Error;
 use crate::principal::Principal;
 
@@ -17,10 +17,11 @@ use crate::principal::Principal;
 #[derive(Clone)]
 pub struct BoxedAuthenticator {
     inner: Arc<dyn DynAuthenticator>,
-    name: &'static str,
 }
 
 trait DynAuthenticator: Send + Sync + 'static {
+    /// The boxed type, for `Debug`.
+    fn type_name(&self) -> &'static str;
     fn authenticate<'a>(
         &'a self,
         credential: &'a Credential,
@@ -28,6 +29,10 @@ trait DynAuthenticator: Send + Sync + 'static {
 }
 
 impl<A: Authenticator> DynAuthenticator for A {
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<A>()
+    }
+
     fn authenticate<'a>(
         &'a self,
         credential: &'a Credential,
@@ -39,9 +44,8 @@ impl<A: Authenticator> DynAuthenticator for A {
 impl BoxedAuthenticator {
     /// Boxes `authenticator` (one that is already boxed is kept as is).
     pub fn new<A: Authenticator>(authenticator: A) -> Self {
-        already_boxed(&authenticator).unwrap_or_else(|| Self {
+        clone_as(&authenticator).unwrap_or_else(|| Self {
             inner: Arc::new(authenticator),
-            name: std::any::type_name::<A>(),
         })
     }
 }
@@ -55,7 +59,7 @@ impl Authenticator for BoxedAuthenticator {
 impl fmt::Debug for BoxedAuthenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("BoxedAuthenticator")
-            .field(&self.name)
+            .field(&self.inner.type_name())
             .finish()
     }
 }

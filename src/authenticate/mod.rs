@@ -1,5 +1,7 @@
 //! Authenticators: turn a [`Credential`] taken from the handshake into a
-//! [`Principal`].
+//! [`Principal`]. A [`Gate`](crate::Gate) chains them for you (the token
+//! verifier, yours, passwords, tickets); build chains by hand for a
+//! [`HandshakeLayer`](crate::handshake::HandshakeLayer) of your own.
 //!
 //! | authenticator | handles |
 //! |---|---|
@@ -27,10 +29,13 @@
 //!     .key(VerificationKey::hmac(b"a-secret-of-at-least-thirty-two-bytes", Algorithm::HS256)?)
 //!     .build()?;
 //! let users = InMemoryCredentialStore::new();
+//! // Keep a handle on the tickets: the route that issues them needs it
+//! // (clones share the store). A `Gate` does this for you.
+//! let tickets = Tickets::in_memory();
 //! let authenticator = BearerAuthenticator::new(verifier)
 //!     .or(BasicAuthenticator::new(users, PasswordVerifier::new()?))
-//!     .or(Tickets::in_memory());
-//! # let _ = authenticator;
+//!     .or(tickets.clone());
+//! # let _ = (authenticator, tickets);
 //! # Ok(())
 //! # }
 //! ```

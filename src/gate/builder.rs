@@ -27,7 +27,7 @@ use crate::store::{
     BoxedRevocationStore, BoxedTicketStore, InMemoryRevocationStore, InMemoryTicketStore,
     RevocationStore, TicketStore,
 };
-use crate::ticket::{MAX_TICKET_LIFETIME, Tickets};
+use crate::ticket::{MAX_TICKET_LIFETIME, Tickets, check_lifetime};
 use crate::token::BoxedVerifier;
 
 /// Builds a [`Gate`]. Start with [`Gate::builder`].
@@ -126,8 +126,7 @@ impl<G> GateBuilder<G> {
     ///
     /// [`ConfigError::TicketLifetime`] outside 1 to 30 seconds.
     pub fn ticket_lifetime(mut self, lifetime: Duration) -> Result<Self, ConfigError> {
-        // The same bounds as the tickets themselves check.
-        Tickets::in_memory().lifetime(lifetime)?;
+        check_lifetime(lifetime)?;
         self.parts.ticket_lifetime = lifetime;
         Ok(self)
     }

@@ -64,36 +64,44 @@
 //!
 //! # Example
 //!
+//! From a [`Gate`](crate::Gate), wired to its shared parts (revocations
+//! checked, the failure limiter, trusted proxies, the audit):
+//!
 //! ```
 //! use axum::{Router, routing::get};
 //! use axum::extract::ws::WebSocketUpgrade;
 //! use axum::response::Response;
-//! use wsgate::authenticate::BearerAuthenticator;
-//! use wsgate::handshake::{Authenticated, HandshakeLayer};
-//! use wsgate::jwt::{Algorithm, JwtVerifier, VerificationKey};
-//! use wsgate::Transport;
+//! use wsgate::prelude::*;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let verifier = JwtVerifier::builder()
 //!     .key(VerificationKey::hmac(b"a-secret-of-at-least-thirty-two-bytes", Algorithm::HS256)?)
 //!     .build()?;
-//! let gate = HandshakeLayer::builder(BearerAuthenticator::new(verifier))
+//! let gate = Gate::builder(verifier).build()?;
+//! let layer = gate
+//!     .handshake()
 //!     .transports([Transport::Bearer, Transport::Subprotocol, Transport::Cookie])
 //!     .allowed_origins(["https://app.example"])?
 //!     .application_protocols(["chat.v1"])?
 //!     .build()?;
 //!
+//! // The layer works for any handler: a plain `WebSocketUpgrade` too.
 //! async fn ws(Authenticated(who): Authenticated, ws: WebSocketUpgrade) -> Response {
 //!     ws.protocols(["chat.v1"]).on_upgrade(move |_socket| async move {
 //!         let _ = who.subject();
 //!     })
 //! }
 //!
-//! let app: Router = Router::new().route("/ws", get(ws)).route_layer(gate);
+//! let app: Router = Router::new().route("/ws", get(ws)).route_layer(layer);
 //! # let _ = app;
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! By hand, [`HandshakeLayer::builder`] takes any
+//! [`Authenticator`](crate::authenticate::Authenticator); give it the
+//! revocation store with
+//! [`revocations`](HandshakeLayerBuilder::revocations).
 
 mod authenticated;
 mod client_address;

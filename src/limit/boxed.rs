@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use crate::boxed::already_boxed;
+use crate::boxed::clone_as;
 use crate::error::Error;
 use crate::limit::{Admission, Attempt, FailureLimiter};
 
@@ -15,10 +15,11 @@ use crate::limit::{Admission, Attempt, FailureLimiter};
 #[derive(Clone)]
 pub struct BoxedFailureLimiter {
     inner: Arc<dyn DynFailureLimiter>,
-    name: &'static str,
 }
 
 trait DynFailureLimiter: Send + Sync + 'static {
+    /// The boxed type, for `Debug`.
+    fn type_name(&self) -> &'static str;
     fn admit<'a>(
         &'a self,
         account: &'a str,
@@ -33,6 +34,10 @@ trait DynFailureLimiter: Send + Sync + 'static {
 }
 
 impl<L: FailureLimiter> DynFailureLimiter for L {
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<L>()
+    }
+
     fn admit<'a>(
         &'a self,
         account: &'a str,
@@ -62,9 +67,8 @@ impl<L: FailureLimiter> DynFailureLimiter for L {
 impl BoxedFailureLimiter {
     /// Boxes `limiter` (one that is already boxed is kept as is).
     pub fn new<L: FailureLimiter>(limiter: L) -> Self {
-        already_boxed(&limiter).unwrap_or_else(|| Self {
+        clone_as(&limiter).unwrap_or_else(|| Self {
             inner: Arc::new(limiter),
-            name: std::any::type_name::<L>(),
         })
     }
 }
@@ -89,7 +93,7 @@ impl FailureLimiter for BoxedFailureLimiter {
 impl fmt::Debug for BoxedFailureLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("BoxedFailureLimiter")
-            .field(&self.name)
+            .field(&self.inner.type_name())
             .finish()
     }
 }

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::ws::{Message, Utf8Bytes};
@@ -38,10 +39,21 @@ pub struct RefreshLayer<V, R> {
 }
 
 /// The service made by [`RefreshLayer`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RefreshService<S, V, R> {
     inner: S,
-    layer: RefreshLayer<V, R>,
+    // One Arc: every connection holds a clone of its pipeline, and tower's
+    // clone-and-call clones the service for every message.
+    layer: Arc<RefreshLayer<V, R>>,
+}
+
+impl<S: Clone, V, R> Clone for RefreshService<S, V, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+        }
+    }
 }
 
 impl<V: TokenVerifier, R: RevocationStore> RefreshLayer<V, R> {
@@ -81,7 +93,7 @@ impl<S, V: Clone, R: Clone> Layer<S> for RefreshLayer<V, R> {
     fn layer(&self, inner: S) -> Self::Service {
         RefreshService {
             inner,
-            layer: self.clone(),
+            layer: Arc::new(self.clone()),
         }
     }
 }

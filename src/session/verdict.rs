@@ -9,7 +9,7 @@ use axum::extract::ws::Message;
 use tower::util::BoxCloneSyncService;
 use tower_service::Service;
 
-use crate::boxed::already_boxed;
+use crate::boxed::clone_as;
 use crate::session::close::Close;
 use crate::session::inbound::Inbound;
 
@@ -25,7 +25,7 @@ where
     P: Service<Inbound, Response = Verdict, Error = Infallible> + Clone + Send + Sync + 'static,
     P::Future: Send + 'static,
 {
-    already_boxed(&pipeline).unwrap_or_else(|| BoxedPipeline::new(pipeline))
+    clone_as(&pipeline).unwrap_or_else(|| BoxedPipeline::new(pipeline))
 }
 
 /// What a decision is about: the `event` of its audit record.

@@ -8,20 +8,26 @@ use std::time::SystemTime;
 
 use futures_util::future::BoxFuture;
 
-use crate::boxed::already_boxed;
+use crate::boxed::clone_as;
 use crate::error::Error;
 use crate::principal::Principal;
-use crate::store::{Revocation, RevocationStore, TicketDigest, TicketStore};
+use crate::store::{
+    InMemoryRevocationStore, Revocation, RevocationStore, TicketDigest, TicketStore,
+};
 
 /// Any [`RevocationStore`], boxed. Cheap to clone; clones share the store.
 /// Its errors are backend [`Error`]s.
 #[derive(Clone)]
 pub struct BoxedRevocationStore {
     inner: Arc<dyn DynRevocationStore>,
-    name: &'static str,
+    // The built-in store answers at once: asked on every message with a
+    // token, it is asked directly rather than through a boxed future.
+    in_memory: Option<InMemoryRevocationStore>,
 }
 
 trait DynRevocationStore: Send + Sync + 'static {
+    /// The boxed type, for `Debug`.
+    fn type_name(&self) -> &'static str;
     fn revoke(&self, revocation: Revocation) -> BoxFuture<'_, Result<(), Error>>;
     fn is_revoked<'a>(
         &'a self,
@@ -31,6 +37,10 @@ trait DynRevocationStore: Send + Sync + 'static {
 }
 
 impl<R: RevocationStore> DynRevocationStore for R {
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<R>()
+    }
+
     fn revoke(&self, revocation: Revocation) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
             RevocationStore::revoke(self, revocation)
@@ -55,9 +65,9 @@ impl<R: RevocationStore> DynRevocationStore for R {
 impl BoxedRevocationStore {
     /// Boxes `store` (a store that is already boxed is kept as is).
     pub fn new<R: RevocationStore>(store: R) -> Self {
-        already_boxed(&store).unwrap_or_else(|| Self {
+        clone_as(&store).unwrap_or_else(|| Self {
+            in_memory: clone_as(&store),
             inner: Arc::new(store),
-            name: std::any::type_name::<R>(),
         })
     }
 }
@@ -74,14 +84,17 @@ impl RevocationStore for BoxedRevocationStore {
         principal: &Principal,
         session_id: Option<&str>,
     ) -> Result<bool, Error> {
-        self.inner.is_revoked(principal, session_id).await
+        match &self.in_memory {
+            Some(store) => Ok(store.covers(principal, session_id)),
+            None => self.inner.is_revoked(principal, session_id).await,
+        }
     }
 }
 
 impl fmt::Debug for BoxedRevocationStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("BoxedRevocationStore")
-            .field(&self.name)
+            .field(&self.inner.type_name())
             .finish()
     }
 }
@@ -91,10 +104,11 @@ impl fmt::Debug for BoxedRevocationStore {
 #[derive(Clone)]
 pub struct BoxedTicketStore {
     inner: Arc<dyn DynTicketStore>,
-    name: &'static str,
 }
 
 trait DynTicketStore: Send + Sync + 'static {
+    /// The boxed type, for `Debug`.
+    fn type_name(&self) -> &'static str;
     fn insert(
         &self,
         digest: TicketDigest,
@@ -109,6 +123,10 @@ trait DynTicketStore: Send + Sync + 'static {
 }
 
 impl<S: TicketStore> DynTicketStore for S {
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<S>()
+    }
+
     fn insert(
         &self,
         digest: TicketDigest,
@@ -138,9 +156,8 @@ impl<S: TicketStore> DynTicketStore for S {
 impl BoxedTicketStore {
     /// Boxes `store` (a store that is already boxed is kept as is).
     pub fn new<S: TicketStore>(store: S) -> Self {
-        already_boxed(&store).unwrap_or_else(|| Self {
+        clone_as(&store).unwrap_or_else(|| Self {
             inner: Arc::new(store),
-            name: std::any::type_name::<S>(),
         })
     }
 }
@@ -168,6 +185,8 @@ impl TicketStore for BoxedTicketStore {
 
 impl fmt::Debug for BoxedTicketStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("BoxedTicketStore").field(&self.name).finish()
+        f.debug_tuple("BoxedTicketStore")
+            .field(&self.inner.type_name())
+            .finish()
     }
 }

@@ -165,6 +165,24 @@ impl InMemoryRevocationStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Whether a revocation covers `principal` in `session_id`: the
+    /// answer, at once.
+    pub(crate) fn covers(&self, principal: &Principal, session_id: Option<&str>) -> bool {
+        let revoked = self
+            .revoked
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let token = principal
+            .token_id()
+            .is_some_and(|id| revoked.tokens.contains(id));
+        let subject = revoked
+            .subjects
+            .get(principal.subject())
+            .is_some_and(|cut_off| issued_by(principal, *cut_off));
+        let session = session_id.is_some_and(|id| revoked.sessions.contains(id));
+        token || subject || session
+    }
 }
 
 impl RevocationStore for InMemoryRevocationStore {
@@ -198,19 +216,7 @@ impl RevocationStore for InMemoryRevocationStore {
         principal: &Principal,
         session_id: Option<&str>,
     ) -> Result<bool, Self::Error> {
-        let revoked = self
-            .revoked
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let token = principal
-            .token_id()
-            .is_some_and(|id| revoked.tokens.contains(id));
-        let subject = revoked
-            .subjects
-            .get(principal.subject())
-            .is_some_and(|cut_off| issued_by(principal, *cut_off));
-        let session = session_id.is_some_and(|id| revoked.sessions.contains(id));
-        Ok(token || subject || session)
+        Ok(self.covers(principal, session_id))
     }
 }
 
