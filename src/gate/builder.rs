@@ -11,7 +11,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::audit::Auditor;
-use crate::authenticate::{Authenticator, BearerAuthenticator, BoxedAuthenticator};
+use crate::authenticate::{Authenticator, BoxedAuthenticator};
 use crate::clock::Clock;
 use crate::error::ConfigError;
 use crate::gate::{Gate, Shared, handshake_builder};
@@ -44,6 +44,8 @@ pub struct GateBuilder<G = Identity> {
 /// Everything but the guard, so changing the guard's type moves one value.
 struct Parts {
     verifier: BoxedVerifier,
+    /// Bearer credentials checked by the verifier.
+    bearer: BoxedAuthenticator,
     authenticators: Vec<BoxedAuthenticator>,
     passwords: Option<BoxedAuthenticator>,
     revocations: BoxedRevocationStore,
@@ -60,9 +62,10 @@ struct Parts {
 }
 
 impl GateBuilder {
-    pub(super) fn new(verifier: BoxedVerifier) -> Self {
+    pub(super) fn new(verifier: BoxedVerifier, bearer: BoxedAuthenticator) -> Self {
         let parts = Parts {
             verifier,
+            bearer,
             authenticators: Vec::new(),
             passwords: None,
             revocations: BoxedRevocationStore::new(InMemoryRevocationStore::new()),
@@ -249,8 +252,7 @@ where
         // Tokens first, then what the application added, then passwords,
         // then tickets: the order a chain reports its refusals in does not
         // depend on it (see `Chain`), only the cost of the tries does.
-        let mut authenticator =
-            BoxedAuthenticator::new(BearerAuthenticator::new(parts.verifier.clone()));
+        let mut authenticator = parts.bearer;
         for next in parts.authenticators {
             authenticator = BoxedAuthenticator::new(authenticator.or(next));
         }

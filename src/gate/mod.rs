@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tower_service::Service;
 
 use crate::audit::Auditor;
-use crate::authenticate::{Authenticator, BoxedAuthenticator, Credential};
+use crate::authenticate::{Authenticator, BearerAuthenticator, BoxedAuthenticator, Credential};
 use crate::error::{Error, ErrorKind};
 use crate::handshake::{HandshakeLayer, HandshakeLayerBuilder};
 use crate::limit::{BoxedFailureLimiter, check_with_limits};
@@ -133,7 +133,10 @@ impl Gate {
     /// refresh, in messages). Everything else has a secure default: see
     /// [`GateBuilder`].
     pub fn builder(verifier: impl TokenVerifier) -> GateBuilder {
-        GateBuilder::new(BoxedVerifier::new(verifier))
+        // Bearer credentials go to the verifier as it is, not through its
+        // box: one indirection fewer on every handshake.
+        let bearer = BoxedAuthenticator::new(BearerAuthenticator::new(verifier.clone()));
+        GateBuilder::new(BoxedVerifier::new(verifier), bearer)
     }
 
     /// A handshake layer for socket routes, wired to the gate's parts (the

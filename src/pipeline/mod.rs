@@ -79,17 +79,17 @@
 //! # }
 //! ```
 
-mod audit;
+mod audit_layer;
 mod guard;
+mod message_token;
 mod refresh;
-mod token;
 mod token_extractor;
 
-pub use self::audit::{AuditFuture, AuditLayer, AuditService};
+pub use self::audit_layer::{AuditFuture, AuditLayer, AuditService};
 pub use self::guard::{
     Access, AsyncPolicy, AsyncRoleGuard, AsyncRoleGuardLayer, GuardFuture, OnDeny, Policy,
     Requirement, RoleGuard, RoleGuardLayer, RolePolicy,
 };
+pub use self::message_token::{DEFAULT_CACHE_CAPACITY, MessageToken, MessageTokenLayer};
 pub use self::refresh::{RefreshLayer, RefreshService};
-pub use self::token::{DEFAULT_CACHE_CAPACITY, MessageToken, MessageTokenLayer};
 pub use self::token_extractor::{JsonField, TokenExtractor};
