@@ -200,9 +200,16 @@ impl Error {
     }
 
     /// Wraps a failure of a backend (store, identity provider). Handshakes
-    /// that meet it are refused with 503.
+    /// that meet it are refused with 503. A source that already is a
+    /// backend `Error` (from a boxed store, say) is returned as it is, not
+    /// wrapped a second time; any other `Error` becomes a backend failure,
+    /// so a store can never turn its failure into a softer answer.
     pub fn backend(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        ErrorKind::Backend(source.into()).into()
+        match source.into().downcast::<Error>() {
+            Ok(error) if matches!(error.kind(), ErrorKind::Backend(_)) => *error,
+            Ok(error) => ErrorKind::Backend(error).into(),
+            Err(source) => ErrorKind::Backend(source).into(),
+        }
     }
 
     /// The token error, when this is one.
@@ -271,6 +278,17 @@ mod tests {
         let error = Error::backend(io);
         assert_eq!(error.to_string(), "backend unavailable");
         assert_eq!(error.source().unwrap().to_string(), "connection refused");
+    }
+
+    #[test]
+    fn a_backend_error_is_wrapped_once() {
+        let io = std::io::Error::other("connection refused");
+        let twice = Error::backend(Error::backend(io));
+        assert!(matches!(twice.kind(), ErrorKind::Backend(_)));
+        assert_eq!(twice.source().unwrap().to_string(), "connection refused");
+        // Whatever a store reports, it is a failure of the store.
+        let softer = Error::backend(Error::from(TokenError::Expired));
+        assert!(matches!(softer.kind(), ErrorKind::Backend(_)));
     }
 
     #[test]
