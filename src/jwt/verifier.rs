@@ -160,7 +160,10 @@ impl JwtVerifier {
     ) -> Result<Principal, TokenError> {
         let config = &self.config;
         // The mapping sees every claim, the ones read below included.
-        let all_claims = config.mapping.as_ref().map(|_| claims.clone());
+        let mapping = config
+            .mapping
+            .as_ref()
+            .map(|mapping| (mapping, claims.clone()));
         if let Some(expected) = &config.token_type {
             let matches = header
                 .typ
@@ -226,9 +229,9 @@ impl JwtVerifier {
         if let Some(token_id) = token_id {
             principal = principal.with_token_id(token_id);
         }
-        match (&config.mapping, &all_claims) {
-            (Some(mapping), Some(all_claims)) => mapping.map(all_claims, principal),
-            _ => Ok(principal),
+        match mapping {
+            Some((mapping, all_claims)) => mapping.map(&all_claims, principal),
+            None => Ok(principal),
         }
     }
 
