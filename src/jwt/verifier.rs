@@ -549,6 +549,37 @@ mod tests {
     }
 
     #[test]
+    fn a_claims_mapping_sees_every_claim_and_can_refuse() {
+        // Roles from a layout of its own, with the default claims already
+        // read; the mapping sees `roles` too, which the principal's claims
+        // no longer hold.
+        let mapped = JwtVerifier::builder()
+            .key(VerificationKey::hmac(SECRET, Algorithm::HS256).unwrap())
+            .clock(Clock::manual(from_unix_seconds(NOW)))
+            .claims_mapping(|claims: &crate::claims::Claims, principal: Principal| {
+                let tenant = claims.get("tenant").and_then(Value::as_str);
+                let extra_role = claims.get("roles").map(|_| "mapped");
+                match tenant {
+                    Some(tenant) => Ok(principal
+                        .with_claim("tenant_id", json!(tenant.len()))
+                        .with_added_roles(extra_role)),
+                    None => Err(TokenError::MissingClaim("tenant")),
+                }
+            })
+            .build()
+            .unwrap();
+        let claims = without(without(good_claims(), "iss"), "aud");
+        let principal = mapped.verify_token(&sign(None, &claims)).unwrap();
+        assert_eq!(principal.roles(), ["user", "mapped"]);
+        assert_eq!(principal.claim::<usize>("tenant_id"), Some(4));
+        let refused = mapped.verify_token(&sign(None, &without(claims, "tenant")));
+        assert_eq!(
+            refused.unwrap_err().token_error(),
+            Some(TokenError::MissingClaim("tenant"))
+        );
+    }
+
+    #[test]
     fn claim_checks() {
         struct Case {
             name: &'static str,
