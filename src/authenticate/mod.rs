@@ -46,13 +46,11 @@ mod boxed;
 mod chain;
 
 use std::future::Future;
-use std::time::Instant;
 
-use crate::audit::metrics;
 use crate::error::{Error, ErrorKind};
 use crate::principal::Principal;
 use crate::secret::Secret;
-use crate::store::{RevocationStore, TicketStore, check_revocation};
+use crate::store::TicketStore;
 use crate::ticket::Tickets;
 
 pub use self::basic::BasicAuthenticator;
@@ -117,27 +115,6 @@ pub trait Authenticator: Clone + Send + Sync + 'static {
     {
         Chain::new(self, next)
     }
-}
-
-/// What every handshake does with a credential, over HTTP or in a first
-/// message: `authentication`, then the revocation check by the one session
-/// rule (no connection exists yet, so the token's `sid`), both timed for
-/// the handshake latency histogram.
-pub(crate) async fn admit<R: RevocationStore>(
-    authentication: impl Future<Output = Result<Principal, Error>>,
-    revocations: Option<&R>,
-) -> Result<Principal, Error> {
-    let started = Instant::now();
-    let outcome = async {
-        let principal = authentication.await?;
-        if let Some(revocations) = revocations {
-            check_revocation(revocations, &principal, None).await?;
-        }
-        Ok(principal)
-    }
-    .await;
-    metrics::handshake_duration(started.elapsed());
-    outcome
 }
 
 pub(crate) fn unsupported() -> Error {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use axum::response::{IntoResponse, Response};
 use http::header::{AUTHORIZATION, COOKIE};
@@ -10,8 +11,8 @@ use http::uri::PathAndQuery;
 use http::{Request, Uri};
 use tower_service::Service;
 
-use crate::audit::AuditEvent;
-use crate::authenticate::{Authenticator, Credential, admit};
+use crate::audit::{AuditEvent, metrics};
+use crate::authenticate::{Authenticator, Credential};
 use crate::error::ErrorKind;
 use crate::handshake::client_address::{ClientAddr, audited_peer, client_address};
 use crate::handshake::future::ResponseFuture;
@@ -21,6 +22,7 @@ use crate::handshake::transport::strip_query_credentials;
 use crate::limit::{FailureLimiter, InMemoryFailureLimiter, check_with_limits};
 use crate::principal::Principal;
 use crate::refusal::RejectionReason;
+use crate::store::check_revocation;
 
 /// The service made by [`HandshakeLayer`](crate::handshake::HandshakeLayer).
 pub struct Handshake<S, A, L = InMemoryFailureLimiter> {
@@ -74,8 +76,8 @@ fn scrub<B>(request: &mut Request<B>, offer: &Offer, query_token_parameter: Opti
     }
 }
 
-/// Authenticates `credential` (passwords under the failure limiter), then
-/// refuses a revoked principal when the layer has a store.
+/// Authenticates `credential`: passwords under the failure limiter, then
+/// the revocation check on every principal.
 async fn authenticate<A, L>(
     config: &Config<A, L>,
     credential: &Credential,
@@ -85,16 +87,17 @@ where
     A: Authenticator,
     L: FailureLimiter,
 {
-    let authentication = async {
-        match credential {
-            Credential::Basic { username, .. } => {
-                let check = config.authenticator.authenticate(credential);
-                check_with_limits(&config.limiter, username, client, check).await
-            }
-            _ => config.authenticator.authenticate(credential).await,
+    let principal = match credential {
+        Credential::Basic { username, .. } => {
+            let check = config.authenticator.authenticate(credential);
+            check_with_limits(&config.limiter, username, client, check).await?
         }
+        _ => config.authenticator.authenticate(credential).await?,
     };
-    admit(authentication, config.revocations.as_ref()).await
+    if let Some(revocations) = &config.revocations {
+        check_revocation(revocations, &principal, None).await?;
+    }
+    Ok(principal)
 }
 
 impl<S, A, L, B> Service<Request<B>> for Handshake<S, A, L>
@@ -139,7 +142,9 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
         ResponseFuture::pending(Box::pin(async move {
+            let started = Instant::now();
             let outcome = authenticate(&config, &prepared.credential, client).await;
+            metrics::handshake_duration(started.elapsed());
             let principal: Principal = match outcome {
                 Ok(principal) => principal.with_transport(prepared.transport),
                 Err(error) => {

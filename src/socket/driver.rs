@@ -12,9 +12,10 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 use tower_service::Service;
 
-use crate::audit::AuditEvent;
-use crate::authenticate::{Authenticator, BoxedAuthenticator, Credential, admit};
+use crate::audit::{AuditEvent, metrics};
+use crate::authenticate::{Authenticator, BoxedAuthenticator, Credential};
 use crate::clock::Clock;
+use crate::error::Error;
 use crate::principal::{Principal, Transport};
 use crate::secret::Secret;
 use crate::session::{Close, CloseKind, Inbound, Session, Verdict, reason};
@@ -22,6 +23,7 @@ use crate::socket::gated_socket::{GatedSender, GatedSocket};
 use crate::socket::join::Join;
 use crate::socket::registry::PendingSlot;
 use crate::socket::socket_gate::SocketGate;
+use crate::store::check_revocation;
 
 /// How long to wait for the client's answer to our close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -272,6 +274,26 @@ fn auth_token(message: &Message) -> Option<String> {
     value.get("token")?.as_str().map(str::to_owned)
 }
 
+/// Authenticates a first message's token: the gate's authenticator, then
+/// the revocation check by the one session rule (the token's `sid`, as at
+/// a handshake).
+async fn authenticate_first_message(
+    gate: &SocketGate,
+    authenticator: &BoxedAuthenticator,
+    token: String,
+) -> Result<Principal, Error> {
+    let started = Instant::now();
+    let credential = Credential::Bearer(Secret::new(token));
+    let outcome = async {
+        let principal = authenticator.authenticate(&credential).await?;
+        check_revocation(gate.config.registry.revocations(), &principal, None).await?;
+        Ok(principal)
+    }
+    .await;
+    metrics::handshake_duration(started.elapsed());
+    outcome
+}
+
 /// Runs a first-message route: waits (up to the deadline) for an
 /// authentication message, then serves the connection like any other.
 pub(crate) async fn serve_deferred<F, Fut>(
@@ -304,9 +326,7 @@ pub(crate) async fn serve_deferred<F, Fut>(
                     let Some(token) = auth_token(&message) else {
                         break Err(Close::new(CloseKind::Unauthenticated, reason::INVALID_TOKEN));
                     };
-                    let credential = Credential::Bearer(Secret::new(token));
-                    let authentication = authenticator.authenticate(&credential);
-                    break admit(authentication, Some(config.registry.revocations()))
+                    break authenticate_first_message(&gate, &authenticator, token)
                         .await
                         .map_err(|error| Close::for_failed_credential(&error));
                 }
