@@ -19,13 +19,13 @@ from pathlib import Path
 
 RANKS = [
     # Below every stage.
-    {"lib", "error", "secret", "clock", "random", "principal", "token", "boxed", "claims"},
+    {"lib", "error", "secret", "clock", "random", "recheck", "principal", "token", "boxed", "claims"},
     {"session"},
     {"refusal"},
     # The parts.
     {"store", "password", "jwt", "ticket"},
     {"audit"},
-    {"limit", "authenticate"},
+    {"limit", "authenticate", "oidc"},
     # The stages, in the order data flows (the earlier layout's names too).
     {"handshake"},
     {"socket"},

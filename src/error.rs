@@ -91,6 +91,10 @@ pub enum TokenError {
     /// `iss` is not the configured issuer.
     #[error("invalid issuer")]
     InvalidIssuer,
+    /// The issuer (an identity provider, by introspection) says the token
+    /// is not active: revoked, expired or never issued.
+    #[error("token inactive")]
+    Inactive,
     /// `aud` does not name a configured audience.
     #[error("invalid audience")]
     InvalidAudience,
@@ -183,6 +187,24 @@ pub enum ConfigError {
     /// not belong in it.
     #[error("invalid {0} name")]
     InvalidName(&'static str),
+    /// An identity-provider verifier without any provider.
+    #[error("no identity providers configured")]
+    NoProviders,
+    /// An issuer that is not an `https://` URL (`http://` only on
+    /// loopback), or not a URL.
+    #[error("issuer must be an https URL (http only on loopback)")]
+    InvalidIssuer,
+    /// The same issuer given twice.
+    #[error("duplicate issuer")]
+    DuplicateIssuer,
+    /// More than one provider with introspection: an opaque token names no
+    /// issuer, so it could be sent to a provider that did not issue it.
+    #[error("only one provider may introspect tokens")]
+    AmbiguousIntrospection,
+    /// The HTTP client for identity providers could not be made (TLS
+    /// setup, or no randomness for the introspection cache key).
+    #[error("the HTTP client could not be built")]
+    HttpClient,
     /// A limit of zero where at least one is needed.
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),
@@ -212,12 +234,58 @@ impl Error {
         }
     }
 
+    /// A backend failure that knows when it may be over (a provider
+    /// whose next fetch is `retry_after` away): the handshake's 503 says so
+    /// in `Retry-After`.
+    pub fn backend_retry_after(
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+        retry_after: std::time::Duration,
+    ) -> Self {
+        ErrorKind::Backend(Box::new(Unavailable {
+            retry_after,
+            source: source.into(),
+        }))
+        .into()
+    }
+
+    /// When trying again may succeed: the lock's remaining time for
+    /// [`ErrorKind::TooManyAttempts`], the hint of a backend failure made
+    /// by [`backend_retry_after`](Self::backend_retry_after).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match &*self.0 {
+            ErrorKind::TooManyAttempts { retry_after } => Some(*retry_after),
+            ErrorKind::Backend(source) => source
+                .downcast_ref::<Unavailable>()
+                .map(|unavailable| unavailable.retry_after),
+            _ => None,
+        }
+    }
+
     /// The token error, when this is one.
     pub fn token_error(&self) -> Option<TokenError> {
         match *self.0 {
             ErrorKind::Token(error) => Some(error),
             _ => None,
         }
+    }
+}
+
+/// A backend failure with a hint of when it may be over.
+#[derive(Debug)]
+struct Unavailable {
+    retry_after: std::time::Duration,
+    source: Box<dyn StdError + Send + Sync>,
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.source, f)
+    }
+}
+
+impl StdError for Unavailable {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.source)
     }
 }
 
@@ -289,6 +357,23 @@ mod tests {
         // Whatever a store reports, it is a failure of the store.
         let softer = Error::backend(Error::from(TokenError::Expired));
         assert!(matches!(softer.kind(), ErrorKind::Backend(_)));
+    }
+
+    #[test]
+    fn a_backend_failure_can_say_when_to_try_again() {
+        let later = Error::backend_retry_after("provider down", std::time::Duration::from_secs(7));
+        assert!(matches!(later.kind(), ErrorKind::Backend(_)));
+        assert_eq!(later.to_string(), "backend unavailable");
+        assert_eq!(later.retry_after(), Some(std::time::Duration::from_secs(7)));
+        assert_eq!(Error::backend("down").retry_after(), None);
+        let locked: Error = ErrorKind::TooManyAttempts {
+            retry_after: std::time::Duration::from_secs(3),
+        }
+        .into();
+        assert_eq!(
+            locked.retry_after(),
+            Some(std::time::Duration::from_secs(3))
+        );
     }
 
     #[test]

@@ -120,6 +120,7 @@ pub(crate) mod clock;
 mod error;
 mod principal;
 mod random;
+mod recheck;
 mod refusal;
 mod secret;
 mod token;
@@ -132,6 +133,9 @@ pub mod audit;
 pub mod authenticate;
 pub mod jwt;
 pub mod limit;
+#[cfg(feature = "oidc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+pub mod oidc;
 pub mod password;
 pub mod store;
 pub mod ticket;
@@ -149,6 +153,7 @@ pub use clock::Clock;
 pub use error::{ConfigError, CredentialError, Error, ErrorKind, TokenError};
 pub use gate::{Gate, GateBuilder, GateHandshakeLayer, GateHandshakeLayerBuilder};
 pub use principal::{AuthMethod, Principal, Transport};
+pub use recheck::{Recheck, Standing};
 pub use refusal::RejectionReason;
 pub use secret::Secret;
 pub use token::{BoxedVerifier, IssuedToken, TokenIssuer, TokenVerifier};

@@ -6,6 +6,8 @@ use std::time::SystemTime;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::recheck::Recheck;
+
 /// An authenticated identity: what the handshake layer puts into the request
 /// extensions and what handlers receive through [`Authenticated`].
 ///
@@ -21,6 +23,7 @@ pub struct Principal {
     method: AuthMethod,
     transport: Option<Transport>,
     claims: Map<String, Value>,
+    recheck: Option<Recheck>,
 }
 
 /// How a principal proved who it is.
@@ -118,6 +121,7 @@ impl Principal {
             method,
             transport: None,
             claims: Map::new(),
+            recheck: None,
         }
     }
 
@@ -205,6 +209,19 @@ impl Principal {
     pub fn with_transport(mut self, transport: Transport) -> Self {
         self.transport = Some(transport);
         self
+    }
+
+    /// Asks live sockets of this principal to run `recheck` on its
+    /// interval and close once the credential no longer holds (an
+    /// introspected token revoked at the provider).
+    pub fn with_recheck(mut self, recheck: Recheck) -> Self {
+        self.recheck = Some(recheck);
+        self
+    }
+
+    /// The check live sockets run, when the credential asks for one.
+    pub fn recheck(&self) -> Option<&Recheck> {
+        self.recheck.as_ref()
     }
 
     /// The subject (`sub`, or the username).

@@ -12,6 +12,9 @@
 //! | `wsgate_lockouts_total` | counter | | password attempts refused because the account or address is locked (handshakes and logins) |
 //! | `wsgate_live_sockets` | gauge | `state` (`authenticated`/`unauthenticated`) | open sockets; unauthenticated ones wait for a first message |
 //! | `wsgate_handshake_duration_seconds` | histogram | | time spent authenticating a handshake or a first message |
+//! | `wsgate_key_fetches_total` | counter | `outcome` (`success`/`failure`), `trigger` | fetches of an identity provider's keys (feature `oidc`) |
+//! | `wsgate_keys_changed_total` | counter | `change` (`added`/`removed`) | keys that entered or left a provider's set |
+//! | `wsgate_introspections_total` | counter | `outcome` (`active`/`inactive`/`error`) | RFC 7662 requests to a provider (cache hits are not counted) |
 //!
 //! Every counter but the lockouts is moved by the audit event of the same
 //! decision ([`Auditor::record`](crate::audit::Auditor::record)), so the
@@ -52,12 +55,23 @@ pub const LIVE_SOCKETS: &str = "wsgate_live_sockets";
 /// Time spent authenticating, in seconds.
 pub const HANDSHAKE_DURATION: &str = "wsgate_handshake_duration_seconds";
 
+/// Fetches of a provider's keys, by `outcome` and `trigger`.
+pub const KEY_FETCHES: &str = "wsgate_key_fetches_total";
+/// Keys that entered or left a provider's set, by `change`.
+pub const KEYS_CHANGED: &str = "wsgate_keys_changed_total";
+/// Introspection requests, by `outcome`.
+pub const INTROSPECTIONS: &str = "wsgate_introspections_total";
+
 /// Buckets for [`HANDSHAKE_DURATION`] that tell a token check (tens of
 /// microseconds) from a password hash (tens of milliseconds) from a slow
 /// backend (seconds).
 pub const HANDSHAKE_DURATION_BUCKETS: &[f64] = &[
     0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
+
+/// The reason of an introspection that found the token inactive.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) const INACTIVE: &str = "token inactive";
 
 /// Whether a live socket has authenticated yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +96,12 @@ pub fn describe() {
             "Password attempts refused because the account or address is locked"
         );
         describe_gauge!(LIVE_SOCKETS, "Open WebSocket connections");
+        describe_counter!(KEY_FETCHES, "Fetches of an identity provider's keys");
+        describe_counter!(
+            KEYS_CHANGED,
+            "Keys that entered or left a provider's key set"
+        );
+        describe_counter!(INTROSPECTIONS, "Token introspection requests to a provider");
         describe_histogram!(
             HANDSHAKE_DURATION,
             Unit::Seconds,
@@ -118,6 +138,27 @@ pub(crate) fn record(event: &AuditEvent) {
                 counter!(REFRESHES, "outcome" => outcome.as_str()).increment(1);
             }
             (EventKind::Revoke, _) => counter!(REVOCATIONS).increment(1),
+            (EventKind::Keys, outcome) => {
+                let outcome = match outcome {
+                    Outcome::Allow => "success",
+                    Outcome::Deny => "failure",
+                };
+                let trigger = event.action.clone().unwrap_or_default();
+                counter!(KEY_FETCHES, "outcome" => outcome, "trigger" => trigger).increment(1);
+                for (change, count) in [("added", event.added), ("removed", event.removed)] {
+                    if let Some(count) = count.filter(|count| *count > 0) {
+                        counter!(KEYS_CHANGED, "change" => change).increment(count as u64);
+                    }
+                }
+            }
+            (EventKind::Introspection, outcome) => {
+                let outcome = match (outcome, event.reason) {
+                    (Outcome::Allow, _) => "active",
+                    (Outcome::Deny, Some(INACTIVE)) => "inactive",
+                    (Outcome::Deny, _) => "error",
+                };
+                counter!(INTROSPECTIONS, "outcome" => outcome).increment(1);
+            }
             (EventKind::Message | EventKind::Close, _) => {}
         }
     }

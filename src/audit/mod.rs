@@ -76,12 +76,19 @@ pub struct AuditEvent {
     pub transport: Option<&'static str>,
     /// The token's fingerprint: its `jti`, or a short hash. Never the token.
     pub token: Option<String>,
-    /// The message's action (its type), on `message`.
+    /// The message's action (its type), on `message`; what started the
+    /// fetch (`startup`, `refresh`, `unknown-kid`, `no-keys`), on `keys`.
     pub action: Option<String>,
     /// The close code, on `close`.
     pub code: Option<u16>,
     /// How many sockets a revocation closed, on `revoke`.
     pub closed: Option<usize>,
+    /// The identity provider, on `keys` and `introspection`.
+    pub issuer: Option<String>,
+    /// Keys that entered the provider's set, on `keys`.
+    pub added: Option<usize>,
+    /// Keys that left it, on `keys`.
+    pub removed: Option<usize>,
 }
 
 impl AuditEvent {
@@ -100,6 +107,9 @@ impl AuditEvent {
             action: None,
             code: None,
             closed: None,
+            issuer: None,
+            added: None,
+            removed: None,
         }
     }
 
@@ -158,6 +168,50 @@ impl AuditEvent {
             Revocation::Subject { subject, .. } => event.with_sub(subject.clone()),
             Revocation::Session(_) => event,
         }
+    }
+
+    /// `issuer`'s key set was fetched because of `trigger`: `added` keys
+    /// came in, `removed` left.
+    pub fn keys_fetched(issuer: &str, trigger: &'static str, added: usize, removed: usize) -> Self {
+        let mut event = Self::new(EventKind::Keys, Outcome::Allow)
+            .with_action(Some(trigger.to_owned()))
+            .with_issuer(issuer);
+        event.added = Some(added);
+        event.removed = Some(removed);
+        event
+    }
+
+    /// Fetching `issuer`'s keys (or its discovery document) failed for
+    /// `reason`.
+    pub fn keys_failed(issuer: &str, trigger: &'static str, reason: &'static str) -> Self {
+        Self::new(EventKind::Keys, Outcome::Deny)
+            .with_action(Some(trigger.to_owned()))
+            .with_issuer(issuer)
+            .with_reason(reason)
+    }
+
+    /// `issuer` answered an introspection request: active (`Allow`, with
+    /// the subject), inactive (`Deny`, `token inactive`), or no usable
+    /// answer (`Deny` with the reason).
+    pub fn introspected(
+        issuer: &str,
+        outcome: Outcome,
+        reason: Option<&'static str>,
+        sub: Option<&str>,
+        fingerprint: String,
+    ) -> Self {
+        let mut event = Self::new(EventKind::Introspection, outcome)
+            .with_issuer(issuer)
+            .with_token(Some(fingerprint));
+        event.reason = reason;
+        event.sub = sub.map(str::to_owned);
+        event
+    }
+
+    /// Sets the identity provider.
+    pub fn with_issuer(mut self, issuer: &str) -> Self {
+        self.issuer = Some(issuer.to_owned());
+        self
     }
 
     /// Sets the reason.
@@ -238,6 +292,9 @@ impl AuditEvent {
         put("action", self.action.clone().map(Value::from));
         put("code", self.code.map(Value::from));
         put("closed", self.closed.map(Value::from));
+        put("issuer", self.issuer.clone().map(Value::from));
+        put("added", self.added.map(Value::from));
+        put("removed", self.removed.map(Value::from));
         Value::Object(object)
     }
 }
@@ -293,6 +350,9 @@ impl AuditSink for TracingAudit {
                     action = event.action.as_deref().map(tracing::field::debug),
                     code = event.code,
                     closed = event.closed,
+                    issuer = event.issuer.as_deref().map(tracing::field::debug),
+                    added = event.added,
+                    removed = event.removed,
                     "{} {}",
                     event.event.as_str(),
                     event.outcome.as_str()
@@ -301,6 +361,9 @@ impl AuditSink for TracingAudit {
         }
         if event.outcome == Outcome::Allow && event.event == EventKind::Message {
             emit!(tracing::Level::DEBUG);
+        } else if event.outcome == Outcome::Deny && event.event == EventKind::Keys {
+            // The provider's keys cannot be had: operators must see it.
+            emit!(tracing::Level::WARN);
         } else {
             emit!(tracing::Level::INFO);
         }

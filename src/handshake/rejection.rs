@@ -15,7 +15,8 @@ use crate::refusal::RejectionReason;
 ///   `error` where one applies, and a `Basic` challenge too when the Basic
 ///   transport is on;
 /// - 400 carries the Bearer challenge with `error="invalid_request"`;
-/// - 429 carries `Retry-After`;
+/// - 429 and 503 carry `Retry-After` (1 s for a 503 unless the cause
+///   knows better);
 /// - the body is the reason's stable phrase, never a secret;
 /// - the [`RejectionReason`] rides in the response extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,10 +103,11 @@ impl IntoResponse for HandshakeRejection {
                 }
             }
         }
-        // Busy now, likely free in a second.
+        // Busy or down now: a client should wait before it tries again, a
+        // second unless the cause knows better.
         let retry_after = self
             .retry_after
-            .or((self.reason == RejectionReason::Overloaded).then_some(Duration::from_secs(1)));
+            .or((status == StatusCode::SERVICE_UNAVAILABLE).then_some(Duration::from_secs(1)));
         if let Some(retry_after) = retry_after {
             let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             headers.insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));

@@ -13,7 +13,6 @@ use tower_service::Service;
 
 use crate::audit::{AuditEvent, metrics};
 use crate::authenticate::{Authenticator, Credential};
-use crate::error::ErrorKind;
 use crate::handshake::client_address::{ClientAddr, audited_peer, client_address};
 use crate::handshake::future::ResponseFuture;
 use crate::handshake::layer::{Config, peer};
@@ -153,8 +152,8 @@ where
                     let event = AuditEvent::handshake_denied(reason.as_str(), transport, peer);
                     config.auditor.record(&event);
                     let mut refusal = config.refuse(reason);
-                    if let ErrorKind::TooManyAttempts { retry_after } = error.kind() {
-                        refusal = refusal.with_retry_after(*retry_after);
+                    if let Some(retry_after) = error.retry_after() {
+                        refusal = refusal.with_retry_after(retry_after);
                     }
                     return Ok(refusal.into_response());
                 }

@@ -81,6 +81,28 @@ fn check_hmac(secret: &[u8], algorithm: Algorithm) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Validates the point of an EC or Ed25519 public key now, with aws-lc-rs,
+/// rather than at the first signature it should verify: a JWK whose point is
+/// not on its curve is refused when it is read.
+fn check_public_key(key: &DecodingKey, algorithm: Algorithm) -> Result<(), ConfigError> {
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ED25519, ParsedPublicKey,
+        VerificationAlgorithm,
+    };
+    let verification: &'static dyn VerificationAlgorithm = match algorithm {
+        Algorithm::ES256 => &ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &ECDSA_P384_SHA384_FIXED,
+        Algorithm::EdDSA => &ED25519,
+        _ => return Ok(()),
+    };
+    let bytes = key
+        .try_get_as_bytes()
+        .map_err(|_| ConfigError::InvalidKey("JWK"))?;
+    ParsedPublicKey::new(verification, bytes)
+        .map(|_| ())
+        .map_err(|_| ConfigError::InvalidKey("public key not on its curve"))
+}
+
 impl VerificationKey {
     /// An HMAC secret for `HS256`, `HS384` or `HS512`.
     ///
@@ -157,6 +179,7 @@ impl VerificationKey {
                 algorithm: algorithm_name(algorithm),
             });
         }
+        check_public_key(&key, algorithm)?;
         if let Some(min_bytes) = min_hmac_bytes(algorithm) {
             let secret = key
                 .try_get_as_bytes()

@@ -104,7 +104,19 @@ impl JwtVerifier {
     ///
     /// [`ErrorKind::Token`](crate::ErrorKind::Token) with the reason.
     pub fn verify_token(&self, token: &str) -> Result<Principal, Error> {
-        let (header, payload) = self.verify_signature(token)?;
+        self.verify_with_keys(token, &self.config.keys)
+    }
+
+    /// Verifies a token against `keys` instead of the configured ones, with
+    /// every other check as configured: how keys fetched from an identity
+    /// provider are used.
+    #[cfg_attr(not(feature = "oidc"), allow(dead_code))]
+    pub(crate) fn verify_with_keys(
+        &self,
+        token: &str,
+        keys: &[VerificationKey],
+    ) -> Result<Principal, Error> {
+        let (header, payload) = self.verify_signature_with(token, keys)?;
         let claims: Map<String, Value> =
             serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
         Ok(self.validate(&header, claims)?)
@@ -112,13 +124,22 @@ impl JwtVerifier {
 
     /// The JWS stage: shape, header, key selection, algorithm pinning and the
     /// signature. Returns the header and the decoded payload.
+    #[cfg(test)]
     pub(crate) fn verify_signature(&self, token: &str) -> Result<(Header, Vec<u8>), TokenError> {
+        self.verify_signature_with(token, &self.config.keys)
+    }
+
+    fn verify_signature_with(
+        &self,
+        token: &str,
+        keys: &[VerificationKey],
+    ) -> Result<(Header, Vec<u8>), TokenError> {
         if token.len() > self.config.max_token_bytes {
             return Err(TokenError::TooLarge);
         }
         let (header_segment, payload_segment, signature_segment) = split_compact(token)?;
         let header = decode_header(header_segment)?;
-        let key = self.select_key(&header)?;
+        let key = select_key(keys, &header)?;
         if key.algorithm != header.alg {
             return Err(TokenError::AlgorithmNotAllowed);
         }
@@ -136,35 +157,12 @@ impl JwtVerifier {
         }
     }
 
-    fn select_key(&self, header: &Header) -> Result<&VerificationKey, TokenError> {
-        let keys = &self.config.keys;
-        match &header.kid {
-            Some(kid) => keys
-                .iter()
-                .find(|key| key.kid.as_deref() == Some(kid.as_str()))
-                .ok_or(TokenError::UnknownKey),
-            // A token without `kid` may use the one key that has none, or the
-            // only key there is.
-            None => keys
-                .iter()
-                .find(|key| key.kid.is_none())
-                .or(if keys.len() == 1 { keys.first() } else { None })
-                .ok_or(TokenError::UnknownKey),
-        }
-    }
-
     fn validate(
         &self,
         header: &Header,
-        mut claims: Map<String, Value>,
+        claims: Map<String, Value>,
     ) -> Result<Principal, TokenError> {
-        let config = &self.config;
-        // The mapping sees every claim, the ones read below included.
-        let mapping = config
-            .mapping
-            .as_ref()
-            .map(|mapping| (mapping, claims.clone()));
-        if let Some(expected) = &config.token_type {
+        if let Some(expected) = &self.config.token_type {
             let matches = header
                 .typ
                 .as_deref()
@@ -173,6 +171,24 @@ impl JwtVerifier {
                 return Err(TokenError::InvalidType);
             }
         }
+        self.principal_from_claims(claims)
+    }
+
+    /// The claim checks and the principal they name, for claims whose
+    /// integrity is already established: a verified JWS payload, or an
+    /// identity provider's introspection answer (RFC 7662 mirrors JWT
+    /// claims on purpose).
+    #[cfg_attr(not(feature = "oidc"), allow(dead_code))]
+    pub(crate) fn principal_from_claims(
+        &self,
+        mut claims: Map<String, Value>,
+    ) -> Result<Principal, TokenError> {
+        let config = &self.config;
+        // The mapping sees every claim, the ones read below included.
+        let mapping = config
+            .mapping
+            .as_ref()
+            .map(|mapping| (mapping, claims.clone()));
 
         let now = config.clock.now_unix();
         let leeway = config.leeway.as_secs();
@@ -333,6 +349,15 @@ impl JwtVerifierBuilder {
         self
     }
 
+    /// Finishes a verifier whose keys come from elsewhere, per call
+    /// ([`JwtVerifier::verify_with_keys`]): an identity provider's key set.
+    #[cfg(feature = "oidc")]
+    pub(crate) fn build_without_keys(self) -> JwtVerifier {
+        JwtVerifier {
+            config: Arc::new(self.config),
+        }
+    }
+
     /// Finishes the verifier.
     ///
     /// # Errors
@@ -361,6 +386,47 @@ impl JwtVerifierBuilder {
             config: Arc::new(self.config),
         })
     }
+}
+
+/// The key a token's header selects: by `kid`; a token without one may use
+/// the one key that has none, or the only key there is.
+fn select_key<'k>(
+    keys: &'k [VerificationKey],
+    header: &Header,
+) -> Result<&'k VerificationKey, TokenError> {
+    match &header.kid {
+        Some(kid) => keys
+            .iter()
+            .find(|key| key.kid.as_deref() == Some(kid.as_str()))
+            .ok_or(TokenError::UnknownKey),
+        None => keys
+            .iter()
+            .find(|key| key.kid.is_none())
+            .or(if keys.len() == 1 { keys.first() } else { None })
+            .ok_or(TokenError::UnknownKey),
+    }
+}
+
+/// The `iss` a compact JWT names, read before any check: only to pick
+/// whose keys verify it, never to trust it (the verifier checks `iss`
+/// again). `None` for anything that is not a compact JWS with a string
+/// `iss`.
+#[cfg(feature = "oidc")]
+pub(crate) fn unverified_issuer(token: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Issuer {
+        iss: Option<String>,
+    }
+    let (_, payload, _) = split_compact(token).ok()?;
+    let bytes = decode_segment(payload).ok()?;
+    serde_json::from_slice::<Issuer>(&bytes).ok()?.iss
+}
+
+/// Whether `token` has the shape of a compact JWS (three base64url
+/// segments): what tells a JWT from an opaque token.
+#[cfg(feature = "oidc")]
+pub(crate) fn looks_like_jwt(token: &str) -> bool {
+    split_compact(token).is_ok()
 }
 
 /// Splits a compact JWS into its three segments, each base64url without

@@ -42,10 +42,15 @@ pub enum EventKind {
     Revoke,
     /// wsgate closed a socket.
     Close,
+    /// An identity provider's keys were fetched (or the fetch failed).
+    Keys,
+    /// An identity provider was asked whether a token is active (RFC 7662).
+    Introspection,
 }
 
 impl EventKind {
-    /// The stable name: `handshake`, `message`, `refresh`, `revoke`, `close`.
+    /// The stable name: `handshake`, `message`, `refresh`, `revoke`,
+    /// `close`, `keys`, `introspection`.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Handshake => "handshake",
@@ -53,6 +58,8 @@ impl EventKind {
             EventKind::Refresh => "refresh",
             EventKind::Revoke => "revoke",
             EventKind::Close => "close",
+            EventKind::Keys => "keys",
+            EventKind::Introspection => "introspection",
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::SinkExt as _;
+use futures_util::future::OptionFuture;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 use tower_service::Service;
@@ -17,6 +18,7 @@ use crate::authenticate::{Authenticator, BoxedAuthenticator, Credential};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::principal::{Principal, Transport};
+use crate::recheck::Standing;
 use crate::secret::Secret;
 use crate::session::{Close, CloseKind, Inbound, Session, Verdict, reason};
 use crate::socket::gated_socket::{GatedSender, GatedSocket};
@@ -66,6 +68,39 @@ fn expiry_deadline(session: &Session, clock: &Clock) -> Option<Instant> {
     let expires_at = session.principal().expires_at()?;
     let remaining = expires_at.duration_since(clock.now()).unwrap_or_default();
     Some(Instant::now() + remaining)
+}
+
+/// Runs the principal's [`Recheck`](crate::Recheck) on its interval for as
+/// long as the socket is open, and returns the close once the credential no
+/// longer holds: 4403 `token revoked` when the source says so, 1011 when it
+/// could not say twice in a row. The principal is read anew each round, so
+/// an in-band refresh takes effect (a refreshed principal without a recheck
+/// is looked at again after the last interval).
+async fn recheck_credential(session: Arc<Session>) -> Close {
+    let mut every = Duration::from_secs(60);
+    let mut failures = 0;
+    loop {
+        if let Some(recheck) = session.principal().recheck() {
+            every = recheck.every();
+        }
+        tokio::time::sleep(every).await;
+        let Some(recheck) = session.principal().recheck().cloned() else {
+            continue;
+        };
+        match recheck.check().await {
+            Ok(Standing::Active) => failures = 0,
+            Ok(Standing::Inactive) => {
+                return Close::new(CloseKind::Forbidden, reason::TOKEN_REVOKED);
+            }
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(conn = session.id().get(), %error, "credential recheck failed");
+                if failures >= 2 {
+                    return Close::new(CloseKind::BackendFailed, reason::BACKEND_FAILED);
+                }
+            }
+        }
+    }
 }
 
 /// Sends the answer to the client's close frame, which tungstenite has
@@ -159,6 +194,13 @@ async fn drive(
     tokio::pin!(lifecycle);
     let woken = session.woken();
     tokio::pin!(woken);
+    // Only credentials that ask for it (introspected tokens) are checked
+    // again while the socket is open; the others cost nothing here.
+    let mut rechecking = session.principal().recheck().is_some();
+    let recheck: OptionFuture<_> = rechecking
+        .then(|| recheck_credential(session.clone()))
+        .into();
+    tokio::pin!(recheck);
 
     let close = loop {
         if let Some(close) = session.take_close_request() {
@@ -170,10 +212,15 @@ async fn drive(
             biased;
             () = &mut woken => {
                 woken.set(session.woken());
+                if !rechecking && session.principal().recheck().is_some() {
+                    rechecking = true;
+                    recheck.set(Some(recheck_credential(session.clone())).into());
+                }
                 expiry = expiry_deadline(session, &config.clock);
                 let deadline = next_deadline(expiry, next_ping, last_heard);
                 lifecycle.as_mut().reset(deadline.unwrap_or_else(never));
             }
+            Some(close) = &mut recheck, if rechecking => break Some(close),
             () = &mut lifecycle => {
                 let now = Instant::now();
                 if expiry.is_some_and(|expiry| now >= expiry) {
