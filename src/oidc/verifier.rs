@@ -204,7 +204,7 @@ impl OidcVerifier {
         match (introspecting, &inner.fallback) {
             (Some((provider, introspector)), _) => {
                 // RFC 6750 b64token characters only: nothing else is sent.
-                if token.is_empty() || !token.bytes().all(|byte| byte.is_ascii_graphic()) {
+                if !is_b64token(token) {
                     return Err(TokenError::Malformed.into());
                 }
                 provider.cache.start();
@@ -214,6 +214,15 @@ impl OidcVerifier {
             (None, None) => Err(TokenError::Malformed.into()),
         }
     }
+}
+
+/// RFC 6750 §2.1: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"-._~+/".contains(&byte))
 }
 
 impl ProviderChecks {

@@ -65,6 +65,7 @@ function publicPart(jwk) {
 const state = {
   keys: generateKeys(),
   retired: [], // keys still published after a rotation
+  extra: [], // public keys a test publishes (an attacker's provider)
   jwksMode: 'normal', // normal | hang | oct | broken | error
   jwksCacheControl: 'max-age=600',
   octSecret: null,
@@ -109,7 +110,7 @@ function json(res, status, body, headers = {}) {
 }
 
 function jwksBody() {
-  const keys = [...state.keys, ...state.retired].map(publicPart);
+  const keys = [...state.keys, ...state.retired].map(publicPart).concat(state.extra);
   if (state.jwksMode === 'oct') {
     keys.unshift({ kty: 'oct', kid: 'oct-1', alg: 'HS256', use: 'sig', k: Buffer.from(state.octSecret).toString('base64url') });
   }
@@ -124,6 +125,16 @@ function jwksBody() {
 
 function control(req, res, url) {
   const q = url.searchParams;
+  if (url.pathname === '/control/publish') {
+    // Publishes the public JWK in the request body next to the provider's own.
+    let body = '';
+    req.on('data', (chunk) => { body += chunk; });
+    req.on('end', () => {
+      state.extra.push(JSON.parse(body));
+      json(res, 200, {});
+    });
+    return undefined;
+  }
   switch (url.pathname) {
     case '/control/stats':
       return json(res, 200, state.counts);
