@@ -22,12 +22,13 @@ use wsgate::audit::{JsonLinesAudit, TracingAudit};
 use wsgate::authenticate::BasicAuthenticator;
 use wsgate::handshake::SecureTransport;
 use wsgate::limit::InMemoryFailureLimiter;
+use wsgate::oidc::{OidcProvider, OidcVerifier};
 use wsgate::password::PasswordVerifier;
 use wsgate::prelude::*;
 use wsgate::session::ConnectionId;
 use wsgate::socket::GatedSender;
 use wsgate::store::InMemoryCredentialStore;
-use wsgate::{ErrorKind, Secret};
+use wsgate::{BoxedVerifier, ErrorKind, Secret};
 
 const ISSUER: &str = "wsgate-demo";
 const AUDIENCE: &str = "wsgate-chat";
@@ -53,6 +54,16 @@ struct Settings {
     tls: Option<(String, String)>,
     /// Where to serve `GET /metrics` (Prometheus text), on a listener of its own.
     metrics: Option<SocketAddr>,
+    oidc: Option<OidcSettings>,
+}
+
+/// An OpenID provider whose access tokens the demo accepts next to its own.
+struct OidcSettings {
+    issuer: String,
+    audience: String,
+    /// Client credentials for RFC 7662 introspection of opaque tokens.
+    introspection: Option<(String, Secret)>,
+    recheck: Duration,
 }
 
 fn setting<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String>
@@ -115,8 +126,40 @@ impl Settings {
                         .map_err(|error| format!("WSGATE_METRICS_ADDR: {error}"))
                 })
                 .transpose()?,
+            oidc: match var("WSGATE_OIDC_ISSUER") {
+                None => None,
+                Some(issuer) => Some(OidcSettings {
+                    issuer,
+                    audience: setting("WSGATE_OIDC_AUDIENCE", AUDIENCE.to_owned())?,
+                    introspection: match (
+                        var("WSGATE_OIDC_CLIENT_ID"),
+                        var("WSGATE_OIDC_CLIENT_SECRET"),
+                    ) {
+                        (Some(id), Some(secret)) => Some((id, Secret::new(secret))),
+                        (None, None) => None,
+                        _ => {
+                            return Err("set both WSGATE_OIDC_CLIENT_ID and \
+                                 WSGATE_OIDC_CLIENT_SECRET, or neither"
+                                .into());
+                        }
+                    },
+                    recheck: Duration::from_secs(setting("WSGATE_INTROSPECTION_RECHECK_SECS", 60)?),
+                }),
+            },
         })
     }
+}
+
+/// Who may use `admin.*` messages and `/admin/revoke`: the demo's admins,
+/// and a provider's tokens with scope `chat:admin`.
+fn admins() -> Requirement {
+    Requirement::any_role(["admin"]).or(Requirement::any_scope(["chat:admin"]))
+}
+
+/// Who may send every other message: the demo's users, and a provider's
+/// tokens with scope `chat`.
+fn members() -> Requirement {
+    Requirement::any_role(["user"]).or(Requirement::any_scope(["chat"]))
 }
 
 /// Which connections are in which room, with a sender for each.
@@ -160,13 +203,40 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let (signing, verification) = settings.keys.clone().into_parts();
     let algorithm = settings.keys.algorithm();
-    let verifier = JwtVerifier::builder()
+    let local = JwtVerifier::builder()
         .key(verification)
         .issuer(ISSUER)
         .audience(AUDIENCE)
         .token_type(TOKEN_TYPE)
         .leeway(Duration::from_secs(5))?
         .build()?;
+    let auditor = match &settings.audit_log {
+        Some(path) => Auditor::new((JsonLinesAudit::open(path)?, TracingAudit)),
+        None => Auditor::tracing(),
+    };
+    // With a provider configured, its tokens are accepted next to the
+    // demo's own (a token's `iss` says whose keys verify it), on every
+    // transport; tokens that are not JWTs go to introspection.
+    let verifier = match &settings.oidc {
+        None => BoxedVerifier::new(local),
+        Some(oidc) => {
+            let mut provider = OidcProvider::new(oidc.issuer.clone())
+                .audience(oidc.audience.clone())
+                .leeway(Duration::from_secs(5))?;
+            if let Some((id, secret)) = &oidc.introspection {
+                provider = provider.introspection(id.clone(), secret.clone());
+            }
+            tracing::info!(issuer = %oidc.issuer, introspection = oidc.introspection.is_some(), "accepting the provider's tokens");
+            BoxedVerifier::new(
+                OidcVerifier::builder()
+                    .provider(provider)
+                    .fallback(local)
+                    .audit(auditor.clone())
+                    .recheck_every(oidc.recheck)
+                    .build()?,
+            )
+        }
+    };
     let issuer = JwtIssuer::builder(signing)
         .issuer(ISSUER)
         .audience(AUDIENCE)
@@ -188,10 +258,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .address_threshold(settings.address_failure_limit)?
                 .build(),
         )
-        .audit(match &settings.audit_log {
-            Some(path) => Auditor::new((JsonLinesAudit::open(path)?, TracingAudit)),
-            None => Auditor::tracing(),
-        })
+        .audit(auditor)
         .limits(
             Limits::default()
                 .max_message_bytes(settings.max_message_bytes)?
@@ -199,11 +266,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .auth_deadline(settings.auth_timeout)?,
         )
         .message_tokens(settings.message_tokens)
-        // `admin.*` needs the role admin; every other message the role user.
+        // `admin.*` needs the role admin (or a provider's scope
+        // chat:admin); every other message the role user (or scope chat).
         .policy(
             RolePolicy::by_type()
-                .prefix("admin.", Requirement::any_role(["admin"]))
-                .otherwise(Requirement::any_role(["user"])),
+                .prefix("admin.", admins())
+                .otherwise(members()),
         )
         .build()?;
     // Sockets take every transport; explicit credentials come before the
@@ -456,7 +524,7 @@ async fn revoke(
     Authenticated(principal): Authenticated,
     body: axum::body::Bytes,
 ) -> Response {
-    if !principal.has_role("admin") {
+    if !admins().is_met_by(&principal) {
         return json_error(StatusCode::FORBIDDEN, "forbidden");
     }
     let revocation = match serde_json::from_slice::<RevokeRequest>(&body) {

@@ -23,6 +23,9 @@ pub enum Requirement {
     AnyScope(Vec<String>),
     /// All of these scopes.
     AllScopes(Vec<String>),
+    /// At least one of these requirements: a role of your own tokens, or
+    /// the scope an identity provider grants ([`Requirement::or`]).
+    AnyOf(Vec<Requirement>),
 }
 
 impl Requirement {
@@ -46,6 +49,18 @@ impl Requirement {
         Requirement::AllScopes(strings(scopes))
     }
 
+    /// This requirement, or `other`: `any_role(["admin"]).or(any_scope(["chat:admin"]))`
+    /// lets your own admins and a provider's `chat:admin` tokens through.
+    pub fn or(self, other: Requirement) -> Self {
+        match self {
+            Requirement::AnyOf(mut either) => {
+                either.push(other);
+                Requirement::AnyOf(either)
+            }
+            first => Requirement::AnyOf(vec![first, other]),
+        }
+    }
+
     /// Whether `principal` meets the requirement.
     pub fn is_met_by(&self, principal: &Principal) -> bool {
         match self {
@@ -55,6 +70,9 @@ impl Requirement {
             Requirement::AllRoles(roles) => roles.iter().all(|role| principal.has_role(role)),
             Requirement::AnyScope(scopes) => scopes.iter().any(|scope| principal.has_scope(scope)),
             Requirement::AllScopes(scopes) => scopes.iter().all(|scope| principal.has_scope(scope)),
+            Requirement::AnyOf(either) => either
+                .iter()
+                .any(|requirement| requirement.is_met_by(principal)),
         }
     }
 }
@@ -161,6 +179,25 @@ impl Policy for RolePolicy {
 mod tests {
     use super::*;
     use crate::principal::AuthMethod;
+
+    #[test]
+    fn either_a_role_or_a_scope() {
+        let admins = Requirement::any_role(["admin"])
+            .or(Requirement::any_scope(["chat:admin"]))
+            .or(Requirement::all_scopes(["ops", "root"]));
+        let held = |roles: &[&str], scopes: &[&str]| {
+            let principal = Principal::new("p", AuthMethod::Token)
+                .with_roles(roles.iter().copied())
+                .with_scopes(scopes.iter().copied());
+            admins.is_met_by(&principal)
+        };
+        assert!(held(&["admin"], &[]));
+        assert!(held(&[], &["chat:admin"]));
+        assert!(held(&[], &["ops", "root"]));
+        assert!(!held(&["user"], &["chat", "ops"]));
+        assert!(!held(&[], &[]));
+        assert!(matches!(admins, Requirement::AnyOf(ref either) if either.len() == 3));
+    }
 
     #[test]
     fn requirements_and_rules() {
