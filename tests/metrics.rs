@@ -168,11 +168,50 @@ async fn counters_move_as_handshakes_are_refused_and_sockets_close() {
         moved("wsgate_handshake_duration_seconds_count") >= 3.0,
         "every authentication is timed"
     );
+    identity_provider_metrics(metrics).await;
+
     // No label holds a subject, a token or an address.
+    let after = scrape(metrics).await;
     for (series, _) in &after {
         assert!(
-            !series.contains("alice") && !series.contains("bob") && !series.contains("127.0.0.1"),
+            !series.contains("alice")
+                && !series.contains("bob")
+                && !series.contains("chat-user")
+                && !series.contains("127.0.0.1"),
             "{series}"
         );
+    }
+}
+
+/// Key fetches (with the keys they added) and introspections by outcome,
+/// when a real provider can run here.
+async fn identity_provider_metrics(metrics: SocketAddr) {
+    use common::idp::{CHAT_USER, ES256, Idp, OPAQUE, Site, observed, sub_of};
+    let Some(provider) = Idp::start().await else {
+        return;
+    };
+    let before = scrape(metrics).await;
+    let site = Site::start(&[&provider], |builder| builder).await;
+    let token = provider.token(CHAT_USER, ES256).await;
+    assert_eq!(sub_of(&site.bearer(&token).await), "chat-user");
+    let opaque = provider.token(CHAT_USER, OPAQUE).await;
+    assert_eq!(sub_of(&site.bearer(&opaque).await), "chat-user");
+    let revoked = provider.token(CHAT_USER, OPAQUE).await;
+    provider.revoke(CHAT_USER, &revoked).await;
+    assert_eq!(observed(&site.bearer(&revoked).await).0, 401);
+    provider.control("/control/introspection?mode=error").await;
+    let failing = provider.token(CHAT_USER, OPAQUE).await;
+    assert_eq!(observed(&site.bearer(&failing).await).0, 503);
+
+    let after = scrape(metrics).await;
+    let moved = |series: &str| value(&after, series) - value(&before, series);
+    assert_eq!(
+        moved(r#"wsgate_key_fetches_total{outcome="success",trigger="startup"}"#),
+        1.0
+    );
+    assert_eq!(moved(r#"wsgate_keys_changed_total{change="added"}"#), 2.0);
+    for outcome in ["active", "inactive", "error"] {
+        let series = format!(r#"wsgate_introspections_total{{outcome="{outcome}"}}"#);
+        assert_eq!(moved(&series), 1.0, "{series}");
     }
 }
