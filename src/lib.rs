@@ -68,6 +68,7 @@
 //! | [`authenticate`] | [`Authenticator`](authenticate::Authenticator): credential → [`Principal`]; Basic, Bearer, ticket, chains |
 //! | [`limit`] | failed-attempt limits and lockout |
 //! | [`jwt`] | JWT verification and issuing |
+//! | `oidc` | tokens from identity providers: discovery, JWKS rotation, introspection (feature `oidc`) |
 //! | [`claims`] | claim layouts of identity providers: roles, scopes, typed custom claims |
 //! | [`password`] | argon2id, off the async runtime, bounded |
 //! | [`ticket`] | single-use tickets for browsers |
@@ -81,7 +82,7 @@
 //! | trait | built-ins |
 //! |---|---|
 //! | [`Authenticator`](authenticate::Authenticator) | [`BearerAuthenticator`](authenticate::BearerAuthenticator), [`BasicAuthenticator`](authenticate::BasicAuthenticator), [`Tickets`](ticket::Tickets), [`Chain`](authenticate::Chain) |
-//! | [`TokenVerifier`] | [`JwtVerifier`](jwt::JwtVerifier) |
+//! | [`TokenVerifier`] | [`JwtVerifier`](jwt::JwtVerifier), `OidcVerifier` (feature `oidc`) |
 //! | [`TokenIssuer`] | [`JwtIssuer`](jwt::JwtIssuer) |
 //! | [`ClaimsMapping`](claims::ClaimsMapping) | [`ClaimPaths`](claims::ClaimPaths), closures |
 //! | [`CredentialStore`](store::CredentialStore) | [`InMemoryCredentialStore`](store::InMemoryCredentialStore) |
@@ -96,6 +97,9 @@
 //!
 //! - `metrics`: counters, a gauge and a histogram through the `metrics`
 //!   facade ([`audit::metrics`]). Off by default.
+//! - `oidc`: `oidc::OidcVerifier` for access tokens from OpenID Connect
+//!   providers (discovery, JWKS with rotation, RFC 7662 introspection),
+//!   over `reqwest` with rustls and aws-lc-rs. Off by default.
 //!
 //! # Security
 //!
@@ -105,6 +109,9 @@
 //!   `aud` and `typ` checked when configured, leeway at most 30 s, size
 //!   capped, HMAC keys at least as long as the hash, `jku`/`x5u`/`jwk`
 //!   never followed.
+//! - Identity providers: a token's `iss` picks the only keys that may
+//!   verify it; remote `oct` keys are never used; every provider outage
+//!   fails closed (503), never open.
 //! - Passwords: argon2id (m = 19456 KiB, t = 2, p = 1) off the runtime with
 //!   bounded concurrency, a dummy verification for unknown users, a length
 //!   cap.

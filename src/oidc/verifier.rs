@@ -28,7 +28,7 @@ const MAX_TOKEN_BYTES: usize = crate::jwt::DEFAULT_MAX_TOKEN_BYTES;
 ///
 /// let keycloak = OidcProvider::new("https://sso.example.com/realms/app")
 ///     .audience("chat-api")
-///     .claims_mapping(ClaimPaths::keycloak("chat-api"));
+///     .claims_mapping(ClaimPaths::keycloak(Some("chat-api")));
 /// # let _ = keycloak;
 /// ```
 #[derive(Debug)]
