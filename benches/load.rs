@@ -13,7 +13,8 @@
 //! `cargo bench --bench load` runs it all; `-- --quick` (what CI runs) does
 //! every part briefly, so the benchmark cannot rot; `-- --part
 //! identity-providers` runs only the provider-token figures (JWKS cache,
-//! background refresh, introspection cache). Nothing here asserts a
+//! background refresh, introspection cache), `-- --part memory` only the
+//! idle-connection memory. Nothing here asserts a
 //! timing.
 
 use std::net::SocketAddr;
@@ -1159,7 +1160,8 @@ async fn main() {
     if let Some(position) = arguments.iter().position(|argument| argument == "--part") {
         match arguments.get(position + 1).map(String::as_str) {
             Some("identity-providers") => identity_providers(&plan).await,
-            other => eprintln!("unknown part {other:?}; known: identity-providers"),
+            Some("memory") => memory(&plan).await,
+            other => eprintln!("unknown part {other:?}; known: identity-providers, memory"),
         }
         return;
     }

@@ -33,8 +33,14 @@ pub enum Standing {
 /// be checked fails closed.
 #[derive(Clone)]
 pub struct Recheck {
+    // One pointer: every principal has room for a recheck, and most never
+    // hold one.
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     every: Duration,
-    check: Arc<dyn Fn() -> BoxFuture<'static, Result<Standing, Error>> + Send + Sync>,
+    check: Box<dyn Fn() -> BoxFuture<'static, Result<Standing, Error>> + Send + Sync>,
 }
 
 impl Recheck {
@@ -45,14 +51,16 @@ impl Recheck {
         Fut: Future<Output = Result<Standing, Error>> + Send + 'static,
     {
         Self {
-            every: every.max(Duration::from_secs(1)),
-            check: Arc::new(move || Box::pin(check())),
+            inner: Arc::new(Inner {
+                every: every.max(Duration::from_secs(1)),
+                check: Box::new(move || Box::pin(check())),
+            }),
         }
     }
 
     /// How often the check runs.
     pub fn every(&self) -> Duration {
-        self.every
+        self.inner.every
     }
 
     /// Runs the check once.
@@ -61,22 +69,21 @@ impl Recheck {
     ///
     /// Whatever the check reports when it could not decide.
     pub async fn check(&self) -> Result<Standing, Error> {
-        (self.check)().await
+        (self.inner.check)().await
     }
 }
 
-/// Two rechecks are the same when they run the same check on the same
-/// interval.
+/// Two rechecks are the same when they are clones of one.
 impl PartialEq for Recheck {
     fn eq(&self, other: &Self) -> bool {
-        self.every == other.every && Arc::ptr_eq(&self.check, &other.check)
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 }
 
 impl fmt::Debug for Recheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Recheck")
-            .field("every", &self.every)
+            .field("every", &self.inner.every)
             .finish_non_exhaustive()
     }
 }

@@ -195,10 +195,11 @@ async fn drive(
     let woken = session.woken();
     tokio::pin!(woken);
     // Only credentials that ask for it (introspected tokens) are checked
-    // again while the socket is open; the others cost nothing here.
+    // again while the socket is open; the others cost nothing here, not
+    // even the memory of the recheck's timer (it is boxed when needed).
     let mut rechecking = session.principal().recheck().is_some();
     let recheck: OptionFuture<_> = rechecking
-        .then(|| recheck_credential(session.clone()))
+        .then(|| Box::pin(recheck_credential(session.clone())))
         .into();
     tokio::pin!(recheck);
 
@@ -214,7 +215,7 @@ async fn drive(
                 woken.set(session.woken());
                 if !rechecking && session.principal().recheck().is_some() {
                     rechecking = true;
-                    recheck.set(Some(recheck_credential(session.clone())).into());
+                    recheck.set(Some(Box::pin(recheck_credential(session.clone()))).into());
                 }
                 expiry = expiry_deadline(session, &config.clock);
                 let deadline = next_deadline(expiry, next_ping, last_heard);
