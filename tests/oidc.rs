@@ -461,6 +461,20 @@ fn catalogue() -> Vec<Case> {
             within: Duration::from_millis(3500),
         },
         Case {
+            name: "JWKS answer above the 256 KiB cap",
+            provider: &["/control/jwks?mode=huge"],
+            token: Token::Provider(ES256),
+            expect: (503, "backend unavailable"),
+            within: quick,
+        },
+        Case {
+            name: "JWKS endpoint redirecting elsewhere (not followed)",
+            provider: &["/control/jwks?mode=redirect"],
+            token: Token::Provider(ES256),
+            expect: (503, "backend unavailable"),
+            within: quick,
+        },
+        Case {
             name: "JWKS endpoint answering 500",
             provider: &["/control/jwks?mode=error"],
             token: Token::Provider(ES256),

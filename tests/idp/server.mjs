@@ -66,7 +66,7 @@ const state = {
   keys: generateKeys(),
   retired: [], // keys still published after a rotation
   extra: [], // public keys a test publishes (an attacker's provider)
-  jwksMode: 'normal', // normal | hang | oct | broken | error
+  jwksMode: 'normal', // normal | hang | oct | broken | error | huge | redirect
   jwksCacheControl: 'max-age=600',
   octSecret: null,
   discoveryIssuer: null, // override of the discovery document's `issuer`
@@ -192,6 +192,16 @@ const server = http.createServer((req, res) => {
         return; // never answers, keeps the connection open
       case 'error':
         return json(res, 500, { error: 'server_error' });
+      case 'huge': {
+        // A valid key set padded past wsgate's 256 KiB cap.
+        const body = jwksBody();
+        body.padding = 'x'.repeat(300 * 1024);
+        return json(res, 200, body);
+      }
+      case 'redirect':
+        // To a key set of the attacker's choosing: never followed.
+        res.writeHead(302, { location: `${issuer}/control/kids` });
+        return res.end();
       default:
         return json(res, 200, jwksBody(), { 'cache-control': state.jwksCacheControl });
     }

@@ -1,0 +1,4 @@
+//! Parts the benchmarks share.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod provider;
