@@ -20,7 +20,9 @@ import urllib.parse
 import urllib.request
 
 import websockets
-from websockets.exceptions import InvalidStatus
+
+import demo_smoke
+from demo_smoke import check, close_of, refused_status
 
 BASE, PROVIDER = sys.argv[1], sys.argv[2]
 WS = BASE.replace("http", "ws", 1)
@@ -29,18 +31,6 @@ CLIENTS = {
     "chat-user": ("chat-user-secret-0123456789", "chat"),
     "chat-admin": ("chat-admin-secret-0123456789", "chat chat:admin"),
 }
-checks = 0
-
-
-def check(condition, what):
-    global checks
-    if not condition:
-        print(f"FAIL: {what}")
-        sys.exit(1)
-    checks += 1
-    print(f"ok: {what}")
-
-
 def request(url, form=None, body=None, headers=None, auth=None):
     headers = dict(headers or {})
     data = None
@@ -81,22 +71,6 @@ def bearer(token):
 async def welcome(url, **kwargs):
     async with websockets.connect(url, **kwargs) as socket:
         return json.loads(await asyncio.wait_for(socket.recv(), 5))
-
-
-async def refused_status(url, **kwargs):
-    try:
-        async with websockets.connect(url, **kwargs):
-            return None
-    except InvalidStatus as error:
-        return error.response.status_code
-
-
-async def close_of(socket, seconds=8):
-    try:
-        while True:
-            await asyncio.wait_for(socket.recv(), seconds)
-    except websockets.ConnectionClosed as closed:
-        return closed.rcvd.code, closed.rcvd.reason
 
 
 async def main():
@@ -164,7 +138,7 @@ async def main():
     greeting = await welcome(WS + "/ws", additional_headers=bearer(body["access_token"]))
     check(greeting["sub"] == "alice" and greeting["roles"] == ["user"], "the demo's own token next to them")
 
-    print(f"{checks} checks passed")
+    print(f"{demo_smoke.checks} checks passed")
 
 
 asyncio.run(main())

@@ -49,21 +49,7 @@ async fn good_live_traffic(fortress: &Fortress) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_the_logs_or_the_audit_trail() {
-    let capture = Capture::default();
-    // Everything at TRACE, with two exceptions, both tungstenite's:
-    // - its client handshake module logs the request the test's client
-    //   sends, credentials included: the client's log, not the server's;
-    // - its protocol module logs every frame written and every message
-    //   read, payload and all, at TRACE, on both sides of the socket. The
-    //   tokens that travel in messages (a refresh, a per-message token, a
-    //   first-message authentication) are payload, so they would appear
-    //   there: SECURITY.md tells deployments to keep `tungstenite` below
-    //   TRACE. At DEBUG it still logs closes, which are checked here.
-    tracing_subscriber::fmt()
-        .with_env_filter("trace,tungstenite::handshake::client=off,tungstenite::protocol=debug")
-        .with_ansi(false)
-        .with_writer(capture.clone())
-        .init();
+    let capture = capture_trace_logs();
 
     let server = Server::start().await;
     let refusals = refusal_cases(&server).await;

@@ -17,19 +17,11 @@ use common::idp::{
     CHAT_ADMIN, CHAT_USER, ES256, INTROSPECTOR, Idp, OPAQUE, RS256, Site, close_of, observed,
     sub_of,
 };
-use common::{Capture, remembered_secrets};
+use common::{capture_trace_logs, remembered_secrets};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_or_client_secret_reaches_the_trace_log() {
-    let capture = Capture::default();
-    // tungstenite's client handshake logs the test client's own request;
-    // its protocol module logs payloads at TRACE (SECURITY.md: keep it
-    // below TRACE). Everything else at TRACE.
-    tracing_subscriber::fmt()
-        .with_env_filter("trace,tungstenite::handshake::client=off,tungstenite::protocol=debug")
-        .with_ansi(false)
-        .with_writer(capture.clone())
-        .init();
+    let capture = capture_trace_logs();
     let Some(mut provider) = Idp::start().await else {
         return;
     };

@@ -1109,6 +1109,27 @@ pub async fn acceptance_cases(server: &Server) -> Vec<Acceptance> {
 #[derive(Clone, Default)]
 pub struct Capture(Arc<Mutex<Vec<u8>>>);
 
+/// Installs the process-wide subscriber at TRACE for every target, written
+/// into the returned capture (once per test binary).
+pub fn capture_trace_logs() -> Capture {
+    let capture = Capture::default();
+    // Everything at TRACE, with two exceptions, both tungstenite's:
+    // - its client handshake module logs the request the test's client
+    //   sends, credentials included: the client's log, not the server's;
+    // - its protocol module logs every frame written and every message
+    //   read, payload and all, at TRACE, on both sides of the socket. The
+    //   tokens that travel in messages (a refresh, a per-message token, a
+    //   first-message authentication) are payload, so they would appear
+    //   there: SECURITY.md tells deployments to keep `tungstenite` below
+    //   TRACE. At DEBUG it still logs closes, which are checked here.
+    tracing_subscriber::fmt()
+        .with_env_filter("trace,tungstenite::handshake::client=off,tungstenite::protocol=debug")
+        .with_ansi(false)
+        .with_writer(capture.clone())
+        .init();
+    capture
+}
+
 impl Capture {
     /// Everything written so far.
     pub fn text(&self) -> String {
