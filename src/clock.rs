@@ -72,6 +72,15 @@ pub(crate) fn unix_seconds(time: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since the Unix epoch (0 before it).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
 /// The time `seconds` after the Unix epoch.
 pub(crate) fn from_unix_seconds(seconds: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)

@@ -205,6 +205,9 @@ pub enum ConfigError {
     /// setup, or no randomness for the introspection cache key).
     #[error("the HTTP client could not be built")]
     HttpClient,
+    /// A Redis URL that is not one.
+    #[error("invalid Redis URL")]
+    InvalidRedisUrl,
     /// A limit of zero where at least one is needed.
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),

@@ -144,6 +144,9 @@ pub mod limit;
 #[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
 pub mod oidc;
 pub mod password;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 pub mod store;
 pub mod ticket;
 

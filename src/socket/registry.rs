@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
 use crate::audit::metrics::{self, SocketState};
@@ -11,7 +11,11 @@ use crate::audit::{AuditEvent, Auditor};
 use crate::error::Error;
 use crate::principal::Transport;
 use crate::session::{Close, CloseKind, ConnectionId, Session, reason};
-use crate::store::{BoxedRevocationStore, InMemoryRevocationStore, Revocation, RevocationStore};
+use crate::store::{
+    BoxedRevocationStore, InMemoryRevocationStore, Revocation, RevocationStore, StoreNotice,
+    check_revocation,
+};
+use tokio::sync::broadcast;
 
 /// The live connections of this node, with the revocation store and the
 /// audit sink they share.
@@ -28,6 +32,9 @@ struct Inner {
     unauthenticated: Mutex<Unauthenticated>,
     revocations: BoxedRevocationStore,
     auditor: Auditor,
+    /// The store's notices, until a task listens to them (started at once
+    /// inside a runtime, else with the first connection).
+    notices: Mutex<Option<broadcast::Receiver<StoreNotice>>>,
 }
 
 /// A snapshot of one live connection.
@@ -56,14 +63,64 @@ impl Registry {
     }
 
     /// A registry over `revocations`, recording to `auditor`.
+    ///
+    /// When the store is shared with other processes (it gives
+    /// [`StoreNotice`]s), their revocations close this registry's sockets
+    /// through the same path as its own ([`Registry::revoke`]).
     pub fn new(revocations: impl RevocationStore, auditor: Auditor) -> Self {
-        Self {
+        let revocations = BoxedRevocationStore::new(revocations);
+        let registry = Self {
             inner: Arc::new(Inner {
                 connections: Mutex::new(HashMap::new()),
                 unauthenticated: Mutex::default(),
-                revocations: BoxedRevocationStore::new(revocations),
+                notices: Mutex::new(revocations.notices()),
+                revocations,
                 auditor,
             }),
+        };
+        registry.listen();
+        registry
+    }
+
+    /// Starts the task that applies the store's notices, once, when there
+    /// are any and a runtime to run it.
+    fn listen(&self) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let taken = self
+            .inner
+            .notices
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .take();
+        if let Some(notices) = taken {
+            tokio::spawn(apply_notices(Arc::downgrade(&self.inner), notices));
+        }
+    }
+
+    /// Closes the live sockets `revocation` covers with 4403 `token
+    /// revoked`: the one path by which revocations reach sockets, made
+    /// here or on another process.
+    fn apply(&self, revocation: &Revocation) -> usize {
+        self.close_where(
+            |session| revocation.covers(&session.principal(), Some(session.session_id())),
+            Close::new(CloseKind::Forbidden, reason::TOKEN_REVOKED),
+        )
+    }
+
+    /// Asks the store again about every live socket, and closes the ones
+    /// it now says are revoked (after the store caught up).
+    async fn recheck_all(&self) {
+        let sessions: Vec<Arc<Session>> = self.connections().values().cloned().collect();
+        for session in sessions {
+            let principal = session.principal();
+            match check_revocation(&self.inner.revocations, &principal, Some(&session)).await {
+                Ok(()) => {}
+                Err(error) => {
+                    session.request_close(Close::for_failed_credential(&error));
+                }
+            }
         }
     }
 
@@ -85,10 +142,7 @@ impl Registry {
     /// A backend error when the store fails; nothing is closed then.
     pub async fn revoke(&self, revocation: Revocation) -> Result<usize, Error> {
         self.inner.revocations.revoke(revocation.clone()).await?;
-        let closed = self.close_where(
-            |session| revocation.covers(&session.principal(), Some(session.session_id())),
-            Close::new(CloseKind::Forbidden, reason::TOKEN_REVOKED),
-        );
+        let closed = self.apply(&revocation);
         self.inner
             .auditor
             .record(&AuditEvent::revoked(&revocation, closed));
@@ -103,6 +157,7 @@ impl Registry {
     }
 
     pub(crate) fn register(&self, session: Arc<Session>) -> Registration {
+        self.listen();
         self.connections().insert(session.id(), session.clone());
         metrics::live_sockets(SocketState::Authenticated, 1.0);
         Registration {
@@ -185,6 +240,34 @@ impl fmt::Debug for Registry {
             .field("connections", &self.len())
             .field("revocations", &self.inner.revocations)
             .finish_non_exhaustive()
+    }
+}
+
+/// Applies a shared store's notices to the registry's sockets until the
+/// registry or the store is gone. A receiver that fell behind (notices
+/// were dropped) checks every socket again, so nothing is missed.
+async fn apply_notices(registry: Weak<Inner>, mut notices: broadcast::Receiver<StoreNotice>) {
+    loop {
+        let notice = notices.recv().await;
+        let Some(inner) = registry.upgrade() else {
+            return;
+        };
+        let registry = Registry { inner };
+        match notice {
+            Ok(StoreNotice::Revoked(revocation)) => {
+                registry.apply(&revocation);
+            }
+            Ok(StoreNotice::Resynced) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                registry.recheck_all().await;
+            }
+            Ok(StoreNotice::Stale) => {
+                registry.close_where(
+                    |_| true,
+                    Close::new(CloseKind::BackendFailed, reason::BACKEND_FAILED),
+                );
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use crate::boxed::clone_as;
 use crate::error::Error;
 use crate::principal::Principal;
 use crate::store::{
-    InMemoryRevocationStore, Revocation, RevocationStore, TicketDigest, TicketStore,
+    InMemoryRevocationStore, Revocation, RevocationStore, StoreNotice, TicketDigest, TicketStore,
 };
 
 /// Any [`RevocationStore`], boxed. Cheap to clone; clones share the store.
@@ -34,9 +34,14 @@ trait DynRevocationStore: Send + Sync + 'static {
         principal: &'a Principal,
         session_id: Option<&'a str>,
     ) -> BoxFuture<'a, Result<bool, Error>>;
+    fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<StoreNotice>>;
 }
 
 impl<R: RevocationStore> DynRevocationStore for R {
+    fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<StoreNotice>> {
+        RevocationStore::notices(self)
+    }
+
     fn type_name(&self) -> &'static str {
         std::any::type_name::<R>()
     }
@@ -88,6 +93,10 @@ impl RevocationStore for BoxedRevocationStore {
             Some(store) => Ok(store.covers(principal, session_id)),
             None => self.inner.is_revoked(principal, session_id).await,
         }
+    }
+
+    fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<StoreNotice>> {
+        self.inner.notices()
     }
 }
 

@@ -214,6 +214,24 @@ pub(crate) async fn check_revocation<R: RevocationStore>(
     }
 }
 
+/// What a revocation store shared between processes tells this process's
+/// [`Registry`](crate::socket::Registry), which applies it to the live
+/// sockets exactly as it applies its own revocations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreNotice {
+    /// A revocation made elsewhere (another process): matching sockets
+    /// close with 4403 `token revoked`.
+    Revoked(Revocation),
+    /// The store caught up after lost contact (a reconnect, a restart, a
+    /// gap): every live socket is checked against it again.
+    Resynced,
+    /// Contact lost for longer than the store's bound: no socket can be
+    /// checked any more, so every one closes with 1011 `backend
+    /// unavailable` (fail closed).
+    Stale,
+}
+
 /// Revoked tokens, subjects and sessions: consulted at every handshake,
 /// refresh and per-message token check.
 pub trait RevocationStore: Clone + Send + Sync + 'static {
@@ -232,6 +250,13 @@ pub trait RevocationStore: Clone + Send + Sync + 'static {
         principal: &Principal,
         session_id: Option<&str>,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Notices for the registry, from a store that other processes write
+    /// to (see [`StoreNotice`]); each call gives a new receiver. Defaults
+    /// to none: a store of this process alone has nothing to tell.
+    fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<StoreNotice>> {
+        None
+    }
 }
 
 /// The SHA-256 digest of a ticket.

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod idp;
 pub mod raw;
+pub mod redis;
 
 use axum::Router;
 use axum::extract::ws::{Message, WebSocketUpgrade};

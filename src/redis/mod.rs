@@ -1,0 +1,177 @@
+//! Several processes behind a load balancer (feature `redis`):
+//! revocations, tickets and the failure limiter shared through Redis.
+//!
+//! ```no_run
+//! use wsgate::redis::RedisStores;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # let verifier = wsgate::jwt::JwtVerifier::builder()
+//! #     .key(wsgate::jwt::VerificationKey::hmac(&[7; 32], wsgate::jwt::Algorithm::HS256)?)
+//! #     .build()?;
+//! let redis = RedisStores::builder("redis://127.0.0.1:6379/").build()?;
+//! let gate = wsgate::Gate::builder(verifier)
+//!     .revocations(redis.revocations())
+//!     .tickets(redis.tickets())
+//!     .build()?;
+//! # let _ = gate;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - **Revocations** ([`RedisRevocationStore`]): written durably (kept for
+//!   the retention, default 24 h: longer than any token lives) and appended
+//!   to a stream in one atomic step; every process tails the stream and
+//!   closes its matching sockets through its registry, the path of its own
+//!   revocations; after a reconnect, a Redis restart or a gap it
+//!   resynchronises and checks every live socket again. Checks read a local
+//!   copy: a handshake costs no round trip.
+//! - **Staleness**: while a process has had no answer from Redis for longer
+//!   than `max_staleness` (default 30 s; the tail's heartbeat answers every
+//!   second, so a stalled link is noticed in seconds), its live sockets
+//!   close with 1011 `backend unavailable` and handshakes get 503 with
+//!   `Retry-After`; contact back, it resynchronises and serves again.
+//! - **Tickets** ([`RedisTicketStore`]): redeemed exactly once across
+//!   processes.
+//!
+//! Connections: `redis://` and `rediss://` (TLS with rustls and aws-lc-rs,
+//! the platform's roots), `AUTH` from the URL
+//! (`redis://user:password@host/`); see SECURITY.md for the ACL to give
+//! wsgate's user. Commands time out after 2 s, so a Redis that is down
+//! answers 503 rather than holding a request.
+
+mod revocations;
+mod tickets;
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::error::ConfigError;
+
+pub use self::revocations::{RedisRevocationStore, RedisStoreError};
+pub use self::tickets::RedisTicketStore;
+
+/// Timings of the stores.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RedisSettings {
+    pub(crate) max_staleness: Duration,
+    pub(crate) retention: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) command_timeout: Duration,
+    /// How much longer than the stream's block a heartbeat may take.
+    pub(crate) heartbeat_grace: Duration,
+}
+
+/// The stores of one Redis (and key prefix), shared by every process that
+/// uses the same. Cheap to clone.
+#[derive(Clone)]
+pub struct RedisStores {
+    revocations: RedisRevocationStore,
+    tickets: RedisTicketStore,
+}
+
+/// Builds [`RedisStores`].
+#[derive(Debug)]
+#[must_use]
+pub struct RedisStoresBuilder {
+    url: String,
+    prefix: String,
+    settings: RedisSettings,
+}
+
+impl RedisStores {
+    /// Stores on the Redis at `url` (`redis://[user:password@]host[:port][/db]`
+    /// or `rediss://…`), under the key prefix `wsgate`.
+    pub fn builder(url: impl Into<String>) -> RedisStoresBuilder {
+        RedisStoresBuilder {
+            url: url.into(),
+            prefix: "wsgate".to_owned(),
+            settings: RedisSettings {
+                max_staleness: Duration::from_secs(30),
+                retention: Duration::from_secs(24 * 3600),
+                connect_timeout: Duration::from_secs(2),
+                command_timeout: Duration::from_secs(2),
+                heartbeat_grace: Duration::from_secs(1),
+            },
+        }
+    }
+
+    /// The shared revocation store.
+    pub fn revocations(&self) -> RedisRevocationStore {
+        self.revocations.clone()
+    }
+
+    /// The shared ticket store.
+    pub fn tickets(&self) -> RedisTicketStore {
+        self.tickets.clone()
+    }
+}
+
+impl RedisStoresBuilder {
+    /// The prefix of every key (default `wsgate`): applications sharing a
+    /// Redis keep theirs apart with it.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long live sockets stay open, and handshakes are served, without
+    /// contact with Redis. Defaults to 30 s.
+    pub fn max_staleness(mut self, bound: Duration) -> Self {
+        self.settings.max_staleness = bound.max(Duration::from_secs(1));
+        self
+    }
+
+    /// How long a revocation is kept: at least as long as the longest
+    /// token lifetime, since a token issued before it may be shown until it
+    /// expires. Defaults to 24 h.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.settings.retention = retention;
+        self
+    }
+
+    /// How long a command (and a connection attempt) may take before it
+    /// fails: 503 rather than a held request. Defaults to 2 s.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.command_timeout = timeout;
+        self.settings.connect_timeout = timeout;
+        self
+    }
+
+    /// Starts the stores: connects lazily (the app starts while Redis is
+    /// down; its handshakes get 503 until contact), and starts the
+    /// revocation stream's tail. Call it inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidRedisUrl`] for a URL that is not one.
+    pub fn build(self) -> Result<RedisStores, ConfigError> {
+        let client =
+            redis::Client::open(self.url.as_str()).map_err(|_| ConfigError::InvalidRedisUrl)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.settings.connect_timeout))
+            .set_response_timeout(Some(self.settings.command_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|_| ConfigError::InvalidRedisUrl)?;
+        Ok(RedisStores {
+            revocations: RedisRevocationStore::start(
+                client,
+                commands.clone(),
+                &self.prefix,
+                self.settings,
+            ),
+            tickets: RedisTicketStore::new(commands, &self.prefix),
+        })
+    }
+}
+
+impl fmt::Debug for RedisStores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStores")
+            .field("revocations", &self.revocations)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,154 @@
+//! Single-use tickets in Redis: issued on one process, redeemed exactly
+//! once on any.
+
+use std::time::{Duration, SystemTime};
+
+use redis::AsyncCommands as _;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::clock::unix_millis;
+use crate::principal::{AuthMethod, Principal};
+use crate::redis::revocations::RedisStoreError;
+use crate::store::{TicketDigest, TicketStore};
+
+/// Tickets in Redis under `<prefix>:ticket:<hex SHA-256 of the ticket>`:
+/// a leaked Redis holds nothing redeemable. Redemption is one `GETDEL`,
+/// so of any number of racing redemptions on any processes at most one
+/// gets the principal; expiry is enforced by Redis (`PX`) and again by the
+/// value's own deadline. Made by
+/// [`RedisStores::tickets`](crate::redis::RedisStores::tickets).
+#[derive(Clone)]
+pub struct RedisTicketStore {
+    commands: ConnectionManager,
+    prefix: String,
+}
+
+/// What a ticket stands for, as Redis holds it.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    sub: String,
+    roles: Vec<String>,
+    scopes: Vec<String>,
+    method: String,
+    expires_ms: Option<u64>,
+    issued_ms: Option<u64>,
+    jti: Option<String>,
+    claims: Map<String, Value>,
+    until_ms: u64,
+}
+
+fn time(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+impl Stored {
+    fn of(principal: &Principal, until: SystemTime) -> Self {
+        Self {
+            sub: principal.subject().to_owned(),
+            roles: principal.roles().to_vec(),
+            scopes: principal.scopes().to_vec(),
+            method: match principal.method() {
+                AuthMethod::Password => "password",
+                AuthMethod::Ticket => "ticket",
+                _ => "token",
+            }
+            .to_owned(),
+            expires_ms: principal.expires_at().map(unix_millis),
+            issued_ms: principal.issued_at().map(unix_millis),
+            jti: principal.token_id().map(str::to_owned),
+            claims: principal.claims().clone(),
+            until_ms: unix_millis(until),
+        }
+    }
+
+    fn principal(self) -> Principal {
+        let method = match self.method.as_str() {
+            "password" => AuthMethod::Password,
+            "ticket" => AuthMethod::Ticket,
+            _ => AuthMethod::Token,
+        };
+        let mut principal = Principal::new(self.sub, method)
+            .with_roles(self.roles)
+            .with_scopes(self.scopes)
+            .with_claims(self.claims);
+        if let Some(ms) = self.expires_ms {
+            principal = principal.with_expires_at(time(ms));
+        }
+        if let Some(ms) = self.issued_ms {
+            principal = principal.with_issued_at(time(ms));
+        }
+        if let Some(jti) = self.jti {
+            principal = principal.with_token_id(jti);
+        }
+        principal
+    }
+}
+
+impl RedisTicketStore {
+    pub(crate) fn new(commands: ConnectionManager, prefix: &str) -> Self {
+        Self {
+            commands,
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn key(&self, digest: &TicketDigest) -> String {
+        let hex: String = digest
+            .as_bytes()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        format!("{}:ticket:{hex}", self.prefix)
+    }
+}
+
+impl TicketStore for RedisTicketStore {
+    type Error = RedisStoreError;
+
+    async fn insert(
+        &self,
+        digest: TicketDigest,
+        principal: Principal,
+        expires_at: SystemTime,
+    ) -> Result<(), RedisStoreError> {
+        let life = expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+            .max(Duration::from_millis(1));
+        let value = serde_json::to_string(&Stored::of(&principal, expires_at)).unwrap_or_default();
+        let mut connection = self.commands.clone();
+        let options = redis::SetOptions::default()
+            .conditional_set(redis::ExistenceCheck::NX)
+            .with_expiration(redis::SetExpiry::PX(life.as_millis() as u64));
+        let _: Option<String> = connection
+            .set_options(self.key(&digest), value, options)
+            .await?;
+        Ok(())
+    }
+
+    async fn take(
+        &self,
+        digest: &TicketDigest,
+        now: SystemTime,
+    ) -> Result<Option<Principal>, RedisStoreError> {
+        let mut connection = self.commands.clone();
+        let value: Option<String> = connection.get_del(self.key(digest)).await?;
+        let Some(stored) = value.and_then(|text| serde_json::from_str::<Stored>(&text).ok()) else {
+            return Ok(None);
+        };
+        if unix_millis(now) >= stored.until_ms {
+            return Ok(None);
+        }
+        Ok(Some(stored.principal()))
+    }
+}
+
+impl std::fmt::Debug for RedisTicketStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTicketStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,221 @@
+//! A real Redis for the tests (Debian's `redis-server`), started on a free
+//! loopback port without persistence, killed and restarted at will; and a
+//! TCP proxy that can stall a link without closing it.
+//!
+//! Without `redis-server` a test prints what to install and skips, unless
+//! `WSGATE_TEST_REQUIRE_SERVERS=1` (CI).
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::process::{Child, Command};
+
+use super::idp::free_port;
+
+pub fn available() -> bool {
+    let found = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if found {
+        return true;
+    }
+    let missing = "the Redis tests need redis-server (apt-get install -y redis-server)";
+    if std::env::var("WSGATE_TEST_REQUIRE_SERVERS").as_deref() == Ok("1") {
+        panic!("{missing} (WSGATE_TEST_REQUIRE_SERVERS=1)");
+    }
+    eprintln!("skipping: {missing}");
+    false
+}
+
+/// One Redis server.
+pub struct RedisServer {
+    pub port: u16,
+    password: Option<String>,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port; `None` when none can run here.
+    pub async fn start() -> Option<Self> {
+        Self::start_with(None).await
+    }
+
+    /// A server that requires `password` (AUTH).
+    pub async fn start_with(password: Option<&str>) -> Option<Self> {
+        if !available() {
+            return None;
+        }
+        let mut server = Self {
+            port: free_port(),
+            password: password.map(str::to_owned),
+            child: None,
+        };
+        server.spawn().await;
+        Some(server)
+    }
+
+    async fn spawn(&mut self) {
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            // Bound to loopback only; protected mode would refuse the
+            // proxy's links from 127.0.0.3.
+            .args(["--protected-mode", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
+        }
+        self.child = Some(command.spawn().expect("redis-server starts"));
+        for _ in 0..200 {
+            if TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("redis-server did not listen within 5 s");
+    }
+
+    pub fn url(&self) -> String {
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
+    }
+
+    /// Stops the server (its port stays free for a restart).
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Starts it again on the same port: empty, with a new run id.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.spawn().await;
+    }
+
+    /// A connection for the test's own commands.
+    pub async fn connection(&self) -> ::redis::aio::MultiplexedConnection {
+        ::redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// `CLIENT KILL`s every connection whose address is on `ip` (a
+    /// process whose links come through a proxy bound there); returns how
+    /// many.
+    pub async fn kill_clients_from(&self, ip: &str) -> usize {
+        let mut connection = self.connection().await;
+        let list: String = ::redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        let mut killed = 0;
+        for line in list.lines() {
+            let Some(addr) = line
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("addr="))
+            else {
+                continue;
+            };
+            if addr.starts_with(&format!("{ip}:")) {
+                let _: ::redis::RedisResult<()> = ::redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg(addr)
+                    .query_async(&mut connection)
+                    .await;
+                killed += 1;
+            }
+        }
+        killed
+    }
+}
+
+/// A TCP proxy in front of a server: what one process sees of Redis. Its
+/// links to the server leave from `source` (a loopback address of the
+/// test's choosing, so `CLIENT LIST` tells them apart), and it can stall:
+/// stop forwarding in both directions while every socket stays open.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    stalled: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: u16, source: &'static str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stalled = Arc::new(AtomicBool::new(false));
+        let flag = stalled.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let flag = flag.clone();
+                tokio::spawn(async move {
+                    let socket = TcpSocket::new_v4().unwrap();
+                    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+                    let server = match socket
+                        .connect(SocketAddr::from(([127, 0, 0, 1], upstream)))
+                        .await
+                    {
+                        Ok(server) => server,
+                        // The server is down: the client sees its link close.
+                        Err(_) => return,
+                    };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::join!(
+                        pump(client_read, server_write, flag.clone()),
+                        pump(server_read, client_write, flag),
+                    );
+                });
+            }
+        });
+        Self { addr, stalled }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://{}/", self.addr)
+    }
+
+    /// Stops (or resumes) forwarding; the sockets stay open.
+    pub fn stall(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: Arc<AtomicBool>,
+) {
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let Ok(read) = from.read(&mut buffer).await else {
+            return;
+        };
+        if read == 0 {
+            return;
+        }
+        // While stalled, bytes are held, never forwarded: the link looks
+        // alive to both ends and answers nothing.
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! Two application instances sharing one real Redis (`redis-server`,
+//! started by the tests): revocations across processes with none lost
+//! through reconnects, restarts and stalled links; tickets redeemed once
+//! across both; the staleness bound. The fault cases run as a catalogue
+//! with exact outcomes.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use common::redis::{Proxy, RedisServer};
+use common::{Handshake, Keys, Outcome, connect, serve};
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+use wsgate::redis::RedisStores;
+use wsgate::socket::GatedUpgrade;
+use wsgate::store::Revocation;
+use wsgate::{AuthMethod, Gate, Principal, Transport};
+
+type Client = common::Client;
+
+const STALENESS: Duration = Duration::from_secs(3);
+
+async fn echo(State(gate): State<Gate>, upgrade: GatedUpgrade) -> Response {
+    upgrade.on_upgrade(&gate, |mut socket| async move {
+        let welcome = serde_json::json!({"sub": socket.principal().subject()});
+        let _ = socket
+            .send(axum::extract::ws::Message::Text(welcome.to_string().into()))
+            .await;
+        while let Some(message) = socket.recv().await {
+            if socket.send(message.into_message()).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// One application instance: a gate over Redis stores reached at `url`.
+struct Instance {
+    addr: SocketAddr,
+    gate: Gate,
+    /// A valid token nobody revokes, to see whether the instance serves.
+    probe: String,
+}
+
+impl Instance {
+    async fn start(url: &str, keys: &Keys) -> Self {
+        let stores = RedisStores::builder(url)
+            .max_staleness(STALENESS)
+            .command_timeout(Duration::from_millis(800))
+            .build()
+            .unwrap();
+        let gate = Gate::builder(keys.verifier())
+            .revocations(stores.revocations())
+            .tickets(stores.tickets())
+            .build()
+            .unwrap();
+        let handshake = gate
+            .handshake()
+            .transports([Transport::Bearer, Transport::Ticket])
+            .build()
+            .unwrap();
+        let router = Router::new()
+            .route("/ws", get(echo))
+            .route_layer(handshake)
+            .with_state(gate.clone());
+        let instance = Self {
+            addr: serve(router).await,
+            gate,
+            probe: keys.token("probe"),
+        };
+        instance.wait_current().await;
+        instance
+    }
+
+    /// Waits until the instance is in contact with Redis.
+    async fn wait_current(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.status(&self.probe).await == 101 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no contact with Redis");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn status(&self, token: &str) -> u16 {
+        connect(self.addr, &Handshake::to("/ws").bearer(token))
+            .await
+            .status()
+    }
+
+    async fn open(&self, token: &str) -> Client {
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                format!("ws://{}/ws", self.addr),
+            )
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (mut client, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let _welcome = client.next().await.unwrap().unwrap();
+        client
+    }
+
+    async fn ticket(&self, subject: &str) -> Result<String, wsgate::Error> {
+        let principal = Principal::new(subject, AuthMethod::Token).with_roles(["user"]);
+        Ok(self
+            .gate
+            .issue_ticket(&principal)
+            .await?
+            .ticket()
+            .expose()
+            .to_owned())
+    }
+}
+
+async fn close_of(client: &mut Client, within: Duration) -> (u16, String) {
+    let read = async {
+        while let Some(message) = client.next().await {
+            match message {
+                Ok(Message::Close(Some(frame))) => {
+                    return (u16::from(frame.code), frame.reason.to_string());
+                }
+                Ok(Message::Close(None)) | Err(_) => return (0, String::new()),
+                Ok(_) => {}
+            }
+        }
+        (0, String::new())
+    };
+    tokio::time::timeout(within, read)
+        .await
+        .unwrap_or((0, "still open".to_owned()))
+}
+
+/// Whether the socket is still open and echoing.
+async fn still_open(client: &mut Client) -> bool {
+    use futures_util::SinkExt as _;
+    if client.send(Message::text("ping?")).await.is_err() {
+        return false;
+    }
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), client.next()).await,
+        Ok(Some(Ok(Message::Text(_))))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_instance_closes_the_other_instances_sockets() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let keys = Keys::load();
+    let a = Instance::start(&redis.url(), &keys).await;
+    let b = Instance::start(&redis.url(), &keys).await;
+    let token = keys.token("alice");
+    let mut on_b = b.open(&token).await;
+    let mut bystander = b.open(&keys.token("bob")).await;
+
+    let started = Instant::now();
+    let closed_on_a = a
+        .gate
+        .registry()
+        .revoke(Revocation::subject("alice", std::time::SystemTime::now()))
+        .await
+        .unwrap();
+    assert_eq!(
+        closed_on_a, 0,
+        "{{\"closed\"}} counts the serving instance's sockets"
+    );
+    assert_eq!(
+        close_of(&mut on_b, Duration::from_secs(1)).await,
+        (4403, "token revoked".to_owned())
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(b.status(&token).await, 401);
+    assert_eq!(a.status(&token).await, 401);
+    assert!(
+        still_open(&mut bystander).await,
+        "a socket no revocation matches stays open"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_from_one_instance_is_redeemed_once_on_either() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let keys = Keys::load();
+    let a = Instance::start(&redis.url(), &keys).await;
+    let b = Instance::start(&redis.url(), &keys).await;
+    let ticket = a.ticket("alice").await.unwrap();
+    let path = format!("/ws?ticket={ticket}");
+    assert_eq!(
+        connect(b.addr, &Handshake::to(path.clone())).await.status(),
+        101
+    );
+    assert_eq!(
+        connect(a.addr, &Handshake::to(path.clone())).await.status(),
+        401
+    );
+    assert_eq!(connect(b.addr, &Handshake::to(path)).await.status(), 401);
+
+    // Sixteen racing redemptions of one ticket, across both instances.
+    for round in 0..3 {
+        let ticket = a.ticket("alice").await.unwrap();
+        let path = format!("/ws?ticket={ticket}");
+        let attempts = (0..16).map(|n| {
+            let addr = if n % 2 == 0 { a.addr } else { b.addr };
+            let handshake = Handshake::to(path.clone());
+            async move { connect(addr, &handshake).await.status() }
+        });
+        let statuses = futures_util::future::join_all(attempts).await;
+        assert_eq!(
+            statuses.iter().filter(|status| **status == 101).count(),
+            1,
+            "round {round}: {statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|status| **status == 401).count(),
+            15,
+            "round {round}: {statuses:?}"
+        );
+    }
+}
+
+/// A fault injected into one instance's link to Redis, and what must come
+/// of it.
+struct Fault {
+    name: &'static str,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_catalogue() {
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    let keys = Keys::load();
+    let mut failures = Vec::new();
+    let mut record = |name: &str, ok: bool, detail: String| {
+        if !ok {
+            failures.push(format!("{name}: {detail}"));
+        }
+    };
+
+    // B reaches Redis through a proxy whose links leave from 127.0.0.3.
+    let proxy = Proxy::start(redis.port, "127.0.0.3").await;
+    let a = Instance::start(&redis.url(), &keys).await;
+    let b = Instance::start(&proxy.url(), &keys).await;
+
+    // 1. B's connections killed (CLIENT KILL); a revocation made meanwhile
+    //    on A reaches B's sockets once B is back.
+    let case = Fault {
+        name: "B's connections killed, revocation made meanwhile",
+    };
+    let token = keys.token("carol");
+    let mut socket = b.open(&token).await;
+    proxy.stall(true);
+    let killed = redis.kill_clients_from("127.0.0.3").await;
+    a.gate
+        .registry()
+        .revoke(Revocation::token("jti-carol"))
+        .await
+        .unwrap();
+    proxy.stall(false);
+    let outcome = close_of(&mut socket, Duration::from_secs(5)).await;
+    record(
+        case.name,
+        killed >= 1 && outcome == (4403, "token revoked".to_owned()),
+        format!("killed {killed}, socket {outcome:?}"),
+    );
+    record(
+        case.name,
+        b.status(&token).await == 401,
+        "B still accepts the token".into(),
+    );
+
+    // 2. Redis restarted (empty, new run id) while B was cut off: A writes
+    //    its revocations back, and B's resync closes what must close.
+    let case = Fault {
+        name: "Redis restarted while a revocation was in flight to B",
+    };
+    b.wait_current().await;
+    let token = keys.token("dave");
+    let mut socket = b.open(&token).await;
+    proxy.stall(true);
+    a.gate
+        .registry()
+        .revoke(Revocation::token("jti-dave"))
+        .await
+        .unwrap();
+    redis.restart().await;
+    proxy.stall(false);
+    let outcome = close_of(&mut socket, Duration::from_secs(6)).await;
+    record(
+        case.name,
+        outcome == (4403, "token revoked".to_owned()),
+        format!("socket {outcome:?}"),
+    );
+    b.wait_current().await;
+    record(
+        case.name,
+        b.status(&token).await == 401,
+        "B still accepts the token".into(),
+    );
+    let earlier = keys.token("carol");
+    record(
+        case.name,
+        b.status(&earlier).await == 401,
+        "the revocation from before the restart was lost".into(),
+    );
+
+    // 3. A link that stalls without closing: noticed by the heartbeat,
+    //    sockets closed 1011 within the staleness bound, handshakes 503;
+    //    recovered when the link moves again.
+    let case = Fault {
+        name: "B's link stalls without closing",
+    };
+    b.wait_current().await;
+    let mut socket = b.open(&keys.token("erin")).await;
+    let stalled_at = Instant::now();
+    proxy.stall(true);
+    let outcome = close_of(&mut socket, STALENESS + Duration::from_secs(3)).await;
+    let took = stalled_at.elapsed();
+    record(
+        case.name,
+        outcome == (1011, "backend unavailable".to_owned())
+            && took <= STALENESS + Duration::from_secs(2),
+        format!("socket {outcome:?} after {took:?}"),
+    );
+    let refused = connect(b.addr, &Handshake::to("/ws").bearer(&keys.token("erin"))).await;
+    record(
+        case.name,
+        matches!(
+            &refused,
+            Outcome::Refused {
+                status: 503,
+                retry_after: Some(_),
+                ..
+            }
+        ),
+        format!("handshake {refused:?}"),
+    );
+    proxy.stall(false);
+    b.wait_current().await;
+    record(
+        case.name,
+        b.status(&keys.token("erin")).await == 101,
+        "no recovery".into(),
+    );
+
+    // 4. Redis stopped: revoking and issuing tickets fail (503 at the
+    //    routes), live sockets close 1011 after the bound, handshakes 503;
+    //    all back when Redis returns.
+    let case = Fault {
+        name: "Redis stopped",
+    };
+    a.wait_current().await;
+    let mut socket = a.open(&keys.token("frank")).await;
+    redis.stop().await;
+    let revoke = a.gate.registry().revoke(Revocation::token("jti-x")).await;
+    record(
+        case.name,
+        revoke.is_err(),
+        "revoke succeeded without Redis".into(),
+    );
+    let ticket = a.ticket("frank").await;
+    record(
+        case.name,
+        ticket.is_err(),
+        "a ticket was issued without Redis".into(),
+    );
+    let outcome = close_of(&mut socket, STALENESS + Duration::from_secs(3)).await;
+    record(
+        case.name,
+        outcome == (1011, "backend unavailable".to_owned()),
+        format!("socket {outcome:?}"),
+    );
+    record(
+        case.name,
+        a.status(&keys.token("frank")).await == 503,
+        "handshake not 503".into(),
+    );
+    redis.restart().await;
+    a.wait_current().await;
+    record(
+        case.name,
+        a.status(&keys.token("frank")).await == 101,
+        "no recovery".into(),
+    );
+    record(
+        case.name,
+        a.ticket("frank").await.is_ok(),
+        "no ticket after recovery".into(),
+    );
+
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
