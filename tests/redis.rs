@@ -408,3 +408,64 @@ async fn fault_catalogue() {
         failures.join("\n")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_limiter_keeps_every_rule_of_the_in_memory_one() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let url = redis.url();
+    let round = std::sync::atomic::AtomicUsize::new(0);
+    common::limiter_cases::run_all(|clock| {
+        // A prefix per case: each starts from nothing.
+        let prefix = format!(
+            "case{}",
+            round.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        let stores = RedisStores::builder(url.clone())
+            .prefix(prefix)
+            .build()
+            .unwrap();
+        async move {
+            stores.failure_limiter(common::limiter_cases::rules(
+                wsgate::limit::InMemoryFailureLimiter::builder(),
+                &clock,
+            ))
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lockout_counts_failures_on_every_instance() {
+    use wsgate::limit::{Admission, Attempt, FailureLimiter, InMemoryFailureLimiter};
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let limiter = |url: String| {
+        RedisStores::builder(url).build().unwrap().failure_limiter(
+            InMemoryFailureLimiter::builder()
+                .account_threshold(3)
+                .unwrap(),
+        )
+    };
+    let (a, b) = (limiter(redis.url()), limiter(redis.url()));
+    let client = Some("203.0.113.7".parse().unwrap());
+    for limiter in [&a, &b, &a] {
+        assert_eq!(
+            limiter.admit("alice", client).await.unwrap(),
+            Admission::Allowed
+        );
+        limiter
+            .record("alice", client, Attempt::Failed)
+            .await
+            .unwrap();
+    }
+    for limiter in [&a, &b] {
+        assert!(matches!(
+            limiter.admit("alice", client).await.unwrap(),
+            Admission::Locked { retry_after } if retry_after.as_secs() == 30
+        ));
+    }
+    assert_eq!(b.admit("bob", client).await.unwrap(), Admission::Allowed);
+}

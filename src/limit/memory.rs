@@ -31,14 +31,14 @@ pub struct InMemoryFailureLimiter {
 }
 
 #[derive(Debug)]
-struct Config {
-    account_threshold: u32,
-    address_threshold: u32,
-    window: Duration,
-    lockout: Duration,
-    max_lockout: Duration,
+pub(crate) struct Config {
+    pub(crate) account_threshold: u32,
+    pub(crate) address_threshold: u32,
+    pub(crate) window: Duration,
+    pub(crate) lockout: Duration,
+    pub(crate) max_lockout: Duration,
     max_entries: usize,
-    clock: Clock,
+    pub(crate) clock: Clock,
 }
 
 #[derive(Debug, Default)]
@@ -58,11 +58,11 @@ struct Count {
 }
 
 /// How long an admitted attempt counts as in flight without a report.
-const IN_FLIGHT_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const IN_FLIGHT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What to say to an attempt refused because enough are already in flight:
 /// they settle within a hash's time.
-const IN_FLIGHT_RETRY: Duration = Duration::from_secs(1);
+pub(crate) const IN_FLIGHT_RETRY: Duration = Duration::from_secs(1);
 
 /// Builds an [`InMemoryFailureLimiter`].
 #[derive(Debug)]
@@ -167,6 +167,12 @@ impl InMemoryFailureLimiterBuilder {
     pub fn clock(mut self, clock: Clock) -> Self {
         self.config.clock = clock;
         self
+    }
+
+    /// The rules, for a limiter kept elsewhere (Redis).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn into_config(self) -> Config {
+        self.config
     }
 
     /// Finishes the limiter.
@@ -399,188 +405,17 @@ impl FailureLimiter for InMemoryFailureLimiter {
     }
 }
 
+// The limiter's rules are tested in `tests/limiter.rs`, against this
+// limiter and the Redis one alike (`tests/common/limiter_cases.rs`).
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn limiter(clock: &Clock) -> InMemoryFailureLimiter {
-        InMemoryFailureLimiter::builder()
-            .account_threshold(3)
-            .unwrap()
-            .address_threshold(5)
-            .unwrap()
-            .window(Duration::from_secs(60))
-            .lockout(Duration::from_secs(10), Duration::from_secs(25))
-            .clock(clock.clone())
-            .build()
-    }
-
-    /// Asks `limiter` for an attempt on `account` (from `client`).
-    async fn admit(
-        limiter: &InMemoryFailureLimiter,
-        account: &str,
-        client: Option<IpAddr>,
-    ) -> Admission {
-        FailureLimiter::admit(limiter, account, client)
-            .await
-            .unwrap()
-    }
 
     async fn fail(limiter: &InMemoryFailureLimiter, account: &str, client: Option<IpAddr>) {
         limiter
             .record(account, client, Attempt::Failed)
             .await
             .unwrap();
-    }
-
-    #[tokio::test]
-    async fn accounts_lock_with_growing_back_off() {
-        let clock = Clock::manual(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
-        let limiter = limiter(&clock);
-        for _ in 0..3 {
-            assert_eq!(admit(&limiter, "alice", None).await, Admission::Allowed);
-            fail(&limiter, "alice", None).await;
-        }
-        assert_eq!(
-            admit(&limiter, "alice", None).await,
-            Admission::Locked {
-                retry_after: Duration::from_secs(10)
-            }
-        );
-        assert_eq!(admit(&limiter, "bob", None).await, Admission::Allowed);
-        clock.advance(Duration::from_secs(10));
-        assert_eq!(admit(&limiter, "alice", None).await, Admission::Allowed);
-        for _ in 0..3 {
-            fail(&limiter, "alice", None).await;
-        }
-        assert_eq!(
-            admit(&limiter, "alice", None).await,
-            Admission::Locked {
-                retry_after: Duration::from_secs(20)
-            },
-            "the second lock is twice the first"
-        );
-        clock.advance(Duration::from_secs(20));
-        for _ in 0..3 {
-            fail(&limiter, "alice", None).await;
-        }
-        assert_eq!(
-            admit(&limiter, "alice", None).await,
-            Admission::Locked {
-                retry_after: Duration::from_secs(25)
-            },
-            "capped"
-        );
-        clock.advance(Duration::from_secs(25));
-        limiter
-            .record("alice", None, Attempt::Succeeded)
-            .await
-            .unwrap();
-        fail(&limiter, "alice", None).await;
-        assert_eq!(
-            admit(&limiter, "alice", None).await,
-            Admission::Allowed,
-            "a success clears the account"
-        );
-    }
-
-    #[tokio::test]
-    async fn an_address_spraying_many_accounts_is_refused() {
-        let clock = Clock::manual(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
-        let limiter = limiter(&clock);
-        let sprayer: IpAddr = "203.0.113.5".parse().unwrap();
-        let bystander: IpAddr = "198.51.100.1".parse().unwrap();
-        for index in 0..5 {
-            fail(&limiter, &format!("user{index}"), Some(sprayer)).await;
-        }
-        assert!(matches!(
-            admit(&limiter, "fresh", Some(sprayer)).await,
-            Admission::Locked { .. }
-        ));
-        assert_eq!(
-            admit(&limiter, "fresh", Some(bystander)).await,
-            Admission::Allowed
-        );
-        clock.advance(Duration::from_secs(60));
-        assert_eq!(
-            admit(&limiter, "fresh", Some(sprayer)).await,
-            Admission::Allowed,
-            "the window passed"
-        );
-    }
-
-    #[tokio::test]
-    async fn attempts_in_flight_count_against_the_thresholds() {
-        let clock = Clock::manual(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
-        let limiter = limiter(&clock);
-        let busy = Admission::Locked {
-            retry_after: IN_FLIGHT_RETRY,
-        };
-        // A burst of guesses on one account: only the threshold's worth
-        // get checked.
-        for _ in 0..3 {
-            assert_eq!(admit(&limiter, "alice", None).await, Admission::Allowed);
-        }
-        assert_eq!(admit(&limiter, "alice", None).await, busy);
-        for _ in 0..3 {
-            fail(&limiter, "alice", None).await;
-        }
-        assert_eq!(
-            admit(&limiter, "alice", None).await,
-            Admission::Locked {
-                retry_after: Duration::from_secs(10)
-            }
-        );
-
-        // An undecided check frees its place; one nobody reports on frees
-        // it after a minute.
-        assert_eq!(admit(&limiter, "bob", None).await, Admission::Allowed);
-        limiter
-            .record("bob", None, Attempt::Undecided)
-            .await
-            .unwrap();
-        for _ in 0..3 {
-            assert_eq!(admit(&limiter, "bob", None).await, Admission::Allowed);
-        }
-        assert_eq!(admit(&limiter, "bob", None).await, busy);
-        clock.advance(IN_FLIGHT_TIMEOUT);
-        assert_eq!(admit(&limiter, "bob", None).await, Admission::Allowed);
-
-        // The same per address, across accounts.
-        let sprayer: IpAddr = "203.0.113.9".parse().unwrap();
-        for index in 0..5 {
-            assert_eq!(
-                limiter
-                    .admit(&format!("user{index}"), Some(sprayer))
-                    .await
-                    .unwrap(),
-                Admission::Allowed
-            );
-        }
-        assert_eq!(admit(&limiter, "user9", Some(sprayer)).await, busy);
-    }
-
-    #[tokio::test]
-    async fn a_success_clears_the_account_but_not_other_attempts_in_flight() {
-        let clock = Clock::manual(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
-        let limiter = limiter(&clock);
-        for _ in 0..2 {
-            admit(&limiter, "alice", None).await;
-        }
-        fail(&limiter, "alice", None).await;
-        admit(&limiter, "alice", None).await;
-        limiter
-            .record("alice", None, Attempt::Succeeded)
-            .await
-            .unwrap();
-        // Failures cleared; one attempt still in flight.
-        for _ in 0..2 {
-            assert_eq!(admit(&limiter, "alice", None).await, Admission::Allowed);
-        }
-        assert!(matches!(
-            admit(&limiter, "alice", None).await,
-            Admission::Locked { .. }
-        ));
     }
 
     #[tokio::test]

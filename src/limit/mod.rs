@@ -33,7 +33,15 @@ use crate::error::{Error, ErrorKind};
 use crate::refusal::RejectionReason;
 
 pub use self::boxed::BoxedFailureLimiter;
+#[cfg(feature = "redis")]
+pub(crate) use self::memory::{Config as Rules, IN_FLIGHT_RETRY, IN_FLIGHT_TIMEOUT};
 pub use self::memory::{InMemoryFailureLimiter, InMemoryFailureLimiterBuilder};
+
+/// The rules of a failure limiter (thresholds, window, back-off, clock):
+/// [`build`](InMemoryFailureLimiterBuilder::build) makes the in-memory
+/// limiter; with the `redis` feature, `RedisStores::failure_limiter(rules)`
+/// makes one that counts across processes by the same rules.
+pub type LimitRules = InMemoryFailureLimiterBuilder;
 
 /// Whether an attempt may go ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

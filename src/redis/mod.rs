@@ -39,6 +39,7 @@
 //! wsgate's user. Commands time out after 2 s, so a Redis that is down
 //! answers 503 rather than holding a request.
 
+mod limiter;
 mod revocations;
 mod tickets;
 
@@ -49,6 +50,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::error::ConfigError;
 
+pub use self::limiter::RedisFailureLimiter;
 pub use self::revocations::{RedisRevocationStore, RedisStoreError};
 pub use self::tickets::RedisTicketStore;
 
@@ -69,6 +71,8 @@ pub(crate) struct RedisSettings {
 pub struct RedisStores {
     revocations: RedisRevocationStore,
     tickets: RedisTicketStore,
+    commands: ConnectionManager,
+    prefix: String,
 }
 
 /// Builds [`RedisStores`].
@@ -105,6 +109,12 @@ impl RedisStores {
     /// The shared ticket store.
     pub fn tickets(&self) -> RedisTicketStore {
         self.tickets.clone()
+    }
+
+    /// A failure limiter that counts across every process by `rules`
+    /// (`InMemoryFailureLimiter::builder()` and its settings).
+    pub fn failure_limiter(&self, rules: crate::limit::LimitRules) -> RedisFailureLimiter {
+        RedisFailureLimiter::new(self.commands.clone(), &self.prefix, rules)
     }
 }
 
@@ -163,7 +173,9 @@ impl RedisStoresBuilder {
                 &self.prefix,
                 self.settings,
             ),
-            tickets: RedisTicketStore::new(commands, &self.prefix),
+            tickets: RedisTicketStore::new(commands.clone(), &self.prefix),
+            commands,
+            prefix: self.prefix,
         })
     }
 }

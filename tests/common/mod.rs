@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod idp;
+pub mod limiter_cases;
 pub mod raw;
 pub mod redis;
 

@@ -1,0 +1,15 @@
+//! The failure limiter's rules (`tests/common/limiter_cases.rs`) against
+//! the in-memory limiter; the Redis limiter runs the same cases in
+//! `tests/redis.rs`.
+
+mod common;
+
+use wsgate::limit::InMemoryFailureLimiter;
+
+#[tokio::test]
+async fn the_in_memory_limiter_keeps_every_rule() {
+    common::limiter_cases::run_all(|clock| async move {
+        common::limiter_cases::rules(InMemoryFailureLimiter::builder(), &clock).build()
+    })
+    .await;
+}
