@@ -25,6 +25,7 @@ use wsgate::limit::InMemoryFailureLimiter;
 use wsgate::oidc::{OidcProvider, OidcVerifier};
 use wsgate::password::PasswordVerifier;
 use wsgate::prelude::*;
+use wsgate::redis::RedisStores;
 use wsgate::session::ConnectionId;
 use wsgate::socket::GatedSender;
 use wsgate::store::InMemoryCredentialStore;
@@ -55,6 +56,9 @@ struct Settings {
     /// Where to serve `GET /metrics` (Prometheus text), on a listener of its own.
     metrics: Option<SocketAddr>,
     oidc: Option<OidcSettings>,
+    /// Redis for revocations, tickets and the failure limiter, shared by
+    /// every demo process with the same URL.
+    redis: Option<(String, Duration)>,
 }
 
 /// An OpenID provider whose access tokens the demo accepts next to its own.
@@ -126,6 +130,13 @@ impl Settings {
                         .map_err(|error| format!("WSGATE_METRICS_ADDR: {error}"))
                 })
                 .transpose()?,
+            redis: match var("WSGATE_REDIS_URL") {
+                None => None,
+                Some(url) => Some((
+                    url,
+                    Duration::from_secs(setting("WSGATE_REDIS_MAX_STALENESS_SECS", 30)?),
+                )),
+            },
             oidc: match var("WSGATE_OIDC_ISSUER") {
                 None => None,
                 Some(issuer) => Some(OidcSettings {
@@ -249,15 +260,28 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     // One gate for every route: revocations, tickets, the failure limiter
     // (/login and Basic handshakes count towards the same lock) and the
-    // audit trail are shared by every stage.
-    let gate = Gate::builder(verifier)
-        .passwords(BasicAuthenticator::new(users, PasswordVerifier::new()?))
-        .failure_limiter(
-            InMemoryFailureLimiter::builder()
-                .account_threshold(settings.lockout_threshold)?
-                .address_threshold(settings.address_failure_limit)?
-                .build(),
-        )
+    // audit trail are shared by every stage; with Redis, by every process.
+    let rules = InMemoryFailureLimiter::builder()
+        .account_threshold(settings.lockout_threshold)?
+        .address_threshold(settings.address_failure_limit)?;
+    let mut gate =
+        Gate::builder(verifier).passwords(BasicAuthenticator::new(users, PasswordVerifier::new()?));
+    gate = match &settings.redis {
+        None => gate.failure_limiter(rules.build()),
+        Some((url, max_staleness)) => {
+            let redis = RedisStores::builder(url.clone())
+                .max_staleness(*max_staleness)
+                .build()?;
+            tracing::info!(
+                max_staleness_secs = max_staleness.as_secs(),
+                "revocations, tickets and lockouts shared through Redis"
+            );
+            gate.revocations(redis.revocations())
+                .tickets(redis.tickets())
+                .failure_limiter(redis.failure_limiter(rules))
+        }
+    };
+    let gate = gate
         .audit(auditor)
         .limits(
             Limits::default()
