@@ -16,13 +16,6 @@ use common::*;
 use serde_json::json;
 use tokio::time::timeout;
 
-/// Lines of `text` that hold one of `secrets`.
-fn leaks<'a>(text: &'a str, secrets: &[String]) -> Vec<&'a str> {
-    text.lines()
-        .filter(|line| secrets.iter().any(|secret| line.contains(secret.as_str())))
-        .collect()
-}
-
 /// The live stage's good flows: a refresh, messages carrying their token,
 /// a first-message authentication.
 async fn good_live_traffic(fortress: &Fortress) {

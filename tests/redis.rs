@@ -6,139 +6,16 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::State;
-use axum::response::Response;
-use axum::routing::get;
-use common::redis::{Proxy, RedisServer};
-use common::{Handshake, Keys, Outcome, connect, serve};
+use common::redis::{Instance, Proxy, RedisServer, STALENESS};
+use common::{Handshake, Keys, Outcome, connect};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 use wsgate::redis::RedisStores;
-use wsgate::socket::GatedUpgrade;
 use wsgate::store::Revocation;
-use wsgate::{AuthMethod, Gate, Principal, Transport};
 
 type Client = common::Client;
-
-const STALENESS: Duration = Duration::from_secs(3);
-
-async fn echo(State(gate): State<Gate>, upgrade: GatedUpgrade) -> Response {
-    upgrade.on_upgrade(&gate, |mut socket| async move {
-        let welcome = serde_json::json!({"sub": socket.principal().subject()});
-        let _ = socket
-            .send(axum::extract::ws::Message::Text(welcome.to_string().into()))
-            .await;
-        while let Some(message) = socket.recv().await {
-            if socket.send(message.into_message()).await.is_err() {
-                break;
-            }
-        }
-    })
-}
-
-/// One application instance: a gate over Redis stores reached at `url`.
-struct Instance {
-    addr: SocketAddr,
-    gate: Gate,
-    /// A valid token nobody revokes, to see whether the instance serves.
-    probe: String,
-}
-
-impl Instance {
-    async fn start(url: &str, keys: &Keys) -> Self {
-        let stores = RedisStores::builder(url)
-            .max_staleness(STALENESS)
-            .command_timeout(Duration::from_millis(800))
-            .build()
-            .unwrap();
-        let gate = Gate::builder(keys.verifier())
-            .revocations(stores.revocations())
-            .tickets(stores.tickets())
-            .build()
-            .unwrap();
-        let handshake = gate
-            .handshake()
-            .transports([Transport::Bearer, Transport::Ticket])
-            .build()
-            .unwrap();
-        let router = Router::new()
-            .route("/ws", get(echo))
-            .route_layer(handshake)
-            .with_state(gate.clone());
-        let instance = Self {
-            addr: serve(router).await,
-            gate,
-            probe: keys.token("probe"),
-        };
-        instance.wait_current().await;
-        instance
-    }
-
-    /// Waits until the instance is in contact with Redis.
-    async fn wait_current(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if self.status(&self.probe).await == 101 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "no contact with Redis");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn status(&self, token: &str) -> u16 {
-        connect(self.addr, &Handshake::to("/ws").bearer(token))
-            .await
-            .status()
-    }
-
-    async fn open(&self, token: &str) -> Client {
-        let mut request =
-            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-                format!("ws://{}/ws", self.addr),
-            )
-            .unwrap();
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let (mut client, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        let _welcome = client.next().await.unwrap().unwrap();
-        client
-    }
-
-    async fn ticket(&self, subject: &str) -> Result<String, wsgate::Error> {
-        let principal = Principal::new(subject, AuthMethod::Token).with_roles(["user"]);
-        Ok(self
-            .gate
-            .issue_ticket(&principal)
-            .await?
-            .ticket()
-            .expose()
-            .to_owned())
-    }
-}
-
-async fn close_of(client: &mut Client, within: Duration) -> (u16, String) {
-    let read = async {
-        while let Some(message) = client.next().await {
-            match message {
-                Ok(Message::Close(Some(frame))) => {
-                    return (u16::from(frame.code), frame.reason.to_string());
-                }
-                Ok(Message::Close(None)) | Err(_) => return (0, String::new()),
-                Ok(_) => {}
-            }
-        }
-        (0, String::new())
-    };
-    tokio::time::timeout(within, read)
-        .await
-        .unwrap_or((0, "still open".to_owned()))
-}
 
 /// Whether the socket is still open and echoing.
 async fn still_open(client: &mut Client) -> bool {
@@ -176,7 +53,7 @@ async fn a_revocation_on_one_instance_closes_the_other_instances_sockets() {
         "{{\"closed\"}} counts the serving instance's sockets"
     );
     assert_eq!(
-        close_of(&mut on_b, Duration::from_secs(1)).await,
+        common::close_within(&mut on_b, Duration::from_secs(1)).await,
         (4403, "token revoked".to_owned())
     );
     assert!(started.elapsed() < Duration::from_secs(1));
@@ -270,7 +147,7 @@ async fn fault_catalogue() {
         .await
         .unwrap();
     proxy.stall(false);
-    let outcome = close_of(&mut socket, Duration::from_secs(5)).await;
+    let outcome = common::close_within(&mut socket, Duration::from_secs(5)).await;
     record(
         case.name,
         killed >= 1 && outcome == (4403, "token revoked".to_owned()),
@@ -298,7 +175,7 @@ async fn fault_catalogue() {
         .unwrap();
     redis.restart().await;
     proxy.stall(false);
-    let outcome = close_of(&mut socket, Duration::from_secs(6)).await;
+    let outcome = common::close_within(&mut socket, Duration::from_secs(6)).await;
     record(
         case.name,
         outcome == (4403, "token revoked".to_owned()),
@@ -327,7 +204,7 @@ async fn fault_catalogue() {
     let mut socket = b.open(&keys.token("erin")).await;
     let stalled_at = Instant::now();
     proxy.stall(true);
-    let outcome = close_of(&mut socket, STALENESS + Duration::from_secs(3)).await;
+    let outcome = common::close_within(&mut socket, STALENESS + Duration::from_secs(3)).await;
     let took = stalled_at.elapsed();
     record(
         case.name,
@@ -377,7 +254,7 @@ async fn fault_catalogue() {
         ticket.is_err(),
         "a ticket was issued without Redis".into(),
     );
-    let outcome = close_of(&mut socket, STALENESS + Duration::from_secs(3)).await;
+    let outcome = common::close_within(&mut socket, STALENESS + Duration::from_secs(3)).await;
     record(
         case.name,
         outcome == (1011, "backend unavailable".to_owned()),

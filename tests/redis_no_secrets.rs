@@ -9,47 +9,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::redis::RedisServer;
-use common::{
-    Handshake, Keys, capture_trace_logs, connect, remember_secret, remembered_secrets, serve,
-};
-use wsgate::redis::RedisStores;
-use wsgate::socket::GatedUpgrade;
+use common::redis::{Instance, RedisServer};
+use common::{Handshake, Keys, capture_trace_logs, connect, remember_secret, remembered_secrets};
 use wsgate::store::Revocation;
-use wsgate::{AuthMethod, Gate, Principal, Transport};
+use wsgate::{AuthMethod, Principal};
 
 const PASSWORD: &str = "redis-password-never-logged-0123";
-
-async fn echo(
-    axum::extract::State(gate): axum::extract::State<Gate>,
-    upgrade: GatedUpgrade,
-) -> axum::response::Response {
-    upgrade.on_upgrade(&gate, |mut socket| async move {
-        let _ = socket
-            .send(axum::extract::ws::Message::Text("{}".into()))
-            .await;
-        while socket.recv().await.is_some() {}
-    })
-}
-
-async fn instance(url: &str, keys: &Keys) -> (std::net::SocketAddr, Gate) {
-    let stores = RedisStores::builder(url).build().unwrap();
-    let gate = Gate::builder(keys.verifier())
-        .revocations(stores.revocations())
-        .tickets(stores.tickets())
-        .build()
-        .unwrap();
-    let handshake = gate
-        .handshake()
-        .transports([Transport::Bearer, Transport::Ticket])
-        .build()
-        .unwrap();
-    let router = axum::Router::new()
-        .route("/ws", axum::routing::get(echo))
-        .route_layer(handshake)
-        .with_state(gate.clone());
-    (serve(router).await, gate)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_ticket_or_redis_password_reaches_the_trace_log() {
@@ -58,9 +23,9 @@ async fn no_token_ticket_or_redis_password_reaches_the_trace_log() {
         return;
     };
     let keys = Keys::load();
-    let (a, gate_a) = instance(&redis.url(), &keys).await;
-    let (b, _gate_b) = instance(&redis.url(), &keys).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let a = Instance::start(&redis.url(), &keys).await;
+    let b = Instance::start(&redis.url(), &keys).await;
+    let (gate_a, a, b) = (a.gate.clone(), a.addr, b.addr);
 
     let principal = Principal::new("alice", AuthMethod::Token).with_roles(["user"]);
     for _ in 0..3 {
@@ -106,14 +71,5 @@ async fn no_token_ticket_or_redis_password_reaches_the_trace_log() {
     assert!(log.contains("redis"), "the Redis traffic was logged");
     let mut secrets = remembered_secrets();
     secrets.push(PASSWORD.to_owned());
-    let leaks: Vec<&str> = log
-        .lines()
-        .filter(|line| secrets.iter().any(|secret| line.contains(secret.as_str())))
-        .collect();
-    assert!(
-        leaks.is_empty(),
-        "{} log lines hold a secret, the first: {}",
-        leaks.len(),
-        leaks[0]
-    );
+    common::assert_no_secret_in(&log, &secrets);
 }

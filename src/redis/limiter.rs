@@ -158,6 +158,16 @@ impl RedisFailureLimiter {
     }
 }
 
+/// `script` with the account's and the address's keys, in the order both
+/// scripts take them.
+fn with_keys<'a>(script: &'a Script, keys: &[String; 4]) -> redis::ScriptInvocation<'a> {
+    let mut invocation = script.prepare_invoke();
+    for key in keys {
+        invocation.key(key);
+    }
+    invocation
+}
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -175,12 +185,7 @@ impl FailureLimiter for RedisFailureLimiter {
         let keys = self.keys(account, client);
         let attempt = crate::random::random_urlsafe::<12>().unwrap_or_default();
         let mut connection = inner.commands.clone();
-        let answer: Vec<u64> = inner
-            .admit
-            .key(&keys[0])
-            .key(&keys[1])
-            .key(&keys[2])
-            .key(&keys[3])
+        let answer: Vec<u64> = with_keys(&inner.admit, &keys)
             .arg(unix_millis(rules.clock.now()))
             .arg(millis(rules.window))
             .arg(rules.account_threshold)
@@ -216,12 +221,7 @@ impl FailureLimiter for RedisFailureLimiter {
             _ => "u",
         };
         let mut connection = inner.commands.clone();
-        let _: i64 = inner
-            .record
-            .key(&keys[0])
-            .key(&keys[1])
-            .key(&keys[2])
-            .key(&keys[3])
+        let _: i64 = with_keys(&inner.record, &keys)
             .arg(unix_millis(rules.clock.now()))
             .arg(millis(rules.window))
             .arg(rules.account_threshold)

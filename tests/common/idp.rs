@@ -338,18 +338,7 @@ impl Site {
     }
 
     pub async fn open(&self, token: &str) -> Client {
-        let mut request =
-            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-                format!("ws://{}/ws", self.addr),
-            )
-            .unwrap();
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let (mut client, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        let welcome = client.next().await.unwrap().unwrap();
-        assert!(welcome.to_text().unwrap().contains("\"sub\""));
-        client
+        super::open_bearer(self.addr, token).await
     }
 
     /// A token of the provider's issuer signed by a key of the test's
@@ -445,20 +434,9 @@ pub async fn next_text(client: &mut Client) -> String {
 }
 
 pub async fn close_of(client: &mut Client, within: Duration) -> (u16, String) {
-    let read = async {
-        loop {
-            match client.next().await {
-                Some(Ok(Message::Close(Some(frame)))) => {
-                    return (u16::from(frame.code), frame.reason.to_string());
-                }
-                Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return (0, String::new()),
-                Some(Ok(_)) => {}
-            }
-        }
-    };
-    tokio::time::timeout(within, read)
-        .await
-        .expect("closed in time")
+    let closed = super::close_within(client, within).await;
+    assert_ne!(closed.1, "still open", "closed in time");
+    closed
 }
 
 /// The public JWK of the test's ES256 key, under `kid`: what an attacker

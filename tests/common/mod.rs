@@ -1111,6 +1111,57 @@ pub async fn acceptance_cases(server: &Server) -> Vec<Acceptance> {
 #[derive(Clone, Default)]
 pub struct Capture(Arc<Mutex<Vec<u8>>>);
 
+/// The lines of `text` that hold one of `secrets`.
+pub fn leaks<'a>(text: &'a str, secrets: &[String]) -> Vec<&'a str> {
+    text.lines()
+        .filter(|line| secrets.iter().any(|secret| line.contains(secret.as_str())))
+        .collect()
+}
+
+/// Fails when a line of `log` holds one of `secrets`, naming the first.
+pub fn assert_no_secret_in(log: &str, secrets: &[String]) {
+    let found = leaks(log, secrets);
+    assert!(
+        found.is_empty(),
+        "{} log lines hold a secret, the first: {}",
+        found.len(),
+        found[0]
+    );
+}
+
+/// Opens `ws://addr/ws` with a Bearer token and reads the first message
+/// (the handler's welcome).
+pub async fn open_bearer(addr: SocketAddr, token: &str) -> Client {
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut client, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let _welcome = client.next().await.unwrap().unwrap();
+    client
+}
+
+/// The close frame's code and reason, read within `within`: `(0, "")`
+/// for a socket that ended without one, `(0, "still open")` when nothing
+/// came in time.
+pub async fn close_within(client: &mut Client, within: Duration) -> (u16, String) {
+    let read = async {
+        while let Some(message) = client.next().await {
+            match message {
+                Ok(tungstenite::Message::Close(Some(frame))) => {
+                    return (u16::from(frame.code), frame.reason.to_string());
+                }
+                Ok(tungstenite::Message::Close(None)) | Err(_) => return (0, String::new()),
+                Ok(_) => {}
+            }
+        }
+        (0, String::new())
+    };
+    tokio::time::timeout(within, read)
+        .await
+        .unwrap_or((0, "still open".to_owned()))
+}
+
 /// Installs the process-wide subscriber at TRACE for every target, written
 /// into the returned capture (once per test binary).
 pub fn capture_trace_logs() -> Capture {

@@ -219,3 +219,106 @@ async fn pump(
         }
     }
 }
+
+// ---------------------------------------------------------------------
+// One application instance over Redis stores.
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use std::time::Instant;
+use wsgate::redis::RedisStores;
+use wsgate::socket::GatedUpgrade;
+use wsgate::{AuthMethod, Gate, Principal, Transport};
+
+use super::{Handshake, Keys, connect, serve};
+
+/// How long an instance's sockets stay open without contact with Redis.
+pub const STALENESS: Duration = Duration::from_secs(3);
+
+pub async fn echo(State(gate): State<Gate>, upgrade: GatedUpgrade) -> Response {
+    upgrade.on_upgrade(&gate, |mut socket| async move {
+        let welcome = serde_json::json!({"sub": socket.principal().subject()});
+        let _ = socket
+            .send(axum::extract::ws::Message::Text(welcome.to_string().into()))
+            .await;
+        while let Some(message) = socket.recv().await {
+            if socket.send(message.into_message()).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// One application instance: a gate over Redis stores reached at `url`.
+pub struct Instance {
+    pub addr: SocketAddr,
+    pub gate: Gate,
+    /// A valid token nobody revokes, to see whether the instance serves.
+    probe: String,
+}
+
+impl Instance {
+    pub async fn start(url: &str, keys: &Keys) -> Self {
+        let stores = RedisStores::builder(url)
+            .max_staleness(STALENESS)
+            .command_timeout(Duration::from_millis(800))
+            .build()
+            .unwrap();
+        let gate = Gate::builder(keys.verifier())
+            .revocations(stores.revocations())
+            .tickets(stores.tickets())
+            .build()
+            .unwrap();
+        let handshake = gate
+            .handshake()
+            .transports([Transport::Bearer, Transport::Ticket])
+            .build()
+            .unwrap();
+        let router = Router::new()
+            .route("/ws", get(echo))
+            .route_layer(handshake)
+            .with_state(gate.clone());
+        let instance = Self {
+            addr: serve(router).await,
+            gate,
+            probe: keys.token("probe"),
+        };
+        instance.wait_current().await;
+        instance
+    }
+
+    /// Waits until the instance is in contact with Redis.
+    pub async fn wait_current(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.status(&self.probe).await == 101 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no contact with Redis");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn status(&self, token: &str) -> u16 {
+        connect(self.addr, &Handshake::to("/ws").bearer(token))
+            .await
+            .status()
+    }
+
+    pub async fn open(&self, token: &str) -> super::Client {
+        super::open_bearer(self.addr, token).await
+    }
+
+    pub async fn ticket(&self, subject: &str) -> Result<String, wsgate::Error> {
+        let principal = Principal::new(subject, AuthMethod::Token).with_roles(["user"]);
+        Ok(self
+            .gate
+            .issue_ticket(&principal)
+            .await?
+            .ticket()
+            .expose()
+            .to_owned())
+    }
+}
