@@ -1051,7 +1051,7 @@ async fn several_processes(plan: &Plan) {
 
     let mut rates = vec![Vec::new(); 4];
     let principal = Principal::new("bench", AuthMethod::Token).with_roles(["user"]);
-    for _ in 0..plan.rounds.min(5).max(3) {
+    for _ in 0..plan.rounds.clamp(3, 5) {
         for (index, gated) in [&memory, &redis].into_iter().enumerate() {
             let token = gated.token(&gated.hs256, "bench");
             rates[index].push(
