@@ -233,7 +233,37 @@ async fn fault_catalogue() {
         "no recovery".into(),
     );
 
-    // 4. Redis stopped: revoking and issuing tickets fail (503 at the
+    // 4. The stream trimmed past B's position while B stayed connected:
+    //    B sees the gap in the numbering and resynchronises.
+    let case = Fault {
+        name: "stream trimmed past B's position",
+    };
+    b.wait_current().await;
+    let mut sockets = Vec::new();
+    for n in 0..10 {
+        sockets.push(b.open(&keys.token(&format!("t{n}"))).await);
+    }
+    // Shorter than the heartbeat: B's link is slow, not lost.
+    proxy.stall(true);
+    for n in 0..10 {
+        a.gate
+            .registry()
+            .revoke(Revocation::token(format!("jti-t{n}")))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.stall(false);
+    for (n, socket) in sockets.iter_mut().enumerate() {
+        let outcome = common::close_within(socket, Duration::from_secs(3)).await;
+        record(
+            case.name,
+            outcome == (4403, "token revoked".to_owned()),
+            format!("socket t{n}: {outcome:?}"),
+        );
+    }
+
+    // 5. Redis stopped: revoking and issuing tickets fail (503 at the
     //    routes), live sockets close 1011 after the bound, handshakes 503;
     //    all back when Redis returns.
     let case = Fault {

@@ -63,6 +63,8 @@ pub(crate) struct RedisSettings {
     pub(crate) command_timeout: Duration,
     /// How much longer than the stream's block a heartbeat may take.
     pub(crate) heartbeat_grace: Duration,
+    /// Entries the revocation stream keeps.
+    pub(crate) stream_length: usize,
 }
 
 /// The stores of one Redis (and key prefix), shared by every process that
@@ -97,6 +99,7 @@ impl RedisStores {
                 connect_timeout: Duration::from_secs(2),
                 command_timeout: Duration::from_secs(2),
                 heartbeat_grace: Duration::from_secs(1),
+                stream_length: 10_000,
             },
         }
     }
@@ -138,6 +141,13 @@ impl RedisStoresBuilder {
     /// expires. Defaults to 24 h.
     pub fn retention(mut self, retention: Duration) -> Self {
         self.settings.retention = retention;
+        self
+    }
+
+    /// How many entries the revocation stream keeps (default 10 000): a
+    /// process further behind resynchronises from the durable records.
+    pub fn stream_length(mut self, entries: usize) -> Self {
+        self.settings.stream_length = entries.max(1);
         self
     }
 

@@ -23,19 +23,17 @@ use crate::store::{InMemoryRevocationStore, Revocation, RevocationStore, StoreNo
 /// How long the tail blocks on the stream: also the heartbeat, since a
 /// blocked read that does not come back in time means a stalled link.
 const BLOCK: Duration = Duration::from_secs(1);
-/// Entries a stream keeps (approximately); a process further behind than
-/// this resynchronises from the durable records.
-const STREAM_LENGTH: usize = 100_000;
 
 /// Records the revocation (a sorted set scored by when it may be
-/// forgotten), numbers it, and appends it to the stream: one step, so no
-/// process can see the record without the entry or the entry without the
-/// record.
+/// forgotten), numbers it, and appends it to the stream, trimmed to its
+/// length exactly (revocations are rare; a process further behind sees the
+/// gap in the numbering and resynchronises): one step, so no process can
+/// see the record without the entry or the entry without the record.
 const REVOKE: &str = r"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 local seq = redis.call('INCR', KEYS[3])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'rev', ARGV[1], 'until', ARGV[2], 'seq', seq, 'origin', ARGV[4])
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], '*', 'rev', ARGV[1], 'until', ARGV[2], 'seq', seq, 'origin', ARGV[4])
 return seq
 ";
 
@@ -227,7 +225,7 @@ impl Shared {
             .arg(forget_at_ms)
             .arg(unix_millis(SystemTime::now()))
             .arg(&self.origin)
-            .arg(STREAM_LENGTH)
+            .arg(self.settings.stream_length)
             .invoke_async(&mut connection)
             .await?;
         Ok(())

@@ -263,6 +263,7 @@ impl Instance {
     pub async fn start(url: &str, keys: &Keys) -> Self {
         let stores = RedisStores::builder(url)
             .max_staleness(STALENESS)
+            .stream_length(5)
             .command_timeout(Duration::from_millis(800))
             .build()
             .unwrap();
