@@ -376,3 +376,62 @@ async fn a_lockout_counts_failures_on_every_instance() {
     }
     assert_eq!(b.admit("bob", client).await.unwrap(), Admission::Allowed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_carries_revocations_and_tickets_over_tls() {
+    let Some(redis) = RedisServer::start_tls().await else {
+        return;
+    };
+    let certificate = redis.certificate.clone().unwrap();
+    let keys = Keys::load();
+    let stores = |url: String| {
+        RedisStores::builder(url)
+            .tls_root_certificate(certificate.clone().into_bytes())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (stores(redis.url()), stores(redis.url()));
+    let principal = wsgate::Principal::new("alice", wsgate::AuthMethod::Token);
+    use wsgate::store::{RevocationStore as _, TicketDigest, TicketStore as _};
+    let digest = TicketDigest::of("a-ticket");
+    let until = std::time::SystemTime::now() + Duration::from_secs(30);
+    a.tickets()
+        .insert(digest, principal.clone(), until)
+        .await
+        .unwrap();
+    assert!(
+        b.tickets()
+            .take(&digest, std::time::SystemTime::now())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let mut notices = b.revocations().notices().unwrap();
+    a.revocations()
+        .revoke(Revocation::token("jti-tls"))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let notice = tokio::time::timeout_at(deadline, notices.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if notice == wsgate::store::StoreNotice::Revoked(Revocation::token("jti-tls")) {
+            break;
+        }
+    }
+    let revoked =
+        wsgate::Principal::new("alice", wsgate::AuthMethod::Token).with_token_id("jti-tls");
+    assert!(b.revocations().is_revoked(&revoked, None).await.unwrap());
+    // Without the CA, the self-signed certificate is refused: no contact.
+    let untrusted = RedisStores::builder(redis.url()).build().unwrap();
+    assert!(
+        untrusted
+            .tickets()
+            .insert(digest, principal, until)
+            .await
+            .is_err()
+    );
+    let _ = keys;
+}

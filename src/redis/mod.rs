@@ -34,7 +34,9 @@
 //!   processes.
 //!
 //! Connections: `redis://` and `rediss://` (TLS with rustls and aws-lc-rs,
-//! the platform's roots), `AUTH` from the URL
+//! the platform's roots, or a private CA through
+//! [`tls_root_certificate`](RedisStoresBuilder::tls_root_certificate)),
+//! `AUTH` from the URL
 //! (`redis://user:password@host/`); see SECURITY.md for the ACL to give
 //! wsgate's user. Commands time out after 2 s, so a Redis that is down
 //! answers 503 rather than holding a request.
@@ -84,6 +86,7 @@ pub struct RedisStoresBuilder {
     url: String,
     prefix: String,
     settings: RedisSettings,
+    root_certificate: Option<Vec<u8>>,
 }
 
 impl RedisStores {
@@ -101,6 +104,7 @@ impl RedisStores {
                 heartbeat_grace: Duration::from_secs(1),
                 stream_length: 10_000,
             },
+            root_certificate: None,
         }
     }
 
@@ -144,6 +148,13 @@ impl RedisStoresBuilder {
         self
     }
 
+    /// For `rediss://` to a server whose certificate a private CA signed:
+    /// trust that CA (PEM) instead of the platform's roots.
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificate = Some(pem.into());
+        self
+    }
+
     /// How many entries the revocation stream keeps (default 10 000): a
     /// process further behind resynchronises from the durable records.
     pub fn stream_length(mut self, entries: usize) -> Self {
@@ -167,8 +178,17 @@ impl RedisStoresBuilder {
     ///
     /// [`ConfigError::InvalidRedisUrl`] for a URL that is not one.
     pub fn build(self) -> Result<RedisStores, ConfigError> {
-        let client =
-            redis::Client::open(self.url.as_str()).map_err(|_| ConfigError::InvalidRedisUrl)?;
+        let client = match self.root_certificate {
+            None => redis::Client::open(self.url.as_str()),
+            Some(root_cert) => redis::Client::build_with_tls(
+                self.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            ),
+        }
+        .map_err(|_| ConfigError::InvalidRedisUrl)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.settings.connect_timeout))
             .set_response_timeout(Some(self.settings.command_timeout))

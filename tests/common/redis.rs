@@ -37,6 +37,10 @@ pub fn available() -> bool {
 pub struct RedisServer {
     pub port: u16,
     password: Option<String>,
+    /// The folder of its certificate and key, when it serves TLS only.
+    tls: Option<std::path::PathBuf>,
+    /// The certificate (self-signed for `localhost`), PEM.
+    pub certificate: Option<String>,
     child: Option<Child>,
 }
 
@@ -54,6 +58,43 @@ impl RedisServer {
         let mut server = Self {
             port: free_port(),
             password: password.map(str::to_owned),
+            tls: None,
+            certificate: None,
+            child: None,
+        };
+        server.spawn().await;
+        Some(server)
+    }
+
+    /// A server that speaks TLS only, with a certificate for `localhost`
+    /// signed by a CA made here (the CA's PEM in
+    /// [`certificate`](Self::certificate)).
+    pub async fn start_tls() -> Option<Self> {
+        if !available() {
+            return None;
+        }
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "wsgate test CA");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let certificate = ca.self_signed(&ca_key).unwrap().pem();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let server_key = rcgen::KeyPair::generate().unwrap();
+        let mut server = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        server
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let server = server.signed_by(&server_key, &issuer).unwrap();
+        let folder = std::env::temp_dir().join(format!("wsgate-redis-tls-{}", free_port()));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("cert.pem"), server.pem()).unwrap();
+        std::fs::write(folder.join("key.pem"), server_key.serialize_pem()).unwrap();
+        let mut server = Self {
+            port: free_port(),
+            password: None,
+            tls: Some(folder),
+            certificate: Some(certificate),
             child: None,
         };
         server.spawn().await;
@@ -62,8 +103,25 @@ impl RedisServer {
 
     async fn spawn(&mut self) {
         let mut command = Command::new("redis-server");
+        let port = self.port.to_string();
+        match &self.tls {
+            None => command.args(["--port", &port]),
+            Some(folder) => command
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(folder.join("cert.pem"))
+                .arg("--tls-key-file")
+                .arg(folder.join("key.pem")),
+        };
         command
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
             // Bound to loopback only; protected mode would refuse the
             // proxy's links from 127.0.0.3.
@@ -85,9 +143,10 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        match &self.password {
-            Some(password) => format!("redis://:{password}@127.0.0.1:{}/", self.port),
-            None => format!("redis://127.0.0.1:{}/", self.port),
+        match (&self.password, &self.tls) {
+            (_, Some(_)) => format!("rediss://localhost:{}/", self.port),
+            (Some(password), None) => format!("redis://:{password}@127.0.0.1:{}/", self.port),
+            (None, None) => format!("redis://127.0.0.1:{}/", self.port),
         }
     }
 
