@@ -27,6 +27,10 @@ use crate::error::{ConfigError, CredentialError, Error, ErrorKind};
 use crate::random::random_urlsafe;
 use crate::secret::Secret;
 
+mod policy;
+
+pub use self::policy::{PasswordPolicy, PasswordRule};
+
 /// Default number of hashes that may wait for a slot.
 pub const DEFAULT_QUEUE: usize = 64;
 
