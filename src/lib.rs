@@ -73,6 +73,7 @@
 //! | [`password`] | argon2id, off the async runtime, bounded |
 //! | [`ticket`] | single-use tickets for browsers |
 //! | [`store`] | storage traits (credentials, tickets, revocations) and in-memory built-ins |
+//! | [`accounts`] | account changes (create, password, roles, disable) with the password policy and the revocations they need |
 //! | [`prelude`] | the names most applications need |
 //!
 //! # What you plug in
@@ -155,7 +156,9 @@ pub mod handshake;
 pub mod pipeline;
 pub mod socket;
 
-// Above the stages: one gate that makes them from the shared parts.
+// Above the stages: one gate that makes them from the shared parts, and
+// the accounts whose changes reach live sockets through it.
+pub mod accounts;
 mod gate;
 pub mod prelude;
 

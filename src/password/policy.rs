@@ -18,7 +18,9 @@ pub enum PasswordRule {
     TooLong(usize),
     /// Fewer character classes (lower case, upper case, digit, other) than
     /// required.
-    #[error("the password must mix at least {0} of: lower case, upper case, digits, other characters")]
+    #[error(
+        "the password must mix at least {0} of: lower case, upper case, digits, other characters"
+    )]
     TooFewClasses(usize),
     /// It holds the username.
     #[error("the password must not contain the username")]
@@ -159,8 +161,14 @@ mod tests {
                 password: "Aa1!".repeat(300),
                 rule: Some(PasswordRule::TooLong(1024)),
             },
-            case("correcthorsebatterystaple", Some(PasswordRule::TooFewClasses(3))),
-            case("CORRECT1HORSE2BATTERY", Some(PasswordRule::TooFewClasses(3))),
+            case(
+                "correcthorsebatterystaple",
+                Some(PasswordRule::TooFewClasses(3)),
+            ),
+            case(
+                "CORRECT1HORSE2BATTERY",
+                Some(PasswordRule::TooFewClasses(3)),
+            ),
             case("xx-Alice-Lantern-93", Some(PasswordRule::ContainsUsername)),
             case("Password123!", Some(PasswordRule::Guessable)),
             case("Qwerty123456!", Some(PasswordRule::Guessable)),

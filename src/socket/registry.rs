@@ -141,8 +141,30 @@ impl Registry {
     ///
     /// A backend error when the store fails; nothing is closed then.
     pub async fn revoke(&self, revocation: Revocation) -> Result<usize, Error> {
+        self.revoke_closing(
+            revocation,
+            Close::new(CloseKind::Forbidden, reason::TOKEN_REVOKED),
+        )
+        .await
+    }
+
+    /// Revokes like [`revoke`](Self::revoke), but closes this node's
+    /// matching sockets with `close` (a disabled account closes with 4403
+    /// `forbidden`). Other processes close theirs with `token revoked`.
+    ///
+    /// # Errors
+    ///
+    /// A backend error when the store fails; nothing is closed then.
+    pub async fn revoke_closing(
+        &self,
+        revocation: Revocation,
+        close: Close,
+    ) -> Result<usize, Error> {
         self.inner.revocations.revoke(revocation.clone()).await?;
-        let closed = self.apply(&revocation);
+        let closed = self.close_where(
+            |session| revocation.covers(&session.principal(), Some(session.session_id())),
+            close,
+        );
         self.inner
             .auditor
             .record(&AuditEvent::revoked(&revocation, closed));

@@ -9,7 +9,8 @@ use crate::error::Error;
 use crate::password::hash_password;
 use crate::principal::Principal;
 use crate::store::{
-    CredentialStore, Revocation, RevocationStore, StoredUser, TicketDigest, TicketStore, issued_by,
+    AccountStore, CredentialStore, Revocation, RevocationStore, StoredUser, TicketDigest,
+    TicketStore, issued_by,
 };
 
 /// A [`CredentialStore`] in a `HashMap`. Clones share the same users.
@@ -67,6 +68,64 @@ impl CredentialStore for InMemoryCredentialStore {
             .unwrap_or_else(|poison| poison.into_inner())
             .get(username)
             .cloned())
+    }
+}
+
+impl InMemoryCredentialStore {
+    /// Changes the user under `username` with `change`; whether there was one.
+    fn update(&self, username: &str, change: impl FnOnce(&mut StoredUser)) -> bool {
+        let mut users = self
+            .users
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        match users.get_mut(username) {
+            Some(user) => {
+                change(user);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl AccountStore for InMemoryCredentialStore {
+    async fn create_user(&self, username: &str, user: StoredUser) -> Result<bool, Infallible> {
+        let mut users = self
+            .users
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if users.contains_key(username) {
+            return Ok(false);
+        }
+        users.insert(username.to_owned(), user);
+        Ok(true)
+    }
+
+    async fn set_password_hash(&self, username: &str, hash: String) -> Result<bool, Infallible> {
+        Ok(self.update(username, |user| {
+            *user = user.clone().with_password_hash(hash);
+        }))
+    }
+
+    async fn set_roles(&self, username: &str, roles: Vec<String>) -> Result<bool, Infallible> {
+        Ok(self.update(username, |user| *user = user.clone().with_roles(roles)))
+    }
+
+    async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, Infallible> {
+        Ok(self.update(username, |user| *user = user.clone().disabled(disabled)))
+    }
+
+    async fn list_users(&self) -> Result<Vec<(String, StoredUser)>, Infallible> {
+        let users = self
+            .users
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let mut listed: Vec<(String, StoredUser)> = users
+            .iter()
+            .map(|(name, user)| (name.clone(), user.clone()))
+            .collect();
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(listed)
     }
 }
 

@@ -35,6 +35,46 @@ pub trait CredentialStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<StoredUser>, Self::Error>> + Send;
 }
 
+/// The write side of a credential store: what account pages are built on
+/// (see [`Accounts`](crate::accounts::Accounts), which adds the password
+/// policy, hashing and the revocations a change needs). Each method
+/// answers `Ok(false)` when the user is taken (create) or unknown (the
+/// others).
+pub trait AccountStore: CredentialStore {
+    /// Adds `user` under `username`, unless the username is taken.
+    fn create_user(
+        &self,
+        username: &str,
+        user: StoredUser,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Replaces the user's password hash (a PHC string).
+    fn set_password_hash(
+        &self,
+        username: &str,
+        password_hash: String,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Replaces the user's roles.
+    fn set_roles(
+        &self,
+        username: &str,
+        roles: Vec<String>,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Disables (or enables) the account.
+    fn set_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Every user, by username, in username order.
+    fn list_users(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, StoredUser)>, Self::Error>> + Send;
+}
+
 /// What a [`CredentialStore`] holds for one user.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredUser {
@@ -64,6 +104,12 @@ impl StoredUser {
         R: Into<String>,
     {
         self.roles = crate::principal::strings(roles);
+        self
+    }
+
+    /// Replaces the password hash.
+    pub fn with_password_hash(mut self, password_hash: impl Into<String>) -> Self {
+        self.password_hash = password_hash.into();
         self
     }
 
