@@ -25,7 +25,7 @@ RANKS = [
     # The parts.
     {"store", "password", "jwt", "ticket"},
     {"audit"},
-    {"limit", "authenticate", "oidc", "redis"},
+    {"limit", "authenticate", "oidc", "redis", "sql"},
     # The stages, in the order data flows (the earlier layout's names too).
     {"handshake"},
     {"socket"},

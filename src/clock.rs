@@ -73,7 +73,10 @@ pub(crate) fn unix_seconds(time: SystemTime) -> u64 {
 }
 
 /// Milliseconds since the Unix epoch (0 before it).
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "redis", feature = "sqlite", feature = "postgres")),
+    allow(dead_code)
+)]
 pub(crate) fn unix_millis(time: SystemTime) -> u64 {
     time.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |since| {

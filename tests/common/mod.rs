@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod idp;
 pub mod limiter_cases;
+pub mod postgres;
 pub mod raw;
 pub mod redis;
 
