@@ -11,24 +11,26 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::extract::ws::{Message, Utf8Bytes};
-use axum::extract::{ConnectInfo, FromRef, State};
+use axum::extract::{ConnectInfo, FromRef, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use wsgate::accounts::{AccountError, Accounts};
 use wsgate::audit::{JsonLinesAudit, TracingAudit};
 use wsgate::authenticate::BasicAuthenticator;
 use wsgate::handshake::SecureTransport;
 use wsgate::limit::InMemoryFailureLimiter;
 use wsgate::oidc::{OidcProvider, OidcVerifier};
-use wsgate::password::PasswordVerifier;
+use wsgate::password::{PasswordPolicy, PasswordVerifier};
 use wsgate::prelude::*;
 use wsgate::redis::RedisStores;
 use wsgate::session::ConnectionId;
 use wsgate::socket::GatedSender;
-use wsgate::store::InMemoryCredentialStore;
+use wsgate::sql::SqlCredentialStore;
+use wsgate::store::{AccountStore as _, CredentialStore as _, StoredUser};
 use wsgate::{BoxedVerifier, ErrorKind, Secret};
 
 const ISSUER: &str = "wsgate-demo";
@@ -59,6 +61,9 @@ struct Settings {
     /// Redis for revocations, tickets and the failure limiter, shared by
     /// every demo process with the same URL.
     redis: Option<(String, Duration)>,
+    /// The credential store: `sqlite://PATH`, `sqlite::memory:` or
+    /// `postgres://…`.
+    database_url: String,
 }
 
 /// An OpenID provider whose access tokens the demo accepts next to its own.
@@ -130,6 +135,7 @@ impl Settings {
                         .map_err(|error| format!("WSGATE_METRICS_ADDR: {error}"))
                 })
                 .transpose()?,
+            database_url: setting("WSGATE_DATABASE_URL", "sqlite://wsgate-demo.db".to_owned())?,
             redis: match var("WSGATE_REDIS_URL") {
                 None => None,
                 Some(url) => Some((
@@ -183,6 +189,7 @@ struct App {
     issuer: JwtIssuer,
     gate: Gate,
     rooms: Rooms,
+    accounts: Arc<Accounts<SqlCredentialStore>>,
 }
 
 impl FromRef<App> for Gate {
@@ -254,9 +261,22 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .token_type(TOKEN_TYPE)
         .lifetime(settings.token_lifetime)?
         .build();
-    let users = InMemoryCredentialStore::new();
-    users.add_user("alice", "alice-password-1", ["user"])?;
-    users.add_user("admin", "admin-password-1", ["user", "admin"])?;
+    // The credential store: SQLite by default (a file in the working
+    // directory), PostgreSQL by URL. The demo's two users are added when
+    // absent (their passwords predate the policy, which applies to every
+    // account made or changed through the routes).
+    let users = SqlCredentialStore::connect(&settings.database_url).await?;
+    let passwords = PasswordVerifier::new()?;
+    for (name, password, roles) in [
+        ("alice", "alice-password-1", vec!["user"]),
+        ("admin", "admin-password-1", vec!["user", "admin"]),
+    ] {
+        if users.find_user(name).await?.is_none() {
+            let hash = passwords.hash(&Secret::new(password)).await?;
+            let user = StoredUser::new(name, hash).with_roles(roles);
+            users.create_user(name, user).await?;
+        }
+    }
 
     // One gate for every route: revocations, tickets, the failure limiter
     // (/login and Basic handshakes count towards the same lock) and the
@@ -264,8 +284,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let rules = InMemoryFailureLimiter::builder()
         .account_threshold(settings.lockout_threshold)?
         .address_threshold(settings.address_failure_limit)?;
-    let mut gate =
-        Gate::builder(verifier).passwords(BasicAuthenticator::new(users, PasswordVerifier::new()?));
+    let mut gate = Gate::builder(verifier)
+        .passwords(BasicAuthenticator::new(users.clone(), passwords.clone()));
     gate = match &settings.redis {
         None => gate.failure_limiter(rules.build()),
         Some((url, max_staleness)) => {
@@ -325,13 +345,31 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             "/admin/revoke",
             post(revoke).route_layer(gate.bearer_layer()),
         )
+        .route(
+            "/admin/users",
+            post(create_user).route_layer(gate.bearer_layer()),
+        )
+        .route(
+            "/admin/users/{username}/disable",
+            post(disable_user).route_layer(gate.bearer_layer()),
+        )
+        .route(
+            "/account/password",
+            post(change_password).route_layer(gate.bearer_layer()),
+        )
         .route("/", get(page))
         .route("/login", post(login))
         .with_state(App {
             tls: settings.tls.is_some(),
             issuer,
-            gate,
             rooms: Rooms::default(),
+            accounts: Arc::new(Accounts::new(
+                users,
+                passwords,
+                PasswordPolicy::default(),
+                gate.registry().clone(),
+            )),
+            gate,
         });
 
     let tls = settings
@@ -534,6 +572,136 @@ async fn login(
     }
     tracing::info!(%peer, sub = principal.subject(), "login accepted");
     no_store(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    username: String,
+    password: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// The answer to a refused account change.
+fn account_error(error: &AccountError) -> Response {
+    match error {
+        AccountError::InvalidUsername => json_error(StatusCode::BAD_REQUEST, "invalid_username"),
+        AccountError::UserExists => json_error(StatusCode::CONFLICT, "user_exists"),
+        AccountError::UnknownUser => json_error(StatusCode::NOT_FOUND, "unknown_user"),
+        AccountError::WeakPassword(rule) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": "weak_password", "detail": rule.to_string() })),
+        )
+            .into_response(),
+        _ => json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    }
+}
+
+/// `POST /admin/users`: an admin creates an account under the policy.
+async fn create_user(
+    State(app): State<App>,
+    Authenticated(principal): Authenticated,
+    body: axum::body::Bytes,
+) -> Response {
+    if !admins().is_met_by(&principal) {
+        return json_error(StatusCode::FORBIDDEN, "forbidden");
+    }
+    let Ok(NewUser {
+        username,
+        password,
+        roles,
+    }) = serde_json::from_slice(&body)
+    else {
+        return json_error(StatusCode::BAD_REQUEST, "invalid_request");
+    };
+    match app
+        .accounts
+        .create(&username, &Secret::new(password), roles.clone())
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(by = principal.subject(), user = ?username, "account created");
+            (
+                StatusCode::CREATED,
+                Json(json!({ "username": username, "roles": roles })),
+            )
+                .into_response()
+        }
+        Err(error) => account_error(&error),
+    }
+}
+
+/// `POST /admin/users/{username}/disable`: the account's sockets close
+/// with 4403 `forbidden`, its tokens and logins are refused.
+async fn disable_user(
+    State(app): State<App>,
+    Authenticated(principal): Authenticated,
+    Path(username): Path<String>,
+) -> Response {
+    if !admins().is_met_by(&principal) {
+        return json_error(StatusCode::FORBIDDEN, "forbidden");
+    }
+    match app.accounts.disable(&username).await {
+        Ok(closed) => {
+            tracing::info!(by = principal.subject(), user = ?username, closed, "account disabled");
+            Json(json!({ "closed": closed })).into_response()
+        }
+        Err(error) => account_error(&error),
+    }
+}
+
+/// `POST /account/password`: the current password (under the lockout),
+/// then the new one under the policy; the user's earlier tokens are
+/// refused and their sockets close with 4403 `token revoked`.
+async fn change_password(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Authenticated(principal): Authenticated,
+    body: axum::body::Bytes,
+) -> Response {
+    let Ok(PasswordChange {
+        current_password,
+        new_password,
+    }) = serde_json::from_slice(&body)
+    else {
+        return json_error(StatusCode::BAD_REQUEST, "invalid_request");
+    };
+    let username = principal.subject().to_owned();
+    let current = Secret::new(current_password);
+    if let Err(error) = app
+        .gate
+        .check_password(&username, &current, Some(peer.ip()))
+        .await
+    {
+        return match error.kind() {
+            ErrorKind::TooManyAttempts { .. } => {
+                json_error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
+            }
+            ErrorKind::Backend(_) | ErrorKind::Overloaded => {
+                json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            _ => json_error(StatusCode::UNAUTHORIZED, "invalid_credentials"),
+        };
+    }
+    match app
+        .accounts
+        .change_password(&username, &Secret::new(new_password))
+        .await
+    {
+        Ok(closed) => {
+            tracing::info!(user = ?username, closed, "password changed");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(error) => account_error(&error),
+    }
 }
 
 #[derive(Deserialize)]

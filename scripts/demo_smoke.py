@@ -221,6 +221,56 @@ def slow_headers_are_cut_off():
     check(elapsed < 15, f"slow request headers are cut off ({elapsed:.1f} s)")
 
 
+async def account_checks():
+    """The account routes over the credential store: create under the
+    policy, a password change and a disabled account reaching live
+    sockets."""
+    import secrets as random
+    bearer = lambda token: {"Authorization": f"Bearer {token}"}
+    admin = bearer(login("admin"))
+    name = f"carol-{random.token_hex(4)}"
+    first, second = "violet-Harbour-47-tundra", "amber-Quarry-81-glacier"
+    status, _, body = post("/admin/users", {"username": name, "password": first, "roles": ["user"]}, headers=admin)
+    check(status == 201 and body == {"username": name, "roles": ["user"]}, "an admin creates an account")
+    status, _, body = post("/admin/users", {"username": name, "password": first, "roles": []}, headers=admin)
+    check(status == 409 and body == {"error": "user_exists"}, "a taken username is 409")
+    status, _, body = post("/admin/users", {"username": name + "x", "password": "Password123!"}, headers=admin)
+    check(status == 400 and body.get("error") == "weak_password" and "Password123!" not in body.get("detail", "x"),
+          "a guessable password is refused with the rule, not the password")
+    status, _, body = post("/admin/users", {"username": "bad\nname", "password": first}, headers=admin)
+    check(status == 400 and body == {"error": "invalid_username"}, "a username with a control character is 400")
+    status, _, _ = post("/admin/users", {"username": name + "y", "password": first}, headers=bearer(login("alice")))
+    check(status == 403, "a non-admin may not create accounts")
+
+    status, _, body = post("/login", {"username": name, "password": first})
+    check(status == 200, "the new account logs in")
+    old_token = body["access_token"]
+    async with websockets.connect(WS + "/ws", additional_headers=bearer(old_token)) as socket:
+        await socket.recv()
+        await asyncio.sleep(0.01)
+        status, _, _ = post("/account/password", {"current_password": "not-it", "new_password": second},
+                            headers=bearer(old_token))
+        check(status == 401, "a wrong current password is 401")
+        status, _, _ = post("/account/password", {"current_password": first, "new_password": second},
+                            headers=bearer(old_token))
+        check(status == 204, "a password change is 204")
+        check(await close_of(socket) == (4403, "token revoked"), "the password change closes live sockets 4403")
+    check(await refused_status(WS + "/ws", additional_headers=bearer(old_token)) == 401,
+          "tokens from before the change are refused")
+    status, _, body = post("/login", {"username": name, "password": second})
+    check(status == 200, "the new password logs in")
+    async with websockets.connect(WS + "/ws", additional_headers=bearer(body["access_token"])) as socket:
+        await socket.recv()
+        status, _, body = post(f"/admin/users/{name}/disable", headers=admin)
+        check(status == 200 and body == {"closed": 1}, "disabling reports the closed socket")
+        check(await close_of(socket) == (4403, "forbidden"), "a disabled account's socket closes 4403 forbidden")
+    status, _, body = post("/login", {"username": name, "password": second})
+    check(status == 403 and body == {"error": "account_disabled"}, "a disabled account's login is 403")
+    basic = base64.b64encode(f"{name}:{second}".encode()).decode()
+    check(await refused_status(WS + "/ws", origin=ORIGIN, additional_headers={"Authorization": f"Basic {basic}"}) == 403,
+          "a disabled account's Basic handshake is 403")
+
+
 async def main():
     metrics_before = scrape() if METRICS else {}
     status, headers, body = post("/login", {"username": "alice", "password": "alice-password-1"})
@@ -282,6 +332,7 @@ async def main():
         await echo.send("ping 1")
         check(await asyncio.wait_for(echo.recv(), 5) == "ping 1", "echo route echoes")
 
+    await account_checks()
     await live_connection_checks(token, basic)
     hostile_frames_are_refused(login("alice"))
     slow_headers_are_cut_off()
