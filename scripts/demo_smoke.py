@@ -221,6 +221,24 @@ def slow_headers_are_cut_off():
     check(elapsed < 15, f"slow request headers are cut off ({elapsed:.1f} s)")
 
 
+def page_checks():
+    """The page and its files come with headers that defend them."""
+    for path, kind in [("/", "text/html"), ("/chat.js", "text/javascript"), ("/chat.css", "text/css")]:
+        with urllib.request.urlopen(BASE + path) as response:
+            headers = {name.lower(): value for name, value in response.headers.items()}
+            body = response.read().decode()
+        policy = headers.get("content-security-policy", "")
+        check(headers.get("content-type", "").startswith(kind), f"{path} is {kind}")
+        check("script-src 'self'" in policy and "style-src 'self'" in policy and "unsafe-inline" not in policy
+              and "*" not in policy and "frame-ancestors 'none'" in policy,
+              f"{path}: a Content-Security-Policy of its own origin, never framed")
+        check(headers.get("x-content-type-options") == "nosniff" and headers.get("referrer-policy") == "no-referrer",
+              f"{path}: nosniff and no-referrer")
+        if path == "/":
+            check("<script>" not in body and "<style>" not in body and "style=" not in body,
+                  "no inline script or style in the page")
+
+
 async def account_checks():
     """The account routes over the credential store: create under the
     policy, a password change and a disabled account reaching live
@@ -332,6 +350,7 @@ async def main():
         await echo.send("ping 1")
         check(await asyncio.wait_for(echo.recv(), 5) == "ping 1", "echo route echoes")
 
+    page_checks()
     await account_checks()
     await live_connection_checks(token, basic)
     hostile_frames_are_refused(login("alice"))

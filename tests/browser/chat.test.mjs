@@ -65,9 +65,34 @@ after(async () => {
   demo?.kill();
 });
 
-async function logIn(username, password) {
+// Every page records the Content-Security-Policy violations it reports
+// and the dialogs anything tried to open.
+const violations = [];
+const dialogs = [];
+
+async function openPage() {
   const page = await browser.newPage();
-  await page.goto(base + "/");
+  await page.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (event) => {
+      console.error(`CSP violation: ${event.violatedDirective} ${event.blockedURI}`);
+    });
+  });
+  page.on("console", (message) => {
+    if (/Content Security Policy|CSP violation/i.test(message.text())) violations.push(message.text());
+  });
+  page.on("dialog", async (dialog) => {
+    dialogs.push(dialog.message());
+    await dialog.dismiss();
+  });
+  const response = await page.goto(base + "/");
+  const policy = response.headers()["content-security-policy"] ?? "";
+  assert.match(policy, /script-src 'self'/);
+  assert.doesNotMatch(policy, /unsafe-inline/);
+  return page;
+}
+
+async function logIn(username, password) {
+  const page = await openPage();
   await page.fill("#login input[name=username]", username);
   await page.fill("#login input[name=password]", password);
   await page.click("#login button");
@@ -90,9 +115,35 @@ test("two browsers chat, and the page reacts when the token expires", async () =
     timeout: 5_000,
   });
 
+  // Client text is text: markup in a message shows as what it is.
+  const hostile = "<img src=x onerror=alert(1)>";
+  await admin.fill("#say input[name=text]", hostile);
+  await admin.click("#say button");
+  await alice.waitForSelector(`#log div:has-text("[lobby] admin: ${hostile}")`, { timeout: 5_000 });
+  assert.equal((await alice.$$("#log img")).length, 0, "the message made no element");
+  assert.deepEqual(dialogs, [], "nothing ran");
+  assert.deepEqual(violations, [], "the page itself breaks none of its policy");
+
   // Nothing sent from here on: the server closes the socket at expiry.
   await alice.waitForSelector('#status:has-text("session expired")', { timeout: 15_000 });
   assert.match(await alice.textContent("#log"), /closed: 4401 token expired/);
   assert.ok(Date.now() - started >= (tokenLifetime - 1) * 1000, "closed before the token expired");
   assert.equal(await alice.isVisible("#login"), true, "the login form is back");
+});
+
+test("the policy is enforced: an inline script is refused and reported", async () => {
+  const page = await openPage();
+  const before = violations.length;
+  const ran = await page.evaluate(async () => {
+    const script = document.createElement("script");
+    script.textContent = "window.inlineRan = true";
+    document.body.append(script);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    return window.inlineRan === true;
+  });
+  assert.equal(ran, false, "the inline script did not run");
+  await page.waitForTimeout(200);
+  assert.ok(violations.length > before, "the browser reported the violation");
+  violations.length = before;
+  await page.close();
 });
