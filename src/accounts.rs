@@ -102,11 +102,10 @@ impl<S: AccountStore, H: PasswordHasher> Accounts<S, H> {
             .map_err(AccountError::WeakPassword)?;
         let hash = self.passwords.hash(password).await?;
         let user = StoredUser::new(username, hash).with_roles(roles);
-        match self.store.create_user(username, user).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(AccountError::UserExists),
-            Err(error) => Err(Error::backend(error).into()),
-        }
+        done(
+            self.store.create_user(username, user).await,
+            AccountError::UserExists,
+        )
     }
 
     /// Sets a new password (the policy applies) and revokes every token of
@@ -128,11 +127,10 @@ impl<S: AccountStore, H: PasswordHasher> Accounts<S, H> {
             .map_err(AccountError::WeakPassword)?;
         let hash = self.passwords.hash(new_password).await?;
         let subject = self.subject_of(username).await?;
-        match self.store.set_password_hash(username, hash).await {
-            Ok(true) => {}
-            Ok(false) => return Err(AccountError::UnknownUser),
-            Err(error) => return Err(Error::backend(error).into()),
-        }
+        done(
+            self.store.set_password_hash(username, hash).await,
+            AccountError::UnknownUser,
+        )?;
         let revocation = Revocation::subject(subject, SystemTime::now());
         Ok(self.registry.revoke(revocation).await?)
     }
@@ -168,19 +166,17 @@ impl<S: AccountStore, H: PasswordHasher> Accounts<S, H> {
     ///
     /// [`AccountError::UnknownUser`] or a backend failure.
     pub async fn set_roles(&self, username: &str, roles: Vec<String>) -> Result<(), AccountError> {
-        match self.store.set_roles(username, roles).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(AccountError::UnknownUser),
-            Err(error) => Err(Error::backend(error).into()),
-        }
+        done(
+            self.store.set_roles(username, roles).await,
+            AccountError::UnknownUser,
+        )
     }
 
     async fn set_disabled(&self, username: &str, disabled: bool) -> Result<(), AccountError> {
-        match self.store.set_disabled(username, disabled).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(AccountError::UnknownUser),
-            Err(error) => Err(Error::backend(error).into()),
-        }
+        done(
+            self.store.set_disabled(username, disabled).await,
+            AccountError::UnknownUser,
+        )
     }
 
     async fn subject_of(&self, username: &str) -> Result<String, AccountError> {
@@ -189,6 +185,19 @@ impl<S: AccountStore, H: PasswordHasher> Accounts<S, H> {
             Ok(None) => Err(AccountError::UnknownUser),
             Err(error) => Err(Error::backend(error).into()),
         }
+    }
+}
+
+/// What an [`AccountStore`] write came to: done, `otherwise` (the name was
+/// taken, or unknown), or a failure of the store.
+fn done<E>(written: Result<bool, E>, otherwise: AccountError) -> Result<(), AccountError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match written {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(otherwise),
+        Err(error) => Err(Error::backend(error).into()),
     }
 }
 

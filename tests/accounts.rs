@@ -9,8 +9,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::State;
-use axum::response::Response;
 use axum::routing::get;
 use common::{Handshake, Keys, basic, close_within, connect, open_bearer, serve};
 use jsonwebtoken::Algorithm;
@@ -18,22 +16,12 @@ use serde_json::json;
 use wsgate::accounts::{AccountError, Accounts};
 use wsgate::authenticate::BasicAuthenticator;
 use wsgate::password::{Argon2id, PasswordPolicy, PasswordRule, PasswordVerifier};
-use wsgate::socket::GatedUpgrade;
 use wsgate::store::{AccountStore, CredentialStore, InMemoryCredentialStore};
 use wsgate::{Gate, Secret, Transport};
 
 const ORIGIN: &str = "http://app.test";
 const FIRST: &str = "violet-Harbour-47-tundra";
 const SECOND: &str = "amber-Quarry-81-glacier";
-
-async fn echo(State(gate): State<Gate>, upgrade: GatedUpgrade) -> Response {
-    upgrade.on_upgrade(&gate, |mut socket| async move {
-        let _ = socket
-            .send(axum::extract::ws::Message::Text("{}".into()))
-            .await;
-        while socket.recv().await.is_some() {}
-    })
-}
 
 struct Site {
     addr: SocketAddr,
@@ -59,7 +47,7 @@ impl Site {
             .build()
             .unwrap();
         let router = Router::new()
-            .route("/ws", get(echo))
+            .route("/ws", get(common::welcome_then_echo))
             .route_layer(handshake)
             .with_state(gate.clone());
         let accounts = Accounts::new(

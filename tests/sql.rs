@@ -8,30 +8,18 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
-use axum::response::Response;
 use axum::routing::get;
 use common::postgres::Postgres;
 use common::{CountingHasher, Handshake, Keys, Outcome, basic, connect, serve};
 use wsgate::accounts::Accounts;
 use wsgate::authenticate::BasicAuthenticator;
 use wsgate::password::{Argon2id, PasswordPolicy, PasswordVerifier};
-use wsgate::socket::GatedUpgrade;
 use wsgate::sql::SqlCredentialStore;
 use wsgate::store::{AccountStore, CredentialStore};
 use wsgate::{Gate, Secret, Transport};
 
 const ORIGIN: &str = "http://app.test";
 const PASSWORD: &str = "violet-Harbour-47-tundra";
-
-async fn echo(State(gate): State<Gate>, upgrade: GatedUpgrade) -> Response {
-    upgrade.on_upgrade(&gate, |mut socket| async move {
-        let _ = socket
-            .send(axum::extract::ws::Message::Text("{}".into()))
-            .await;
-        while socket.recv().await.is_some() {}
-    })
-}
 
 /// A Basic handshake route over `store`, with `passwords`.
 async fn site(
@@ -51,7 +39,7 @@ async fn site(
         .unwrap();
     serve(
         Router::new()
-            .route("/ws", get(echo))
+            .route("/ws", get(common::welcome_then_echo))
             .route_layer(handshake)
             .with_state(gate),
     )

@@ -7,14 +7,6 @@ pub mod provider;
 #[path = "../../tests/common/postgres.rs"]
 pub mod postgres;
 
-/// What the PostgreSQL harness needs of the tests' helpers.
-pub mod idp {
-    /// A loopback port nobody listens on now.
-    pub fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-}
+/// What the PostgreSQL harness shares with the tests' other servers.
+#[path = "../../tests/common/servers.rs"]
+pub mod servers;

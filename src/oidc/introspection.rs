@@ -205,37 +205,19 @@ impl Introspector {
     /// One request to the provider, audited.
     async fn ask(&self, cache: &Arc<KeyCache>, token: &Secret) -> Result<Answer, FetchError> {
         let outcome = self.request(cache, token).await;
-        let fingerprint = token_fingerprint(token.expose(), None);
-        let event = match &outcome {
-            Ok(Answer::Active(principal)) => AuditEvent::introspected(
-                cache.issuer(),
-                Outcome::Allow,
-                None,
-                Some(principal.subject()),
-                fingerprint,
-            ),
-            Ok(Answer::Inactive) => AuditEvent::introspected(
-                cache.issuer(),
-                Outcome::Deny,
-                Some(INACTIVE),
-                None,
-                fingerprint,
-            ),
-            Ok(Answer::Refused(error)) => AuditEvent::introspected(
-                cache.issuer(),
+        let (outcome_of_event, reason, sub) = match &outcome {
+            Ok(Answer::Active(principal)) => (Outcome::Allow, None, Some(principal.subject())),
+            Ok(Answer::Inactive) => (Outcome::Deny, Some(INACTIVE), None),
+            Ok(Answer::Refused(error)) => (
                 Outcome::Deny,
                 Some(crate::RejectionReason::from_error(&(*error).into()).as_str()),
                 None,
-                fingerprint,
             ),
-            Err(error) => AuditEvent::introspected(
-                cache.issuer(),
-                Outcome::Deny,
-                Some(error.as_str()),
-                None,
-                fingerprint,
-            ),
+            Err(error) => (Outcome::Deny, Some(error.as_str()), None),
         };
+        let fingerprint = token_fingerprint(token.expose(), None);
+        let event =
+            AuditEvent::introspected(cache.issuer(), outcome_of_event, reason, sub, fingerprint);
         cache.auditor().record(&event);
         outcome
     }

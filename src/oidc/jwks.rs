@@ -2,6 +2,7 @@
 //! algorithm each; what may not, skipped.
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::jwt::VerificationKey;
@@ -45,7 +46,7 @@ pub(crate) fn parse_key_set(body: &[u8]) -> Result<KeySet, NotAKeySet> {
 }
 
 fn usable_key(entry: &Value) -> Option<VerificationKey> {
-    let mut jwk: Jwk = serde_json::from_value(entry.clone()).ok()?;
+    let mut jwk = Jwk::deserialize(entry).ok()?;
     // The one algorithm the key's type and curve allow, or, for RSA, the
     // one it names (RS256 when it names none).
     let implied = match &jwk.algorithm {

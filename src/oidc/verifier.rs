@@ -11,7 +11,7 @@ use crate::jwt::{JwtVerifier, JwtVerifierBuilder, unverified_issuer};
 use crate::oidc::discovery::discovery_url;
 use crate::oidc::fetch::{FetchLimits, Fetcher};
 use crate::oidc::introspection::Introspector;
-use crate::oidc::key_cache::{KeyCache, Timing, Trigger};
+use crate::oidc::key_cache::{KeyCache, Snapshot, Timing, Trigger};
 use crate::principal::Principal;
 use crate::secret::Secret;
 use crate::token::{BoxedVerifier, TokenVerifier};
@@ -234,27 +234,37 @@ impl ProviderChecks {
         cache.start();
         let mut snapshot = cache.snapshot();
         if !cache.usable(&snapshot) {
-            if let Some(fetch) = cache.refetch(Trigger::NoKeys) {
-                fetch.await;
-            }
-            snapshot = cache.snapshot();
-            if !cache.usable(&snapshot) {
-                return Err(self.unavailable());
-            }
+            snapshot = match self.refetched(Trigger::NoKeys).await {
+                Some(refetched) => refetched?,
+                None => self.usable_snapshot()?,
+            };
         }
         match self.claims.verify_with_keys(token, &snapshot.keys) {
             Err(error) if error.token_error() == Some(TokenError::UnknownKey) => {
-                let Some(fetch) = cache.refetch(Trigger::UnknownKid) else {
-                    return Err(error);
-                };
-                fetch.await;
-                let snapshot = cache.snapshot();
-                if !cache.usable(&snapshot) {
-                    return Err(self.unavailable());
+                match self.refetched(Trigger::UnknownKid).await {
+                    // Inside the cooldown: refused at once.
+                    None => Err(error),
+                    Some(snapshot) => self.claims.verify_with_keys(token, &snapshot?.keys),
                 }
-                self.claims.verify_with_keys(token, &snapshot.keys)
             }
             outcome => outcome,
+        }
+    }
+
+    /// The keys after the refetch `trigger` asks for (joined or started);
+    /// `None` when none may start (the cooldown).
+    async fn refetched(&self, trigger: Trigger) -> Option<Result<Arc<Snapshot>, Error>> {
+        self.cache.refetch(trigger)?.await;
+        Some(self.usable_snapshot())
+    }
+
+    /// The keys now, or 503 while none can be had.
+    fn usable_snapshot(&self) -> Result<Arc<Snapshot>, Error> {
+        let snapshot = self.cache.snapshot();
+        if self.cache.usable(&snapshot) {
+            Ok(snapshot)
+        } else {
+            Err(self.unavailable())
         }
     }
 

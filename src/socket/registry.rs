@@ -99,13 +99,14 @@ impl Registry {
         }
     }
 
-    /// Closes the live sockets `revocation` covers with 4403 `token
-    /// revoked`: the one path by which revocations reach sockets, made
-    /// here or on another process.
-    fn apply(&self, revocation: &Revocation) -> usize {
+    /// Closes the live sockets `revocation` covers with `close`: the one
+    /// path by which revocations reach sockets, made here
+    /// ([`revoke_closing`](Self::revoke_closing)) or on another process
+    /// (the store's notices).
+    fn apply(&self, revocation: &Revocation, close: Close) -> usize {
         self.close_where(
             |session| revocation.covers(&session.principal(), Some(session.session_id())),
-            Close::new(CloseKind::Forbidden, reason::TOKEN_REVOKED),
+            close,
         )
     }
 
@@ -141,11 +142,7 @@ impl Registry {
     ///
     /// A backend error when the store fails; nothing is closed then.
     pub async fn revoke(&self, revocation: Revocation) -> Result<usize, Error> {
-        self.revoke_closing(
-            revocation,
-            Close::new(CloseKind::Forbidden, reason::TOKEN_REVOKED),
-        )
-        .await
+        self.revoke_closing(revocation, revoked()).await
     }
 
     /// Revokes like [`revoke`](Self::revoke), but closes this node's
@@ -161,10 +158,7 @@ impl Registry {
         close: Close,
     ) -> Result<usize, Error> {
         self.inner.revocations.revoke(revocation.clone()).await?;
-        let closed = self.close_where(
-            |session| revocation.covers(&session.principal(), Some(session.session_id())),
-            close,
-        );
+        let closed = self.apply(&revocation, close);
         self.inner
             .auditor
             .record(&AuditEvent::revoked(&revocation, closed));
@@ -268,6 +262,11 @@ impl fmt::Debug for Registry {
 /// Applies a shared store's notices to the registry's sockets until the
 /// registry or the store is gone. A receiver that fell behind (notices
 /// were dropped) checks every socket again, so nothing is missed.
+/// The close of a socket whose token was revoked.
+fn revoked() -> Close {
+    Close::new(CloseKind::Forbidden, reason::TOKEN_REVOKED)
+}
+
 async fn apply_notices(registry: Weak<Inner>, mut notices: broadcast::Receiver<StoreNotice>) {
     loop {
         let notice = notices.recv().await;
@@ -277,7 +276,7 @@ async fn apply_notices(registry: Weak<Inner>, mut notices: broadcast::Receiver<S
         let registry = Registry { inner };
         match notice {
             Ok(StoreNotice::Revoked(revocation)) => {
-                registry.apply(&revocation);
+                registry.apply(&revocation, revoked());
             }
             Ok(StoreNotice::Resynced) | Err(broadcast::error::RecvError::Lagged(_)) => {
                 registry.recheck_all().await;

@@ -6,7 +6,6 @@
 //! what to install and skips, unless `WSGATE_TEST_REQUIRE_SERVERS=1` (CI),
 //! which turns the absence into a failure.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -47,22 +46,10 @@ pub fn available() -> bool {
     if node && installed {
         return true;
     }
-    let missing = "the OpenID provider tests need Node.js 20 and `npm ci` in tests/idp";
-    if std::env::var("WSGATE_TEST_REQUIRE_SERVERS").as_deref() == Ok("1") {
-        panic!("{missing} (WSGATE_TEST_REQUIRE_SERVERS=1)");
-    }
-    eprintln!("skipping: {missing}");
-    false
+    super::servers::missing("the OpenID provider tests need Node.js 20 and `npm ci` in tests/idp")
 }
 
-/// A loopback port nobody listens on now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::servers::free_port;
 
 /// One running provider.
 pub struct Idp {
@@ -229,9 +216,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::State;
-use axum::extract::ws::Message as ServerMessage;
-use axum::response::Response;
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -243,32 +227,10 @@ use wsgate::Gate;
 use wsgate::audit::{AuditEvent, Auditor, EventKind};
 use wsgate::oidc::{OidcProvider, OidcVerifier, OidcVerifierBuilder};
 use wsgate::pipeline::{Requirement, RolePolicy};
-use wsgate::socket::{GatedSocket, GatedUpgrade};
 
 use super::{Handshake, Keys, Outcome, connect, now, serve};
 
 type Client = super::Client;
-
-pub async fn welcome_then_echo(State(gate): State<Gate>, upgrade: GatedUpgrade) -> Response {
-    upgrade.on_upgrade(&gate, echo)
-}
-
-pub async fn echo(mut socket: GatedSocket) {
-    let principal = socket.principal();
-    let welcome = json!({
-        "sub": principal.subject(),
-        "roles": principal.roles(),
-        "scopes": principal.scopes(),
-    });
-    let _ = socket
-        .send(ServerMessage::Text(welcome.to_string().into()))
-        .await;
-    while let Some(message) = socket.recv().await {
-        if socket.send(message.into_message()).await.is_err() {
-            break;
-        }
-    }
-}
 
 /// The scope policy of the demo: `admin.` messages need `chat:admin`,
 /// every other needs `chat`.
@@ -317,7 +279,7 @@ impl Site {
             .build()
             .unwrap();
         let router = Router::new()
-            .route("/ws", get(welcome_then_echo))
+            .route("/ws", get(super::welcome_then_echo))
             .route_layer(handshake)
             .with_state(gate);
         let addr = serve(router).await;

@@ -14,6 +14,7 @@ pub mod limiter_cases;
 pub mod postgres;
 pub mod raw;
 pub mod redis;
+pub mod servers;
 
 use axum::Router;
 use axum::extract::ws::{Message, WebSocketUpgrade};
@@ -1161,6 +1162,30 @@ pub async fn close_within(client: &mut Client, within: Duration) -> (u16, String
     tokio::time::timeout(within, read)
         .await
         .unwrap_or((0, "still open".to_owned()))
+}
+
+/// A gated socket route's handler: a welcome naming the principal
+/// (`sub`, `roles`, `scopes`), then every message echoed.
+pub async fn welcome_then_echo(
+    axum::extract::State(gate): axum::extract::State<wsgate::Gate>,
+    upgrade: wsgate::socket::GatedUpgrade,
+) -> axum::response::Response {
+    upgrade.on_upgrade(&gate, |mut socket| async move {
+        let principal = socket.principal();
+        let welcome = json!({
+            "sub": principal.subject(),
+            "roles": principal.roles(),
+            "scopes": principal.scopes(),
+        });
+        let _ = socket
+            .send(axum::extract::ws::Message::Text(welcome.to_string().into()))
+            .await;
+        while let Some(message) = socket.recv().await {
+            if socket.send(message.into_message()).await.is_err() {
+                break;
+            }
+        }
+    })
 }
 
 /// Installs the process-wide subscriber at TRACE for every target, written

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use super::idp::free_port;
+use super::servers::free_port;
 
 fn binary(name: &str) -> Option<PathBuf> {
     let on_path = Command::new("sh")
@@ -34,12 +34,7 @@ pub fn available() -> bool {
     if binary("initdb").is_some() && binary("pg_ctl").is_some() {
         return true;
     }
-    let missing = "the PostgreSQL tests need the server (apt-get install -y postgresql)";
-    if std::env::var("WSGATE_TEST_REQUIRE_SERVERS").as_deref() == Ok("1") {
-        panic!("{missing} (WSGATE_TEST_REQUIRE_SERVERS=1)");
-    }
-    eprintln!("skipping: {missing}");
-    false
+    super::servers::missing("the PostgreSQL tests need the server (apt-get install -y postgresql)")
 }
 
 fn is_root() -> bool {

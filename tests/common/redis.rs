@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::process::{Child, Command};
 
-use super::idp::free_port;
+use super::servers::free_port;
 
 pub fn available() -> bool {
     let found = std::process::Command::new("redis-server")
@@ -25,12 +25,7 @@ pub fn available() -> bool {
     if found {
         return true;
     }
-    let missing = "the Redis tests need redis-server (apt-get install -y redis-server)";
-    if std::env::var("WSGATE_TEST_REQUIRE_SERVERS").as_deref() == Ok("1") {
-        panic!("{missing} (WSGATE_TEST_REQUIRE_SERVERS=1)");
-    }
-    eprintln!("skipping: {missing}");
-    false
+    super::servers::missing("the Redis tests need redis-server (apt-get install -y redis-server)")
 }
 
 /// One Redis server.
@@ -283,32 +278,15 @@ async fn pump(
 // One application instance over Redis stores.
 
 use axum::Router;
-use axum::extract::State;
-use axum::response::Response;
 use axum::routing::get;
 use std::time::Instant;
 use wsgate::redis::RedisStores;
-use wsgate::socket::GatedUpgrade;
 use wsgate::{AuthMethod, Gate, Principal, Transport};
 
 use super::{Handshake, Keys, connect, serve};
 
 /// How long an instance's sockets stay open without contact with Redis.
 pub const STALENESS: Duration = Duration::from_secs(3);
-
-pub async fn echo(State(gate): State<Gate>, upgrade: GatedUpgrade) -> Response {
-    upgrade.on_upgrade(&gate, |mut socket| async move {
-        let welcome = serde_json::json!({"sub": socket.principal().subject()});
-        let _ = socket
-            .send(axum::extract::ws::Message::Text(welcome.to_string().into()))
-            .await;
-        while let Some(message) = socket.recv().await {
-            if socket.send(message.into_message()).await.is_err() {
-                break;
-            }
-        }
-    })
-}
 
 /// One application instance: a gate over Redis stores reached at `url`.
 pub struct Instance {
@@ -337,7 +315,7 @@ impl Instance {
             .build()
             .unwrap();
         let router = Router::new()
-            .route("/ws", get(echo))
+            .route("/ws", get(super::welcome_then_echo))
             .route_layer(handshake)
             .with_state(gate.clone());
         let instance = Self {
