@@ -71,9 +71,10 @@ def parse(raw):
         return {"text": raw.decode()}
 
 
-def post(path, body=None, headers=None):
+def post(path, body=None, headers=None, method="POST"):
     data = json.dumps(body).encode() if body is not None else b""
-    request = urllib.request.Request(BASE + path, data=data, method="POST", headers=headers or {})
+    request = urllib.request.Request(BASE + path, data=data if method == "POST" else None, method=method,
+                                     headers=headers or {})
     try:
         with urllib.request.urlopen(request) as response:
             return response.status, dict(response.headers), parse(response.read())
@@ -223,7 +224,9 @@ def slow_headers_are_cut_off():
 
 def page_checks():
     """The page and its files come with headers that defend them."""
-    for path, kind in [("/", "text/html"), ("/chat.js", "text/javascript"), ("/chat.css", "text/css")]:
+    pages = [("/", "text/html"), ("/chat.js", "text/javascript"), ("/chat.css", "text/css"),
+             ("/admin", "text/html"), ("/admin.js", "text/javascript"), ("/admin.css", "text/css")]
+    for path, kind in pages:
         with urllib.request.urlopen(BASE + path) as response:
             headers = {name.lower(): value for name, value in response.headers.items()}
             body = response.read().decode()
@@ -234,9 +237,9 @@ def page_checks():
               f"{path}: a Content-Security-Policy of its own origin, never framed")
         check(headers.get("x-content-type-options") == "nosniff" and headers.get("referrer-policy") == "no-referrer",
               f"{path}: nosniff and no-referrer")
-        if path == "/":
+        if kind == "text/html":
             check("<script>" not in body and "<style>" not in body and "style=" not in body,
-                  "no inline script or style in the page")
+                  f"{path}: no inline script or style")
 
 
 async def account_checks():
@@ -287,6 +290,43 @@ async def account_checks():
     basic = base64.b64encode(f"{name}:{second}".encode()).decode()
     check(await refused_status(WS + "/ws", origin=ORIGIN, additional_headers={"Authorization": f"Basic {basic}"}) == 403,
           "a disabled account's Basic handshake is 403")
+
+
+async def admin_checks():
+    """The routes the admin page is a client of: users, live sockets, a
+    kick, and the audit trail as it happens on /admin/events."""
+    bearer = lambda token: {"Authorization": f"Bearer {token}"}
+    admin_token = login("admin")
+    admin, alice = bearer(admin_token), bearer(login("alice"))
+    status, _, body = post("/admin/users", headers=admin, method="GET")
+    names = {user["username"]: user for user in body.get("users", [])}
+    check(status == 200 and names.get("alice") == {"username": "alice", "roles": ["user"], "disabled": False},
+          "an admin lists the users")
+    check(all(set(user) == {"username", "roles", "disabled"} for user in names.values()),
+          "the list holds no password hash")
+    check(post("/admin/users", headers=alice, method="GET")[0] == 403, "a non-admin may not list users")
+    check(post("/admin/sockets", method="GET")[0] == 401, "the socket list needs a token")
+    check(await refused_status(WS + "/admin/events", subprotocols=["admin.v1", "wsgate.bearer." + login("alice")]) == 403,
+          "a non-admin may not watch the audit trail")
+    async with websockets.connect(WS + "/admin/events", subprotocols=["admin.v1", "wsgate.bearer." + admin_token]) as feed:
+        check(feed.subprotocol == "admin.v1", "the audit feed selects admin.v1")
+        async with websockets.connect(WS + "/ws", additional_headers=alice) as socket:
+            await socket.recv()
+            status, _, body = post("/admin/sockets", headers=admin, method="GET")
+            mine = [entry for entry in body.get("sockets", []) if entry["sub"] == "alice"]
+            check(status == 200 and len(mine) == 1 and mine[0]["transport"] == "bearer"
+                  and mine[0]["opened_at"] <= mine[0]["expires_at"], "the socket list shows alice's socket")
+            status, _, body = post("/admin/kick", {"sub": "alice"}, headers=admin)
+            check(status == 200 and body == {"closed": 1}, "a kick reports the closed socket")
+            check(await close_of(socket) == (4403, "forbidden"), "a kicked socket closes 4403 forbidden")
+        frames = []
+        while not any(frame.get("event", {}).get("event") == "close" and frame["event"].get("sub") == "alice" for frame in frames):
+            frames.append(json.loads(await asyncio.wait_for(feed.recv(), 5)))
+        check(all(frame["type"] == "audit" for frame in frames), "the feed sends audit events")
+        seen = [frame["event"] for frame in frames]
+        close = seen[-1]
+        check(close["code"] == 4403 and close["reason"] == "forbidden", "the feed shows the kick's close as it happens")
+        check(all("eyJ" not in json.dumps(event) for event in seen), "no token in the feed")
 
 
 async def main():
@@ -352,6 +392,7 @@ async def main():
 
     page_checks()
     await account_checks()
+    await admin_checks()
     await live_connection_checks(token, basic)
     hostile_frames_are_refused(login("alice"))
     slow_headers_are_cut_off()

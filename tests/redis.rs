@@ -12,7 +12,12 @@ use common::redis::{Instance, Proxy, RedisServer, STALENESS};
 use common::{Handshake, Keys, Outcome, connect};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
+use wsgate::Secret;
+use wsgate::accounts::Accounts;
+use wsgate::authenticate::BasicAuthenticator;
+use wsgate::password::{Argon2id, PasswordPolicy, PasswordVerifier};
 use wsgate::redis::RedisStores;
+use wsgate::sql::SqlCredentialStore;
 use wsgate::store::Revocation;
 
 type Client = common::Client;
@@ -63,6 +68,102 @@ async fn a_revocation_on_one_instance_closes_the_other_instances_sockets() {
         still_open(&mut bystander).await,
         "a socket no revocation matches stays open"
     );
+}
+
+/// Two instances over one Redis and one SQLite file, as two processes of
+/// one application: a password change and a disabled account made on A
+/// reach B's live sockets and B's handshakes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_change_on_one_instance_reaches_the_others_sockets() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let dir =
+        std::env::temp_dir().join(format!("wsgate-accounts-{}", common::servers::free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let database = format!("sqlite://{}", dir.join("accounts.db").display());
+    // A cheap hash keeps the test quick; the cost is not what it checks.
+    let passwords = PasswordVerifier::with_hasher(Argon2id::new(256, 1, 1).unwrap()).unwrap();
+    let keys = Keys::load();
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        // Each instance connects to the database on its own.
+        let users = SqlCredentialStore::connect(&database).await.unwrap();
+        let instance = Instance::start_with_users(
+            &redis.url(),
+            &keys,
+            BasicAuthenticator::new(users.clone(), passwords.clone()),
+        )
+        .await;
+        instances.push((instance, users));
+    }
+    let (a, a_users) = &instances[0];
+    let (b, _) = &instances[1];
+    let accounts = Accounts::new(
+        a_users.clone(),
+        passwords.clone(),
+        PasswordPolicy::default(),
+        a.gate.registry().clone(),
+    );
+    let (first, second) = ("violet-Harbour-47-tundra", "amber-Quarry-81-glacier");
+    accounts
+        .create("carol", &Secret::new(first), vec!["user".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        b.basic("carol", first).await,
+        101,
+        "B reads A's new account"
+    );
+
+    let token = keys.token("carol");
+    let mut on_b = b.open(&token).await;
+    let started = Instant::now();
+    let closed_on_a = accounts
+        .change_password("carol", &Secret::new(second))
+        .await
+        .unwrap();
+    assert_eq!(closed_on_a, 0, "A held none of carol's sockets");
+    assert_eq!(
+        common::close_within(&mut on_b, Duration::from_secs(1)).await,
+        (4403, "token revoked".to_owned()),
+        "A's password change closes B's socket"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(b.status(&token).await, 401, "B refuses the earlier token");
+    assert_eq!(
+        b.basic("carol", first).await,
+        401,
+        "the old password fails on B"
+    );
+    assert_eq!(
+        b.basic("carol", second).await,
+        101,
+        "the new one works on B"
+    );
+
+    let mut on_b = b.open_basic("carol", second).await;
+    accounts.disable("carol").await.unwrap();
+    // Other processes learn of the revocation, not of its cause: their
+    // sockets close with the revocation's phrase.
+    assert_eq!(
+        common::close_within(&mut on_b, Duration::from_secs(1)).await,
+        (4403, "token revoked".to_owned()),
+        "A's disable closes B's socket"
+    );
+    assert_eq!(
+        b.basic("carol", second).await,
+        403,
+        "B refuses the disabled account"
+    );
+    accounts.enable("carol").await.unwrap();
+    assert_eq!(
+        b.basic("carol", second).await,
+        101,
+        "and takes it again once enabled"
+    );
+    drop(instances);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

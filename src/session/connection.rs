@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
 use tokio::sync::Notify;
 
@@ -48,6 +49,7 @@ pub struct Session {
     session_id: String,
     subject: String,
     peer: Option<SocketAddr>,
+    opened_at: SystemTime,
     principal: RwLock<Arc<Principal>>,
     close: Mutex<Option<Close>>,
     wake: Notify,
@@ -69,6 +71,7 @@ impl Session {
             session_id,
             subject: principal.subject().to_owned(),
             peer,
+            opened_at: SystemTime::now(),
             principal: RwLock::new(Arc::new(principal)),
             close: Mutex::new(None),
             wake: Notify::new(),
@@ -93,6 +96,12 @@ impl Session {
     /// The client's address, when known.
     pub fn peer(&self) -> Option<SocketAddr> {
         self.peer
+    }
+
+    /// When the connection was authenticated (its upgrade, or its first
+    /// message on a first-message route).
+    pub fn opened_at(&self) -> SystemTime {
+        self.opened_at
     }
 
     /// How the connection authenticated.

@@ -51,6 +51,8 @@ pub struct ConnectionInfo {
     pub peer: Option<SocketAddr>,
     /// How it authenticated.
     pub transport: Option<Transport>,
+    /// When it was authenticated.
+    pub opened_at: SystemTime,
     /// When its token expires.
     pub expires_at: Option<SystemTime>,
 }
@@ -206,6 +208,7 @@ impl Registry {
                     session_id: session.session_id().to_owned(),
                     peer: session.peer(),
                     transport: principal.transport(),
+                    opened_at: session.opened_at(),
                     expires_at: principal.expires_at(),
                 }
             })

@@ -1134,10 +1134,15 @@ pub fn assert_no_secret_in(log: &str, secrets: &[String]) {
 /// Opens `ws://addr/ws` with a Bearer token and reads the first message
 /// (the handler's welcome).
 pub async fn open_bearer(addr: SocketAddr, token: &str) -> Client {
+    open_with(addr, &[("authorization", &format!("Bearer {token}"))]).await
+}
+
+/// A socket on `/ws` opened with these headers, past its welcome.
+pub async fn open_with(addr: SocketAddr, headers: &[(&'static str, &str)]) -> Client {
     let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    for (name, value) in headers {
+        request.headers_mut().insert(*name, value.parse().unwrap());
+    }
     let (mut client, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let _welcome = client.next().await.unwrap().unwrap();
     client

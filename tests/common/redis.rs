@@ -280,6 +280,7 @@ async fn pump(
 use axum::Router;
 use axum::routing::get;
 use std::time::Instant;
+use wsgate::authenticate::{Authenticator, BoxedAuthenticator};
 use wsgate::redis::RedisStores;
 use wsgate::{AuthMethod, Gate, Principal, Transport};
 
@@ -287,6 +288,9 @@ use super::{Handshake, Keys, connect, serve};
 
 /// How long an instance's sockets stay open without contact with Redis.
 pub const STALENESS: Duration = Duration::from_secs(3);
+
+/// The Origin that Basic handshakes come from.
+const ORIGIN: &str = "http://app.test";
 
 /// One application instance: a gate over Redis stores reached at `url`.
 pub struct Instance {
@@ -298,20 +302,39 @@ pub struct Instance {
 
 impl Instance {
     pub async fn start(url: &str, keys: &Keys) -> Self {
+        Self::start_with(url, keys, None::<BoxedAuthenticator>).await
+    }
+
+    /// An instance that also takes Basic handshakes against `users` (one
+    /// credential store several instances share, as processes share a
+    /// database).
+    pub async fn start_with_users(url: &str, keys: &Keys, users: impl Authenticator) -> Self {
+        Self::start_with(url, keys, Some(users)).await
+    }
+
+    async fn start_with(url: &str, keys: &Keys, users: Option<impl Authenticator>) -> Self {
         let stores = RedisStores::builder(url)
             .max_staleness(STALENESS)
             .stream_length(5)
             .command_timeout(Duration::from_millis(800))
             .build()
             .unwrap();
-        let gate = Gate::builder(keys.verifier())
+        let mut gate = Gate::builder(keys.verifier())
             .revocations(stores.revocations())
-            .tickets(stores.tickets())
-            .build()
-            .unwrap();
+            .tickets(stores.tickets());
+        let mut transports = vec![Transport::Bearer, Transport::Ticket];
+        if let Some(users) = users {
+            gate = gate.passwords(users);
+            transports.push(Transport::Basic);
+        }
+        let gate = gate.build().unwrap();
         let handshake = gate
             .handshake()
-            .transports([Transport::Bearer, Transport::Ticket])
+            .transports(transports)
+            // Basic takes only an allowed Origin (a browser may send
+            // cached Basic credentials to any site's request).
+            .allowed_origins([ORIGIN])
+            .unwrap()
             .build()
             .unwrap();
         let router = Router::new()
@@ -343,6 +366,23 @@ impl Instance {
         connect(self.addr, &Handshake::to("/ws").bearer(token))
             .await
             .status()
+    }
+
+    pub async fn basic(&self, username: &str, password: &str) -> u16 {
+        let handshake = Handshake::to("/ws")
+            .origin(ORIGIN)
+            .header("authorization", super::basic(username, password));
+        connect(self.addr, &handshake).await.status()
+    }
+
+    /// A socket opened with Basic credentials.
+    pub async fn open_basic(&self, username: &str, password: &str) -> super::Client {
+        let authorization = super::basic(username, password);
+        super::open_with(
+            self.addr,
+            &[("origin", ORIGIN), ("authorization", &authorization)],
+        )
+        .await
     }
 
     pub async fn open(&self, token: &str) -> super::Client {

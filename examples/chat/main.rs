@@ -5,20 +5,23 @@
 //! The contract this demo keeps (routes, messages, settings) is in the
 //! README; other clients are written against it.
 
+mod admin;
+mod pages;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::extract::ws::{Message, Utf8Bytes};
-use axum::extract::{ConnectInfo, FromRef, Path, State};
+use axum::extract::{ConnectInfo, FromRef, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use wsgate::accounts::{AccountError, Accounts};
+use wsgate::accounts::Accounts;
 use wsgate::audit::{JsonLinesAudit, TracingAudit};
 use wsgate::authenticate::BasicAuthenticator;
 use wsgate::handshake::SecureTransport;
@@ -189,6 +192,7 @@ struct App {
     issuer: JwtIssuer,
     gate: Gate,
     rooms: Rooms,
+    feed: admin::AuditFeed,
     accounts: Arc<Accounts<SqlCredentialStore>>,
 }
 
@@ -228,9 +232,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .token_type(TOKEN_TYPE)
         .leeway(Duration::from_secs(5))?
         .build()?;
+    // Every decision goes to the log (and the file, when asked) and to the
+    // admin page's live feed.
+    let feed = admin::AuditFeed::new();
     let auditor = match &settings.audit_log {
-        Some(path) => Auditor::new((JsonLinesAudit::open(path)?, TracingAudit)),
-        None => Auditor::tracing(),
+        Some(path) => Auditor::new((feed.clone(), (JsonLinesAudit::open(path)?, TracingAudit))),
+        None => Auditor::new((feed.clone(), TracingAudit)),
     };
     // With a provider configured, its tokens are accepted next to the
     // demo's own (a token's `iss` says whose keys verify it), on every
@@ -335,36 +342,34 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .require_secure_transport(settings.tls.is_some())
         .build()?;
 
+    // The admin page's event feed: a socket of its own protocol, opened
+    // from a page that holds the token in memory (never a cookie, so no
+    // other site can open it in the admin's name).
+    let events_handshake = gate
+        .handshake()
+        .transports([Transport::Bearer, Transport::Subprotocol])
+        .application_protocols([admin::EVENTS_PROTOCOL])?
+        .require_secure_transport(settings.tls.is_some())
+        .build()?;
+
     let router = Router::new()
         .route("/ws", get(chat_socket))
         .route("/ws/echo", get(echo_socket))
         .route_layer(socket_handshake)
         .route("/ws/deferred", get(deferred_socket))
         .route("/tickets", gate.ticket_route())
-        .route(
-            "/admin/revoke",
-            post(revoke).route_layer(gate.bearer_layer()),
-        )
-        .route(
-            "/admin/users",
-            post(create_user).route_layer(gate.bearer_layer()),
-        )
-        .route(
-            "/admin/users/{username}/disable",
-            post(disable_user).route_layer(gate.bearer_layer()),
-        )
+        .merge(admin::routes(&gate, events_handshake))
         .route(
             "/account/password",
             post(change_password).route_layer(gate.bearer_layer()),
         )
-        .route("/", get(page))
-        .route("/chat.js", get(page_script))
-        .route("/chat.css", get(page_style))
+        .merge(pages::routes())
         .route("/login", post(login))
         .with_state(App {
             tls: settings.tls.is_some(),
             issuer,
             rooms: Rooms::default(),
+            feed,
             accounts: Arc::new(Accounts::new(
                 users,
                 passwords,
@@ -494,50 +499,6 @@ fn serve_metrics(address: SocketAddr) -> Result<(), Box<dyn std::error::Error>> 
     Ok(())
 }
 
-/// The page's policy: scripts, styles and connections from its own origin
-/// only (no `'unsafe-inline'`, no `*`), never framed.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     connect-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
-
-/// Headers every page and its files are served with.
-fn defended(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    response
-}
-
-async fn page() -> Response {
-    defended(Html(include_str!("chat.html")).into_response())
-}
-
-async fn page_script() -> Response {
-    let script = (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("chat.js"),
-    );
-    defended(script.into_response())
-}
-
-async fn page_style() -> Response {
-    let style = (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("chat.css"),
-    );
-    defended(style.into_response())
-}
-
 fn json_error(status: StatusCode, error: &'static str) -> Response {
     (status, Json(json!({ "error": error }))).into_response()
 }
@@ -618,86 +579,9 @@ async fn login(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewUser {
-    username: String,
-    password: String,
-    #[serde(default)]
-    roles: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct PasswordChange {
     current_password: String,
     new_password: String,
-}
-
-/// The answer to a refused account change.
-fn account_error(error: &AccountError) -> Response {
-    match error {
-        AccountError::InvalidUsername => json_error(StatusCode::BAD_REQUEST, "invalid_username"),
-        AccountError::UserExists => json_error(StatusCode::CONFLICT, "user_exists"),
-        AccountError::UnknownUser => json_error(StatusCode::NOT_FOUND, "unknown_user"),
-        AccountError::WeakPassword(rule) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({ "error": "weak_password", "detail": rule.to_string() })),
-        )
-            .into_response(),
-        _ => json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-    }
-}
-
-/// `POST /admin/users`: an admin creates an account under the policy.
-async fn create_user(
-    State(app): State<App>,
-    Authenticated(principal): Authenticated,
-    body: axum::body::Bytes,
-) -> Response {
-    if !admins().is_met_by(&principal) {
-        return json_error(StatusCode::FORBIDDEN, "forbidden");
-    }
-    let Ok(NewUser {
-        username,
-        password,
-        roles,
-    }) = serde_json::from_slice(&body)
-    else {
-        return json_error(StatusCode::BAD_REQUEST, "invalid_request");
-    };
-    match app
-        .accounts
-        .create(&username, &Secret::new(password), roles.clone())
-        .await
-    {
-        Ok(()) => {
-            tracing::info!(by = principal.subject(), user = ?username, "account created");
-            (
-                StatusCode::CREATED,
-                Json(json!({ "username": username, "roles": roles })),
-            )
-                .into_response()
-        }
-        Err(error) => account_error(&error),
-    }
-}
-
-/// `POST /admin/users/{username}/disable`: the account's sockets close
-/// with 4403 `forbidden`, its tokens and logins are refused.
-async fn disable_user(
-    State(app): State<App>,
-    Authenticated(principal): Authenticated,
-    Path(username): Path<String>,
-) -> Response {
-    if !admins().is_met_by(&principal) {
-        return json_error(StatusCode::FORBIDDEN, "forbidden");
-    }
-    match app.accounts.disable(&username).await {
-        Ok(closed) => {
-            tracing::info!(by = principal.subject(), user = ?username, closed, "account disabled");
-            Json(json!({ "closed": closed })).into_response()
-        }
-        Err(error) => account_error(&error),
-    }
 }
 
 /// `POST /account/password`: the current password (under the lockout),
@@ -742,42 +626,7 @@ async fn change_password(
             tracing::info!(user = ?username, closed, "password changed");
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(error) => account_error(&error),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RevokeRequest {
-    sub: Option<String>,
-    jti: Option<String>,
-}
-
-async fn revoke(
-    State(app): State<App>,
-    Authenticated(principal): Authenticated,
-    body: axum::body::Bytes,
-) -> Response {
-    if !admins().is_met_by(&principal) {
-        return json_error(StatusCode::FORBIDDEN, "forbidden");
-    }
-    let revocation = match serde_json::from_slice::<RevokeRequest>(&body) {
-        Ok(RevokeRequest {
-            sub: Some(subject),
-            jti: None,
-        }) => Revocation::Subject {
-            subject,
-            issued_before: SystemTime::now(),
-        },
-        Ok(RevokeRequest {
-            sub: None,
-            jti: Some(id),
-        }) => Revocation::Token(id),
-        _ => return json_error(StatusCode::BAD_REQUEST, "invalid_request"),
-    };
-    match app.gate.registry().revoke(revocation).await {
-        Ok(closed) => Json(json!({ "closed": closed })).into_response(),
-        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        Err(error) => admin::account_error(&error),
     }
 }
 
