@@ -1449,12 +1449,23 @@ async fn main() {
     // `-- --part identity-providers` runs that part alone.
     if let Some(position) = arguments.iter().position(|argument| argument == "--part") {
         match arguments.get(position + 1).map(String::as_str) {
+            Some(part @ ("messages" | "handshakes")) => {
+                let bare = serve(bare_router(Arc::new(AtomicUsize::new(0)))).await;
+                let gated = gated_server().await;
+                if part == "messages" {
+                    messages(&plan, bare, &gated).await;
+                } else {
+                    handshake_rates(&plan, bare, &gated).await;
+                }
+            }
             Some("identity-providers") => identity_providers(&plan).await,
             Some("memory") => memory(&plan).await,
             Some("redis") => several_processes(&plan).await,
             Some("sql") => accounts_in_sql(&plan).await,
             other => {
-                eprintln!("unknown part {other:?}; known: identity-providers, memory, redis, sql")
+                eprintln!(
+                    "unknown part {other:?}; known: messages, handshakes, identity-providers, memory, redis, sql"
+                )
             }
         }
         return;

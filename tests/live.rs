@@ -762,6 +762,61 @@ async fn per_message_tokens_are_required_and_cached() {
     assert_eq!((code, reason.as_str()), (4403, "token revoked"));
 }
 
+/// A connection that repeats its message token skips the hash and the
+/// shared cache; what it remembers must still expire and be revoked. The
+/// socket is opened with one token and the messages carry another, so no
+/// revocation of the socket's own token closes it first.
+#[tokio::test]
+async fn a_repeated_message_token_still_expires_and_is_still_revoked() {
+    let live = Live::start(Options {
+        message_tokens: true,
+        ..Options::default()
+    })
+    .await;
+    let socket_token = live.token("alice", &["user"], 300, "socket");
+
+    let short = live.token("alice", &["user"], 1, "short");
+    let (mut client, _) = live.connect(&socket_token).await;
+    for n in 0..3 {
+        send_json(&mut client, json!({"type": "say", "n": n, "token": short})).await;
+        assert_eq!(next_json(&mut client).await["n"], n);
+    }
+    // Past `exp` and the verifier's leeway (real time: the cache reads the
+    // system clock).
+    tokio::time::sleep(Duration::from_secs(common::LEEWAY_SECS + 2)).await;
+    send_json(&mut client, json!({"type": "say", "token": short})).await;
+    let (code, reason) = next_close(&mut client).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (4401, "token expired"),
+        "the remembered token expired"
+    );
+
+    let repeated = live.token("alice", &["user"], 300, "repeated");
+    let (mut client, _) = live.connect(&socket_token).await;
+    for n in 0..3 {
+        send_json(
+            &mut client,
+            json!({"type": "say", "n": n, "token": repeated}),
+        )
+        .await;
+        assert_eq!(next_json(&mut client).await["n"], n);
+    }
+    let closed = live
+        .registry
+        .revoke(Revocation::Token("repeated".into()))
+        .await
+        .unwrap();
+    assert_eq!(closed, 0, "the socket's own token is another");
+    send_json(&mut client, json!({"type": "say", "token": repeated})).await;
+    let (code, reason) = next_close(&mut client).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (4403, "token revoked"),
+        "the remembered token was revoked"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn every_denial_and_close_is_in_the_json_lines_audit_without_tokens() {
     let path = std::env::temp_dir().join(format!("wsgate-live-audit-{}.jsonl", std::process::id()));

@@ -1,5 +1,6 @@
 //! The message envelope of a live connection and the token in it: JSON
-//! parsing, field extraction, the per-message token check, refresh and the
+//! parsing, field extraction (the borrowed envelope checked against
+//! `serde_json::Value` on every input), the per-message token check, refresh and the
 //! role guard, run as a pipeline on arbitrary frames.
 #![no_main]
 
@@ -43,7 +44,16 @@ fuzz_target!(|data: &[u8]| {
         Err(_) => Message::Binary(data.to_vec().into()),
     };
     let inbound = Inbound::new(message, session().clone());
-    let _ = inbound.json_str("type");
+    // The borrowed envelope answers every field as the full parse would.
+    let parsed = inbound
+        .text()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok());
+    for field in ["type", "token", "room", "text", ""] {
+        let expected = parsed
+            .as_ref()
+            .and_then(|value| value.as_object()?.get(field)?.as_str());
+        assert_eq!(inbound.json_str(field), expected, "field {field:?}");
+    }
     // In-memory stores and a synchronous verifier: the pipeline completes at
     // once. A forged token never passes, so nothing is delivered.
     let verdict = pipeline.call(inbound).now_or_never().expect("pipeline pending").unwrap();

@@ -2,12 +2,11 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
+use futures_util::future::Either;
 use sha2::{Digest as _, Sha256};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -16,8 +15,8 @@ use crate::audit::token_fingerprint;
 use crate::clock::Clock;
 use crate::pipeline::token_extractor::{JsonField, TokenExtractor};
 use crate::principal::Principal;
-use crate::session::{Close, CloseKind, Inbound, Verdict, reason};
-use crate::store::{RevocationStore, check_revocation};
+use crate::session::{BoxedVerdict, Close, CloseKind, Inbound, Session, Verdict, reason};
+use crate::store::{RevocationStore, check_revocation, check_revocation_now};
 use crate::token::TokenVerifier;
 
 /// Default number of verified tokens remembered.
@@ -151,17 +150,63 @@ where
 {
     type Response = Verdict;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Verdict, Infallible>> + Send>>;
+    /// The inner service's own future when the message passes without
+    /// waiting (its token the connection's last, not revoked by a store
+    /// that answers at once); a boxed one when there is work to wait for.
+    type Future = Either<S::Future, BoxedVerdict>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, inbound: Inbound) -> Self::Future {
+        if self.shared.passes_now(&inbound) {
+            // Nothing to wait for, so no clone of the inner service to own.
+            return Either::Left(self.inner.call(inbound));
+        }
+        Either::Right(self.check(inbound))
+    }
+}
+
+impl<V, R, E> Shared<V, R, E>
+where
+    R: RevocationStore,
+    E: TokenExtractor,
+{
+    /// Whether the message may go on at once: its token is the one the
+    /// connection's last message carried, still alive, of the session's
+    /// subject, and the store says without waiting that it is not revoked.
+    /// Anything else takes the full check, which decides and explains.
+    fn passes_now(&self, inbound: &Inbound) -> bool {
+        let Some(token) = self.extractor.token(inbound) else {
+            return false;
+        };
+        let session = inbound.session();
+        let Some(principal) = self.cache.remembered(session, token) else {
+            return false;
+        };
+        principal.subject() == session.subject()
+            && matches!(
+                check_revocation_now(&self.revocations, &principal, Some(session)),
+                Some(Ok(()))
+            )
+    }
+}
+
+impl<S, V, R, E> MessageToken<S, V, R, E>
+where
+    S: Service<Inbound, Response = Verdict, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+    V: TokenVerifier,
+    R: RevocationStore,
+    E: TokenExtractor,
+{
+    /// The full check: find the token, verify it (or find it in the
+    /// cache), its subject, its revocation; then the inner service.
+    fn check(&mut self, inbound: Inbound) -> BoxedVerdict {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
-        // Boxed: the verifier's and the store's futures are the user's.
         Box::pin(async move {
             let Shared {
                 verifier,
@@ -173,17 +218,29 @@ where
             let Some(token) = extractor.token(&inbound) else {
                 return Ok(Verdict::close_message(invalid, &inbound, None));
             };
-            let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-            let principal = match cache.get(&digest) {
+            let session = inbound.session();
+            let principal = match cache.remembered(session, token) {
                 Some(principal) => principal,
-                None => match verifier.verify(token).await {
-                    Ok(principal) => cache.insert(digest, principal),
-                    Err(error) => {
-                        let close = Close::for_failed_credential(&error);
-                        let fingerprint = token_fingerprint(token, None);
-                        return Ok(Verdict::close_message(close, &inbound, Some(fingerprint)));
-                    }
-                },
+                None => {
+                    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+                    let principal = match cache.get(&digest) {
+                        Some(principal) => principal,
+                        None => match verifier.verify(token).await {
+                            Ok(principal) => cache.insert(digest, principal),
+                            Err(error) => {
+                                let close = Close::for_failed_credential(&error);
+                                let fingerprint = token_fingerprint(token, None);
+                                return Ok(Verdict::close_message(
+                                    close,
+                                    &inbound,
+                                    Some(fingerprint),
+                                ));
+                            }
+                        },
+                    };
+                    cache.remember(session, token, &principal);
+                    principal
+                }
             };
             let fingerprint = || Some(token_fingerprint(token, principal.token_id()));
             if principal.subject() != inbound.session().subject() {
@@ -221,6 +278,26 @@ impl TokenCache {
         principal
             .expires_at()
             .is_some_and(|expires_at| expires_at > now)
+    }
+
+    /// What `token` verified as, when the connection's last message
+    /// carried it and it has not expired since: no hash, no lookup.
+    fn remembered(&self, session: &Session, token: &str) -> Option<Arc<Principal>> {
+        if self.capacity == 0 {
+            return None;
+        }
+        session
+            .remembered_message_token(token)
+            .filter(|principal| Self::alive(principal, self.clock.now()))
+    }
+
+    /// Remembers `principal` as `token`'s on the connection, under the
+    /// cache's own rule: only tokens that expire, and never with the cache
+    /// off.
+    fn remember(&self, session: &Session, token: &str, principal: &Arc<Principal>) {
+        if self.capacity > 0 && principal.expires_at().is_some() {
+            session.remember_message_token(token, principal.clone());
+        }
     }
 
     fn get(&self, digest: &[u8; 32]) -> Option<Arc<Principal>> {

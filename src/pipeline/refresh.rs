@@ -2,19 +2,18 @@
 //! token instead of reconnecting.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::ws::{Message, Utf8Bytes};
+use futures_util::future::Either;
 use serde_json::json;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::audit::token_fingerprint;
 use crate::clock::unix_seconds;
-use crate::session::{Close, CloseKind, Decision, Inbound, Outcome, Verdict, reason};
+use crate::session::{BoxedVerdict, Close, CloseKind, Decision, Inbound, Outcome, Verdict, reason};
 use crate::store::{RevocationStore, check_revocation};
 use crate::token::TokenVerifier;
 
@@ -114,7 +113,10 @@ where
 {
     type Response = Verdict;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Verdict, Infallible>> + Send>>;
+    /// Every message but a refresh goes on to the inner service with its
+    /// own future; a refresh is answered here, boxed (the verifier's and
+    /// the store's futures are the user's types).
+    type Future = Either<S::Future, BoxedVerdict>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -122,12 +124,10 @@ where
 
     fn call(&mut self, inbound: Inbound) -> Self::Future {
         if inbound.json_str("type") != Some(self.layer.message_type) {
-            let mut inner = self.inner.clone();
-            std::mem::swap(&mut inner, &mut self.inner);
-            return Box::pin(async move { inner.call(inbound).await });
+            return Either::Left(self.inner.call(inbound));
         }
         let layer = self.layer.clone();
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             let invalid = Close::new(CloseKind::Unauthenticated, reason::INVALID_TOKEN);
             let Some(token) = inbound.json_str(layer.token_field) else {
                 return Ok(refused(invalid, None));
@@ -162,6 +162,6 @@ where
                 reply: Message::Text(Utf8Bytes::from(reply.to_string())),
                 decision: Decision::refresh(Outcome::Allow, None).with_token(fingerprint),
             })
-        })
+        }))
     }
 }

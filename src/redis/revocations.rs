@@ -381,6 +381,21 @@ pub enum RedisStoreError {
     Redis(#[from] redis::RedisError),
 }
 
+impl RedisRevocationStore {
+    /// Every check's answer: from the local copy, unless it is past the
+    /// staleness bound (then the store fails, and the caller fails closed).
+    fn answer(
+        &self,
+        principal: &Principal,
+        session_id: Option<&str>,
+    ) -> Result<bool, RedisStoreError> {
+        if self.shared.is_stale() {
+            return Err(RedisStoreError::Stale);
+        }
+        Ok(self.shared.local.covers(principal, session_id))
+    }
+}
+
 impl RevocationStore for RedisRevocationStore {
     type Error = RedisStoreError;
 
@@ -398,15 +413,15 @@ impl RevocationStore for RedisRevocationStore {
         principal: &Principal,
         session_id: Option<&str>,
     ) -> Result<bool, RedisStoreError> {
-        if self.shared.is_stale() {
-            return Err(RedisStoreError::Stale);
-        }
-        Ok(self
-            .shared
-            .local
-            .is_revoked(principal, session_id)
-            .await
-            .unwrap_or(false))
+        self.answer(principal, session_id)
+    }
+
+    fn revoked_now(
+        &self,
+        principal: &Principal,
+        session_id: Option<&str>,
+    ) -> Option<Result<bool, RedisStoreError>> {
+        Some(self.answer(principal, session_id))
     }
 
     fn notices(&self) -> Option<broadcast::Receiver<StoreNotice>> {

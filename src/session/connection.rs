@@ -53,6 +53,12 @@ pub struct Session {
     principal: RwLock<Arc<Principal>>,
     close: Mutex<Option<Close>>,
     wake: Notify,
+    /// The token the last checked message carried, and what it verified
+    /// as: a connection repeats its token from message to message, and
+    /// comparing the bytes costs less than hashing them for the shared
+    /// cache. (The comparison's timing could only tell this client about a
+    /// token it sent itself.)
+    message_token: Mutex<Option<(Box<str>, Arc<Principal>)>>,
 }
 
 impl Session {
@@ -75,6 +81,7 @@ impl Session {
             principal: RwLock::new(Arc::new(principal)),
             close: Mutex::new(None),
             wake: Notify::new(),
+            message_token: Mutex::new(None),
         }
     }
 
@@ -130,6 +137,27 @@ impl Session {
             .write()
             .unwrap_or_else(|poison| poison.into_inner()) = Arc::new(principal);
         self.wake.notify_one();
+    }
+
+    /// What `token` verified as, when it is the token the last checked
+    /// message of this connection carried.
+    pub(crate) fn remembered_message_token(&self, token: &str) -> Option<Arc<Principal>> {
+        let remembered = self
+            .message_token
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        match &*remembered {
+            Some((last, principal)) if **last == *token => Some(principal.clone()),
+            _ => None,
+        }
+    }
+
+    /// Remembers what `token` verified as, for the next message.
+    pub(crate) fn remember_message_token(&self, token: &str, principal: Arc<Principal>) {
+        *self
+            .message_token
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = Some((token.into(), principal));
     }
 
     /// Asks the driver to close the socket. The first request wins.

@@ -7,6 +7,7 @@ use axum::extract::ws::Message;
 use serde_json::Value;
 
 use crate::session::connection::Session;
+use crate::session::envelope::{Envelope, Lookup};
 
 /// One inbound data message (text or binary) of a live connection, with its
 /// session: what every layer of the message pipeline looks at.
@@ -14,6 +15,7 @@ pub struct Inbound {
     message: Message,
     session: Arc<Session>,
     json: OnceLock<Option<Value>>,
+    envelope: OnceLock<Option<Envelope>>,
 }
 
 impl Inbound {
@@ -23,6 +25,7 @@ impl Inbound {
             message,
             session,
             json: OnceLock::new(),
+            envelope: OnceLock::new(),
         }
     }
 
@@ -61,9 +64,18 @@ impl Inbound {
             .as_ref()
     }
 
-    /// A string field of the JSON object.
+    /// A string field of the JSON object: the same answer as
+    /// `self.json()?.get(field)?.as_str()`, usually without building the
+    /// `Value` (the fields are found in one borrowed pass over the text,
+    /// shared by every layer that asks).
     pub fn json_str(&self, field: &str) -> Option<&str> {
-        self.json()?.get(field)?.as_str()
+        let text = self.text()?;
+        let envelope = self.envelope.get_or_init(|| Envelope::parse(text));
+        match envelope.as_ref().map(|envelope| envelope.get(text, field)) {
+            Some(Lookup::Text(value)) => Some(value),
+            Some(Lookup::Absent) => None,
+            Some(Lookup::Unknown) | None => self.json()?.get(field)?.as_str(),
+        }
     }
 
     /// The message's `type`, for audit events.
@@ -79,6 +91,7 @@ impl Clone for Inbound {
             message: self.message.clone(),
             session: self.session.clone(),
             json: self.json.clone(),
+            envelope: self.envelope.clone(),
         }
     }
 }

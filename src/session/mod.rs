@@ -32,6 +32,7 @@
 
 mod close;
 mod connection;
+mod envelope;
 mod inbound;
 mod verdict;
 
@@ -39,4 +40,6 @@ pub use self::close::{Close, CloseCodes, CloseKind, reason};
 pub use self::connection::{ConnectionId, Session};
 pub use self::inbound::Inbound;
 pub(crate) use self::verdict::boxed_pipeline;
-pub use self::verdict::{BoxedPipeline, Decision, Deliver, EventKind, Outcome, Verdict};
+pub use self::verdict::{
+    BoxedPipeline, BoxedVerdict, Decision, Deliver, EventKind, Outcome, Verdict,
+};

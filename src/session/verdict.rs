@@ -18,6 +18,11 @@ use crate::session::inbound::Inbound;
 /// nor the application's state names the layers inside.
 pub type BoxedPipeline = BoxCloneSyncService<Inbound, Verdict, Infallible>;
 
+/// A verdict that must be waited for, boxed: what a layer returns when its
+/// work awaits the user's verifier or store, whose futures are their types.
+pub type BoxedVerdict =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Verdict, Infallible>> + Send>>;
+
 /// Boxes `pipeline` once: one that is already a [`BoxedPipeline`] is kept
 /// as it is rather than boxed again.
 pub(crate) fn boxed_pipeline<P>(pipeline: P) -> BoxedPipeline

@@ -34,6 +34,11 @@ trait DynRevocationStore: Send + Sync + 'static {
         principal: &'a Principal,
         session_id: Option<&'a str>,
     ) -> BoxFuture<'a, Result<bool, Error>>;
+    fn revoked_now(
+        &self,
+        principal: &Principal,
+        session_id: Option<&str>,
+    ) -> Option<Result<bool, Error>>;
     fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<StoreNotice>>;
 }
 
@@ -65,6 +70,15 @@ impl<R: RevocationStore> DynRevocationStore for R {
                 .map_err(Error::backend)
         })
     }
+
+    fn revoked_now(
+        &self,
+        principal: &Principal,
+        session_id: Option<&str>,
+    ) -> Option<Result<bool, Error>> {
+        RevocationStore::revoked_now(self, principal, session_id)
+            .map(|answer| answer.map_err(Error::backend))
+    }
 }
 
 impl BoxedRevocationStore {
@@ -92,6 +106,17 @@ impl RevocationStore for BoxedRevocationStore {
         match &self.in_memory {
             Some(store) => Ok(store.covers(principal, session_id)),
             None => self.inner.is_revoked(principal, session_id).await,
+        }
+    }
+
+    fn revoked_now(
+        &self,
+        principal: &Principal,
+        session_id: Option<&str>,
+    ) -> Option<Result<bool, Error>> {
+        match &self.in_memory {
+            Some(store) => Some(Ok(store.covers(principal, session_id))),
+            None => self.inner.revoked_now(principal, session_id),
         }
     }
 

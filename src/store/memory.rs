@@ -277,6 +277,14 @@ impl RevocationStore for InMemoryRevocationStore {
     ) -> Result<bool, Self::Error> {
         Ok(self.covers(principal, session_id))
     }
+
+    fn revoked_now(
+        &self,
+        principal: &Principal,
+        session_id: Option<&str>,
+    ) -> Option<Result<bool, Self::Error>> {
+        Some(Ok(self.covers(principal, session_id)))
+    }
 }
 
 #[cfg(test)]

@@ -249,11 +249,37 @@ pub(crate) async fn check_revocation<R: RevocationStore>(
     principal: &Principal,
     session: Option<&Session>,
 ) -> Result<(), Error> {
-    let session_id = match session {
+    let answer = revocations
+        .is_revoked(principal, revoked_session(principal, session))
+        .await;
+    revocation_verdict(answer)
+}
+
+/// [`check_revocation`] when the store answers without waiting
+/// ([`RevocationStore::revoked_now`]); `None` when it cannot.
+pub(crate) fn check_revocation_now<R: RevocationStore>(
+    revocations: &R,
+    principal: &Principal,
+    session: Option<&Session>,
+) -> Option<Result<(), Error>> {
+    revocations
+        .revoked_now(principal, revoked_session(principal, session))
+        .map(revocation_verdict)
+}
+
+/// The session a revocation check asks about: the live connection's, else
+/// the token's `sid`.
+fn revoked_session<'a>(principal: &'a Principal, session: Option<&'a Session>) -> Option<&'a str> {
+    match session {
         Some(session) => Some(session.session_id()),
         None => principal.session_id(),
-    };
-    match revocations.is_revoked(principal, session_id).await {
+    }
+}
+
+fn revocation_verdict<E: std::error::Error + Send + Sync + 'static>(
+    answer: Result<bool, E>,
+) -> Result<(), Error> {
+    match answer {
         Ok(false) => Ok(()),
         Ok(true) => Err(TokenError::Revoked.into()),
         Err(error) => Err(Error::backend(error)),
@@ -296,6 +322,20 @@ pub trait RevocationStore: Clone + Send + Sync + 'static {
         principal: &Principal,
         session_id: Option<&str>,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// The answer [`is_revoked`](Self::is_revoked) would give, when the
+    /// store has it at hand without waiting (a map in memory, a local copy
+    /// of a shared store): the per-message check then needs no future of
+    /// its own. Defaults to `None`, which sends the caller to `is_revoked`;
+    /// a store that answers here must answer the same as there.
+    fn revoked_now(
+        &self,
+        principal: &Principal,
+        session_id: Option<&str>,
+    ) -> Option<Result<bool, Self::Error>> {
+        let _ = (principal, session_id);
+        None
+    }
 
     /// Notices for the registry, from a store that other processes write
     /// to (see [`StoreNotice`]); each call gives a new receiver. Defaults
