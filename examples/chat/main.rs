@@ -516,6 +516,30 @@ struct Login {
     password: String,
 }
 
+/// The answer to a password the gate refused, on `/login` and for the
+/// current password of a change: 429 with `Retry-After` while locked (the
+/// right password too), 403 for a disabled account, 503 when the store or
+/// the hashing pool cannot answer, otherwise 401 alike for an unknown user
+/// and a wrong password.
+fn password_refused(error: &wsgate::Error) -> Response {
+    let (status, code) = match error.kind() {
+        ErrorKind::TooManyAttempts { retry_after } => {
+            let mut response = json_error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
+            let seconds = retry_after.as_secs().max(1);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            return response;
+        }
+        ErrorKind::AccountDisabled => (StatusCode::FORBIDDEN, "account_disabled"),
+        ErrorKind::Backend(_) | ErrorKind::Overloaded => {
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        }
+        _ => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+    };
+    json_error(status, code)
+}
+
 async fn login(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -534,24 +558,8 @@ async fn login(
     let principal = match checked {
         Ok(principal) => principal,
         Err(error) => {
-            if let ErrorKind::TooManyAttempts { retry_after } = error.kind() {
-                tracing::info!(%peer, "login refused: locked");
-                let mut response = json_error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
-                let seconds = retry_after.as_secs().max(1);
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-                return response;
-            }
-            let (status, code) = match error.kind() {
-                ErrorKind::AccountDisabled => (StatusCode::FORBIDDEN, "account_disabled"),
-                ErrorKind::Backend(_) | ErrorKind::Overloaded => {
-                    (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-                }
-                _ => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
-            };
             tracing::info!(%peer, reason = %error, "login refused");
-            return json_error(status, code);
+            return password_refused(&error);
         }
     };
     let Ok(issued) = app.issuer.issue_token(&principal) else {
@@ -607,15 +615,7 @@ async fn change_password(
         .check_password(&username, &current, Some(peer.ip()))
         .await
     {
-        return match error.kind() {
-            ErrorKind::TooManyAttempts { .. } => {
-                json_error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
-            }
-            ErrorKind::Backend(_) | ErrorKind::Overloaded => {
-                json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-            }
-            _ => json_error(StatusCode::UNAUTHORIZED, "invalid_credentials"),
-        };
+        return password_refused(&error);
     }
     match app
         .accounts

@@ -262,14 +262,14 @@ impl fmt::Debug for Registry {
     }
 }
 
-/// Applies a shared store's notices to the registry's sockets until the
-/// registry or the store is gone. A receiver that fell behind (notices
-/// were dropped) checks every socket again, so nothing is missed.
 /// The close of a socket whose token was revoked.
 fn revoked() -> Close {
     Close::new(CloseKind::Forbidden, reason::TOKEN_REVOKED)
 }
 
+/// Applies a shared store's notices to the registry's sockets until the
+/// registry or the store is gone. A receiver that fell behind (notices
+/// were dropped) checks every socket again, so nothing is missed.
 async fn apply_notices(registry: Weak<Inner>, mut notices: broadcast::Receiver<StoreNotice>) {
     loop {
         let notice = notices.recv().await;

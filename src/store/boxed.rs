@@ -11,18 +11,13 @@ use futures_util::future::BoxFuture;
 use crate::boxed::clone_as;
 use crate::error::Error;
 use crate::principal::Principal;
-use crate::store::{
-    InMemoryRevocationStore, Revocation, RevocationStore, StoreNotice, TicketDigest, TicketStore,
-};
+use crate::store::{Revocation, RevocationStore, StoreNotice, TicketDigest, TicketStore};
 
 /// Any [`RevocationStore`], boxed. Cheap to clone; clones share the store.
 /// Its errors are backend [`Error`]s.
 #[derive(Clone)]
 pub struct BoxedRevocationStore {
     inner: Arc<dyn DynRevocationStore>,
-    // The built-in store answers at once: asked on every message with a
-    // token, it is asked directly rather than through a boxed future.
-    in_memory: Option<InMemoryRevocationStore>,
 }
 
 trait DynRevocationStore: Send + Sync + 'static {
@@ -85,7 +80,6 @@ impl BoxedRevocationStore {
     /// Boxes `store` (a store that is already boxed is kept as is).
     pub fn new<R: RevocationStore>(store: R) -> Self {
         clone_as(&store).unwrap_or_else(|| Self {
-            in_memory: clone_as(&store),
             inner: Arc::new(store),
         })
     }
@@ -103,8 +97,10 @@ impl RevocationStore for BoxedRevocationStore {
         principal: &Principal,
         session_id: Option<&str>,
     ) -> Result<bool, Error> {
-        match &self.in_memory {
-            Some(store) => Ok(store.covers(principal, session_id)),
+        // A store that answers at once (the built-in ones) is asked
+        // directly rather than through a boxed future.
+        match self.inner.revoked_now(principal, session_id) {
+            Some(answer) => answer,
             None => self.inner.is_revoked(principal, session_id).await,
         }
     }
@@ -114,10 +110,7 @@ impl RevocationStore for BoxedRevocationStore {
         principal: &Principal,
         session_id: Option<&str>,
     ) -> Option<Result<bool, Error>> {
-        match &self.in_memory {
-            Some(store) => Some(Ok(store.covers(principal, session_id))),
-            None => self.inner.revoked_now(principal, session_id),
-        }
+        self.inner.revoked_now(principal, session_id)
     }
 
     fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<StoreNotice>> {
