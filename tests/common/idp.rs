@@ -81,6 +81,12 @@ impl Idp {
     }
 
     async fn spawn(&mut self) {
+        // A provider's start is CPU-bound (module load, an RSA key), and
+        // a test binary starts a dozen at once on a machine with two
+        // cores: starting them two at a time keeps each start short, so
+        // the deadline below measures a stuck provider, not a queue.
+        static STARTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+        let _turn = STARTS.acquire().await.expect("never closed");
         let mut child = Command::new("node")
             .arg("server.mjs")
             .arg("--port")
@@ -93,7 +99,7 @@ impl Idp {
             .expect("node starts");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(20), async {
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await.unwrap() {
                 if line.starts_with("listening") {
                     return;
@@ -101,7 +107,7 @@ impl Idp {
             }
             panic!("the provider ended before it listened");
         });
-        ready.await.expect("the provider listens within 20 s");
+        ready.await.expect("the provider listens within 60 s");
         // Keep reading its output, so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.child = Some(child);
