@@ -23,6 +23,7 @@ use crate::secret::Secret;
 use crate::session::{Close, CloseKind, Inbound, Session, Verdict, reason};
 use crate::socket::gated_socket::{GatedSender, GatedSocket};
 use crate::socket::join::Join;
+use crate::socket::read_interest::ReadInterest;
 use crate::socket::registry::PendingSlot;
 use crate::socket::socket_gate::SocketGate;
 use crate::store::check_revocation;
@@ -202,6 +203,7 @@ async fn drive(
         .then(|| Box::pin(recheck_credential(session.clone())))
         .into();
     tokio::pin!(recheck);
+    let reading = ReadInterest::new();
 
     let close = loop {
         if let Some(close) = session.take_close_request() {
@@ -259,7 +261,7 @@ async fn drive(
                 // The application is done with the socket.
                 None => break Some(Close::new(CloseKind::Normal, "")),
             },
-            incoming = ws.recv() => {
+            incoming = reading.poll(ws.recv()) => {
                 last_heard = Instant::now();
                 let message = match incoming {
                     None => break None,

@@ -51,6 +51,7 @@ mod driver;
 mod gated_socket;
 mod join;
 mod limits;
+mod read_interest;
 mod registry;
 mod socket_gate;
 mod upgrade;
