@@ -594,6 +594,37 @@ async fn a_message_over_the_limit_closes_with_1009() {
 }
 
 #[tokio::test]
+async fn messages_larger_than_the_read_buffer_arrive_whole() {
+    // The default read buffer is 16 KiB: a 60 KiB message takes several
+    // reads, and a burst of small ones shares one.
+    let live = Live::start(Options {
+        max_message_bytes: wsgate::socket::DEFAULT_MAX_MESSAGE_BYTES,
+        ..Options::default()
+    })
+    .await;
+    let (mut client, _) = live
+        .connect(&live.token("alice", &["user"], 300, "large"))
+        .await;
+    let large = "y".repeat(60 * 1024);
+    send_json(&mut client, json!({"type": "large", "pad": large})).await;
+    let echo = next_json(&mut client).await;
+    assert_eq!(echo["pad"].as_str().map(str::len), Some(60 * 1024));
+    assert!(
+        echo["pad"]
+            .as_str()
+            .unwrap()
+            .bytes()
+            .all(|byte| byte == b'y')
+    );
+    for index in 0..200 {
+        send_json(&mut client, json!({"type": "small", "n": index})).await;
+    }
+    for index in 0..200 {
+        assert_eq!(next_json(&mut client).await["n"], index);
+    }
+}
+
+#[tokio::test]
 async fn a_message_flood_closes_with_4429() {
     // Ten a second with bursts of twenty: forty messages sent at once
     // cannot all pass. (The refill itself is unit-tested under a paused

@@ -57,7 +57,7 @@ mod socket_gate;
 mod upgrade;
 
 pub use self::gated_socket::{GatedSender, GatedSocket, SocketClosed};
-pub use self::limits::{DEFAULT_MAX_MESSAGE_BYTES, Limits};
+pub use self::limits::{DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_READ_BUFFER_BYTES, Limits};
 pub use self::registry::{ConnectionInfo, Registry};
 pub use self::socket_gate::{SocketGate, SocketGateBuilder};
 pub use self::upgrade::{DeferredUpgrade, GatedUpgrade, GatedUpgradeRejection};

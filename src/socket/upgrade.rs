@@ -22,6 +22,7 @@ use crate::principal::{Principal, Transport};
 use crate::session::Session;
 use crate::socket::driver::{serve, serve_deferred};
 use crate::socket::gated_socket::GatedSocket;
+use crate::socket::limits::Limits;
 use crate::socket::registry::PendingRefusal;
 use crate::socket::socket_gate::SocketGate;
 
@@ -156,10 +157,11 @@ impl<S: Send + Sync> FromRequestParts<S> for DeferredUpgrade {
     }
 }
 
-fn limited(upgrade: WebSocketUpgrade, max_message_bytes: usize) -> WebSocketUpgrade {
+fn limited(upgrade: WebSocketUpgrade, limits: &Limits) -> WebSocketUpgrade {
     upgrade
-        .max_message_size(max_message_bytes)
-        .max_frame_size(max_message_bytes)
+        .max_message_size(limits.max_message_bytes)
+        .max_frame_size(limits.max_message_bytes)
+        .read_buffer_size(limits.read_buffer_bytes)
 }
 
 impl GatedUpgrade {
@@ -180,7 +182,7 @@ impl GatedUpgrade {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let gate = gate.as_ref().clone();
-        let mut upgrade = limited(self.upgrade, gate.config.limits.max_message_bytes);
+        let mut upgrade = limited(self.upgrade, &gate.config.limits);
         if let Some(protocol) = self.protocol {
             upgrade = upgrade.protocols([protocol]);
         }
@@ -246,7 +248,7 @@ impl DeferredUpgrade {
             }
         };
         let gate = gate.clone();
-        let upgrade = limited(self.upgrade, limits.max_message_bytes);
+        let upgrade = limited(self.upgrade, limits);
         upgrade.on_upgrade(move |ws| serve_deferred(ws, gate, authenticator, peer, slot, handler))
     }
 }
