@@ -17,8 +17,9 @@
 //! idle-connection memory. Nothing here asserts a
 //! timing.
 
-#[path = "common/mod.rs"]
+#[path = "../common/mod.rs"]
 mod common;
+mod soak;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -42,7 +43,7 @@ use wsgate::jwt::{Algorithm, JwtIssuer, JwtVerifier, KeyPair};
 use wsgate::password::PasswordVerifier;
 use wsgate::pipeline::{Requirement, RoleGuardLayer, RolePolicy};
 use wsgate::session::Deliver;
-use wsgate::socket::{GatedUpgrade, Registry, SocketGate};
+use wsgate::socket::{DeferredUpgrade, GatedSocket, GatedUpgrade, Registry, SocketGate};
 use wsgate::store::{InMemoryCredentialStore, Revocation};
 use wsgate::{AuthMethod, Gate, Principal, Transport};
 
@@ -58,7 +59,7 @@ struct Plan {
     rounds: usize,
     message_window: Duration,
     handshake_window: Duration,
-    idle_connections: usize,
+    idle_connections: &'static [usize],
     revocation_sockets: usize,
     revoked_per_subject: usize,
     storms: usize,
@@ -72,7 +73,7 @@ impl Plan {
                 rounds: 1,
                 message_window: Duration::from_millis(300),
                 handshake_window: Duration::from_millis(300),
-                idle_connections: 500,
+                idle_connections: &[500],
                 revocation_sockets: 1_000,
                 revoked_per_subject: 10,
                 storms: 1,
@@ -83,7 +84,7 @@ impl Plan {
                 rounds: 9,
                 message_window: Duration::from_secs(2),
                 handshake_window: Duration::from_secs(2),
-                idle_connections: 10_000,
+                idle_connections: &[10_000, 50_000],
                 revocation_sockets: 10_000,
                 revoked_per_subject: 100,
                 storms: 5,
@@ -103,10 +104,19 @@ async fn serve(router: Router) -> SocketAddr {
 
 /// Bare axum: echo text frames, counting live sockets.
 fn bare_router(live: Arc<AtomicUsize>) -> Router {
+    bare_router_with(live, None)
+}
+
+/// Bare axum with `read_buffer` (axum's default, 128 KiB, when `None`).
+fn bare_router_with(live: Arc<AtomicUsize>, read_buffer: Option<usize>) -> Router {
     Router::new().route(
         "/ws",
         get(move |ws: WebSocketUpgrade| {
             let live = live.clone();
+            let ws = match read_buffer {
+                Some(bytes) => ws.read_buffer_size(bytes),
+                None => ws,
+            };
             async move {
                 ws.on_upgrade(move |mut socket| async move {
                     live.fetch_add(1, Ordering::SeqCst);
@@ -125,13 +135,20 @@ fn bare_router(live: Arc<AtomicUsize>) -> Router {
 }
 
 async fn gated_echo(State(gate): State<SocketGate>, upgrade: GatedUpgrade) -> Response {
-    upgrade.on_upgrade(&gate, |mut socket| async move {
-        while let Some(inbound) = socket.recv().await {
-            if socket.send(inbound.into_message()).await.is_err() {
-                break;
-            }
+    upgrade.on_upgrade(&gate, echo)
+}
+
+/// Echoes every delivered message.
+async fn echo(mut socket: GatedSocket) {
+    while let Some(inbound) = socket.recv().await {
+        if socket.send(inbound.into_message()).await.is_err() {
+            break;
         }
-    })
+    }
+}
+
+async fn deferred_echo(State(gate): State<SocketGate>, upgrade: DeferredUpgrade) -> Response {
+    upgrade.on_upgrade(&gate, echo)
 }
 
 struct Gated {
@@ -139,19 +156,23 @@ struct Gated {
     registry: Registry,
     gate: Gate,
     hs256: JwtIssuer,
-    es256: JwtIssuer,
 }
 
 impl Gated {
     fn token(&self, issuer: &JwtIssuer, subject: &str) -> String {
-        let principal = Principal::new(subject, AuthMethod::Password).with_roles(["user"]);
-        issuer
-            .issue_token(&principal)
-            .unwrap()
-            .token()
-            .expose()
-            .to_owned()
+        issue(issuer, subject)
     }
+}
+
+/// A token of `issuer` for `subject` with the role `user`.
+fn issue(issuer: &JwtIssuer, subject: &str) -> String {
+    let principal = Principal::new(subject, AuthMethod::Password).with_roles(["user"]);
+    issuer
+        .issue_token(&principal)
+        .unwrap()
+        .token()
+        .expose()
+        .to_owned()
 }
 
 fn route<A: Authenticator, L: wsgate::limit::FailureLimiter>(
@@ -186,9 +207,7 @@ async fn gated_server_with(redis: Option<&wsgate::redis::RedisStores>) -> Gated 
     let (hs_signing, hs_verification) = KeyPair::hmac(&[42; 32], Algorithm::HS256)
         .unwrap()
         .into_parts();
-    let (es_signing, es_verification) = KeyPair::from_private_pem(&fixture("es256-private.pem"))
-        .unwrap()
-        .into_parts();
+    let (_, es_verification) = es256_keys();
     let hs_verifier = JwtVerifier::builder().key(hs_verification).build().unwrap();
     let es_verifier = JwtVerifier::builder().key(es_verification).build().unwrap();
 
@@ -265,22 +284,63 @@ async fn gated_server_with(redis: Option<&wsgate::redis::RedisStores>) -> Gated 
         ))
         .merge(route(
             "/ws/basic",
-            sockets,
+            sockets.clone(),
             transports(&[Transport::Bearer, Transport::Basic]),
-        ));
+        ))
+        // The soak's routes: every transport on one, and a first-message one.
+        .merge(route(
+            "/ws/any",
+            sockets.clone(),
+            gate.handshake()
+                .transports([
+                    Transport::Bearer,
+                    Transport::Subprotocol,
+                    Transport::Cookie,
+                    Transport::Ticket,
+                ])
+                .application_protocols(["bench.v1"])
+                .unwrap()
+                .allowed_origins([ORIGIN])
+                .unwrap()
+                .build()
+                .unwrap(),
+        ))
+        .merge(
+            Router::new()
+                .route("/ws/deferred", get(deferred_echo))
+                .with_state(sockets),
+        );
     let registry = gate.registry().clone();
     Gated {
         addr: serve(router).await,
         registry,
         gate,
         hs256: JwtIssuer::builder(hs_signing).build(),
-        es256: JwtIssuer::builder(es_signing).build(),
     }
 }
 
 // ---------------------------------------------------------------- clients
 
 async fn connect(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Result<Client, String> {
+    connect_from(None, addr, path, headers).await
+}
+
+/// The clients' WebSocket settings: a 4 KiB read buffer instead of
+/// tungstenite's 128 KiB, which it zeroes before every read. The client is
+/// not what is measured; the less it costs, the more surely the server is
+/// what limits a round.
+fn client_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4 * 1024)
+}
+
+/// Connects from `source` (a loopback address: one source address has
+/// only about 28 000 ports, so 50 000 connections use several).
+async fn connect_from(
+    source: Option<std::net::IpAddr>,
     addr: SocketAddr,
     path: &str,
     headers: &[(&str, String)],
@@ -292,10 +352,48 @@ async fn connect(
             value.parse().unwrap(),
         );
     }
-    tokio_tungstenite::connect_async(request)
+    let socket = tokio::net::TcpSocket::new_v4().map_err(|error| error.to_string())?;
+    if let Some(source) = source {
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .map_err(|error| error.to_string())?;
+    }
+    let stream = socket
+        .connect(addr)
         .await
-        .map(|(client, _)| client)
-        .map_err(|error| error.to_string())
+        .map_err(|error| error.to_string())?;
+    let _ = stream.set_nodelay(true);
+    tokio_tungstenite::client_async_with_config(
+        request,
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+        Some(client_config()),
+    )
+    .await
+    .map(|(client, _)| client)
+    .map_err(|error| error.to_string())
+}
+
+/// Opens `count` connections, 64 handshakes at a time.
+async fn connect_many(
+    count: usize,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&'static str, String)],
+) -> Vec<Client> {
+    futures_util::stream::iter(0..count)
+        .map(|index| {
+            let (path, headers) = (path.to_owned(), headers.to_vec());
+            // 20 000 connections per source address, from 127.0.0.2 up.
+            let source = std::net::Ipv4Addr::new(127, 0, 0, 2 + (index / 20_000) as u8);
+            async move {
+                connect_from(Some(source.into()), addr, &path, &headers)
+                    .await
+                    .unwrap()
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await
 }
 
 fn bearer(token: &str) -> Vec<(&'static str, String)> {
@@ -309,9 +407,9 @@ fn raise_file_limit(wanted: u64) -> u64 {
     rlimit::increase_nofile_limit(wanted).unwrap_or(0)
 }
 
-/// CPU time (user + system) this process has used, from /proc.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// CPU time (user + system) of process `pid` (or `self`), from /proc.
+fn cpu_time_of(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start at ")";
     // utime and stime are fields 14 and 15 of the file, 11 and 12 here.
     let fields: Vec<&str> = stat
@@ -350,31 +448,64 @@ fn percentile(values: &mut [Duration], fraction: f64) -> Duration {
     values[index.min(values.len() - 1)]
 }
 
-/// A throughput sample: messages per second, and CPU microseconds per
-/// message (client, server and kernel together, as the machine pays).
+/// A throughput sample: messages (or handshakes) per second; and, when the
+/// server is a child process, its own CPU microseconds per message and how
+/// busy it was (1.0: a whole core the whole window).
 struct Sample {
     per_second: f64,
-    cpu_per_message: f64,
+    server: Option<ServerCpu>,
 }
 
+#[derive(Clone, Copy)]
+struct ServerCpu {
+    per_item: f64,
+    busy: f64,
+}
+
+/// Reads a server child's CPU time around a window.
+struct ServerClock {
+    pid: String,
+    cpu: Duration,
+    started: Instant,
+}
+
+impl ServerClock {
+    fn start(pid: Option<u32>) -> Option<Self> {
+        let pid = pid?.to_string();
+        Some(Self {
+            cpu: cpu_time_of(&pid),
+            pid,
+            started: Instant::now(),
+        })
+    }
+
+    fn stop(self, items: u64) -> ServerCpu {
+        let cpu = cpu_time_of(&self.pid) - self.cpu;
+        ServerCpu {
+            per_item: cpu.as_secs_f64() * 1e6 / items.max(1) as f64,
+            busy: cpu.as_secs_f64() / self.started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// Echo throughput: `connections` clients keep `in_flight` messages each in
+/// flight for `window`; `server` is the server's pid when it is a child.
 async fn throughput(
     addr: SocketAddr,
     path: &str,
     token: &str,
-    connections: usize,
-    in_flight: usize,
+    shape: (usize, usize),
     window: Duration,
+    server: Option<u32>,
 ) -> Sample {
+    let (connections, in_flight) = shape;
     let message =
         serde_json::json!({"type": "say", "text": "hello, world", "token": token}).to_string();
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
-    let mut clients = Vec::new();
-    for _ in 0..connections {
-        clients.push(connect(addr, path, &bearer(token)).await.unwrap());
-    }
+    let clients = connect_many(connections, addr, path, &bearer(token)).await;
     let started = Instant::now();
-    let cpu_started = cpu_time();
+    let server_clock = ServerClock::start(server);
     let tasks: Vec<_> = clients
         .into_iter()
         .map(|client| {
@@ -408,21 +539,37 @@ async fn throughput(
         .collect();
     tokio::time::sleep(window).await;
     stop.store(true, Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    let cpu = cpu_time() - cpu_started;
     let done = count.load(Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let server = server_clock.map(|clock| clock.stop(done));
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     Sample {
         per_second: done as f64 / elapsed.as_secs_f64(),
-        cpu_per_message: cpu.as_secs_f64() * 1e6 / done.max(1) as f64,
+        server,
     }
 }
 
 /// Handshakes per second with 32 clients connecting and disconnecting in a
-/// loop; `credentials` gives each attempt its headers and path.
+/// loop; `credentials` gives each attempt its headers and path. With the
+/// server's pid, also its CPU per handshake.
 async fn handshakes<F>(addr: SocketAddr, window: Duration, credentials: F) -> f64
+where
+    F: Fn() -> (String, Vec<(&'static str, String)>) + Send + Sync + 'static,
+{
+    handshake_sample(addr, window, None, credentials)
+        .await
+        .per_second
+}
+
+/// Like [`handshakes`], with the whole sample.
+async fn handshake_sample<F>(
+    addr: SocketAddr,
+    window: Duration,
+    server: Option<u32>,
+    credentials: F,
+) -> Sample
 where
     F: Fn() -> (String, Vec<(&'static str, String)>) + Send + Sync + 'static,
 {
@@ -430,6 +577,7 @@ where
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let server_clock = ServerClock::start(server);
     let tasks: Vec<_> = (0..32)
         .map(|_| {
             let (stop, count, credentials) = (stop.clone(), count.clone(), credentials.clone());
@@ -446,145 +594,204 @@ where
         .collect();
     tokio::time::sleep(window).await;
     stop.store(true, Ordering::Relaxed);
-    let elapsed = started.elapsed();
     let done = count.load(Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let server = server_clock.map(|clock| clock.stop(done));
     for task in tasks {
         let _ = task.await;
     }
-    done as f64 / elapsed.as_secs_f64()
+    Sample {
+        per_second: done as f64 / elapsed.as_secs_f64(),
+        server,
+    }
+}
+
+/// Medians of a side's samples: rate, server µs per item, server busy.
+fn medians(samples: &[Sample]) -> (f64, f64, f64) {
+    let of = |value: &dyn Fn(&Sample) -> f64| median(samples.iter().map(value).collect());
+    (
+        of(&|sample| sample.per_second),
+        of(&|sample| sample.server.map_or(f64::NAN, |server| server.per_item)),
+        of(&|sample| sample.server.map_or(f64::NAN, |server| server.busy)),
+    )
+}
+
+/// The spread of a side's rates: (max − min) / median, in percent.
+fn spread(samples: &[Sample]) -> f64 {
+    let rates: Vec<f64> = samples.iter().map(|sample| sample.per_second).collect();
+    let (low, high) = rates
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(low, high), rate| {
+            (low.min(*rate), high.max(*rate))
+        });
+    (high - low) / median(rates) * 100.0
+}
+
+const TABLE_HEADER: &str =
+    "bare/s  wsgate/s  ratio  server µs: bare  wsgate  (busy: bare wsgate; spread of rates)";
+
+fn table_row(label: &str, bare: &[Sample], gated: &[Sample]) {
+    let (bare_rate, bare_cpu, bare_busy) = medians(bare);
+    let (gated_rate, gated_cpu, gated_busy) = medians(gated);
+    println!(
+        "{label:<46} {bare_rate:>9.0} {gated_rate:>9.0} {:>6.3} {bare_cpu:>9.2} {gated_cpu:>7.2}  ({bare_busy:.2} {gated_busy:.2}; ±{:.1} % ±{:.1} %)",
+        gated_rate / bare_rate,
+        spread(bare) / 2.0,
+        spread(gated) / 2.0,
+    );
 }
 
 // ---------------------------------------------------------------- parts
 
-async fn messages(plan: &Plan, bare: SocketAddr, gated: &Gated) {
-    let token = gated.token(&gated.hs256, "bench");
+/// The bare and the gated server, each a child process on CPU 0.
+async fn pinned_servers() -> (ServerChild, ServerChild) {
+    (
+        ServerChild::start_pinned("bare").await,
+        ServerChild::start_pinned("wsgate").await,
+    )
+}
+
+async fn messages(plan: &Plan) {
+    let (bare, gated) = pinned_servers().await;
+    let like_for_like = ServerChild::start_pinned("bare-small-buffer").await;
+    let token = child_token("bench");
     println!(
-        "\n## Messages per second (echo, median of {} rounds of {:?})",
+        "\n## Messages per second (echo; servers on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}; median of {} alternating rounds of {:?})",
         plan.rounds, plan.message_window
     );
-    println!(
-        "{:<62} {:>11} {:>11} {:>7} {:>8} {:>8}",
-        "shape", "bare", "wsgate", "ratio", "bare µs", "gate µs"
-    );
+    println!("{:<46} {TABLE_HEADER}", "shape");
     for (shape, connections, in_flight) in [
         ("64 connections, 1 message in flight each", 64, 1),
         ("1 connection, 32 messages in flight", 1, 32),
     ] {
-        for (label, path) in [("", "/ws"), (" [no token cache]", "/ws/uncached")] {
+        for (label, reference, path) in [
+            ("", &bare, "/ws"),
+            (" [no token cache]", &bare, "/ws/uncached"),
+            (" [bare with a 16 KiB read buffer]", &like_for_like, "/ws"),
+        ] {
             let mut bare_samples = Vec::new();
             let mut gated_samples = Vec::new();
             for _ in 0..plan.rounds {
-                bare_samples.push(
+                for (server, path, samples) in [
+                    (reference, "/ws", &mut bare_samples),
+                    (&gated, path, &mut gated_samples),
+                ] {
+                    samples.push(
+                        throughput(
+                            server.addr,
+                            path,
+                            &token,
+                            (connections, in_flight),
+                            plan.message_window,
+                            server.child.id(),
+                        )
+                        .await,
+                    );
+                }
+            }
+            table_row(&format!("{shape}{label}"), &bare_samples, &gated_samples);
+        }
+    }
+    println!("(server µs: the server process's CPU time per message, user and kernel)");
+}
+
+/// Messages/s and server CPU per message as the connections grow, one
+/// message in flight on each.
+async fn scaling(plan: &Plan) {
+    let counts: &[usize] = if plan.quick {
+        &[1, 64, 500]
+    } else {
+        &[1, 64, 1_000, 10_000]
+    };
+    let rounds = if plan.quick { 1 } else { 5 };
+    raise_file_limit(2 * counts.iter().max().copied().unwrap_or(0) as u64 + 1_024);
+    let (bare, gated) = pinned_servers().await;
+    let token = child_token("bench");
+    println!(
+        "\n## Scaling: connections with one message in flight each (servers on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}; median of {rounds} alternating rounds of {:?})",
+        plan.message_window
+    );
+    println!("{:<46} {TABLE_HEADER}", "connections");
+    for &count in counts {
+        let mut bare_samples = Vec::new();
+        let mut gated_samples = Vec::new();
+        for _ in 0..rounds {
+            for (server, samples) in [(&bare, &mut bare_samples), (&gated, &mut gated_samples)] {
+                samples.push(
                     throughput(
-                        bare,
+                        server.addr,
                         "/ws",
                         &token,
-                        connections,
-                        in_flight,
+                        (count, 1),
                         plan.message_window,
-                    )
-                    .await,
-                );
-                gated_samples.push(
-                    throughput(
-                        gated.addr,
-                        path,
-                        &token,
-                        connections,
-                        in_flight,
-                        plan.message_window,
+                        server.child.id(),
                     )
                     .await,
                 );
             }
-            let rate = |samples: &[Sample]| {
-                median(samples.iter().map(|sample| sample.per_second).collect())
-            };
-            let cpu = |samples: &[Sample]| {
-                median(
-                    samples
-                        .iter()
-                        .map(|sample| sample.cpu_per_message)
-                        .collect(),
-                )
-            };
-            println!(
-                "{:<62} {:>11.0} {:>11.0} {:>7.3} {:>8.2} {:>8.2}",
-                format!("{shape}{label}"),
-                rate(&bare_samples),
-                rate(&gated_samples),
-                rate(&gated_samples) / rate(&bare_samples),
-                cpu(&bare_samples),
-                cpu(&gated_samples)
-            );
         }
+        table_row(&count.to_string(), &bare_samples, &gated_samples);
     }
-    println!("(µs: CPU time per message of the whole process: client, server and kernel)");
 }
 
-async fn handshake_rates(plan: &Plan, bare: SocketAddr, gated: &Gated) {
-    let hs256 = gated.token(&gated.hs256, "bench");
-    let es256 = gated.token(&gated.es256, "bench");
-    // Tickets are issued before the clock starts: redemption is measured.
-    let pool = Arc::new(Mutex::new(Vec::new()));
-    let principal = Principal::new("bench", AuthMethod::Token).with_roles(["user"]);
-    let mut medians: Vec<(&str, Vec<f64>)> = ["bare", "HS256", "ES256", "ticket"]
+async fn handshake_rates(plan: &Plan) {
+    let (bare, mut gated) = pinned_servers().await;
+    let hs256 = child_token("bench");
+    let es256 = child_es256_token("bench");
+    let verification = gated.ask("verify-es256 2000").await[0]
+        .parse::<f64>()
+        .unwrap();
+    let rounds = if plan.quick { 1 } else { plan.rounds };
+    let mut samples: Vec<(&str, Vec<Sample>)> = ["bare", "HS256", "ES256", "ticket"]
         .iter()
         .map(|name| (*name, Vec::new()))
         .collect();
-    for _ in 0..plan.rounds.min(3) {
-        let mut fresh = Vec::new();
-        for _ in 0..if plan.quick { 5_000 } else { 40_000 } {
-            fresh.push(
-                gated
-                    .gate
-                    .issue_ticket(&principal)
-                    .await
-                    .unwrap()
-                    .ticket()
-                    .expose()
-                    .to_owned(),
-            );
+    for _ in 0..rounds {
+        // Tickets are issued before the clock starts: redemption is measured.
+        let wanted = if plan.quick { 2_000 } else { 30_000 };
+        let pool = Arc::new(Mutex::new(gated.ask(&format!("tickets {wanted}")).await));
+        type Credentials = Box<dyn Fn() -> (String, Vec<(&'static str, String)>) + Send + Sync>;
+        let (hs256, es256) = (hs256.clone(), es256.clone());
+        let attempts: [(&ServerChild, Credentials); 4] = [
+            (&bare, Box::new(|| ("/ws".to_owned(), Vec::new()))),
+            (&gated, Box::new(move || ("/ws".to_owned(), bearer(&hs256)))),
+            (
+                &gated,
+                Box::new(move || ("/ws/es256".to_owned(), bearer(&es256))),
+            ),
+            (
+                &gated,
+                Box::new(move || {
+                    let ticket = pool.lock().unwrap().pop().unwrap_or_default();
+                    (format!("/ws/ticket?ticket={ticket}"), Vec::new())
+                }),
+            ),
+        ];
+        for ((server, credentials), (_, samples)) in attempts.into_iter().zip(&mut samples) {
+            let sample = handshake_sample(
+                server.addr,
+                plan.handshake_window,
+                server.child.id(),
+                credentials,
+            )
+            .await;
+            samples.push(sample);
         }
-        *pool.lock().unwrap() = fresh;
-        medians[0].1.push(
-            handshakes(bare, plan.handshake_window, || {
-                ("/ws".to_owned(), Vec::new())
-            })
-            .await,
-        );
-        let token = hs256.clone();
-        medians[1].1.push(
-            handshakes(gated.addr, plan.handshake_window, move || {
-                ("/ws".to_owned(), bearer(&token))
-            })
-            .await,
-        );
-        let token = es256.clone();
-        medians[2].1.push(
-            handshakes(gated.addr, plan.handshake_window, move || {
-                ("/ws/es256".to_owned(), bearer(&token))
-            })
-            .await,
-        );
-        let tickets = pool.clone();
-        medians[3].1.push(
-            handshakes(gated.addr, plan.handshake_window, move || {
-                let ticket = tickets.lock().unwrap().pop().unwrap_or_default();
-                (format!("/ws/ticket?ticket={ticket}"), Vec::new())
-            })
-            .await,
-        );
     }
-    println!("\n## Handshakes per second (32 concurrent clients, connect then drop)");
-    let bare_rate = median(medians[0].1.clone());
-    for (name, samples) in medians {
-        let rate = median(samples);
-        println!(
-            "{name:<8} {rate:>10.0}  ratio to bare {:.3}",
-            rate / bare_rate
-        );
+    println!(
+        "\n## Handshakes per second (32 concurrent clients, connect then drop; server on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}; median of {rounds} alternating rounds of {:?})",
+        plan.handshake_window
+    );
+    println!("{:<46} {TABLE_HEADER}", "credential");
+    for (name, gated_samples) in &samples[1..] {
+        table_row(name, &samples[0].1, gated_samples);
     }
+    let (_, bare_cpu, _) = medians(&samples[0].1);
+    let (_, es256_cpu, _) = medians(&samples[2].1);
+    println!(
+        "ES256: one signature verification costs {verification:.1} µs on the server's CPU (same run); an ES256 handshake costs the server {:.1} µs more than a bare one",
+        es256_cpu - bare_cpu
+    );
 }
 
 // ------------------------------------------------------ identity providers
@@ -773,16 +980,24 @@ async fn server_child(side: &str) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     raise_file_limit(65_536);
     let live = Arc::new(AtomicUsize::new(0));
-    let (addr, registry) = if side == "bare" {
+    let (addr, gated) = if side == "bare" {
         (serve(bare_router(live.clone())).await, None)
+    } else if side == "bare-small-buffer" {
+        // Bare axum with wsgate's read buffer: wsgate's own cost, like for like.
+        let read_buffer = Some(wsgate::socket::DEFAULT_READ_BUFFER_BYTES);
+        (
+            serve(bare_router_with(live.clone(), read_buffer)).await,
+            None,
+        )
     } else {
         // With a Redis URL, the child is one process of several sharing it.
         let redis = std::env::var("WSGATE_BENCH_REDIS_URL")
             .ok()
             .map(|url| wsgate::redis::RedisStores::builder(url).build().unwrap());
         let gated = gated_server_with(redis.as_ref()).await;
-        (gated.addr, Some(gated.registry))
+        (gated.addr, Some(gated))
     };
+    let registry = gated.as_ref().map(|gated| gated.registry.clone());
     let mut stdout = tokio::io::stdout();
     let mut say = async |line: String| {
         stdout
@@ -801,6 +1016,33 @@ async fn server_child(side: &str) {
                     .as_ref()
                     .map_or_else(|| live.load(Ordering::SeqCst), Registry::len);
                 say(format!("RSS {} {sockets}", resident_bytes())).await;
+            }
+            (Some("fds"), _) => {
+                let open = std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count);
+                say(format!("FDS {open}")).await;
+            }
+            (Some("tickets"), Some(count)) => {
+                let gated = gated.as_ref().expect("tickets need the gated server");
+                let principal = Principal::new("bench", AuthMethod::Token).with_roles(["user"]);
+                let mut tickets = Vec::new();
+                for _ in 0..count.parse::<usize>().unwrap() {
+                    let ticket = gated.gate.issue_ticket(&principal).await.unwrap();
+                    tickets.push(ticket.ticket().expose().to_owned());
+                }
+                say(format!("TICKETS {}", tickets.join(" "))).await;
+            }
+            (Some("verify-es256"), Some(count)) => {
+                // What one ES256 verification costs on this process's CPU.
+                let (_, verification) = es256_keys();
+                let verifier = JwtVerifier::builder().key(verification).build().unwrap();
+                let token = child_es256_token("bench");
+                let count = count.parse::<u32>().unwrap();
+                let started = Instant::now();
+                for _ in 0..count {
+                    std::hint::black_box(verifier.verify_token(&token).unwrap());
+                }
+                let each = started.elapsed().as_secs_f64() * 1e6 / f64::from(count);
+                say(format!("MICROSECONDS {each:.2}")).await;
             }
             (Some("revoke"), Some(subject)) => {
                 let registry = registry
@@ -831,10 +1073,21 @@ impl ServerChild {
         Self::start_with(side, &[]).await
     }
 
+    /// A child on the server's CPU, with one worker thread.
+    async fn start_pinned(side: &str) -> Self {
+        Self::spawn(side, &[], Some(SERVER_CPU)).await
+    }
+
     async fn start_with(side: &str, environment: &[(&str, String)]) -> Self {
+        Self::spawn(side, environment, None).await
+    }
+
+    async fn spawn(side: &str, environment: &[(&str, String)], pin: Option<usize>) -> Self {
         use tokio::io::AsyncBufReadExt;
+        let pin = pin.map(|cpu| cpu.to_string());
         let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
             .args(["--server-child", side])
+            .args(pin.iter().flat_map(|cpu| ["--pin", cpu.as_str()]))
             .envs(
                 environment
                     .iter()
@@ -878,58 +1131,60 @@ impl ServerChild {
     }
 }
 
+/// The ES256 key pair of the fixtures: the children verify with it.
+fn es256_keys() -> (wsgate::jwt::SigningKey, wsgate::jwt::VerificationKey) {
+    KeyPair::from_private_pem(&fixture("es256-private.pem"))
+        .unwrap()
+        .into_parts()
+}
+
+/// An ES256 token the children's `/ws/es256` route accepts.
+fn child_es256_token(subject: &str) -> String {
+    issue(&JwtIssuer::builder(es256_keys().0).build(), subject)
+}
+
 /// Tokens the children accept: they sign with the same fixed test key.
 fn child_token(subject: &str) -> String {
     let (signing, _) = KeyPair::hmac(&[42; 32], Algorithm::HS256)
         .unwrap()
         .into_parts();
-    let principal = Principal::new(subject, AuthMethod::Password).with_roles(["user"]);
-    JwtIssuer::builder(signing)
-        .build()
-        .issue_token(&principal)
-        .unwrap()
-        .token()
-        .expose()
-        .to_owned()
+    issue(&JwtIssuer::builder(signing).build(), subject)
 }
 
 async fn memory(plan: &Plan) {
-    raise_file_limit(4 * plan.idle_connections as u64 + 1_024);
-    let mut per_connection = Vec::new();
-    for side in ["bare", "wsgate"] {
-        let mut server = ServerChild::start(side).await;
-        let token = child_token("bench");
-        // Warm the server with one connection before the first reading.
-        let warm = connect(server.addr, "/ws", &bearer(&token)).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let (before, _) = server.rss().await;
-        let mut clients = Vec::with_capacity(plan.idle_connections);
-        for _ in 0..plan.idle_connections {
-            clients.push(connect(server.addr, "/ws", &bearer(&token)).await.unwrap());
-        }
-        loop {
-            let (_, sockets) = server.rss().await;
-            if sockets > plan.idle_connections {
-                break;
+    let most = plan.idle_connections.iter().max().copied().unwrap_or(0);
+    raise_file_limit(most as u64 + 1_024);
+    println!("\n## Resident memory of the server per idle connection");
+    for &count in plan.idle_connections {
+        let mut per_connection = Vec::new();
+        for side in ["bare", "wsgate"] {
+            let mut server = ServerChild::start(side).await;
+            let token = child_token("bench");
+            // Warm the server with one connection before the first reading.
+            let warm = connect(server.addr, "/ws", &bearer(&token)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let (before, _) = server.rss().await;
+            let clients = connect_many(count, server.addr, "/ws", &bearer(&token)).await;
+            loop {
+                let (_, sockets) = server.rss().await;
+                if sockets > count {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (after, _) = server.rss().await;
+            per_connection.push(after.saturating_sub(before) as f64 / count as f64);
+            drop((clients, warm));
+            let _ = server.child.kill().await;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let (after, _) = server.rss().await;
-        per_connection.push(after.saturating_sub(before) as f64 / plan.idle_connections as f64);
-        drop((clients, warm));
-        let _ = server.child.kill().await;
+        println!(
+            "{count} connections: bare {:.0} B, wsgate {:.0} B: wsgate adds {:.0} B per connection",
+            per_connection[0],
+            per_connection[1],
+            per_connection[1] - per_connection[0]
+        );
     }
-    println!(
-        "\n## Resident memory of the server per idle connection ({} connections)",
-        plan.idle_connections
-    );
-    println!(
-        "bare {:.0} B, wsgate {:.0} B: wsgate adds {:.0} B per connection",
-        per_connection[0],
-        per_connection[1],
-        per_connection[1] - per_connection[0]
-    );
 }
 
 /// Revocation latency: `sockets` open on a gated server (another process),
@@ -1414,17 +1669,26 @@ async fn storm(plan: &Plan, gated: &Gated) {
     );
 }
 
-#[tokio::main]
-async fn main() {
-    let arguments: Vec<String> = std::env::args().collect();
-    if let Some(position) = arguments
-        .iter()
-        .position(|argument| argument == "--server-child")
-    {
-        server_child(&arguments[position + 1]).await;
-        return;
+async fn run_part(part: &str, plan: &Plan) {
+    match part {
+        "messages" => messages(plan).await,
+        "handshakes" => handshake_rates(plan).await,
+        "scaling" => scaling(plan).await,
+        "identity-providers" => identity_providers(plan).await,
+        "redis" => several_processes(plan).await,
+        "sql" => accounts_in_sql(plan).await,
+        "storm" => storm(plan, &gated_server().await).await,
+        "memory" => memory(plan).await,
+        "revocation" => revocation(plan).await,
+        "soak" => soak::soak(plan, if plan.quick { 10 } else { 600 }).await,
+        other => eprintln!("unknown part {other:?}; known: {}", PARTS.join(", ")),
     }
-    let plan = Plan::new(arguments.iter().any(|argument| argument == "--quick"));
+}
+
+/// Set on the processes a whole run starts for its parts.
+const PART_OF_RUN: &str = "WSGATE_LOAD_PART_OF_RUN";
+
+fn header(plan: &Plan) {
     println!(
         "# wsgate load benchmark{}",
         if plan.quick {
@@ -1434,8 +1698,11 @@ async fn main() {
         }
     );
     println!(
-        "machine: {} CPUs, {} MiB memory",
-        std::thread::available_parallelism().map_or(0, |count| count.get()),
+        "machine: CPUs {}, {} MiB memory",
+        // The machine's, not this process's (a pinned part sees one).
+        std::fs::read_to_string("/sys/devices/system/cpu/online")
+            .unwrap_or_default()
+            .trim(),
         std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|info| info.lines().next().and_then(|line| line
@@ -1446,71 +1713,157 @@ async fn main() {
             .unwrap_or(0)
             / 1024
     );
-    // `-- --part identity-providers` runs that part alone.
-    if let Some(position) = arguments.iter().position(|argument| argument == "--part") {
-        match arguments.get(position + 1).map(String::as_str) {
-            Some(part @ ("messages" | "handshakes")) => {
-                let bare = serve(bare_router(Arc::new(AtomicUsize::new(0)))).await;
-                let gated = gated_server().await;
-                if part == "messages" {
-                    messages(&plan, bare, &gated).await;
-                } else {
-                    handshake_rates(&plan, bare, &gated).await;
-                }
-            }
-            Some("identity-providers") => identity_providers(&plan).await,
-            Some("memory") => memory(&plan).await,
-            Some("redis") => several_processes(&plan).await,
-            Some("sql") => accounts_in_sql(&plan).await,
-            other => {
-                eprintln!(
-                    "unknown part {other:?}; known: messages, handshakes, identity-providers, memory, redis, sql"
-                )
-            }
+}
+
+/// The parts `cargo bench --bench load` runs, in order, each in a process
+/// of its own (so each part's pinning and file limits are its own).
+const PARTS: [&str; 10] = [
+    "messages",
+    "handshakes",
+    "scaling",
+    "identity-providers",
+    "redis",
+    "sql",
+    "storm",
+    "memory",
+    "revocation",
+    "soak",
+];
+
+/// Parts that measure a server child on CPU 0 from a client on CPU 1, each
+/// with one worker thread: the two sides never compete for a core, so the
+/// rounds repeat, and the server's own CPU time per message is read from
+/// `/proc`.
+const PINNED_PARTS: [&str; 4] = ["messages", "handshakes", "scaling", "soak"];
+
+/// The CPU the server children run on; the client takes the next one.
+const SERVER_CPU: usize = 0;
+const CLIENT_CPU: usize = 1;
+
+fn argument_after<'a>(arguments: &'a [String], flag: &str) -> Option<&'a str> {
+    let position = arguments.iter().position(|argument| argument == flag)?;
+    arguments.get(position + 1).map(String::as_str)
+}
+
+/// Restricts this thread (and the threads it starts later: the runtime's)
+/// to `cpu`; false where the machine has no such CPU.
+fn pin_to(cpu: usize) -> bool {
+    // The machine's CPUs, not this process's mask: a child starts with its
+    // parent's mask, which holds only the client's CPU.
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    let last = online
+        .trim()
+        .rsplit(['-', ','])
+        .next()
+        .and_then(|last| last.parse::<usize>().ok())
+        .unwrap_or(0);
+    // The client takes the higher CPU of the two.
+    last >= CLIENT_CPU && core_affinity::set_for_current(core_affinity::CoreId { id: cpu })
+}
+
+fn main() {
+    let arguments: Vec<String> = std::env::args().collect();
+    let pin = argument_after(&arguments, "--pin")
+        .and_then(|cpu| cpu.parse().ok())
+        .or_else(|| {
+            let part = argument_after(&arguments, "--part")
+                .or_else(|| argument_after(&arguments, "--soak").map(|_| "soak"))?;
+            PINNED_PARTS.contains(&part).then_some(CLIENT_CPU)
+        })
+        .or_else(|| {
+            std::env::var_os("WSGATE_LOAD_PROFILE")
+                .filter(|_| {
+                    !arguments
+                        .iter()
+                        .any(|argument| argument == "--server-child")
+                })
+                .map(|_| CLIENT_CPU)
+        });
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(cpu) = pin {
+        if pin_to(cpu) {
+            runtime.worker_threads(1);
+        } else {
+            eprintln!("(cannot pin to CPU {cpu} here: running unpinned)");
         }
+    }
+    runtime.build().unwrap().block_on(run(arguments));
+}
+
+async fn run(arguments: Vec<String>) {
+    if let Some(position) = arguments
+        .iter()
+        .position(|argument| argument == "--server-child")
+    {
+        server_child(&arguments[position + 1]).await;
         return;
     }
-    let bare = serve(bare_router(Arc::new(AtomicUsize::new(0)))).await;
-    let gated = gated_server().await;
-    // For profiling one side alone for ten seconds:
+    let plan = Plan::new(arguments.iter().any(|argument| argument == "--quick"));
+    if std::env::var_os(PART_OF_RUN).is_none() {
+        header(&plan);
+    }
+    if let Some(seconds) = argument_after(&arguments, "--soak") {
+        soak::soak(&plan, seconds.parse().expect("--soak SECONDS")).await;
+        return;
+    }
+    if let Some(part) = argument_after(&arguments, "--part") {
+        run_part(part, &plan).await;
+        return;
+    }
+    // For profiling one side alone for ten seconds: the server is a child
+    // on CPU 0 (`perf record -C 0` sees only it), the client here on CPU 1.
     // WSGATE_LOAD_PROFILE=messages-bare|messages-wsgate|handshakes-bare|handshakes-hs256
     if let Ok(part) = std::env::var("WSGATE_LOAD_PROFILE") {
-        let token = gated.token(&gated.hs256, "bench");
+        let side = if part.ends_with("bare") {
+            "bare"
+        } else {
+            "wsgate"
+        };
+        let server = ServerChild::start_pinned(side).await;
+        let token = child_token("bench");
         let window = Duration::from_secs(10);
-        match part.as_str() {
-            "messages-bare" | "messages-wsgate" => {
-                let addr = if part == "messages-bare" {
-                    bare
-                } else {
-                    gated.addr
-                };
-                let sample = throughput(addr, "/ws", &token, 64, 1, window).await;
-                println!(
-                    "{part}: {:.0}/s, {:.2} µs CPU each",
-                    sample.per_second, sample.cpu_per_message
-                );
-            }
-            "handshakes-bare" => println!(
-                "{part}: {:.0}/s",
-                handshakes(bare, window, || ("/ws".to_owned(), Vec::new())).await
-            ),
-            _ => println!(
-                "{part}: {:.0}/s",
-                handshakes(gated.addr, window, move || (
-                    "/ws".to_owned(),
-                    bearer(&token)
-                ))
-                .await
-            ),
-        }
+        let headers = if side == "bare" {
+            Vec::new()
+        } else {
+            bearer(&token)
+        };
+        let sample = if part.starts_with("messages") {
+            throughput(
+                server.addr,
+                "/ws",
+                &token,
+                (64, 1),
+                window,
+                server.child.id(),
+            )
+            .await
+        } else {
+            handshake_sample(server.addr, window, server.child.id(), move || {
+                ("/ws".to_owned(), headers.clone())
+            })
+            .await
+        };
+        let cpu = sample.server.map_or(f64::NAN, |server| server.per_item);
+        println!(
+            "{part}: {:.0}/s, server {cpu:.2} µs CPU each",
+            sample.per_second
+        );
         return;
     }
-    messages(&plan, bare, &gated).await;
-    handshake_rates(&plan, bare, &gated).await;
-    identity_providers(&plan).await;
-    several_processes(&plan).await;
-    accounts_in_sql(&plan).await;
-    storm(&plan, &gated).await;
-    memory(&plan).await;
-    revocation(&plan).await;
+    // Every part, each in a process of its own; the soak only when asked.
+    for part in PARTS.iter().filter(|part| **part != "soak") {
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command
+            .args(["--bench", "--part", part])
+            .env(PART_OF_RUN, "1");
+        if plan.quick {
+            command.arg("--quick");
+        }
+        let status = tokio::task::spawn_blocking(move || command.status())
+            .await
+            .unwrap()
+            .expect("the benchmark runs itself");
+        assert!(status.success(), "part {part} failed");
+    }
 }
