@@ -1153,9 +1153,18 @@ fn child_token(subject: &str) -> String {
 
 async fn memory(plan: &Plan) {
     let most = plan.idle_connections.iter().max().copied().unwrap_or(0);
-    raise_file_limit(most as u64 + 1_024);
+    let limit = raise_file_limit(most as u64 + 1_024) as usize;
     println!("\n## Resident memory of the server per idle connection");
-    for &count in plan.idle_connections {
+    for &wanted in plan.idle_connections {
+        // Each side holds one descriptor a connection, under the hard
+        // limit, which only a process with CAP_SYS_RESOURCE may raise.
+        let count = wanted.min(limit.saturating_sub(1_024));
+        if count < wanted {
+            println!(
+                "({wanted} connections need {} open files a process; this machine allows {limit}: measured at {count})",
+                wanted + 1_024
+            );
+        }
         let mut per_connection = Vec::new();
         for side in ["bare", "wsgate"] {
             let mut server = ServerChild::start(side).await;
