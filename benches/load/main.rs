@@ -4,18 +4,21 @@
 //! authentication plus the full message pipeline: audit, refresh,
 //! per-message token validation, role guard) and driven by the same
 //! `tokio-tungstenite` client, alternating A/B/A/B. It prints medians and
-//! the ratio wsgate/bare for message throughput in two shapes (and without
-//! the token cache, for reference), handshakes per second, resident memory
-//! per idle connection at 10 000 connections, revocation latency with
-//! 10 000 sockets open, and echo round trips during a password-hashing
-//! storm.
+//! the ratio wsgate/bare for message throughput in two shapes (like for
+//! like against bare axum with wsgate's read buffer, and without the token
+//! cache, for reference), handshakes per second beside the cost of one
+//! ES256 verification, a scaling table from 1 to 10 000 connections,
+//! resident memory per idle connection, revocation latency with 10 000
+//! sockets open, echo round trips during a password-hashing storm, and the
+//! figures of identity providers, Redis and SQL.
 //!
-//! `cargo bench --bench load` runs it all; `-- --quick` (what CI runs) does
-//! every part briefly, so the benchmark cannot rot; `-- --part
-//! identity-providers` runs only the provider-token figures (JWKS cache,
-//! background refresh, introspection cache), `-- --part memory` only the
-//! idle-connection memory. Nothing here asserts a
-//! timing.
+//! `cargo bench --bench load` runs every part, each in a process of its
+//! own; `-- --part NAME` runs one (see [`PARTS`]); `-- --quick` (what CI
+//! runs) does every part briefly, so the benchmark cannot rot; `-- --soak
+//! SECONDS` runs the soak (`soak.rs`), never part of a quick run. The
+//! parts in [`PINNED_PARTS`] measure a server child on one CPU from a
+//! client on the other. Nothing here asserts a timing; the soak fails on
+//! an unexpected outcome, which is not a timing.
 
 #[path = "../common/mod.rs"]
 mod common;
