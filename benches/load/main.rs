@@ -1020,6 +1020,15 @@ async fn server_child(side: &str) {
                     .map_or_else(|| live.load(Ordering::SeqCst), Registry::len);
                 say(format!("RSS {} {sockets}", resident_bytes())).await;
             }
+            // Tokens the child accepts, for a client of its own (a script
+            // driving the child under callgrind, say).
+            (Some("token"), Some(algorithm)) => {
+                let token = match algorithm {
+                    "es256" => child_es256_token("bench"),
+                    _ => child_token("bench"),
+                };
+                say(format!("TOKEN {token}")).await;
+            }
             (Some("fds"), _) => {
                 let open = std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count);
                 say(format!("FDS {open}")).await;
