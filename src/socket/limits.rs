@@ -15,9 +15,10 @@ pub const DEFAULT_READ_BUFFER_BYTES: usize = 16 * 1024;
 /// [`SocketGateBuilder`](crate::socket::SocketGateBuilder)) and shared by
 /// every socket it opens.
 ///
-/// Defaults: 64 KiB messages, a 16 KiB read buffer, no message rate limit, a ping every 30 s, an
-/// idle timeout of 90 s, a 5 s first-message deadline, and at most 1024
-/// unauthenticated sockets (8 per client address).
+/// Defaults: 64 KiB messages, a 16 KiB read buffer, no message rate limit,
+/// a ping every 30 s, an idle timeout of 90 s, a 5 s first-message
+/// deadline, and at most 1024 unauthenticated sockets (8 per client
+/// address).
 ///
 /// ```
 /// use std::time::Duration;
