@@ -491,6 +491,30 @@ impl ServerClock {
     }
 }
 
+/// Lets `tasks` run until `window` has passed since `started`, stops them,
+/// and makes the sample of the `count` they reached.
+async fn end_window(
+    window: Duration,
+    stop: &AtomicBool,
+    count: &AtomicU64,
+    started: Instant,
+    server_clock: Option<ServerClock>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> Sample {
+    tokio::time::sleep_until((started + window).into()).await;
+    stop.store(true, Ordering::Relaxed);
+    let done = count.load(Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let server = server_clock.map(|clock| clock.stop(done));
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    Sample {
+        per_second: done as f64 / elapsed.as_secs_f64(),
+        server,
+    }
+}
+
 /// Echo throughput: `connections` clients keep `in_flight` messages each in
 /// flight for `window`; `server` is the server's pid when it is a child.
 async fn throughput(
@@ -540,18 +564,7 @@ async fn throughput(
             })
         })
         .collect();
-    tokio::time::sleep(window).await;
-    stop.store(true, Ordering::Relaxed);
-    let done = count.load(Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    let server = server_clock.map(|clock| clock.stop(done));
-    for task in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-    }
-    Sample {
-        per_second: done as f64 / elapsed.as_secs_f64(),
-        server,
-    }
+    end_window(window, &stop, &count, started, server_clock, tasks).await
 }
 
 /// Handshakes per second with 32 clients connecting and disconnecting in a
@@ -595,18 +608,7 @@ where
             })
         })
         .collect();
-    tokio::time::sleep(window).await;
-    stop.store(true, Ordering::Relaxed);
-    let done = count.load(Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    let server = server_clock.map(|clock| clock.stop(done));
-    for task in tasks {
-        let _ = task.await;
-    }
-    Sample {
-        per_second: done as f64 / elapsed.as_secs_f64(),
-        server,
-    }
+    end_window(window, &stop, &count, started, server_clock, tasks).await
 }
 
 /// Medians of a side's samples: rate, server µs per item, server busy.
