@@ -127,7 +127,7 @@ async fn sqlite_in_memory_keeps_accounts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_file_survives_a_restart_and_holds_no_plaintext() {
-    let dir = std::env::temp_dir().join(format!("wsgate-sqlite-{}", common::idp::free_port()));
+    let dir = std::env::temp_dir().join(format!("wsgate-sqlite-{}", common::servers::free_port()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("accounts.db").display());
     {
@@ -181,7 +181,7 @@ async fn a_sqlite_file_survives_a_restart_and_holds_no_plaintext() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forty_concurrent_logins_against_sqlite_all_succeed() {
-    let dir = std::env::temp_dir().join(format!("wsgate-sqlite-{}", common::idp::free_port()));
+    let dir = std::env::temp_dir().join(format!("wsgate-sqlite-{}", common::servers::free_port()));
     std::fs::create_dir_all(&dir).unwrap();
     let store = SqlCredentialStore::connect(&format!("sqlite://{}", dir.join("a.db").display()))
         .await

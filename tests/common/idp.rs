@@ -49,8 +49,6 @@ pub fn available() -> bool {
     super::servers::missing("the OpenID provider tests need Node.js 20 and `npm ci` in tests/idp")
 }
 
-pub use super::servers::free_port;
-
 /// One running provider.
 pub struct Idp {
     pub port: u16,
@@ -60,19 +58,21 @@ pub struct Idp {
 }
 
 impl Idp {
-    /// Starts a provider on a free port; `None` when it cannot run here.
+    /// Starts a provider on a port the system picks; `None` when it cannot
+    /// run here.
     pub async fn start() -> Option<Self> {
         if !available() {
             return None;
         }
-        Some(Self::start_on(free_port()).await)
+        Some(Self::start_on(0).await)
     }
 
-    /// Starts a provider on `port` (its issuer is `http://127.0.0.1:port`).
+    /// Starts a provider on `port` (0: the system picks one); its issuer
+    /// is `http://127.0.0.1:PORT`.
     pub async fn start_on(port: u16) -> Self {
         let mut idp = Self {
             port,
-            issuer: format!("http://127.0.0.1:{port}"),
+            issuer: String::new(),
             child: None,
             http: reqwest::Client::new(),
         };
@@ -80,35 +80,66 @@ impl Idp {
         idp
     }
 
+    /// Starts the provider on `self.port` (0: the system's choice, so two
+    /// providers started at once never meet on one port) and learns its
+    /// port and issuer.
     async fn spawn(&mut self) {
-        // A provider's start is CPU-bound (module load, an RSA key), and a
+        // A provider's start is CPU-bound (module load, two keys), and a
         // test binary starts a dozen at once on two cores: the deadline is
-        // generous. (Queueing the starts widened the gap between picking a
-        // free port and binding it, and two providers met on one port.)
+        // generous, and a failure says what the provider printed.
         let mut child = Command::new("node")
             .arg("server.mjs")
             .arg("--port")
             .arg(self.port.to_string())
             .current_dir(folder())
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("node starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if line.starts_with("listening") {
-                    return;
+        let started = Instant::now();
+        let stderr_text = Arc::new(Mutex::new(String::new()));
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = stderr_text.clone();
+        let stderr_read = tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                let mut text = sink.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let listening = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(port) = line.strip_prefix("listening ") {
+                    return port.trim().parse::<u16>().ok();
                 }
             }
-            panic!("the provider ended before it listened");
-        });
-        ready.await.expect("the provider listens within 60 s");
-        // Keep reading its output, so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        self.child = Some(child);
+            None
+        })
+        .await;
+        if let Ok(Some(port)) = listening {
+            // Keep reading its output, so it never blocks on a full pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            self.child = Some(child);
+            self.port = port;
+            self.issuer = format!("http://127.0.0.1:{port}");
+            return;
+        }
+        let _ = child.kill().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), stderr_read).await;
+        panic!(
+            "the OpenID provider (port {}) {} after {:?}; its stderr:\n{}",
+            self.port,
+            if listening.is_err() {
+                "did not listen"
+            } else {
+                "ended before it listened"
+            },
+            started.elapsed(),
+            stderr_text.lock().unwrap()
+        );
     }
 
     /// Stops the provider (its port stays free for a restart).

@@ -5,7 +5,9 @@
 //
 //   node server.mjs --port PORT [--issuer URL]
 //
-// Prints `listening PORT` once it accepts connections. Everything under
+// Port 0 lets the system pick a free port, so two providers started at
+// once never meet on one. Prints `listening PORT` once it accepts
+// connections; a port already taken ends it with an error. Everything under
 // `/control/` is for the tests only: it changes what the provider serves
 // (key rotation, a JWKS that hangs or carries an `oct` key, a discovery
 // document with a wrong issuer, a malformed introspection answer) and
@@ -21,8 +23,9 @@ const args = Object.fromEntries(
     return pairs;
   }, []),
 );
-const port = Number(args.port);
-const issuer = args.issuer ?? `http://127.0.0.1:${port}`;
+const port = Number(args.port ?? 0);
+// Known once the server listens (the port may be the system's choice).
+let issuer = null;
 
 // The resource servers: the resource indicator picks the token format.
 const AUDIENCE = 'wsgate-chat';
@@ -47,10 +50,23 @@ const CLIENTS = [
   token_endpoint_auth_method: 'client_secret_basic',
 }));
 
+// Generated as PEM, then read into a fresh key object for the JWK export:
+// Node.js 20 can deadlock when the garbage collector frees a key
+// generation job while the key it made is being exported (the main
+// thread waits on a lock it holds, asleep before it ever listens).
+function generatedKey(type, options) {
+  const pem = crypto.generateKeyPairSync(type, {
+    ...options,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  }).privateKey;
+  return crypto.createPrivateKey(pem);
+}
+
 function generateKeys() {
   const stamp = crypto.randomBytes(6).toString('hex');
-  const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-  const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+  const ec = generatedKey('ec', { namedCurve: 'P-256' });
+  const rsa = generatedKey('rsa', { modulusLength: 2048 });
   return [
     { ...ec.export({ format: 'jwk' }), kid: `ec-${stamp}`, alg: 'ES256', use: 'sig' },
     { ...rsa.export({ format: 'jwk' }), kid: `rsa-${stamp}`, alg: 'RS256', use: 'sig' },
@@ -102,7 +118,7 @@ function makeProvider(keys) {
   return provider;
 }
 
-let provider = makeProvider(state.keys);
+let provider = null;
 
 function json(res, status, body, headers = {}) {
   res.writeHead(status, { 'content-type': 'application/json', ...headers });
@@ -223,8 +239,15 @@ const server = http.createServer((req, res) => {
   return provider.callback()(req, res);
 });
 
+server.on('error', (error) => {
+  process.stderr.write(`${error.message}\n`);
+  process.exit(1);
+});
 server.listen(port, '127.0.0.1', () => {
-  process.stdout.write(`listening ${server.address().port}\n`);
+  const bound = server.address().port;
+  issuer = args.issuer ?? `http://127.0.0.1:${bound}`;
+  provider = makeProvider(state.keys);
+  process.stdout.write(`listening ${bound}\n`);
 });
 for (const signal of ['SIGTERM', 'SIGINT']) {
   process.on(signal, () => process.exit(0));
