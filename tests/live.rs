@@ -94,6 +94,19 @@ async fn echo(State(gate): State<Gate>, upgrade: GatedUpgrade) -> Response {
     })
 }
 
+/// A handler busy with something else: it greets, then does not read for
+/// an hour.
+async fn stalled(State(gate): State<Gate>, upgrade: GatedUpgrade) -> Response {
+    upgrade.on_upgrade(&gate, |mut socket| async move {
+        let hello = json!({"type": "welcome", "sub": socket.principal().subject()});
+        let _ = socket
+            .send(axum::extract::ws::Message::Text(hello.to_string().into()))
+            .await;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        while socket.recv().await.is_some() {}
+    })
+}
+
 async fn deferred(State(gate): State<Gate>, upgrade: DeferredUpgrade) -> Response {
     upgrade.on_upgrade(&gate, |socket| async move {
         let hello = json!({"type": "welcome", "sub": socket.principal().subject()});
@@ -141,6 +154,7 @@ impl Live {
         let registry = gate.registry().clone();
         let router = Router::new()
             .route("/ws", get(echo))
+            .route("/ws/stalled", get(stalled))
             .route_layer(handshake)
             .route("/ws/deferred", get(deferred))
             .with_state(gate);
@@ -460,6 +474,26 @@ async fn revoked_tokens_are_refused_at_the_handshake_and_later_ones_work() {
     let fresh = live.keys.sign_with(Algorithm::HS256, &claims, |_| {});
     let (_client, welcome) = live.connect(&fresh).await;
     assert_eq!(welcome["sub"], "alice");
+}
+
+#[tokio::test]
+async fn a_handler_that_stops_reading_does_not_hold_back_a_kick() {
+    let live = Live::start(Options::default()).await;
+    let token = live.token("alice", &["user"], 300, "a");
+    let mut client = common::open_with_bearer(live.addr, "/ws/stalled", &token).await;
+    assert_eq!(next_json(&mut client).await["type"], "welcome");
+    // Far more than the handler's queue holds: the driver stops reading
+    // and waits for room.
+    for n in 0..200 {
+        send_json(&mut client, json!({"type": "say", "n": n})).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(live.registry.kick("alice"), 1);
+    let closed = timeout(Duration::from_secs(5), next_close(&mut client)).await;
+    assert_eq!(
+        closed.expect("the kick waited for the handler"),
+        (4403, "forbidden".to_owned())
+    );
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -22,6 +23,7 @@ use crate::recheck::Standing;
 use crate::secret::Secret;
 use crate::session::{Close, CloseKind, Inbound, Session, Verdict, reason};
 use crate::socket::gated_socket::{GatedSender, GatedSocket};
+use crate::socket::inbox::{InboxSender, inbox};
 use crate::socket::join::Join;
 use crate::socket::read_interest::ReadInterest;
 use crate::socket::registry::PendingSlot;
@@ -142,10 +144,10 @@ pub(crate) async fn serve<F, Fut>(
     Fut: Future<Output = ()>,
 {
     let _registration = gate.config.registry.register(session.clone());
+    let (inbound_sender, inbound) = inbox(gate.config.queue);
     // Boxed elements: a tokio channel allocates a block of 32 slots up
     // front, and an idle connection should not pay 32 messages' worth of
-    // memory for each direction.
-    let (inbound_sender, inbound) = mpsc::channel(gate.config.queue);
+    // memory.
     let (outbound_sender, outbound) = mpsc::channel(gate.config.queue);
     let socket = GatedSocket {
         session: session.clone(),
@@ -165,7 +167,7 @@ async fn drive(
     mut ws: WebSocket,
     gate: &SocketGate,
     session: &Arc<Session>,
-    deliver: mpsc::Sender<Box<Inbound>>,
+    deliver: InboxSender,
     mut outbound: mpsc::Receiver<Box<Message>>,
 ) {
     let config = &gate.config;
@@ -204,6 +206,10 @@ async fn drive(
         .into();
     tokio::pin!(recheck);
     let reading = ReadInterest::new();
+    // A message the pipeline let through that the handler's queue had no
+    // room for. While one waits, nothing more is read from the client,
+    // and the lifecycle is still served.
+    let mut undelivered: Option<Inbound> = None;
 
     let close = loop {
         if let Some(close) = session.take_close_request() {
@@ -261,7 +267,14 @@ async fn drive(
                 // The application is done with the socket.
                 None => break Some(Close::new(CloseKind::Normal, "")),
             },
-            incoming = reading.poll(ws.recv()) => {
+            delivered = poll_fn(|cx| deliver.poll_send(cx, &mut undelivered)),
+                if undelivered.is_some() =>
+            {
+                if delivered.is_err() {
+                    break Some(Close::new(CloseKind::Normal, ""));
+                }
+            }
+            incoming = reading.poll(ws.recv()), if undelivered.is_none() => {
                 last_heard = Instant::now();
                 let message = match incoming {
                     None => break None,
@@ -286,7 +299,11 @@ async fn drive(
                 };
                 match verdict {
                     Ok(Verdict::Deliver(inbound)) => {
-                        if deliver.send(Box::new(inbound)).await.is_err() {
+                        // Nearly always there is room: delivered in this
+                        // turn, without another trip through the loop.
+                        undelivered = Some(inbound);
+                        let now = Context::from_waker(Waker::noop());
+                        if let Poll::Ready(Err(_)) = deliver.poll_send(&now, &mut undelivered) {
                             break Some(Close::new(CloseKind::Normal, ""));
                         }
                     }

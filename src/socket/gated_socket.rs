@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use crate::principal::Principal;
 use crate::session::{Close, ConnectionId, Inbound, Session};
+use crate::socket::inbox::InboxReceiver;
 
 /// A WebSocket whose every inbound message has passed the pipeline, and
 /// whose lifecycle (expiry, revocation, limits, pings) wsgate enforces.
@@ -18,7 +19,7 @@ use crate::session::{Close, ConnectionId, Inbound, Session};
 /// room, a broadcaster).
 pub struct GatedSocket {
     pub(crate) session: Arc<Session>,
-    pub(crate) inbound: mpsc::Receiver<Box<Inbound>>,
+    pub(crate) inbound: InboxReceiver,
     pub(crate) sender: GatedSender,
 }
 
@@ -59,7 +60,7 @@ impl GatedSocket {
 
     /// The next delivered message; `None` once the connection has ended.
     pub async fn recv(&mut self) -> Option<Inbound> {
-        self.inbound.recv().await.map(|inbound| *inbound)
+        self.inbound.recv().await
     }
 
     /// Sends a message.

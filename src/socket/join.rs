@@ -2,8 +2,9 @@
 //! polling each only when it was woken, and both in the same turn when one
 //! wakes the other.
 //!
-//! The two talk through channels: the driver hands a message to the
-//! handler, the handler answers through the driver. With a plain `join!`
+//! The two talk through queues: the driver hands a message to the handler
+//! (`inbox.rs`), the handler answers through the driver (a channel, which
+//! other tasks may send on too). With a plain `join!`
 //! each hand-over costs another trip through the scheduler; here a wake
 //! that happens while the pair is being polled is served in the same turn,
 //! so a message in and its answer out cost one scheduling, as with a bare

@@ -49,6 +49,7 @@
 
 mod driver;
 mod gated_socket;
+mod inbox;
 mod join;
 mod limits;
 mod read_interest;
