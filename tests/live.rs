@@ -478,7 +478,11 @@ async fn revoked_tokens_are_refused_at_the_handshake_and_later_ones_work() {
 
 #[tokio::test]
 async fn a_handler_that_stops_reading_does_not_hold_back_a_kick() {
-    let live = Live::start(Options::default()).await;
+    let live = Live::start(Options {
+        idle: Some(Duration::from_millis(300)),
+        ..Options::default()
+    })
+    .await;
     let token = live.token("alice", &["user"], 300, "a");
     let mut client = common::open_with_bearer(live.addr, "/ws/stalled", &token).await;
     assert_eq!(next_json(&mut client).await["type"], "welcome");
@@ -487,7 +491,9 @@ async fn a_handler_that_stops_reading_does_not_hold_back_a_kick() {
     for n in 0..200 {
         send_json(&mut client, json!({"type": "say", "n": n})).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Longer than the idle timeout: the client is not the silent one, so
+    // the socket stays open.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
     assert_eq!(live.registry.kick("alice"), 1);
     let closed = timeout(Duration::from_secs(5), next_close(&mut client)).await;
     assert_eq!(

@@ -232,6 +232,11 @@ async fn drive(
             Some(close) = &mut recheck, if rechecking => break Some(close),
             () = &mut lifecycle => {
                 let now = Instant::now();
+                // A message waiting for the handler came from the client:
+                // the client is not the silent one.
+                if undelivered.is_some() {
+                    last_heard = now;
+                }
                 if expiry.is_some_and(|expiry| now >= expiry) {
                     break Some(Close::new(CloseKind::Unauthenticated, reason::TOKEN_EXPIRED));
                 }

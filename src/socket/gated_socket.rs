@@ -14,7 +14,11 @@ use crate::socket::inbox::InboxReceiver;
 /// whose lifecycle (expiry, revocation, limits, pings) wsgate enforces.
 ///
 /// [`recv`](Self::recv) yields delivered messages until the connection
-/// ends, for whatever reason; then it returns `None`. Send with
+/// ends, for whatever reason; then it returns `None`. Messages wait in a
+/// bounded queue (32) while the handler is busy; once it is full, wsgate
+/// reads nothing more from the client until the handler takes one.
+/// Expiry, revocation and kicks still close the socket meanwhile; the idle
+/// timeout does not (the client is not the one that is silent). Send with
 /// [`send`](Self::send), or hand a [`GatedSender`] to other tasks (a chat
 /// room, a broadcaster).
 pub struct GatedSocket {

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Instructions the server spends a handshake or a message, counted by
+callgrind: what the machine's noise does not move.
+
+Starts the load benchmark's server child under `valgrind --tool=callgrind`,
+runs a batch to warm it, zeroes callgrind's counters, runs the same batch
+again and dumps them, and prints the instructions an item.
+
+    cargo bench --bench load --no-run
+    python3 scripts/server_instructions.py handshakes target/release/deps/load-<hash> 200
+    python3 scripts/server_instructions.py messages target/release/deps/load-<hash> 2000
+
+`handshakes`: WebSockets opened and closed with an HS256 and then an ES256
+Bearer token on the gated server, and their difference. Compare the
+difference with one ES256 verification: `WSGATE_JWT_COUNT=local:N` on the
+`jwt` benchmark under callgrind (BENCHMARKS.md).
+
+`messages`: the echo of the load benchmark's 64 × 1 shape (64 sockets,
+one message in flight at a time, the gated one with its per-message
+token) on bare axum with wsgate's read buffer, bare axum with its own, and
+the gated server, and what the gated server spends above the first (wsgate's
+own cost, like for like). User-space instructions only: both make the same
+system calls a message.
+
+Needs valgrind and `pip install websockets`.
+"""
+import contextlib
+import glob
+import os
+import re
+import subprocess
+import sys
+import time
+
+from websockets.sync.client import connect
+
+OUT = os.environ.get("WSGATE_CALLGRIND_OUT", "/tmp/wsgate-callgrind.out")
+
+
+class Child:
+    """A server child of the load benchmark under callgrind."""
+
+    def __init__(self, exe, side):
+        for f in glob.glob(OUT + "*"):
+            os.remove(f)
+        self.process = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={OUT}",
+             exe, "--server-child", side],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True)
+        self.port = int(self.process.stdout.readline().split()[1])
+
+    def ask(self, command):
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return self.process.stdout.readline().split()[1:]
+
+    def url(self, path):
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def counted(self, label, n, batch):
+        """Instructions an item of `batch()` (n items), after a warm-up, and
+        of those the ones in `memset` (tungstenite zeroes its read buffer
+        before every read; valgrind counts `rep stosb` a byte at a time,
+        so that share says more about the buffer's size than the CPU's
+        time)."""
+        batch()
+        callgrind = ["callgrind_control"]
+        subprocess.run(callgrind + ["-z", str(self.process.pid)], capture_output=True)
+        batch()
+        before = set(glob.glob(OUT + "*"))
+        subprocess.run(callgrind + ["-d", label, str(self.process.pid)], capture_output=True)
+        time.sleep(1)
+        total = memset = 0
+        for f in sorted(set(glob.glob(OUT + "*")) - before):
+            for line in open(f):
+                if line.startswith(("summary:", "totals:")):
+                    total = max(total, int(line.split()[1]))
+            functions = subprocess.run(["callgrind_annotate", "--threshold=100", f],
+                                       capture_output=True, text=True).stdout
+            for line in functions.splitlines():
+                found = re.match(r"\s*([\d,]+) .*:__memset", line)
+                if found:
+                    memset += int(found.group(1).replace(",", ""))
+        return total / n, memset / n
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()
+
+
+def bearer(token):
+    return {"authorization": f"Bearer {token}"}
+
+
+def handshakes(exe, n):
+    child = Child(exe, "wsgate")
+    hs = child.ask("token hs256")[0]
+    es = child.ask("token es256")[0]
+
+    def batch(path, token):
+        def run():
+            for _ in range(n):
+                with connect(child.url(path), additional_headers=bearer(token), open_timeout=60):
+                    pass
+        return run
+
+    h, _ = child.counted("hs256", n, batch("/ws", hs))
+    print(f"hs256: {h:,.0f} instructions a handshake ({n} handshakes)")
+    e, _ = child.counted("es256", n, batch("/ws/es256", es))
+    print(f"es256: {e:,.0f} instructions a handshake ({n} handshakes)")
+    print(f"ES256 − HS256: {e - h:,.0f} instructions a handshake")
+    child.stop()
+
+
+def messages(exe, n):
+    counts = {}
+    for side in ["bare-small-buffer", "bare", "wsgate"]:
+        child = Child(exe, side)
+        token = child.ask("token hs256")[0] if side == "wsgate" else "unused"
+        message = f'{{"type":"say","text":"hello, world","token":"{token}"}}'
+        with contextlib.ExitStack() as stack:
+            sockets = [stack.enter_context(connect(child.url("/ws"), additional_headers=bearer(token),
+                                                   open_timeout=60))
+                       for _ in range(64)]
+
+            def batch():
+                for i in range(n):
+                    ws = sockets[i % len(sockets)]
+                    ws.send(message)
+                    ws.recv(timeout=60)
+
+            total, memset = child.counted(side, n, batch)
+        counts[side] = total - memset
+        print(f"{side}: {total:,.0f} instructions a message, {memset:,.0f} of them in memset, "
+              f"{total - memset:,.0f} without ({n} messages)")
+        child.stop()
+    own = counts["wsgate"] - counts["bare-small-buffer"]
+    print(f"wsgate − bare with the same read buffer, without memset: {own:,.0f} instructions a message")
+
+
+if __name__ == "__main__":
+    what, exe, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    {"handshakes": handshakes, "messages": messages}[what](exe, n)
