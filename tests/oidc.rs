@@ -96,7 +96,7 @@ async fn a_second_issuer_is_accepted_only_where_it_is_configured() {
     let Some(first) = Idp::start().await else {
         return;
     };
-    let second = Idp::start_on(0).await;
+    let second = Idp::launch().await;
     let only_first = Site::start(&[&first], |builder| builder).await;
     let both = Site::start(&[&first], |builder| {
         builder.provider(jwt_provider_of(&second))
@@ -207,7 +207,7 @@ async fn the_provider_down_at_start_then_up() {
     if !idp::available() {
         return;
     }
-    let mut placeholder = Idp::start_on(0).await;
+    let mut placeholder = Idp::launch().await;
     let issuer = placeholder.issuer.clone();
     placeholder.stop().await;
     // The app starts at once although the provider is down.

@@ -64,14 +64,14 @@ impl Idp {
         if !available() {
             return None;
         }
-        Some(Self::start_on(0).await)
+        Some(Self::launch().await)
     }
 
-    /// Starts a provider on `port` (0: the system picks one); its issuer
-    /// is `http://127.0.0.1:PORT`.
-    pub async fn start_on(port: u16) -> Self {
+    /// Starts a provider on a port the system picks (where [`available`]
+    /// was already asked); its issuer is `http://127.0.0.1:PORT`.
+    pub async fn launch() -> Self {
         let mut idp = Self {
-            port,
+            port: 0,
             issuer: String::new(),
             child: None,
             http: reqwest::Client::new(),
