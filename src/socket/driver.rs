@@ -24,8 +24,8 @@ use crate::secret::Secret;
 use crate::session::{Close, CloseKind, Inbound, Session, Verdict, reason};
 use crate::socket::gated_socket::{GatedSender, GatedSocket};
 use crate::socket::inbox::{InboxSender, inbox};
+use crate::socket::interest::Interest;
 use crate::socket::join::Join;
-use crate::socket::read_interest::ReadInterest;
 use crate::socket::registry::PendingSlot;
 use crate::socket::socket_gate::SocketGate;
 use crate::store::check_revocation;
@@ -205,7 +205,11 @@ async fn drive(
         .then(|| Box::pin(recheck_credential(session.clone())))
         .into();
     tokio::pin!(recheck);
-    let reading = ReadInterest::new();
+    // Each polled only when it may be ready (`interest.rs`).
+    let reading = Interest::new();
+    let waking = Interest::new();
+    let timing = Interest::new();
+    let replies = Interest::new();
     // A message the pipeline let through that the handler's queue had no
     // room for. While one waits, nothing more is read from the client,
     // and the lifecycle is still served.
@@ -219,8 +223,9 @@ async fn drive(
         // delay an expiry or a revocation.
         tokio::select! {
             biased;
-            () = &mut woken => {
+            () = waking.poll(&mut woken) => {
                 woken.set(session.woken());
+                waking.mark();
                 if !rechecking && session.principal().recheck().is_some() {
                     rechecking = true;
                     recheck.set(Some(Box::pin(recheck_credential(session.clone()))).into());
@@ -228,9 +233,10 @@ async fn drive(
                 expiry = expiry_deadline(session, &config.clock);
                 let deadline = next_deadline(expiry, next_ping, last_heard);
                 lifecycle.as_mut().reset(deadline.unwrap_or_else(never));
+                timing.mark();
             }
             Some(close) = &mut recheck, if rechecking => break Some(close),
-            () = &mut lifecycle => {
+            () = timing.poll(&mut lifecycle) => {
                 let now = Instant::now();
                 // A message waiting for the handler came from the client:
                 // the client is not the silent one.
@@ -253,8 +259,9 @@ async fn drive(
                 }
                 let deadline = next_deadline(expiry, next_ping, last_heard);
                 lifecycle.as_mut().reset(deadline.unwrap_or_else(never));
+                timing.mark();
             }
-            outgoing = outbound.recv() => match outgoing {
+            outgoing = replies.poll(outbound.recv()) => match outgoing {
                 Some(message) => {
                     // Write what is queued, then flush once: under load one
                     // write system call carries many messages.

@@ -50,9 +50,9 @@
 mod driver;
 mod gated_socket;
 mod inbox;
+mod interest;
 mod join;
 mod limits;
-mod read_interest;
 mod registry;
 mod socket_gate;
 mod upgrade;

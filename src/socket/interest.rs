@@ -1,15 +1,22 @@
-//! Polls the WebSocket's read side only when there can be something to
-//! read.
+//! Polls a future of the connection's driver only when it can have become
+//! ready: the read side, the session's wake-ups, the lifecycle timer, the
+//! handler's replies.
 //!
-//! The driver's loop polls every branch each time it runs, and it runs for
-//! each reply the handler queues as well as for each inbound frame. A
-//! `WebSocket::recv` that finds nothing is not free: tungstenite zeroes its
-//! read buffer (up to 128 KiB) before it asks the socket, which then says
-//! "would block". Polled on every turn, that was one memset of the whole
-//! buffer for each reply: more than everything else wsgate adds to a
-//! message. So the read side is polled with a waker of its own, and only
-//! again once that waker was woken (or the last poll returned a frame, as
-//! more may be buffered).
+//! The driver's loop polls every branch each time it runs, and it runs
+//! several times a message (the frame, the read that finds nothing more,
+//! the handler's reply, the turn that finds nothing more). A poll that
+//! finds nothing is not free:
+//!
+//! - a `WebSocket::recv` zeroes tungstenite's read buffer before it asks
+//!   the socket, which then says "would block" (polled on every turn, that
+//!   was more than everything else wsgate adds to a message);
+//! - the timer, the session's `Notify` and the channel of replies
+//!   register their waker again.
+//!
+//! So each is polled with a waker of its own, and only again once that
+//! waker was woken, the last poll returned (a read that gave a frame may
+//! have more buffered), or the driver replaced or reset the future
+//! ([`Interest::mark`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,8 +27,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use futures_util::task::AtomicWaker;
 use pin_project_lite::pin_project;
 
-/// Whether the read side was woken since it last said "pending", and whom
-/// to wake when it is.
+/// Whether the future was woken since it last said "pending", and whom to
+/// wake when it is.
 struct Flag {
     woken: AtomicBool,
     outer: AtomicWaker,
@@ -38,13 +45,13 @@ impl Wake for Flag {
     }
 }
 
-/// The read side's own waker and its flag; one per connection.
-pub(crate) struct ReadInterest {
+/// A future's own waker and its flag.
+pub(crate) struct Interest {
     flag: Arc<Flag>,
     waker: Waker,
 }
 
-impl ReadInterest {
+impl Interest {
     pub(crate) fn new() -> Self {
         let flag = Arc::new(Flag {
             // The first poll always happens.
@@ -55,7 +62,12 @@ impl ReadInterest {
         Self { flag, waker }
     }
 
-    /// `read` (a read of the socket), polled with the read side's waker.
+    /// The next poll polls the future: it was replaced, or reset.
+    pub(crate) fn mark(&self) {
+        self.flag.woken.store(true, Ordering::Release);
+    }
+
+    /// `read` polled with this interest's waker, when it may be ready.
     pub(crate) fn poll<F: Future>(&self, read: F) -> Interested<'_, F> {
         Interested {
             interest: self,
@@ -65,9 +77,9 @@ impl ReadInterest {
 }
 
 pin_project! {
-    /// A read polled through [`ReadInterest`].
+    /// A future polled through [`Interest`].
     pub(crate) struct Interested<'a, F> {
-        interest: &'a ReadInterest,
+        interest: &'a Interest,
         #[pin]
         read: F,
     }
@@ -90,7 +102,9 @@ impl<F: Future> Future for Interested<'_, F> {
         let mut read_cx = Context::from_waker(&this.interest.waker);
         let poll = this.read.poll(&mut read_cx);
         if poll.is_ready() {
-            // More frames may already be in the buffer.
+            // More frames may already be in the buffer; a timer or a
+            // wake-up that fired is replaced or reset before it is polled
+            // again.
             flag.woken.store(true, Ordering::Release);
         }
         poll
@@ -115,7 +129,7 @@ mod tests {
 
     #[test]
     fn the_read_side_is_ready_again_only_once_its_waker_fired() {
-        let interest = ReadInterest::new();
+        let interest = Interest::new();
         let (sender, mut receiver) = mpsc::channel::<u32>(4);
         let outer = Arc::new(Counting(AtomicUsize::new(0)));
         let waker = Waker::from(outer.clone());
