@@ -8,17 +8,35 @@
 //! lookup is a slice of the text. A string with escapes, or keys with
 //! escapes anywhere in the object, send the lookup to the full parse, so
 //! every answer is the one `serde_json::Value` would give.
+//!
+//! Most messages are flat objects of strings without escapes (a type, a
+//! few plain fields, a token). Those are read by a scanner of their own: a
+//! string without escapes ends at the next `"`, which `memchr` finds many
+//! bytes at a time, where serde's pass visits every string through its
+//! visitor. The scanner accepts only what serde_json accepts (it delegates
+//! numbers and literals to serde_json) and hands everything else, nested
+//! values and escapes, to the serde pass.
 
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// The top-level fields of a JSON object message, by position.
 #[derive(Debug, Clone)]
 pub(crate) struct Envelope {
-    fields: Vec<Field>,
+    fields: FieldList,
 }
+
+/// The fields, on the heap: an envelope held inline would make every
+/// `Inbound` that large, and the pipeline moves it from layer to layer
+/// (measured: inline, the copies cost more than the allocation saves).
+type FieldList = Vec<Field>;
+
+/// Room for the fields of a typical message at once (a type, a token and a
+/// field or two), so that the first field does not go through `Vec`'s
+/// growth.
+const FIELDS_AT_FIRST: usize = 4;
 
 #[derive(Debug, Clone, Copy)]
 struct Field {
@@ -26,11 +44,31 @@ struct Field {
     value: FieldValue,
 }
 
-/// A byte range of the message's text.
+/// A byte range of the message's text, in 32 bits to keep the envelope
+/// small (a longer text gets no envelope: the full parse reads it).
 #[derive(Debug, Clone, Copy)]
 struct Span {
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    /// `start..end` of a text no longer than `u32::MAX` bytes.
+    fn new(start: usize, end: usize) -> Self {
+        Self {
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+
+    /// Where the span ends (for a string: its closing quote).
+    fn end(self) -> usize {
+        self.end as usize
+    }
+
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +96,20 @@ impl Envelope {
     /// The envelope of `text`, when it is a JSON object whose keys hold no
     /// escapes; `None` otherwise (the full parse then decides).
     pub(crate) fn parse(text: &str) -> Option<Self> {
+        if u32::try_from(text.len()).is_err() {
+            return None;
+        }
+        // Escapes are the serde pass's to read; one look over the text
+        // finds whether there are any (measured: cheaper than looking for
+        // a backslash beside each closing quote).
+        let bytes = text.as_bytes();
+        if memchr::memchr(b'\\', bytes).is_none() {
+            match flat_fields(text, has_control(bytes)) {
+                Flat::Fields(fields) => return Some(Self { fields }),
+                Flat::Invalid => return None,
+                Flat::Nested => {}
+            }
+        }
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let fields = deserializer.deserialize_map(Fields { text }).ok()??;
         deserializer.end().ok()?;
@@ -68,18 +120,184 @@ impl Envelope {
     /// parsed from). A repeated key answers with its last value, as the
     /// full parse does.
     pub(crate) fn get<'a>(&self, text: &'a str, name: &str) -> Lookup<'a> {
+        let bytes = text.as_bytes();
         let found = self
             .fields
             .iter()
             .rev()
-            .find(|field| text.get(field.key.start..field.key.end) == Some(name));
+            .find(|field| bytes.get(field.key.range()) == Some(name.as_bytes()));
         match found.map(|field| field.value) {
             None | Some(FieldValue::NotText) => Lookup::Absent,
             Some(FieldValue::Escaped) => Lookup::Unknown,
-            Some(FieldValue::Text(span)) => text
-                .get(span.start..span.end)
-                .map_or(Lookup::Unknown, Lookup::Text),
+            Some(FieldValue::Text(span)) => {
+                text.get(span.range()).map_or(Lookup::Unknown, Lookup::Text)
+            }
         }
+    }
+}
+
+/// How many bytes the scanner looks at before it calls on `memchr`.
+const CHUNK: usize = 16;
+
+const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// Whether a byte is below 0x20, eight bytes a step.
+fn has_control(bytes: &[u8]) -> bool {
+    let mut words = bytes.chunks_exact(8);
+    let mut below = 0;
+    for word in &mut words {
+        below |= marks_below(
+            u64::from_le_bytes(word.try_into().expect("eight bytes")),
+            0x20,
+        );
+    }
+    below != 0 || words.remainder().iter().any(|&byte| byte < 0x20)
+}
+
+/// What the scanner made of a text without a backslash.
+enum Flat {
+    /// A flat JSON object: these are its fields.
+    Fields(FieldList),
+    /// Not JSON, or not an object: no field has an answer.
+    Invalid,
+    /// An object with an array or object in it: the serde pass reads it
+    /// (it counts nesting depth as the full parse does).
+    Nested,
+}
+
+/// The fields of `text`, which holds no backslash, read without serde's
+/// visitors: whitespace, punctuation and strings here, a number or literal
+/// by serde_json itself. `controls`: whether the text holds a byte below
+/// 0x20, which each string must then be checked for.
+fn flat_fields(text: &str, controls: bool) -> Flat {
+    let bytes = text.as_bytes();
+    let mut at = skip_whitespace(bytes, 0);
+    if bytes.get(at) != Some(&b'{') {
+        return Flat::Invalid;
+    }
+    let mut fields = FieldList::with_capacity(FIELDS_AT_FIRST);
+    at = skip_whitespace(bytes, at + 1);
+    if bytes.get(at) == Some(&b'}') {
+        return flat_end(bytes, at, fields);
+    }
+    loop {
+        let Some(key) = plain_string(bytes, at, controls) else {
+            return Flat::Invalid;
+        };
+        at = skip_whitespace(bytes, key.end() + 1);
+        if bytes.get(at) != Some(&b':') {
+            return Flat::Invalid;
+        }
+        at = skip_whitespace(bytes, at + 1);
+        let value = match bytes.get(at) {
+            Some(b'"') => {
+                let Some(value) = plain_string(bytes, at, controls) else {
+                    return Flat::Invalid;
+                };
+                at = value.end() + 1;
+                FieldValue::Text(value)
+            }
+            Some(b'[' | b'{') => return Flat::Nested,
+            _ => match scalar_length(&text[at..]) {
+                Some(length) => {
+                    at += length;
+                    FieldValue::NotText
+                }
+                None => return Flat::Invalid,
+            },
+        };
+        fields.push(Field { key, value });
+        at = skip_whitespace(bytes, at);
+        match bytes.get(at) {
+            Some(b',') => at = skip_whitespace(bytes, at + 1),
+            Some(b'}') => return flat_end(bytes, at, fields),
+            _ => return Flat::Invalid,
+        }
+    }
+}
+
+/// After the object's closing brace at `at`, only whitespace may follow.
+fn flat_end(bytes: &[u8], at: usize, fields: FieldList) -> Flat {
+    if skip_whitespace(bytes, at + 1) == bytes.len() {
+        Flat::Fields(fields)
+    } else {
+        Flat::Invalid
+    }
+}
+
+/// The first position from `at` that is not JSON whitespace.
+fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\t' | b'\r') = bytes.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// The characters of the string whose opening quote is at `at`, in a text
+/// without backslashes: up to the next quote, with no control character
+/// (which JSON forbids in a string; looked for only when the text has
+/// `controls`).
+fn plain_string(bytes: &[u8], at: usize, controls: bool) -> Option<Span> {
+    if bytes.get(at) != Some(&b'"') {
+        return None;
+    }
+    let start = at + 1;
+    let end = start + closing_quote(&bytes[start..])?;
+    if controls && has_control(&bytes[start..end]) {
+        return None;
+    }
+    Some(Span::new(start, end))
+}
+
+/// Where the first quote in `rest` is. Keys and most values are short:
+/// a word or two's comparison answers for those, before `memchr` would
+/// have set itself up.
+fn closing_quote(rest: &[u8]) -> Option<usize> {
+    let head = &rest[..rest.len().min(CHUNK)];
+    let mut words = head.chunks_exact(8);
+    for (at, word) in (&mut words).enumerate() {
+        let quotes = marks_of(
+            u64::from_le_bytes(word.try_into().expect("eight bytes")),
+            b'"',
+        );
+        if quotes != 0 {
+            // The first byte is the lowest in a little-endian word.
+            return Some(at * 8 + quotes.trailing_zeros() as usize / 8);
+        }
+    }
+    let tail = words.remainder();
+    if let Some(found) = tail.iter().position(|&byte| byte == b'"') {
+        return Some(head.len() - tail.len() + found);
+    }
+    if rest.len() <= CHUNK {
+        return None;
+    }
+    memchr::memchr(b'"', &rest[CHUNK..]).map(|found| CHUNK + found)
+}
+
+/// The top bit of each byte of `word` that equals `byte`, with no false
+/// mark below the first true one (the bit trick of "Bit Twiddling Hacks",
+/// "determine if a word has a byte equal to n").
+fn marks_of(word: u64, byte: u8) -> u64 {
+    let zero_where_equal = word ^ (ONES * u64::from(byte));
+    zero_where_equal.wrapping_sub(ONES) & !zero_where_equal & HIGHS
+}
+
+/// Not zero when a byte of `word` is below `limit` (at most 0x80; the
+/// same source, "determine if a word has a byte less than n").
+fn marks_below(word: u64, limit: u8) -> u64 {
+    word.wrapping_sub(ONES * u64::from(limit)) & !word & HIGHS
+}
+
+/// How many bytes the number or literal at the start of `rest` takes, as
+/// serde_json reads it (a number out of `f64`'s range is no JSON to it);
+/// `None` when it is not one.
+fn scalar_length(rest: &str) -> Option<usize> {
+    let mut values = serde_json::Deserializer::from_str(rest).into_iter::<Piece<'_>>();
+    match values.next()? {
+        Ok(Piece::NotText) => Some(values.byte_offset()),
+        _ => None,
     }
 }
 
@@ -87,10 +305,7 @@ impl Envelope {
 /// deserializer borrows from its input.
 fn span(text: &str, piece: &str) -> Span {
     let start = (piece.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
-    Span {
-        start,
-        end: start + piece.len(),
-    }
+    Span::new(start, start + piece.len())
 }
 
 /// The object's fields; `None` when a key holds escapes.
@@ -99,14 +314,14 @@ struct Fields<'t> {
 }
 
 impl<'de> Visitor<'de> for Fields<'_> {
-    type Value = Option<Vec<Field>>;
+    type Value = Option<FieldList>;
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut fields = Vec::with_capacity(4);
+        let mut fields = FieldList::new();
         let mut escaped_key = false;
         while let Some(key) = map.next_key::<Piece<'de>>()? {
             let value = map.next_value::<Piece<'de>>()?;
@@ -182,13 +397,16 @@ impl<'de> Visitor<'de> for PieceVisitor {
         Ok(Piece::NotText)
     }
 
+    // Nested values are read as pieces too, not skipped: serde_json skips
+    // a number by its syntax alone, where the full parse refuses one out of
+    // `f64`'s range (`[1e400]`), and so must the envelope.
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        while seq.next_element::<Piece<'de>>()?.is_some() {}
         Ok(Piece::NotText)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        while map.next_entry::<Piece<'de>, Piece<'de>>()?.is_some() {}
         Ok(Piece::NotText)
     }
 }
@@ -236,8 +454,60 @@ mod tests {
             r#"{"type":"é ü 🦀","token":""}"#,
             "",
             "not json",
+            // Numbers and literals, read by serde_json for the scanner.
+            r#"{"type":"say","n":-0.5e-3,"b":null,"c":false,"d":true,"e":0}"#,
+            r#"{"type":"say","x":1e400}"#,
+            r#"{"type":"say","x":01}"#,
+            r#"{"type":"say","x":tru}"#,
+            r#"{"type":"say","x":-}"#,
+            r#"{"type":"say","x":true"y":1}"#,
+            r#"{"type":"say","x":1"y":1}"#,
+            r#"{"type":"say","x":}"#,
+            // Out of range inside an array or object: no JSON either.
+            r#"{"type":"say","x":[1e400]}"#,
+            r#"{"type":"say","x":{"y":1e400}}"#,
+            r#"{"type":"say","x":[1,{"y":[true]}]}"#,
+            // Punctuation the scanner checks itself.
+            "{\"type\":\"say\u{1}\"}",
+            "{\"type\":\"say\u{7f}\"}",
+            "{\"ty\tpe\":\"say\"}",
+            "\t{\r\n\"type\"\t:\n\"say\"\r}\n",
+            r#"{"type":"say",}"#,
+            r#"{,"type":"say"}"#,
+            r#"{"type" "say"}"#,
+            r#"{"type":"say"}}"#,
+            r#"{"type":"say"]"#,
+            r#"{"type":"say","#,
+            r#"{"type":"#,
+            r#"{"type""#,
+            r#"{"#,
+            r#"{ }"#,
+            r#"{"":"empty key"}"#,
+            r#"{"type":"say"}{}"#,
+            // Backslashes: an escape hands the text to the serde pass,
+            // wherever it is; outside a string it is no JSON.
+            r#"{"type":"say"\}"#,
+            r#"{"type":"say","x":1\n}"#,
+            r#"{"type":"say","text":"a\\b"}"#,
+            r#"{"type":"say","text":"\"}"#,
+            r#"{"type":"say","text":"0123456789abcdefghij\"k"}"#,
+            r#"{"type":"say","token":"0123456789abcdefghij\u0041"}"#,
+            r#"{"type":"\ud800"}"#,
+            r#"{"type":"x\q"}"#,
         ];
-        for text in cases {
+        // Nesting around serde_json's depth limit: the scanner leaves
+        // nested values to the serde pass, which counts depth as the full
+        // parse does.
+        let deep: Vec<String> = (125..=130)
+            .map(|depth| {
+                format!(
+                    r#"{{"type":"say","x":{}{}}}"#,
+                    "[".repeat(depth),
+                    "]".repeat(depth)
+                )
+            })
+            .collect();
+        for text in cases.iter().copied().chain(deep.iter().map(String::as_str)) {
             for name in ["type", "token", "nested", "x", "missing"] {
                 assert_eq!(
                     by_envelope(text, name),
@@ -246,6 +516,54 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_word_at_a_time_searches_agree_with_a_byte_at_a_time() {
+        for length in 0..40 {
+            for at in 0..=length {
+                for other in [b'a', b'"' ^ 0x80, b'"' - 1, b'"' + 1, 0x00, 0xff] {
+                    let mut bytes = vec![other; length];
+                    if at < length {
+                        bytes[at] = b'"';
+                    }
+                    let expected = bytes.iter().position(|&byte| byte == b'"');
+                    assert_eq!(closing_quote(&bytes), expected, "{bytes:?}");
+                }
+            }
+        }
+        for length in 0..40 {
+            for at in 0..length {
+                for byte in 0..=u8::MAX {
+                    let mut bytes = vec![b' '; length];
+                    bytes[at] = byte;
+                    assert_eq!(has_control(&bytes), byte < 0x20, "{bytes:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_scanner_reads_flat_objects_and_hands_over_the_rest() {
+        let flat = r#" {"type":"say", "n":1.5, "ok":true, "token":"0123456789abcdefghijkl"} "#;
+        let Flat::Fields(fields) = flat_fields(flat, false) else {
+            panic!("a flat object is the scanner's");
+        };
+        let envelope = Envelope { fields };
+        assert_eq!(envelope.get(flat, "type"), Lookup::Text("say"));
+        assert_eq!(
+            envelope.get(flat, "token"),
+            Lookup::Text("0123456789abcdefghijkl")
+        );
+        assert_eq!(envelope.get(flat, "n"), Lookup::Absent);
+        assert!(matches!(
+            flat_fields(r#"{"type":"say","x":[1]}"#, false),
+            Flat::Nested
+        ));
+        assert!(matches!(
+            flat_fields(r#"{"type":"say",}"#, false),
+            Flat::Invalid
+        ));
     }
 
     #[test]
