@@ -28,15 +28,17 @@ pub(crate) struct Envelope {
     fields: FieldList,
 }
 
-/// The fields, on the heap: an envelope held inline would make every
-/// `Inbound` that large, and the pipeline moves it from layer to layer
-/// (measured: inline, the copies cost more than the allocation saves).
+/// The fields, on the heap: held inline they would make every `Inbound`
+/// that much larger, and the pipeline moves it from layer to layer
+/// (measured: the copies cost more than the allocation saves).
 type FieldList = Vec<Field>;
 
-/// Room for the fields of a typical message at once (a type, a token and a
-/// field or two), so that the first field does not go through `Vec`'s
-/// growth.
-const FIELDS_AT_FIRST: usize = 4;
+/// An empty field list with room for a typical message's fields (a type, a
+/// token and a field or two), so the first field does not go through
+/// `Vec`'s growth. Both passes start from it.
+fn field_list() -> FieldList {
+    Vec::with_capacity(4)
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Field {
@@ -142,17 +144,20 @@ const CHUNK: usize = 16;
 const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
 const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
 
+/// The eight-byte words of `bytes`, the first byte the lowest, and what is
+/// left after the last whole word.
+fn words(bytes: &[u8]) -> (impl Iterator<Item = u64> + '_, &[u8]) {
+    let chunks = bytes.chunks_exact(8);
+    let rest = chunks.remainder();
+    let words = chunks.map(|word| u64::from_le_bytes(word.try_into().expect("eight bytes")));
+    (words, rest)
+}
+
 /// Whether a byte is below 0x20, eight bytes a step.
 fn has_control(bytes: &[u8]) -> bool {
-    let mut words = bytes.chunks_exact(8);
-    let mut below = 0;
-    for word in &mut words {
-        below |= marks_below(
-            u64::from_le_bytes(word.try_into().expect("eight bytes")),
-            0x20,
-        );
-    }
-    below != 0 || words.remainder().iter().any(|&byte| byte < 0x20)
+    let (words, rest) = words(bytes);
+    let below = words.fold(0, |below, word| below | marks_below(word, 0x20));
+    below != 0 || rest.iter().any(|&byte| byte < 0x20)
 }
 
 /// What the scanner made of a text without a backslash.
@@ -176,7 +181,7 @@ fn flat_fields(text: &str, controls: bool) -> Flat {
     if bytes.get(at) != Some(&b'{') {
         return Flat::Invalid;
     }
-    let mut fields = FieldList::with_capacity(FIELDS_AT_FIRST);
+    let mut fields = field_list();
     at = skip_whitespace(bytes, at + 1);
     if bytes.get(at) == Some(&b'}') {
         return flat_end(bytes, at, fields);
@@ -255,18 +260,14 @@ fn plain_string(bytes: &[u8], at: usize, controls: bool) -> Option<Span> {
 /// have set itself up.
 fn closing_quote(rest: &[u8]) -> Option<usize> {
     let head = &rest[..rest.len().min(CHUNK)];
-    let mut words = head.chunks_exact(8);
-    for (at, word) in (&mut words).enumerate() {
-        let quotes = marks_of(
-            u64::from_le_bytes(word.try_into().expect("eight bytes")),
-            b'"',
-        );
+    let (words, tail) = words(head);
+    for (at, word) in words.enumerate() {
+        let quotes = marks_of(word, b'"');
         if quotes != 0 {
-            // The first byte is the lowest in a little-endian word.
+            // The first byte is the lowest in the word.
             return Some(at * 8 + quotes.trailing_zeros() as usize / 8);
         }
     }
-    let tail = words.remainder();
     if let Some(found) = tail.iter().position(|&byte| byte == b'"') {
         return Some(head.len() - tail.len() + found);
     }
@@ -321,7 +322,7 @@ impl<'de> Visitor<'de> for Fields<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut fields = FieldList::new();
+        let mut fields = field_list();
         let mut escaped_key = false;
         while let Some(key) = map.next_key::<Piece<'de>>()? {
             let value = map.next_value::<Piece<'de>>()?;
