@@ -70,6 +70,49 @@ async fn a_revocation_on_one_instance_closes_the_other_instances_sockets() {
     );
 }
 
+/// A process that starts while its link to Redis is stalled holds an empty
+/// copy of the revocations: until its first resync it refuses with 503
+/// rather than let in a token revoked before it started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_refuses_until_its_first_resync() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let keys = Keys::load();
+    let a = Instance::start(&redis.url(), &keys).await;
+    a.gate
+        .registry()
+        .revoke(Revocation::token("jti-erin"))
+        .await
+        .unwrap();
+    let token = keys.token("erin");
+
+    let proxy = Proxy::start(redis.port, "127.0.0.4").await;
+    proxy.stall(true);
+    let started = Instant::now();
+    let b = Instance::start_unsynced(&proxy.url(), &keys).await;
+    // Well inside the staleness bound, where the copy used to answer.
+    for _ in 0..5 {
+        assert_eq!(
+            b.status(&token).await,
+            503,
+            "a token revoked before the start"
+        );
+        assert_eq!(
+            b.status(&keys.token("frank")).await,
+            503,
+            "a token nobody revoked"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started.elapsed() < STALENESS);
+
+    proxy.stall(false);
+    b.wait_current().await;
+    assert_eq!(b.status(&token).await, 401);
+    assert_eq!(b.status(&keys.token("frank")).await, 101);
+}
+
 /// Two instances over one Redis and one SQLite file, as two processes of
 /// one application: a password change and a disabled account made on A
 /// reach B's live sockets and B's handshakes.

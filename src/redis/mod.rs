@@ -29,7 +29,12 @@
 //!   than `max_staleness` (default 30 s; the tail's heartbeat answers every
 //!   second, so a stalled link is noticed in seconds), its live sockets
 //!   close with 1011 `backend unavailable` and handshakes get 503 with
-//!   `Retry-After`; contact back, it resynchronises and serves again.
+//!   `Retry-After`; contact back, it resynchronises and serves again. A
+//!   process that has not yet resynchronised since it started answers
+//!   handshakes the same way: its copy cannot yet hold what was revoked
+//!   before it started.
+//!   [`is_current`](RedisRevocationStore::is_current) is the readiness
+//!   check.
 //! - **Tickets** ([`RedisTicketStore`]): redeemed exactly once across
 //!   processes.
 //!

@@ -160,8 +160,10 @@ impl RedisRevocationStore {
         Self { shared }
     }
 
-    /// Whether the process is in contact with Redis (within the staleness
-    /// bound): for health checks.
+    /// Whether the process is in contact with Redis: resynchronised since it
+    /// started and answered within the staleness bound. For readiness
+    /// checks: until the first resynchronisation (milliseconds with Redis
+    /// up) it is false and handshakes get 503.
     pub fn is_current(&self) -> bool {
         !self.shared.is_stale()
     }
@@ -182,9 +184,17 @@ impl Shared {
         }
     }
 
-    /// Whether contact has been lost for longer than the bound (or never
-    /// made within it since the start).
+    /// Whether checks must fail: before the first resynchronisation (the
+    /// local copy does not yet hold what was revoked before this process
+    /// started, so answering from it would let those tokens in), or once
+    /// contact has been lost for longer than the bound.
     fn is_stale(&self) -> bool {
+        self.last_contact.load(Ordering::Acquire) == u64::MAX || self.lost_contact()
+    }
+
+    /// Whether contact has been lost for longer than the bound (or never
+    /// made within it since the start): when live sockets must close.
+    fn lost_contact(&self) -> bool {
         let bound = self.settings.max_staleness.as_millis() as u64;
         let now = self.epoch.elapsed().as_millis() as u64;
         match self.last_contact.load(Ordering::Acquire) {
@@ -358,7 +368,7 @@ async fn watch_staleness(shared: Weak<Shared>) {
         let Some(store) = shared.upgrade() else {
             return;
         };
-        if store.is_stale() && !store.stale.swap(true, Ordering::AcqRel) {
+        if store.lost_contact() && !store.stale.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 target: "wsgate::redis",
                 bound_secs = store.settings.max_staleness.as_secs(),
@@ -373,8 +383,11 @@ async fn watch_staleness(shared: Weak<Shared>) {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RedisStoreError {
-    /// No contact with Redis within the staleness bound.
-    #[error("no contact with Redis within the staleness bound")]
+    /// Not in contact with Redis: not yet resynchronised since the start,
+    /// or no answer within the staleness bound.
+    #[error(
+        "not in contact with Redis (not yet resynchronised, or silent past the staleness bound)"
+    )]
     Stale,
     /// Redis refused or could not be reached.
     #[error("redis: {0}")]

@@ -302,17 +302,27 @@ pub struct Instance {
 
 impl Instance {
     pub async fn start(url: &str, keys: &Keys) -> Self {
-        Self::start_with(url, keys, None::<BoxedAuthenticator>).await
+        let instance = Self::serve_with(url, keys, None::<BoxedAuthenticator>).await;
+        instance.wait_current().await;
+        instance
+    }
+
+    /// An instance that serves at once, before its first contact with
+    /// Redis.
+    pub async fn start_unsynced(url: &str, keys: &Keys) -> Self {
+        Self::serve_with(url, keys, None::<BoxedAuthenticator>).await
     }
 
     /// An instance that also takes Basic handshakes against `users` (one
     /// credential store several instances share, as processes share a
     /// database).
     pub async fn start_with_users(url: &str, keys: &Keys, users: impl Authenticator) -> Self {
-        Self::start_with(url, keys, Some(users)).await
+        let instance = Self::serve_with(url, keys, Some(users)).await;
+        instance.wait_current().await;
+        instance
     }
 
-    async fn start_with(url: &str, keys: &Keys, users: Option<impl Authenticator>) -> Self {
+    async fn serve_with(url: &str, keys: &Keys, users: Option<impl Authenticator>) -> Self {
         let stores = RedisStores::builder(url)
             .max_staleness(STALENESS)
             .stream_length(5)
@@ -341,13 +351,11 @@ impl Instance {
             .route("/ws", get(super::welcome_then_echo))
             .route_layer(handshake)
             .with_state(gate.clone());
-        let instance = Self {
+        Self {
             addr: serve(router).await,
             gate,
             probe: keys.token("probe"),
-        };
-        instance.wait_current().await;
-        instance
+        }
     }
 
     /// Waits until the instance is in contact with Redis.
