@@ -15,7 +15,9 @@ use crate::audit::token_fingerprint;
 use crate::clock::Clock;
 use crate::pipeline::token_extractor::{JsonField, TokenExtractor};
 use crate::principal::Principal;
-use crate::session::{BoxedVerdict, Close, CloseKind, Inbound, Session, Verdict, reason};
+use crate::session::{
+    BoxedVerdict, Close, CloseKind, ConnectionId, Inbound, Session, Verdict, reason,
+};
 use crate::store::{RevocationStore, check_revocation, check_revocation_now};
 use crate::token::TokenVerifier;
 
@@ -51,6 +53,19 @@ pub struct MessageToken<S, V, R, E = JsonField> {
     // Everything but the inner service behind one Arc: tower's
     // clone-and-call pattern clones the service for every message.
     shared: Arc<Shared<V, R, E>>,
+    /// The last connection's remembered token, copied out of its session:
+    /// the socket's driver runs its own clone of the pipeline, so while a
+    /// connection repeats its token this is read without the session's
+    /// lock.
+    kept: Option<KeptToken>,
+}
+
+/// A connection's last verified message token and what it verified as.
+#[derive(Debug, Clone)]
+struct KeptToken {
+    connection: ConnectionId,
+    token: Arc<str>,
+    principal: Arc<Principal>,
 }
 
 #[derive(Debug)]
@@ -121,6 +136,7 @@ impl<S, V: Clone, R: Clone, E: Clone> Layer<S> for MessageTokenLayer<V, R, E> {
     fn layer(&self, inner: S) -> Self::Service {
         MessageToken {
             inner,
+            kept: None,
             shared: Arc::new(Shared {
                 verifier: self.verifier.clone(),
                 revocations: self.revocations.clone(),
@@ -136,6 +152,7 @@ impl<S: Clone, V, R, E> Clone for MessageToken<S, V, R, E> {
         Self {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
+            kept: self.kept.clone(),
         }
     }
 }
@@ -159,8 +176,9 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, inbound: Inbound) -> Self::Future {
-        if self.shared.passes_now(&inbound) {
+    fn call(&mut self, mut inbound: Inbound) -> Self::Future {
+        inbound.find_fields();
+        if self.shared.passes_now(&inbound, &mut self.kept) {
             // Nothing to wait for, so no clone of the inner service to own.
             return Either::Left(self.inner.call(inbound));
         }
@@ -177,17 +195,17 @@ where
     /// connection's last message carried, still alive, of the session's
     /// subject, and the store says without waiting that it is not revoked.
     /// Anything else takes the full check, which decides and explains.
-    fn passes_now(&self, inbound: &Inbound) -> bool {
+    fn passes_now(&self, inbound: &Inbound, kept: &mut Option<KeptToken>) -> bool {
         let Some(token) = self.extractor.token(inbound) else {
             return false;
         };
         let session = inbound.session();
-        let Some(principal) = self.cache.remembered(session, token) else {
+        let Some(principal) = self.cache.kept(session, token, kept) else {
             return false;
         };
         principal.subject() == session.subject()
             && matches!(
-                check_revocation_now(&self.revocations, &principal, Some(session)),
+                check_revocation_now(&self.revocations, principal, Some(session)),
                 Some(Ok(()))
             )
     }
@@ -287,8 +305,37 @@ impl TokenCache {
             return None;
         }
         session
-            .remembered_message_token(token)
+            .remembered_message_token()
+            .filter(|(last, _)| **last == *token)
+            .map(|(_, principal)| principal)
             .filter(|principal| Self::alive(principal, self.clock.now()))
+    }
+
+    /// What [`remembered`](Self::remembered) answers, from `kept` while it
+    /// holds the same connection's same token, else from the session
+    /// (then kept for the next message).
+    fn kept<'k>(
+        &self,
+        session: &Session,
+        token: &str,
+        kept: &'k mut Option<KeptToken>,
+    ) -> Option<&'k Arc<Principal>> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let holds = |kept: &KeptToken| kept.connection == session.id() && *kept.token == *token;
+        if !kept.as_ref().is_some_and(holds) {
+            *kept = session
+                .remembered_message_token()
+                .map(|(token, principal)| KeptToken {
+                    connection: session.id(),
+                    token,
+                    principal,
+                })
+                .filter(holds);
+        }
+        let principal = &kept.as_ref()?.principal;
+        Self::alive(principal, self.clock.now()).then_some(principal)
     }
 
     /// Remembers `principal` as `token`'s on the connection, under the

@@ -122,7 +122,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, inbound: Inbound) -> Self::Future {
+    fn call(&mut self, mut inbound: Inbound) -> Self::Future {
+        inbound.find_fields();
         if inbound.json_str("type") != Some(self.layer.message_type) {
             return Either::Left(self.inner.call(inbound));
         }

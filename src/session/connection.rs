@@ -40,6 +40,37 @@ impl fmt::Display for ConnectionId {
     }
 }
 
+/// The principal of the last session a layer looked at, kept while it is
+/// the session's current one: reading it again takes no lock and no
+/// reference (each of those is two atomic operations a message). A layer
+/// keeps one per clone, and the socket's driver runs its own clone of the
+/// pipeline, so it is the connection's.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeptPrincipal {
+    kept: Option<(ConnectionId, u64, Arc<Principal>)>,
+}
+
+impl KeptPrincipal {
+    /// `session`'s current principal.
+    pub(crate) fn of(&mut self, session: &Session) -> &Arc<Principal> {
+        // The version is read before the principal: a refresh in between
+        // leaves the new principal under the old number, read again next
+        // time, never the old one under the new.
+        let version = session.principal_version.load(Ordering::Acquire);
+        let current = matches!(
+            &self.kept,
+            Some((id, kept_version, _)) if *id == session.id() && *kept_version == version
+        );
+        if !current {
+            self.kept = None;
+        }
+        let (_, _, principal) = self
+            .kept
+            .get_or_insert_with(|| (session.id(), version, session.principal()));
+        principal
+    }
+}
+
 /// One authenticated connection.
 ///
 /// The subject never changes; the rest of the principal (expiry, token id,
@@ -51,6 +82,9 @@ pub struct Session {
     peer: Option<SocketAddr>,
     opened_at: SystemTime,
     principal: RwLock<Arc<Principal>>,
+    /// Counts the principal's replacements: what [`KeptPrincipal`] checks
+    /// instead of taking the lock.
+    principal_version: AtomicU64,
     close: Mutex<Option<Close>>,
     wake: Notify,
     /// The token the last checked message carried, and what it verified
@@ -58,7 +92,7 @@ pub struct Session {
     /// comparing the bytes costs less than hashing them for the shared
     /// cache. (The comparison's timing could only tell this client about a
     /// token it sent itself.)
-    message_token: Mutex<Option<(Box<str>, Arc<Principal>)>>,
+    message_token: Mutex<Option<(Arc<str>, Arc<Principal>)>>,
 }
 
 impl Session {
@@ -79,6 +113,7 @@ impl Session {
             peer,
             opened_at: SystemTime::now(),
             principal: RwLock::new(Arc::new(principal)),
+            principal_version: AtomicU64::new(0),
             close: Mutex::new(None),
             wake: Notify::new(),
             message_token: Mutex::new(None),
@@ -132,24 +167,23 @@ impl Session {
         if let Some(transport) = transport {
             principal = principal.with_transport(transport);
         }
-        *self
+        let mut current = self
             .principal
             .write()
-            .unwrap_or_else(|poison| poison.into_inner()) = Arc::new(principal);
+            .unwrap_or_else(|poison| poison.into_inner());
+        *current = Arc::new(principal);
+        self.principal_version.fetch_add(1, Ordering::Release);
+        drop(current);
         self.wake.notify_one();
     }
 
-    /// What `token` verified as, when it is the token the last checked
-    /// message of this connection carried.
-    pub(crate) fn remembered_message_token(&self, token: &str) -> Option<Arc<Principal>> {
-        let remembered = self
-            .message_token
+    /// The token the last checked message of this connection carried, and
+    /// what it verified as.
+    pub(crate) fn remembered_message_token(&self) -> Option<(Arc<str>, Arc<Principal>)> {
+        self.message_token
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        match &*remembered {
-            Some((last, principal)) if **last == *token => Some(principal.clone()),
-            _ => None,
-        }
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
     }
 
     /// Remembers what `token` verified as, for the next message.
@@ -195,5 +229,31 @@ impl fmt::Debug for Session {
             .field("subject", &self.subject)
             .field("peer", &self.peer)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::principal::AuthMethod;
+
+    fn session(subject: &str, role: &str) -> Session {
+        Session::new(
+            Principal::new(subject, AuthMethod::Token).with_roles([role]),
+            None,
+        )
+    }
+
+    #[test]
+    fn a_kept_principal_follows_refreshes_and_sessions() {
+        let alice = session("alice", "user");
+        let bob = session("bob", "admin");
+        let mut kept = KeptPrincipal::default();
+        assert_eq!(kept.of(&alice).roles(), ["user"]);
+        assert!(Arc::ptr_eq(kept.of(&alice), &alice.principal()));
+        alice.refresh(Principal::new("alice", AuthMethod::Token).with_roles(["moderator"]));
+        assert_eq!(kept.of(&alice).roles(), ["moderator"], "a refresh is seen");
+        assert_eq!(kept.of(&bob).subject(), "bob", "another session's own");
+        assert_eq!(kept.of(&alice).roles(), ["moderator"]);
     }
 }

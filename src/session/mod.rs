@@ -37,6 +37,7 @@ mod inbound;
 mod verdict;
 
 pub use self::close::{Close, CloseCodes, CloseKind, reason};
+pub(crate) use self::connection::KeptPrincipal;
 pub use self::connection::{ConnectionId, Session};
 pub use self::inbound::Inbound;
 pub(crate) use self::verdict::boxed_pipeline;

@@ -16,7 +16,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::principal::Principal;
-use crate::session::{Close, CloseKind, Decision, Inbound, Outcome, Verdict, reason};
+use crate::session::{
+    Close, CloseKind, Decision, Inbound, KeptPrincipal, Outcome, Verdict, reason,
+};
 
 pub use self::async_guard::{AsyncPolicy, AsyncRoleGuard, AsyncRoleGuardLayer};
 pub use self::role_policy::{Requirement, RolePolicy};
@@ -103,6 +105,7 @@ pub struct RoleGuard<S, P> {
     inner: S,
     policy: P,
     on_deny: OnDeny,
+    principal: KeptPrincipal,
 }
 
 impl<P: Policy> RoleGuardLayer<P> {
@@ -129,6 +132,7 @@ impl<S, P: Clone> Layer<S> for RoleGuardLayer<P> {
             inner,
             policy: self.policy.clone(),
             on_deny: self.on_deny,
+            principal: KeptPrincipal::default(),
         }
     }
 }
@@ -179,9 +183,10 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, inbound: Inbound) -> Self::Future {
-        let principal = inbound.session().principal();
-        match self.policy.check(&principal, &inbound) {
+    fn call(&mut self, mut inbound: Inbound) -> Self::Future {
+        inbound.find_fields();
+        let principal = self.principal.of(inbound.session());
+        match self.policy.check(principal, &inbound) {
             Access::Allow => GuardFuture {
                 state: GuardState::Allowed {
                     inner: self.inner.call(inbound),
