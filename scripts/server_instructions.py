@@ -22,7 +22,10 @@ the gated server, and what the gated server spends above the first (wsgate's
 own cost, like for like). User-space instructions only: both make the same
 system calls a message.
 
-Needs valgrind and `pip install websockets`.
+Each count comes with the atomic read-modify-writes an item executes
+(`lock`-prefixed instructions and `xchg` with memory, found by objdump).
+
+Needs valgrind, binutils and `pip install websockets`.
 """
 import contextlib
 import glob
@@ -34,6 +37,8 @@ import time
 
 from websockets.sync.client import connect
 
+from atomic_operations import locked_instructions, parse
+
 OUT = os.environ.get("WSGATE_CALLGRIND_OUT", "/tmp/wsgate-callgrind.out")
 
 
@@ -43,8 +48,9 @@ class Child:
     def __init__(self, exe, side):
         for f in glob.glob(OUT + "*"):
             os.remove(f)
+        self.locked = locked_instructions(exe)
         self.process = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={OUT}",
+            ["valgrind", "--tool=callgrind", "--dump-instr=yes", f"--callgrind-out-file={OUT}",
              exe, "--server-child", side],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, text=True)
@@ -59,11 +65,13 @@ class Child:
         return f"ws://127.0.0.1:{self.port}{path}"
 
     def counted(self, label, n, batch):
-        """Instructions an item of `batch()` (n items), after a warm-up, and
-        of those the ones in `memset` (tungstenite zeroes its read buffer
+        """Instructions an item of `batch()` (n items), after a warm-up; of
+        those the ones in `memset` (tungstenite zeroes its read buffer
         before every read; valgrind counts `rep stosb` a byte at a time,
         so that share says more about the buffer's size than the CPU's
-        time)."""
+        time); and the atomic read-modify-writes an item (see
+        `atomic_operations.py`: each costs nanoseconds that instruction
+        counts do not show)."""
         batch()
         callgrind = ["callgrind_control"]
         subprocess.run(callgrind + ["-z", str(self.process.pid)], capture_output=True)
@@ -71,8 +79,9 @@ class Child:
         before = set(glob.glob(OUT + "*"))
         subprocess.run(callgrind + ["-d", label, str(self.process.pid)], capture_output=True)
         time.sleep(1)
-        total = memset = 0
+        total = memset = atomics = 0
         for f in sorted(set(glob.glob(OUT + "*")) - before):
+            atomics += sum(parse(f, self.locked).values())
             for line in open(f):
                 if line.startswith(("summary:", "totals:")):
                     total = max(total, int(line.split()[1]))
@@ -82,7 +91,7 @@ class Child:
                 found = re.match(r"\s*([\d,]+) .*:__memset", line)
                 if found:
                     memset += int(found.group(1).replace(",", ""))
-        return total / n, memset / n
+        return total / n, memset / n, atomics / n
 
     def stop(self):
         self.process.kill()
@@ -105,10 +114,10 @@ def handshakes(exe, n):
                     pass
         return run
 
-    h, _ = child.counted("hs256", n, batch("/ws", hs))
-    print(f"hs256: {h:,.0f} instructions a handshake ({n} handshakes)")
-    e, _ = child.counted("es256", n, batch("/ws/es256", es))
-    print(f"es256: {e:,.0f} instructions a handshake ({n} handshakes)")
+    h, _, h_atomics = child.counted("hs256", n, batch("/ws", hs))
+    print(f"hs256: {h:,.0f} instructions a handshake, {h_atomics:,.0f} atomic ({n} handshakes)")
+    e, _, e_atomics = child.counted("es256", n, batch("/ws/es256", es))
+    print(f"es256: {e:,.0f} instructions a handshake, {e_atomics:,.0f} atomic ({n} handshakes)")
     print(f"ES256 − HS256: {e - h:,.0f} instructions a handshake")
     child.stop()
 
@@ -130,10 +139,10 @@ def messages(exe, n):
                     ws.send(message)
                     ws.recv(timeout=60)
 
-            total, memset = child.counted(side, n, batch)
+            total, memset, atomics = child.counted(side, n, batch)
         counts[side] = total - memset
         print(f"{side}: {total:,.0f} instructions a message, {memset:,.0f} of them in memset, "
-              f"{total - memset:,.0f} without ({n} messages)")
+              f"{total - memset:,.0f} without, {atomics:.1f} atomic ({n} messages)")
         child.stop()
     own = counts["wsgate"] - counts["bare-small-buffer"]
     print(f"wsgate − bare with the same read buffer, without memset: {own:,.0f} instructions a message")

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -86,6 +86,9 @@ pub struct Session {
     /// instead of taking the lock.
     principal_version: AtomicU64,
     close: Mutex<Option<Close>>,
+    /// Whether `close` holds a request: what the driver reads on every
+    /// turn of its loop, without the lock.
+    close_requested: AtomicBool,
     wake: Notify,
     /// The token the last checked message carried, and what it verified
     /// as: a connection repeats its token from message to message, and
@@ -115,6 +118,7 @@ impl Session {
             principal: RwLock::new(Arc::new(principal)),
             principal_version: AtomicU64::new(0),
             close: Mutex::new(None),
+            close_requested: AtomicBool::new(false),
             wake: Notify::new(),
             message_token: Mutex::new(None),
         }
@@ -204,12 +208,18 @@ impl Session {
             return false;
         }
         *slot = Some(close);
+        self.close_requested.store(true, Ordering::Release);
         drop(slot);
         self.wake.notify_one();
         true
     }
 
+    /// The close a request asked for, if any. A request made while this
+    /// reads is seen on the driver's next turn: the request wakes it.
     pub(crate) fn take_close_request(&self) -> Option<Close> {
+        if !self.close_requested.load(Ordering::Acquire) {
+            return None;
+        }
         *self
             .close
             .lock()

@@ -205,11 +205,14 @@ async fn drive(
         .then(|| Box::pin(recheck_credential(session.clone())))
         .into();
     tokio::pin!(recheck);
-    // Each polled only when it may be ready (`interest.rs`).
-    let reading = Interest::new();
-    let waking = Interest::new();
-    let timing = Interest::new();
-    let replies = Interest::new();
+    // Each polled only when it may be ready (`interest.rs`), and each
+    // wakes the driver through the waker its polls come with: always its
+    // half of the `Join` in `serve`.
+    let driver = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+    let reading = Interest::new(&driver);
+    let waking = Interest::new(&driver);
+    let timing = Interest::new(&driver);
+    let replies = Interest::new(&driver);
     // A message the pipeline let through that the handler's queue had no
     // room for. While one waits, nothing more is read from the client,
     // and the lifecycle is still served.

@@ -26,6 +26,15 @@ struct Shared {
     outer: AtomicWaker,
 }
 
+impl Shared {
+    /// Whether `half` was woken, clearing it. A plain load first: most
+    /// checks find it down, and a wake that lands after it is caught by
+    /// the check after the loop in `poll`.
+    fn take_wake(&self, half: usize) -> bool {
+        self.woken[half].load(Ordering::SeqCst) && self.woken[half].swap(false, Ordering::SeqCst)
+    }
+}
+
 struct HalfWaker {
     shared: Arc<Shared>,
     half: usize,
@@ -97,12 +106,12 @@ where
         // Bounded, so one connection cannot hold the worker forever.
         for _ in 0..16 {
             let mut progressed = false;
-            if !this.done[0] && this.shared.woken[0].swap(false, Ordering::SeqCst) {
+            if !this.done[0] && this.shared.take_wake(0) {
                 progressed = true;
                 let mut half = Context::from_waker(&this.wakers[0]);
                 this.done[0] = this.first.as_mut().poll(&mut half).is_ready();
             }
-            if !this.done[1] && this.shared.woken[1].swap(false, Ordering::SeqCst) {
+            if !this.done[1] && this.shared.take_wake(1) {
                 progressed = true;
                 let mut half = Context::from_waker(&this.wakers[1]);
                 this.done[1] = this.second.as_mut().poll(&mut half).is_ready();
