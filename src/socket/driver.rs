@@ -1,16 +1,16 @@
 //! The connection driver: owns the WebSocket, runs every inbound message
 //! through the pipeline, and enforces the lifecycle.
 
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::SinkExt as _;
 use futures_util::future::OptionFuture;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 use tower_service::Service;
 
@@ -23,9 +23,9 @@ use crate::recheck::Standing;
 use crate::secret::Secret;
 use crate::session::{Close, CloseKind, Inbound, Session, Verdict, reason};
 use crate::socket::gated_socket::{GatedSender, GatedSocket};
-use crate::socket::inbox::{InboxSender, inbox};
 use crate::socket::interest::Interest;
 use crate::socket::join::Join;
+use crate::socket::queue::{QueueReceiver, QueueSender, TrySendError, queue};
 use crate::socket::registry::PendingSlot;
 use crate::socket::socket_gate::SocketGate;
 use crate::store::check_revocation;
@@ -144,11 +144,8 @@ pub(crate) async fn serve<F, Fut>(
     Fut: Future<Output = ()>,
 {
     let _registration = gate.config.registry.register(session.clone());
-    let (inbound_sender, inbound) = inbox(gate.config.queue);
-    // Boxed elements: a tokio channel allocates a block of 32 slots up
-    // front, and an idle connection should not pay 32 messages' worth of
-    // memory.
-    let (outbound_sender, outbound) = mpsc::channel(gate.config.queue);
+    let (inbound_sender, inbound) = queue(gate.config.queue);
+    let (outbound_sender, outbound) = queue(gate.config.queue);
     let socket = GatedSocket {
         session: session.clone(),
         inbound,
@@ -167,8 +164,8 @@ async fn drive(
     mut ws: WebSocket,
     gate: &SocketGate,
     session: &Arc<Session>,
-    deliver: InboxSender,
-    mut outbound: mpsc::Receiver<Box<Message>>,
+    deliver: QueueSender<Inbound>,
+    mut outbound: QueueReceiver<Message>,
 ) {
     let config = &gate.config;
     let limits = &config.limits;
@@ -217,6 +214,8 @@ async fn drive(
     // room for. While one waits, nothing more is read from the client,
     // and the lifecycle is still served.
     let mut undelivered: Option<Inbound> = None;
+    // The application's messages, taken from its queue a batch at a time.
+    let mut outgoing = VecDeque::new();
 
     let close = loop {
         if let Some(close) = session.take_close_request() {
@@ -264,24 +263,23 @@ async fn drive(
                 lifecycle.as_mut().reset(deadline.unwrap_or_else(never));
                 timing.mark();
             }
-            outgoing = replies.poll(outbound.recv()) => match outgoing {
-                Some(message) => {
-                    // Write what is queued, then flush once: under load one
-                    // write system call carries many messages.
-                    let mut written = ws.feed(*message).await;
-                    while written.is_ok() {
-                        match outbound.try_recv() {
-                            Ok(next) => written = ws.feed(*next).await,
-                            Err(_) => break,
-                        }
-                    }
-                    if written.is_err() || ws.flush().await.is_err() {
-                        break None;
-                    }
-                }
+            more = replies.poll(poll_fn(|cx| outbound.poll_recv_all(cx, &mut outgoing))) => {
                 // The application is done with the socket.
-                None => break Some(Close::new(CloseKind::Normal, "")),
-            },
+                if !more {
+                    break Some(Close::new(CloseKind::Normal, ""));
+                }
+                // Write what was queued, then flush once: under load one
+                // write system call carries many messages.
+                let mut written = Ok(());
+                while written.is_ok()
+                    && let Some(message) = outgoing.pop_front()
+                {
+                    written = ws.feed(message).await;
+                }
+                if written.is_err() || ws.flush().await.is_err() {
+                    break None;
+                }
+            }
             delivered = poll_fn(|cx| deliver.poll_send(cx, &mut undelivered)),
                 if undelivered.is_some() =>
             {
@@ -316,10 +314,12 @@ async fn drive(
                     Ok(Verdict::Deliver(inbound)) => {
                         // Nearly always there is room: delivered in this
                         // turn, without another trip through the loop.
-                        undelivered = Some(inbound);
-                        let now = Context::from_waker(Waker::noop());
-                        if let Poll::Ready(Err(_)) = deliver.poll_send(&now, &mut undelivered) {
-                            break Some(Close::new(CloseKind::Normal, ""));
+                        match deliver.try_send(inbound) {
+                            Ok(()) => {}
+                            Err(TrySendError::Full(inbound)) => undelivered = Some(inbound),
+                            Err(TrySendError::Closed(_)) => {
+                                break Some(Close::new(CloseKind::Normal, ""));
+                            }
                         }
                     }
                     Ok(Verdict::Reply { reply, .. }) => {

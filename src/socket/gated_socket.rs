@@ -4,11 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use axum::extract::ws::Message;
-use tokio::sync::mpsc;
 
 use crate::principal::Principal;
 use crate::session::{Close, ConnectionId, Inbound, Session};
-use crate::socket::inbox::InboxReceiver;
+use crate::socket::queue::{QueueReceiver, QueueSender};
 
 /// A WebSocket whose every inbound message has passed the pipeline, and
 /// whose lifecycle (expiry, revocation, limits, pings) wsgate enforces.
@@ -23,14 +22,14 @@ use crate::socket::inbox::InboxReceiver;
 /// room, a broadcaster).
 pub struct GatedSocket {
     pub(crate) session: Arc<Session>,
-    pub(crate) inbound: InboxReceiver,
+    pub(crate) inbound: QueueReceiver<Inbound>,
     pub(crate) sender: GatedSender,
 }
 
 /// Sends messages on a gated socket; cheap to clone.
 #[derive(Clone)]
 pub struct GatedSender {
-    pub(crate) outbound: mpsc::Sender<Box<Message>>,
+    pub(crate) outbound: QueueSender<Message>,
 }
 
 /// The socket is closed: the message was not sent.
@@ -94,10 +93,7 @@ impl GatedSender {
     ///
     /// [`SocketClosed`] when the connection has ended.
     pub async fn send(&self, message: Message) -> Result<(), SocketClosed> {
-        self.outbound
-            .send(Box::new(message))
-            .await
-            .map_err(|_| SocketClosed)
+        self.outbound.send(message).await.map_err(|_| SocketClosed)
     }
 
     /// Sends a message if there is room in the outbound queue; a slow
@@ -107,9 +103,7 @@ impl GatedSender {
     ///
     /// [`SocketClosed`] when the connection has ended or its queue is full.
     pub fn try_send(&self, message: Message) -> Result<(), SocketClosed> {
-        self.outbound
-            .try_send(Box::new(message))
-            .map_err(|_| SocketClosed)
+        self.outbound.try_send(message).map_err(|_| SocketClosed)
     }
 
     /// Whether the connection has ended.

@@ -2,13 +2,12 @@
 //! polling each only when it was woken, and both in the same turn when one
 //! wakes the other.
 //!
-//! The two talk through queues: the driver hands a message to the handler
-//! (`inbox.rs`), the handler answers through the driver (a channel, which
-//! other tasks may send on too). With a plain `join!`
-//! each hand-over costs another trip through the scheduler; here a wake
-//! that happens while the pair is being polled is served in the same turn,
-//! so a message in and its answer out cost one scheduling, as with a bare
-//! socket.
+//! The two talk through queues (`queue.rs`): the driver hands a message to
+//! the handler, the handler (or another task) hands the driver what to
+//! send. With a plain `join!` each hand-over costs another trip through
+//! the scheduler; here a wake that happens while the pair is being polled
+//! is served in the same turn, so a message in and its answer out cost one
+//! scheduling, as with a bare socket.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -49,10 +49,10 @@
 
 mod driver;
 mod gated_socket;
-mod inbox;
 mod interest;
 mod join;
 mod limits;
+mod queue;
 mod registry;
 mod socket_gate;
 mod upgrade;
