@@ -19,14 +19,23 @@
  *   bystander never; a revocation's socket only once it was made);
  * - liveness, as a final state: once the faults and revocations stop
  *   (`quiet`), every process reconnects and catches up, and then every
- *   revocation made has closed its socket on every process. A process that
- *   could never catch up shows as an invalid end state.
+ *   revocation acknowledged to its caller, and every revocation that closed
+ *   a socket anywhere, has closed its socket on every process. A process
+ *   that could never catch up shows as an invalid end state.
  *
- * Three broken variants show the properties have teeth; each must fail:
+ * A revocation's script may run while its reply is lost (a command
+ * timeout): `revoke()` then fails and the revoking process closes none of
+ * its sockets itself. Each stream entry names its writer; the tail of the
+ * writer applies it like anyone else's, notice and all, so its own sockets
+ * close from there.
+ *
+ * Four broken variants show the properties have teeth; each must fail:
  * -DRECORDS_FIRST (the resync reads the records before the stream
  * position), -DNO_WRITE_BACK (nothing written back after a restart),
- * -DNO_GAP_CHECK (entries applied whatever their numbering). `model/check`
- * runs all four.
+ * -DNO_GAP_CHECK (entries applied whatever their numbering),
+ * -DOWN_NO_NOTICE (a process's own entries update its copy but close none
+ * of its sockets, as the code once did: right only while no reply is
+ * lost). `model/check` runs all five.
  *
  * Staleness (closing every socket 1011 while contact is lost) is left out:
  * it only closes more, and the property is about what must close.
@@ -36,13 +45,26 @@
 #define NR 2        /* revocations (bits) */
 #define SLEN 2      /* stream entries Redis keeps */
 #define MAXREV 3    /* revocations made at most */
+#ifndef MAXFAULT
 #define MAXFAULT 3  /* dropped connections and restarts at most */
+#endif
+#ifndef MAXLOST
+#define MAXLOST 0   /* revocation replies lost at most */
+#endif
 
 byte records;             /* Redis: durable records, a bit per revocation */
 byte seq;                 /* Redis: the last number given */
 byte slen;                /* Redis: stream entries kept, oldest first */
 byte sr[SLEN];            /*   their revocations */
 byte ss[SLEN];            /*   their numbers */
+#ifdef OWN_NO_NOTICE
+byte so[SLEN];            /*   their writers (read only by the broken
+                             variant: the protocol itself ignores them,
+                             and they would only multiply the states) */
+#define WRITER(i, w) so[i] = w
+#else
+#define WRITER(i, w) skip
+#endif
 
 bool up[NP];              /* the process's tail is connected */
 byte phase[NP];           /* 0 reading, 1..4 the resync's steps */
@@ -52,20 +74,26 @@ byte closed[NP];          /* sockets closed (a bit per revocation) */
 bool bystander_closed[NP];
 
 byte made;                /* revocations Redis accepted */
+byte acked;               /* those whose reply reached the revoking process */
+byte nlost;               /* replies lost */
 byte nrev;
 byte nfault;
 bool quiet;               /* no more revocations or faults */
 byte finished;
 
-/* The revoke script, in one step: record, number, append (trim). */
-inline publish(rv) {
+/* The revoke script, in one step: record, number, append (trim); the
+   entry names its writer w. */
+inline publish(rv, w) {
   records = records | rv;
   seq++;
   if
-  :: slen < SLEN -> sr[slen] = rv; ss[slen] = seq; slen++
+  :: slen < SLEN -> sr[slen] = rv; ss[slen] = seq; WRITER(slen, w); slen++
   :: else ->
      sr[0] = sr[1]; ss[0] = ss[1];
-     sr[SLEN - 1] = rv; ss[SLEN - 1] = seq
+#ifdef OWN_NO_NOTICE
+     so[0] = so[1];
+#endif
+     sr[SLEN - 1] = rv; ss[SLEN - 1] = seq; WRITER(SLEN - 1, w)
   fi
 }
 
@@ -82,8 +110,10 @@ inline last_number(n) {
 proctype Node(byte p) {
   byte rv, i, n, missing;
   do
-  /* A revocation made here: the script, then the local copy and the
-     process's own sockets (the registry's apply). Fails while down. */
+  /* A revocation made here: the script, then, when its reply comes, the
+     local copy and the process's own sockets (the registry's apply).
+     When the reply is lost, the script ran but nothing more happens here.
+     Fails while down. */
   :: atomic {
        (!quiet && up[p] && nrev < MAXREV) ->
        if
@@ -91,10 +121,12 @@ proctype Node(byte p) {
        :: rv = 2
        fi;
        nrev++;
-       publish(rv);
+       publish(rv, p);
        made = made | rv;
-       lcopy[p] = lcopy[p] | rv;
-       closed[p] = closed[p] | rv
+       if
+       :: acked = acked | rv; lcopy[p] = lcopy[p] | rv; closed[p] = closed[p] | rv
+       :: nlost < MAXLOST -> nlost++
+       fi
      }
   /* The connection drops (killed, stalled past the heartbeat). */
   :: atomic { (!quiet && up[p] && nfault < MAXFAULT) -> nfault++; up[p] = false }
@@ -118,8 +150,8 @@ proctype Node(byte p) {
        missing = 0;
 #endif
        if
-       :: missing & 1 -> publish(1)
-       :: missing & 2 -> publish(2)
+       :: missing & 1 -> publish(1, p)
+       :: missing & 2 -> publish(2, p)
        :: missing == 0 -> phase[p] = 4
        fi
      }
@@ -144,7 +176,14 @@ proctype Node(byte p) {
        :: else ->
           pos[p] = ss[i];
           lcopy[p] = lcopy[p] | sr[i];
+#ifdef OWN_NO_NOTICE
+          if
+          :: so[i] != p -> closed[p] = closed[p] | sr[i]
+          :: else -> skip
+          fi
+#else
           closed[p] = closed[p] | sr[i]
+#endif
        fi
      }
   /* Quiet, and every process connected, past its resync and caught up
@@ -194,8 +233,14 @@ init {
   p = 0;
   do
   :: p < NP ->
-     assert((made & ~closed[p]) == 0);   /* every revocation made closed its socket */
-     assert((closed[p] & ~made) == 0);   /* and nothing else was closed */
+     /* every revocation acknowledged closed its socket, */
+     assert((acked & ~closed[p]) == 0);
+     /* and so did every revocation that closed one anywhere (one whose
+        reply was lost, and that Redis lost before anyone read it, may
+        close nowhere: its caller was told it failed), */
+     assert(((closed[0] | closed[1]) & ~closed[p]) == 0);
+     /* and nothing else was closed */
+     assert((closed[p] & ~made) == 0);
      assert(!bystander_closed[p]);
      p++
   :: else -> break

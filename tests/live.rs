@@ -18,6 +18,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
+use common::raw::{RawFrame, RawSocket, TEXT, server_side_open};
 use common::{Keys, now, remember_secret, serve};
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::Algorithm;
@@ -57,6 +58,7 @@ struct Options {
     ping: Option<Duration>,
     idle: Option<Duration>,
     unauthenticated: (usize, usize),
+    write_timeout: Duration,
     auditor: Auditor,
 }
 
@@ -70,6 +72,7 @@ impl Default for Options {
             ping: None,
             idle: None,
             unauthenticated: (1_024, 8),
+            write_timeout: wsgate::socket::DEFAULT_WRITE_TIMEOUT,
             auditor: Auditor::tracing(),
         }
     }
@@ -118,6 +121,17 @@ async fn deferred(State(gate): State<Gate>, upgrade: DeferredUpgrade) -> Respons
     })
 }
 
+/// `routes` behind `gate`'s handshake layer, with the Bearer transport
+/// alone.
+fn behind_bearer_handshake(gate: &Gate, routes: Router<Gate>) -> Router<Gate> {
+    let handshake = gate
+        .handshake()
+        .transports([Transport::Bearer])
+        .build()
+        .unwrap();
+    routes.route_layer(handshake)
+}
+
 impl Live {
     /// A server made from one gate: every stage shares its parts, and its
     /// verifier counts how often it runs.
@@ -138,6 +152,8 @@ impl Live {
             .ping_interval(options.ping)
             .idle_timeout(options.idle)
             .max_unauthenticated(options.unauthenticated.0, options.unauthenticated.1)
+            .unwrap()
+            .write_timeout(options.write_timeout)
             .unwrap();
         let gate = Gate::builder(counting)
             .audit(options.auditor.clone())
@@ -146,16 +162,11 @@ impl Live {
             .guard(RoleGuardLayer::new(policy).on_deny(options.on_deny))
             .build()
             .unwrap();
-        let handshake = gate
-            .handshake()
-            .transports([Transport::Bearer])
-            .build()
-            .unwrap();
         let registry = gate.registry().clone();
-        let router = Router::new()
+        let routes = Router::new()
             .route("/ws", get(echo))
-            .route("/ws/stalled", get(stalled))
-            .route_layer(handshake)
+            .route("/ws/stalled", get(stalled));
+        let router = behind_bearer_handshake(&gate, routes)
             .route("/ws/deferred", get(deferred))
             .with_state(gate);
         let addr = serve(router).await;
@@ -1027,4 +1038,254 @@ async fn every_denial_and_close_is_in_the_json_lines_audit_without_tokens() {
         "something token-shaped reached the audit file"
     );
     let _ = std::fs::remove_file(&path);
+}
+
+/// Serves `gate`'s echo route (Bearer tokens) on its own; returns its
+/// address and the gate's registry.
+async fn serve_echo(gate: Gate) -> (SocketAddr, Registry) {
+    let registry = gate.registry().clone();
+    let router =
+        behind_bearer_handshake(&gate, Router::new().route("/ws", get(echo))).with_state(gate);
+    (serve(router).await, registry)
+}
+
+/// A token of alice's with the token id `jti`.
+fn alice_with_jti(keys: &Keys, jti: &str) -> String {
+    let mut claims = Keys::claims("alice");
+    claims["jti"] = json!(jti);
+    keys.sign_with(Algorithm::HS256, &claims, |_| {})
+}
+
+/// An auditor that keeps the reasons of the closes it records.
+fn close_reasons() -> (Auditor, Arc<std::sync::Mutex<Vec<String>>>) {
+    let reasons = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = reasons.clone();
+    let auditor = Auditor::new(move |event: &AuditEvent| {
+        let event = event.to_json();
+        if event["event"] == "close" {
+            kept.lock()
+                .unwrap()
+                .push(event["reason"].as_str().unwrap_or_default().to_owned());
+        }
+    });
+    (auditor, reasons)
+}
+
+/// Waits (in real time, up to `within`) until `done` holds; says how long
+/// it took, or fails with `what`.
+async fn real_wait(within: Duration, what: &str, done: impl Fn() -> bool) -> Duration {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < within, "{what} after {within:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    started.elapsed()
+}
+
+/// A client of `/ws` (which echoes) that sends 30 KB messages and never
+/// reads: once its receive window and the server's send buffer are full,
+/// the server's write waits, and so does its reading.
+async fn stalled_reader(live: &Live, token: &str) -> RawSocket {
+    let mut raw = RawSocket::open_with_receive_buffer(
+        live.addr,
+        "/ws",
+        &[("Authorization", format!("Bearer {token}"))],
+        4_096,
+    )
+    .await;
+    let frame = RawFrame::new(
+        TEXT,
+        json!({"type": "say", "text": "x".repeat(30_000)}).to_string(),
+    );
+    let sent = raw
+        .flood_until_stalled(&frame, Duration::from_millis(500))
+        .await;
+    assert!(sent > 0, "no message went out");
+    assert!(server_side_open(live.addr, raw.local_addr()));
+    raw
+}
+
+/// A server for stalled readers: 30 KB messages, close reasons kept.
+async fn for_stalled_readers(
+    write_timeout: Duration,
+) -> (Live, Arc<std::sync::Mutex<Vec<String>>>) {
+    let (auditor, reasons) = close_reasons();
+    let live = Live::start(Options {
+        auditor,
+        write_timeout,
+        max_message_bytes: 64 * 1024,
+        ..Options::default()
+    })
+    .await;
+    (live, reasons)
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_revoked_at_once() {
+    let (live, reasons) = for_stalled_readers(wsgate::socket::DEFAULT_WRITE_TIMEOUT).await;
+    let token = live.token("alice", &["user"], 300, "a");
+    let raw = stalled_reader(&live, &token).await;
+    let revocation = Revocation::Subject {
+        subject: "alice".into(),
+        issued_before: std::time::SystemTime::now() + Duration::from_secs(1),
+    };
+    assert_eq!(live.registry.revoke(revocation).await.unwrap(), 1);
+    assert!(
+        live.registry.list().is_empty(),
+        "a revoked socket is still listed"
+    );
+    // Its close frame cannot be delivered: the connection is dropped
+    // after the one-second grace.
+    let took = real_wait(
+        Duration::from_secs(2),
+        "the connection is still open",
+        || !server_side_open(live.addr, raw.local_addr()),
+    )
+    .await;
+    assert!(took >= Duration::from_millis(900), "no grace: {took:?}");
+    assert_eq!(*reasons.lock().unwrap(), ["token revoked"]);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_still_expires() {
+    let (live, reasons) = for_stalled_readers(wsgate::socket::DEFAULT_WRITE_TIMEOUT).await;
+    let token = live.token("alice", &["user"], 2, "a");
+    let raw = stalled_reader(&live, &token).await;
+    real_wait(
+        Duration::from_secs(4),
+        "the expired socket is still listed",
+        || live.registry.is_empty(),
+    )
+    .await;
+    real_wait(
+        Duration::from_secs(2),
+        "the connection is still open",
+        || !server_side_open(live.addr, raw.local_addr()),
+    )
+    .await;
+    assert_eq!(*reasons.lock().unwrap(), ["token expired"]);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    let (live, reasons) = for_stalled_readers(Duration::from_secs(1)).await;
+    let token = live.token("alice", &["user"], 300, "a");
+    let raw = stalled_reader(&live, &token).await;
+    // The stall began before the flood gave up (its last write waited
+    // half a second): gone within the timeout and the close's grace.
+    real_wait(
+        Duration::from_secs(3),
+        "the slow consumer is still open",
+        || !server_side_open(live.addr, raw.local_addr()),
+    )
+    .await;
+    assert!(live.registry.is_empty());
+    assert_eq!(*reasons.lock().unwrap(), ["slow consumer"]);
+}
+
+#[tokio::test]
+async fn a_policy_that_never_answers_does_not_hold_back_a_revocation() {
+    let keys = Keys::load();
+    let (auditor, reasons) = close_reasons();
+    // Answers every message but `hang`, which it never answers.
+    let policy = |_principal: Arc<Principal>, message: &wsgate::session::Inbound| {
+        let hang = message.json_str("type") == Some("hang");
+        async move {
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            Ok(wsgate::pipeline::Access::Allow)
+        }
+    };
+    let gate = Gate::builder(keys.verifier())
+        .audit(auditor)
+        .async_policy(policy)
+        .build()
+        .unwrap();
+    let (addr, registry) = serve_echo(gate).await;
+    let token = alice_with_jti(&keys, "a");
+    let mut client = common::open_with_bearer(addr, "/ws", &token).await;
+    assert_eq!(next_json(&mut client).await["type"], "welcome");
+    send_json(&mut client, json!({"type": "say", "n": 1})).await;
+    assert_eq!(next_json(&mut client).await["n"], 1);
+    send_json(&mut client, json!({"type": "hang"})).await;
+    send_json(&mut client, json!({"type": "say", "n": 2})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        registry
+            .revoke(Revocation::Token("a".into()))
+            .await
+            .unwrap(),
+        1
+    );
+    let closed = timeout(Duration::from_secs(2), next_close(&mut client)).await;
+    assert_eq!(
+        closed.expect("the revocation waited for the policy"),
+        (4403, "token revoked".to_owned())
+    );
+    assert!(registry.is_empty());
+    assert_eq!(*reasons.lock().unwrap(), ["token revoked"]);
+}
+
+/// A revocation store whose first check (the handshake's) is followed at
+/// once by a revocation of the token it was asked about, through the
+/// registry, before the handshake goes on: the revocation lands between
+/// the handshake's check and the socket's registration, the window a
+/// revocation used to miss.
+#[derive(Clone)]
+struct RevokedRightAfterTheHandshakeCheck {
+    inner: wsgate::store::InMemoryRevocationStore,
+    registry: Arc<std::sync::OnceLock<Registry>>,
+    checks: Arc<AtomicUsize>,
+}
+
+impl wsgate::store::RevocationStore for RevokedRightAfterTheHandshakeCheck {
+    type Error = std::convert::Infallible;
+
+    async fn revoke(&self, revocation: Revocation) -> Result<(), Self::Error> {
+        self.inner.revoke(revocation).await
+    }
+
+    async fn is_revoked(
+        &self,
+        principal: &Principal,
+        session_id: Option<&str>,
+    ) -> Result<bool, Self::Error> {
+        let answer = self.inner.is_revoked(principal, session_id).await;
+        if self.checks.fetch_add(1, Ordering::SeqCst) == 0 {
+            let registry = self.registry.get().expect("set at start").clone();
+            let token_id = principal.token_id().expect("a jti").to_owned();
+            let closed = registry.revoke(Revocation::token(token_id)).await.unwrap();
+            assert_eq!(closed, 0, "nothing is registered yet");
+        }
+        answer
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_between_the_handshake_and_the_registration_closes_the_socket() {
+    let keys = Keys::load();
+    let store = RevokedRightAfterTheHandshakeCheck {
+        inner: wsgate::store::InMemoryRevocationStore::new(),
+        registry: Arc::default(),
+        checks: Arc::default(),
+    };
+    let gate = Gate::builder(keys.verifier())
+        .revocations(store.clone())
+        .build()
+        .unwrap();
+    store.registry.set(gate.registry().clone()).unwrap();
+    let (addr, registry) = serve_echo(gate).await;
+    let token = alice_with_jti(&keys, "between");
+    let mut client = common::open_with_bearer(addr, "/ws", &token).await;
+    let closed = timeout(Duration::from_secs(2), next_close(&mut client)).await;
+    assert_eq!(
+        closed.expect("the socket runs on a revoked token"),
+        (4403, "token revoked".to_owned())
+    );
+    assert!(registry.is_empty());
+    assert!(
+        store.checks.load(Ordering::SeqCst) >= 2,
+        "checked again once registered"
+    );
 }

@@ -113,6 +113,45 @@ async fn a_process_refuses_until_its_first_resync() {
     assert_eq!(b.status(&keys.token("frank")).await, 101);
 }
 
+/// A revocation whose script ran in Redis but whose reply was lost (a
+/// command timeout): `revoke` fails, and the revoking process's own socket
+/// still closes, from its tail of the stream, as every other process's do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_whose_reply_is_lost_still_closes_the_revoking_process_sockets() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let keys = Keys::load();
+    let proxy = Proxy::start(redis.port, "127.0.0.5").await;
+    let a = Instance::start(&proxy.url(), &keys).await;
+    let b = Instance::start(&redis.url(), &keys).await;
+    // One revocation first, so the script is loaded: the lost reply is
+    // then the one of the call that runs it.
+    a.gate
+        .registry()
+        .revoke(Revocation::token("jti-nobody"))
+        .await
+        .unwrap();
+    let token = keys.token("grace");
+    let mut on_a = a.open(&token).await;
+    let mut on_b = b.open(&token).await;
+    proxy.lose_next_script_reply();
+    let revoked = a
+        .gate
+        .registry()
+        .revoke(Revocation::token("jti-grace"))
+        .await;
+    assert!(revoked.is_err(), "the reply was lost, yet revoke succeeded");
+    for (name, socket) in [("B's", &mut on_b), ("A's own", &mut on_a)] {
+        assert_eq!(
+            common::close_within(socket, Duration::from_secs(3)).await,
+            (4403, "token revoked".to_owned()),
+            "{name} socket"
+        );
+    }
+    assert_eq!(a.status(&token).await, 401);
+}
+
 /// Two instances over one Redis and one SQLite file, as two processes of
 /// one application: a password change and a disabled account made on A
 /// reach B's live sockets and B's handshakes.

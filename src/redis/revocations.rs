@@ -86,9 +86,11 @@ impl Record {
 ///
 /// - [`revoke`](RevocationStore::revoke) writes the durable record and the
 ///   stream entry atomically (a Lua script), then applies it locally.
-/// - Every process tails the stream and applies what other processes
-///   revoked to its local copy and its live sockets (through its
-///   registry's [`StoreNotice`]s, the path of its own revocations).
+/// - Every process tails the stream and applies every entry to its local
+///   copy and its live sockets (through its registry's [`StoreNotice`]s,
+///   the path of its own revocations), its own entries included: a
+///   revocation whose reply was lost still closes the revoking process's
+///   sockets.
 /// - After a reconnect, a Redis restart or a gap in the stream's numbering
 ///   it resynchronises: reads every record, republishes those of its own
 ///   copy that Redis lost (a restart without persistence), and has every
@@ -108,6 +110,8 @@ struct Shared {
     commands: ConnectionManager,
     client: redis::Client,
     keys: Keys,
+    /// Names this process in the stream entries it writes, for whoever
+    /// reads the stream; every process applies every entry alike.
     origin: String,
     script: Script,
     settings: RedisSettings,
@@ -203,8 +207,9 @@ impl Shared {
         }
     }
 
-    /// Applies a record to the local copy; `notify` for one another
-    /// process made.
+    /// Applies a record to the local copy; `notify` to close the live
+    /// sockets it covers (every stream entry; not the records a resync
+    /// reads, after which every socket is checked anyway).
     async fn apply(&self, encoded: &str, forget_at_ms: u64, notify: bool) {
         let Some(record) = Record::decode(encoded) else {
             tracing::warn!(target: "wsgate::redis", "a revocation record that cannot be read was skipped");
@@ -346,15 +351,18 @@ async fn follow(store: &Shared) -> Result<(), String> {
                 }
                 sequence = number;
                 position = entry.id.clone();
-                let origin: String = entry.get("origin").unwrap_or_default();
                 let Some(encoded) = entry.get::<String>("rev") else {
                     continue;
                 };
-                let ours = origin == store.origin;
                 let until = entry
                     .get::<u64>("until")
                     .unwrap_or_else(|| store.forget_at_ms());
-                store.apply(&encoded, until, !ours).await;
+                // This process's own entries notify too: when a revocation's
+                // reply was lost (a command timeout), `revoke` failed and
+                // closed nothing here, and this is where its sockets close.
+                // Otherwise they were closed already, and closing twice is
+                // harmless (model/revocations.pml, OWN_NO_NOTICE).
+                store.apply(&encoded, until, true).await;
             }
         }
     }

@@ -23,6 +23,10 @@ pub enum CloseKind {
     BackendFailed,
     /// Nothing heard from the client within the idle timeout. 1001.
     Idle,
+    /// The client did not take what the server sent within the write
+    /// timeout (it stopped reading). 1008. The frame rarely arrives: the
+    /// connection is dropped after a short grace.
+    SlowConsumer,
     /// The application ended the connection. 1000.
     Normal,
 }
@@ -88,6 +92,8 @@ pub struct CloseCodes {
     pub backend_failed: u16,
     /// Defaults to 1001.
     pub idle: u16,
+    /// Defaults to 1008.
+    pub slow_consumer: u16,
 }
 
 impl Default for CloseCodes {
@@ -101,6 +107,7 @@ impl Default for CloseCodes {
             protocol_error: 1002,
             backend_failed: 1011,
             idle: 1001,
+            slow_consumer: 1008,
         }
     }
 }
@@ -117,6 +124,7 @@ impl CloseCodes {
             CloseKind::ProtocolError => self.protocol_error,
             CloseKind::BackendFailed => self.backend_failed,
             CloseKind::Idle => self.idle,
+            CloseKind::SlowConsumer => self.slow_consumer,
             CloseKind::Normal => 1000,
         }
     }
@@ -146,4 +154,7 @@ pub mod reason {
     pub const BACKEND_FAILED: &str = "backend unavailable";
     /// Nothing heard from the client.
     pub const IDLE_TIMEOUT: &str = "idle timeout";
+    /// The client did not take what the server sent within the write
+    /// timeout.
+    pub const SLOW_CONSUMER: &str = "slow consumer";
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
 
 use crate::principal::{Principal, Transport};
 use crate::session::close::Close;
@@ -226,8 +227,10 @@ impl Session {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    pub(crate) async fn woken(&self) {
-        self.wake.notified().await;
+    /// Completes at the next wake-up of the driver (a refresh, a close
+    /// request); one that came while nobody waited is kept for the next.
+    pub(crate) fn notified(&self) -> Notified<'_> {
+        self.wake.notified()
     }
 }
 

@@ -7,7 +7,8 @@ use axum::extract::ws::Message;
 
 use crate::principal::Principal;
 use crate::session::{Close, ConnectionId, Inbound, Session};
-use crate::socket::queue::{QueueReceiver, QueueSender};
+use crate::socket::queue::QueueReceiver;
+use tokio::sync::mpsc;
 
 /// A WebSocket whose every inbound message has passed the pipeline, and
 /// whose lifecycle (expiry, revocation, limits, pings) wsgate enforces.
@@ -29,7 +30,9 @@ pub struct GatedSocket {
 /// Sends messages on a gated socket; cheap to clone.
 #[derive(Clone)]
 pub struct GatedSender {
-    pub(crate) outbound: QueueSender<Message>,
+    /// tokio's channel: senders that wait for room are served first come,
+    /// first served, and a send given up leaves nothing behind.
+    pub(crate) outbound: mpsc::Sender<Message>,
 }
 
 /// The socket is closed: the message was not sent.
@@ -87,7 +90,10 @@ impl GatedSocket {
 }
 
 impl GatedSender {
-    /// Sends a message, waiting while the outbound queue is full.
+    /// Sends a message, waiting while the outbound queue is full (the
+    /// client is not taking what it is sent; senders are served in the
+    /// order they came). A client that takes nothing for the write
+    /// timeout is dropped, and the wait ends with [`SocketClosed`].
     ///
     /// # Errors
     ///

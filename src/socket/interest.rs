@@ -25,13 +25,17 @@
 //! 15 polls a message: the larger part of the atomic operations the server
 //! spent on a message above bare axum's.
 
+#[cfg(test)]
 use std::future::Future;
+#[cfg(test)]
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
+#[cfg(test)]
 use pin_project_lite::pin_project;
+
+use crate::socket::sync::{AtomicBool, Ordering};
 
 /// Whether the future was woken since it last said "pending", and whom to
 /// wake when it is.
@@ -52,9 +56,23 @@ impl Wake for Flag {
 }
 
 /// A future's own waker and its flag.
+///
+/// # Wakers
+///
+/// The source is always polled with this interest's waker, which raises
+/// the flag before it wakes the driver. The flag is cleared before the
+/// source is polled, never after: a wake that comes while the source is
+/// being polled (from another thread, or from the source itself) raises
+/// it again, so the next turn polls the source once more. Cleared after
+/// the poll, such a wake would be erased and the source never polled
+/// again (the loom model below shows it).
 pub(crate) struct Interest {
     flag: Arc<Flag>,
     waker: Waker,
+    /// Under loom only: the flag cleared after the poll, to show the model
+    /// sees it.
+    #[cfg(wsgate_loom)]
+    clears_after_poll: bool,
 }
 
 impl Interest {
@@ -67,7 +85,21 @@ impl Interest {
             outer: outer.clone(),
         });
         let waker = Waker::from(flag.clone());
-        Self { flag, waker }
+        Self {
+            flag,
+            waker,
+            #[cfg(wsgate_loom)]
+            clears_after_poll: false,
+        }
+    }
+
+    /// Under loom only: an interest that clears its flag after the poll,
+    /// to show the model finds the lost wake.
+    #[cfg(wsgate_loom)]
+    pub(crate) fn clearing_after_poll(outer: &Waker) -> Self {
+        let mut interest = Self::new(outer);
+        interest.clears_after_poll = true;
+        interest
     }
 
     /// The next poll polls the future: it was replaced, or reset.
@@ -76,14 +108,53 @@ impl Interest {
     }
 
     /// `read` polled with this interest's waker, when it may be ready.
+    #[cfg(test)]
     pub(crate) fn poll<F: Future>(&self, read: F) -> Interested<'_, F> {
         Interested {
             interest: self,
             read,
         }
     }
+
+    /// Calls `poll` with this interest's waker if the source may be ready
+    /// (its waker fired, its last poll was ready, or it was marked), else
+    /// says pending without calling it.
+    pub(crate) fn poll_when_woken<T>(
+        &self,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        let flag = &self.flag;
+        #[cfg(wsgate_loom)]
+        if self.clears_after_poll {
+            if !flag.woken.load(Ordering::Acquire) {
+                return Poll::Pending;
+            }
+            let result = poll(&mut Context::from_waker(&self.waker));
+            flag.woken.store(result.is_ready(), Ordering::Release);
+            return result;
+        }
+        // A plain load first: most polls find the flag down, and a wake
+        // that raises it meanwhile also wakes the driver, which polls
+        // again. Taken with a swap before the poll: a wake from then on
+        // sets it again, so a wake that comes while the source is being
+        // polled is never lost. (Checked on every poll, not once per turn:
+        // a wake that comes while the driver waits elsewhere must count.)
+        if !flag.woken.load(Ordering::Acquire) || !flag.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let mut own = Context::from_waker(&self.waker);
+        let result = poll(&mut own);
+        if result.is_ready() {
+            // More frames may already be in the buffer; a timer or a
+            // wake-up that fired is replaced or reset before it is polled
+            // again.
+            flag.woken.store(true, Ordering::Release);
+        }
+        result
+    }
 }
 
+#[cfg(test)]
 pin_project! {
     /// A future polled through [`Interest`].
     pub(crate) struct Interested<'a, F> {
@@ -93,39 +164,22 @@ pin_project! {
     }
 }
 
+#[cfg(test)]
 impl<F: Future> Future for Interested<'_, F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let flag = &this.interest.flag;
         debug_assert!(
-            cx.waker().will_wake(&flag.outer),
+            cx.waker().will_wake(&this.interest.flag.outer),
             "an interest is polled with the waker it wakes"
         );
-        // A plain load first: most polls find the flag down, and a wake
-        // that raises it meanwhile also wakes the driver, which polls
-        // again. Taken with a swap before the poll: a wake from then on
-        // sets it again. (This is checked on every poll, not as a
-        // `select!` precondition, which is evaluated once per `select!` and
-        // would miss a wake that comes while the `select!` waits on its
-        // other branches.)
-        if !flag.woken.load(Ordering::Acquire) || !flag.woken.swap(false, Ordering::AcqRel) {
-            return Poll::Pending;
-        }
-        let mut read_cx = Context::from_waker(&this.interest.waker);
-        let poll = this.read.poll(&mut read_cx);
-        if poll.is_ready() {
-            // More frames may already be in the buffer; a timer or a
-            // wake-up that fired is replaced or reset before it is polled
-            // again.
-            flag.woken.store(true, Ordering::Release);
-        }
-        poll
+        let read = this.read;
+        this.interest.poll_when_woken(|own| read.poll(own))
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(wsgate_loom)))]
 mod tests {
     use std::sync::atomic::AtomicUsize;
 

@@ -12,25 +12,64 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
-use futures_util::task::AtomicWaker;
 use pin_project_lite::pin_project;
 
+use crate::socket::sync::{AtomicBool, AtomicWaker, Ordering, fence};
+
 /// Wake-up flags shared by the two halves' wakers.
+///
+/// # Wakers
+///
+/// A half's waker raises its flag, then wakes the task that polls the
+/// `Join` (`outer`) unless the `Join` is being polled, in which case the
+/// loop in [`Join::poll`] sees the flag. The two sides form a Dekker
+/// pattern: the waker writes its flag and reads `polling`; the poll, as
+/// it ends, writes `polling` and reads the flags. A `SeqCst` fence between
+/// the write and the read on each side guarantees that at least one of
+/// them sees the other's write: either the waker sees `polling` down and
+/// wakes the task, or the poll sees the flag and wakes itself. Without the
+/// fences (acquire and release alone), both may read the old values and
+/// the wake is lost; the loom model below shows it.
+///
+/// `outer` is registered on every poll, so a `Join` moved to another task
+/// wakes the new one.
 struct Shared {
     woken: [AtomicBool; 2],
     polling: AtomicBool,
     outer: AtomicWaker,
+    /// Under loom only: the fences left out, to show the model sees it.
+    #[cfg(wsgate_loom)]
+    weakened: bool,
 }
 
 impl Shared {
+    /// Both halves to be polled first.
+    fn new() -> Self {
+        Self {
+            woken: [AtomicBool::new(true), AtomicBool::new(true)],
+            polling: AtomicBool::new(false),
+            outer: AtomicWaker::default(),
+            #[cfg(wsgate_loom)]
+            weakened: false,
+        }
+    }
+
     /// Whether `half` was woken, clearing it. A plain load first: most
     /// checks find it down, and a wake that lands after it is caught by
     /// the check after the loop in `poll`.
     fn take_wake(&self, half: usize) -> bool {
-        self.woken[half].load(Ordering::SeqCst) && self.woken[half].swap(false, Ordering::SeqCst)
+        self.woken[half].load(Ordering::Acquire) && self.woken[half].swap(false, Ordering::AcqRel)
+    }
+
+    /// The fence of the Dekker pattern above.
+    fn fence(&self) {
+        #[cfg(wsgate_loom)]
+        if self.weakened {
+            return;
+        }
+        fence(Ordering::SeqCst);
     }
 }
 
@@ -45,11 +84,13 @@ impl Wake for HalfWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.shared.woken[self.half].store(true, Ordering::SeqCst);
+        let shared = &self.shared;
+        shared.woken[self.half].store(true, Ordering::Release);
+        shared.fence();
         // While the pair is being polled, the loop below sees the flag; only
         // a wake from outside needs the scheduler.
-        if !self.shared.polling.load(Ordering::SeqCst) {
-            self.shared.outer.wake();
+        if !shared.polling.load(Ordering::Relaxed) {
+            shared.outer.wake();
         }
     }
 }
@@ -69,11 +110,20 @@ pin_project! {
 
 impl<A, B> Join<A, B> {
     pub(crate) fn new(first: A, second: B) -> Self {
-        let shared = Arc::new(Shared {
-            woken: [AtomicBool::new(true), AtomicBool::new(true)],
-            polling: AtomicBool::new(false),
-            outer: AtomicWaker::new(),
-        });
+        Self::with_shared(first, second, Shared::new())
+    }
+
+    /// Under loom only: the pair without the fences, to show the model
+    /// finds the lost wake.
+    #[cfg(wsgate_loom)]
+    pub(crate) fn weakened(first: A, second: B) -> Self {
+        let mut shared = Shared::new();
+        shared.weakened = true;
+        Self::with_shared(first, second, shared)
+    }
+
+    fn with_shared(first: A, second: B, shared: Shared) -> Self {
+        let shared = Arc::new(shared);
         let waker = |half| {
             Waker::from(Arc::new(HalfWaker {
                 shared: shared.clone(),
@@ -101,7 +151,10 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
         this.shared.outer.register(cx.waker());
-        this.shared.polling.store(true, Ordering::SeqCst);
+        // Relaxed: a waker that sees it up leaves the flag to the loop,
+        // which reads the flags after this store in program order, and
+        // the check after the loop is fenced.
+        this.shared.polling.store(true, Ordering::Relaxed);
         // Bounded, so one connection cannot hold the worker forever.
         for _ in 0..16 {
             let mut progressed = false;
@@ -116,18 +169,19 @@ where
                 this.done[1] = this.second.as_mut().poll(&mut half).is_ready();
             }
             if this.done[0] && this.done[1] {
-                this.shared.polling.store(false, Ordering::SeqCst);
+                this.shared.polling.store(false, Ordering::Relaxed);
                 return Poll::Ready(());
             }
             if !progressed {
                 break;
             }
         }
-        this.shared.polling.store(false, Ordering::SeqCst);
+        this.shared.polling.store(false, Ordering::Relaxed);
+        this.shared.fence();
         // A wake that landed after its half was checked, while `polling` was
         // still set, did not reach the scheduler: take it from here.
         let pending =
-            (0..2).any(|half| !this.done[half] && this.shared.woken[half].load(Ordering::SeqCst));
+            (0..2).any(|half| !this.done[half] && this.shared.woken[half].load(Ordering::Relaxed));
         if pending {
             cx.waker().wake_by_ref();
         }
@@ -135,7 +189,7 @@ where
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(wsgate_loom)))]
 mod tests {
     use tokio::sync::mpsc;
 

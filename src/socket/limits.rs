@@ -7,6 +7,9 @@ use crate::error::ConfigError;
 /// Default largest inbound message: 64 KiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// Default write timeout: 10 s.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Default most a socket reads from the network at once: 16 KiB.
 pub const DEFAULT_READ_BUFFER_BYTES: usize = 16 * 1024;
 
@@ -16,9 +19,9 @@ pub const DEFAULT_READ_BUFFER_BYTES: usize = 16 * 1024;
 /// every socket it opens.
 ///
 /// Defaults: 64 KiB messages, a 16 KiB read buffer, no message rate limit,
-/// a ping every 30 s, an idle timeout of 90 s, a 5 s first-message
-/// deadline, and at most 1024 unauthenticated sockets (8 per client
-/// address).
+/// a ping every 30 s, an idle timeout of 90 s, a 10 s write timeout, a
+/// 5 s first-message deadline, and at most 1024 unauthenticated sockets
+/// (8 per client address).
 ///
 /// ```
 /// use std::time::Duration;
@@ -41,6 +44,7 @@ pub struct Limits {
     pub(crate) message_rate: Option<u32>,
     pub(crate) ping_interval: Option<Duration>,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) write_timeout: Duration,
     pub(crate) auth_deadline: Duration,
     pub(crate) max_unauthenticated: usize,
     pub(crate) max_unauthenticated_per_address: usize,
@@ -54,6 +58,7 @@ impl Default for Limits {
             message_rate: None,
             ping_interval: Some(Duration::from_secs(30)),
             idle_timeout: Some(Duration::from_secs(90)),
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
             auth_deadline: Duration::from_secs(5),
             max_unauthenticated: 1_024,
             max_unauthenticated_per_address: 8,
@@ -120,6 +125,25 @@ impl Limits {
         self
     }
 
+    /// How long the client may leave what the server sends untaken (a
+    /// write or a flush that makes no progress because the client stopped
+    /// reading and its receive window is full) before wsgate drops it as
+    /// a slow consumer: the close is audited with reason `slow consumer`
+    /// (1008), and the connection is dropped after a one-second grace
+    /// whether or not the close frame got through. Expiry, revocation,
+    /// kicks and the idle timeout are served meanwhile. Defaults to 10 s.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] for zero.
+    pub fn write_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
+        if timeout.is_zero() {
+            return Err(ConfigError::ZeroLimit("write_timeout"));
+        }
+        self.write_timeout = timeout;
+        Ok(self)
+    }
+
     /// How long a first-message route waits for authentication before
     /// closing with 4401 `authentication timeout`. Defaults to 5 s.
     ///
@@ -180,5 +204,10 @@ mod tests {
             Limits::default().read_buffer_bytes,
             DEFAULT_READ_BUFFER_BYTES
         );
+        assert_eq!(
+            zero(Limits::default().write_timeout(Duration::ZERO)),
+            "write_timeout"
+        );
+        assert_eq!(Limits::default().write_timeout, DEFAULT_WRITE_TIMEOUT);
     }
 }

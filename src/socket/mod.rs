@@ -52,13 +52,18 @@ mod gated_socket;
 mod interest;
 mod join;
 mod limits;
+#[cfg(all(test, wsgate_loom))]
+mod loom_models;
 mod queue;
 mod registry;
 mod socket_gate;
+mod sync;
 mod upgrade;
 
 pub use self::gated_socket::{GatedSender, GatedSocket, SocketClosed};
-pub use self::limits::{DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_READ_BUFFER_BYTES, Limits};
+pub use self::limits::{
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_READ_BUFFER_BYTES, DEFAULT_WRITE_TIMEOUT, Limits,
+};
 pub use self::registry::{ConnectionInfo, Registry};
 pub use self::socket_gate::{SocketGate, SocketGateBuilder};
 pub use self::upgrade::{DeferredUpgrade, GatedUpgrade, GatedUpgradeRejection};

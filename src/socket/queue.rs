@@ -1,32 +1,50 @@
-//! The hand-overs between a connection's driver and the application: the
-//! messages the pipeline delivered, from the driver to the handler, and
-//! the application's messages, from the handler (or any task holding a
-//! [`GatedSender`](crate::socket::GatedSender)) to the driver. Each is a
-//! bounded queue under one lock.
+//! The hand-over of delivered messages from a connection's driver to the
+//! application's handler: a bounded queue under one lock, with one sender
+//! (the driver) and one receiver (the [`GatedSocket`]
+//! (crate::socket::GatedSocket), which any task may own and poll).
 //!
-//! The driver and the handler run in one task (`join.rs`), so the lock is
-//! rarely contended on the message path, and a message moves from one to
-//! the other with a push, a pop and at most one wake. A tokio channel does
-//! the same with a semaphore, a linked block list, two `AtomicWaker`s and
-//! a box a message (its blocks hold 32 slots up front, too much for an
-//! idle connection to keep by value): about 700 instructions and ten
-//! atomic operations a message more than this, measured in the server.
+//! The driver and the handler usually run in one task (`join.rs`), so the
+//! lock is rarely contended, and a message moves with a push, a pop and
+//! at most one wake. A tokio channel does the same with a semaphore, a
+//! linked block list, two `AtomicWaker`s and a box a message (its blocks
+//! hold 32 slots up front, too much for an idle connection to keep by
+//! value). The application's messages to the driver go the other way
+//! through tokio's channel, whose many senders need what this queue does
+//! not have: first-come order among senders waiting for room, and nothing
+//! left behind by a send that was given up.
+//!
+//! # Wakers
+//!
+//! - Each side keeps at most one waker here: the receiver's while it waits
+//!   for a message, the sender's while it waits for room. A new wait
+//!   replaces the old waker, so a wait that was given up (its future
+//!   dropped) leaves at most one stale waker, woken once, spuriously.
+//! - A waker is taken out under the lock and woken after it is released:
+//!   a waker may run anything (the receiver may be any task), and nothing
+//!   it does may find the lock held. Taking it (instead of waking it by
+//!   reference and keeping it) costs the waiting side a clone when it
+//!   waits again, and no wake is lost: the waiting side registers under
+//!   the same lock in which it found nothing, so a push either comes
+//!   before that (and the side finds it) or after (and finds the waker).
+//! - Dropping either end wakes the other, so a receiver waiting when the
+//!   sender goes sees the end, and a sender waiting for room when the
+//!   receiver goes sees it gone.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-/// A bounded queue: any number of senders (clones), one receiver.
+use crate::socket::sync::{Arc, Mutex, MutexGuard};
+
+/// A bounded queue: one sender, one receiver.
 pub(crate) fn queue<T>(capacity: usize) -> (QueueSender<T>, QueueReceiver<T>) {
     let shared = Arc::new(Mutex::new(State {
         queue: VecDeque::new(),
         capacity: capacity.max(1),
-        senders: 1,
+        sender_alive: true,
         receiver_alive: true,
-        receiver: None,
-        receiver_waiting: false,
-        waiting_for_room: Vec::new(),
+        receiver_waiting: None,
+        sender_waiting: None,
     }));
     (
         QueueSender {
@@ -39,58 +57,20 @@ pub(crate) fn queue<T>(capacity: usize) -> (QueueSender<T>, QueueReceiver<T>) {
 struct State<T> {
     queue: VecDeque<T>,
     capacity: usize,
-    /// Live senders; at none, the receiver sees the end once the queue is
-    /// empty.
-    senders: usize,
+    /// Once the sender is gone, the receiver sees the end when the queue
+    /// is empty.
+    sender_alive: bool,
     receiver_alive: bool,
-    /// The receiver's waker, kept between waits: waking it by reference
-    /// and keeping it spares a clone and a drop (two atomic operations)
-    /// a message.
-    receiver: Option<Waker>,
-    /// Whether the receiver waits for a message (on `receiver`).
-    receiver_waiting: bool,
-    /// Senders waiting for room, each woken when the receiver takes a
-    /// message. All are woken, and those that find no room wait again: a
-    /// sender that gave up leaves at most a spurious wake behind, never a
-    /// lost one.
-    waiting_for_room: Vec<Waker>,
+    /// The receiver's waker while it waits for a message.
+    receiver_waiting: Option<Waker>,
+    /// The sender's waker while it waits for room.
+    sender_waiting: Option<Waker>,
 }
 
-impl<T> State<T> {
-    /// Wakes the receiver if it waits. Under the lock: the receiver is
-    /// always the driver or the handler, whose wakers only mark a task to
-    /// be polled and never reach back into the queue.
-    fn wake_receiver(&mut self) {
-        if std::mem::take(&mut self.receiver_waiting)
-            && let Some(receiver) = &self.receiver
-        {
-            receiver.wake_by_ref();
-        }
-    }
-
-    /// Takes the wakers of the senders waiting for room, to wake once the
-    /// lock is released (they are anybody's tasks).
-    fn take_waiting_for_room(&mut self) -> Vec<Waker> {
-        if self.waiting_for_room.is_empty() {
-            Vec::new()
-        } else {
-            std::mem::take(&mut self.waiting_for_room)
-        }
-    }
-}
-
-fn wake_all(wakers: Vec<Waker>) {
-    for waker in wakers {
+/// Wakes `waker`, if any; called with the lock released.
+fn wake(waker: Option<Waker>) {
+    if let Some(waker) = waker {
         waker.wake();
-    }
-}
-
-/// Keeps `slot` holding a waker that wakes `cx`'s task, cloning only when
-/// it changed (it rarely does: the receiver is polled by one task).
-fn keep_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
-    match slot {
-        Some(waker) if waker.will_wake(cx.waker()) => {}
-        _ => *slot = Some(cx.waker().clone()),
     }
 }
 
@@ -102,7 +82,7 @@ fn lock<T>(shared: &Mutex<State<T>>) -> MutexGuard<'_, State<T>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A sending end.
+/// The sending end.
 pub(crate) struct QueueSender<T> {
     shared: Arc<Mutex<State<T>>>,
 }
@@ -131,7 +111,9 @@ impl<T> QueueSender<T> {
             return Err(TrySendError::Full(message));
         }
         state.queue.push_back(message);
-        state.wake_receiver();
+        let receiver = state.receiver_waiting.take();
+        drop(state);
+        wake(receiver);
         Ok(())
     }
 
@@ -155,49 +137,33 @@ impl<T> QueueSender<T> {
             return Poll::Ready(Ok(()));
         };
         if state.queue.len() >= state.capacity {
-            if !state
-                .waiting_for_room
-                .iter()
-                .any(|waiting| waiting.will_wake(cx.waker()))
-            {
-                state.waiting_for_room.push(cx.waker().clone());
-            }
+            state.sender_waiting = Some(cx.waker().clone());
             *pending = Some(message);
             return Poll::Pending;
         }
         state.queue.push_back(message);
-        state.wake_receiver();
+        let receiver = state.receiver_waiting.take();
+        drop(state);
+        wake(receiver);
         Poll::Ready(Ok(()))
     }
 
     /// Queues `message`, waiting while the queue is full.
+    #[cfg(any(test, wsgate_loom))]
     pub(crate) async fn send(&self, message: T) -> Result<(), ReceiverGone> {
         let mut pending = Some(message);
         poll_fn(|cx| self.poll_send(cx, &mut pending)).await
-    }
-
-    /// Whether the receiver is gone.
-    pub(crate) fn is_closed(&self) -> bool {
-        !lock(&self.shared).receiver_alive
-    }
-}
-
-impl<T> Clone for QueueSender<T> {
-    fn clone(&self) -> Self {
-        lock(&self.shared).senders += 1;
-        Self {
-            shared: self.shared.clone(),
-        }
     }
 }
 
 impl<T> Drop for QueueSender<T> {
     fn drop(&mut self) {
         let mut state = lock(&self.shared);
-        state.senders -= 1;
-        if state.senders == 0 {
-            state.wake_receiver();
-        }
+        state.sender_alive = false;
+        state.sender_waiting = None;
+        let receiver = state.receiver_waiting.take();
+        drop(state);
+        wake(receiver);
     }
 }
 
@@ -207,53 +173,27 @@ pub(crate) struct QueueReceiver<T> {
 }
 
 impl<T> QueueReceiver<T> {
-    /// The next message; `None` once every sender is gone and the queue
-    /// is empty.
+    /// The next message; `None` once the sender is gone and the queue is
+    /// empty.
     pub(crate) async fn recv(&mut self) -> Option<T> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    fn poll_recv(&mut self, cx: &Context<'_>) -> Poll<Option<T>> {
+    pub(crate) fn poll_recv(&mut self, cx: &Context<'_>) -> Poll<Option<T>> {
         let mut state = lock(&self.shared);
         if let Some(message) = state.queue.pop_front() {
-            let waiting = state.take_waiting_for_room();
+            let sender = state.sender_waiting.take();
             drop(state);
-            wake_all(waiting);
+            wake(sender);
             return Poll::Ready(Some(message));
         }
-        if state.senders == 0 {
+        if !state.sender_alive {
             return Poll::Ready(None);
         }
-        keep_waker(&mut state.receiver, cx);
-        state.receiver_waiting = true;
-        Poll::Pending
-    }
-
-    /// Moves every queued message into `batch` (empty when called) in
-    /// one turn of the lock; `Ready(false)` once every sender is gone and
-    /// the queue is empty. While the receiver works through a batch, the
-    /// senders have the queue's whole capacity again.
-    pub(crate) fn poll_recv_all(
-        &mut self,
-        cx: &Context<'_>,
-        batch: &mut VecDeque<T>,
-    ) -> Poll<bool> {
-        debug_assert!(batch.is_empty(), "the last batch was not worked through");
-        let mut state = lock(&self.shared);
-        if !state.queue.is_empty() {
-            // The batch's (empty) buffer becomes the queue's: neither end
-            // allocates once both have grown.
-            std::mem::swap(&mut state.queue, batch);
-            let waiting = state.take_waiting_for_room();
-            drop(state);
-            wake_all(waiting);
-            return Poll::Ready(true);
+        match &state.receiver_waiting {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => state.receiver_waiting = Some(cx.waker().clone()),
         }
-        if state.senders == 0 {
-            return Poll::Ready(false);
-        }
-        keep_waker(&mut state.receiver, cx);
-        state.receiver_waiting = true;
         Poll::Pending
     }
 }
@@ -262,17 +202,17 @@ impl<T> Drop for QueueReceiver<T> {
     fn drop(&mut self) {
         let mut state = lock(&self.shared);
         state.receiver_alive = false;
-        // Messages nobody will read are dropped here, not when the last
-        // sender goes.
+        // Messages nobody will read are dropped here, not when the sender
+        // goes.
         let queued = std::mem::take(&mut state.queue);
-        let waiting = state.take_waiting_for_room();
+        let sender = state.sender_waiting.take();
         drop(state);
         drop(queued);
-        wake_all(waiting);
+        wake(sender);
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(wsgate_loom)))]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Wake;
@@ -284,14 +224,14 @@ mod tests {
     use crate::principal::{AuthMethod, Principal};
     use crate::session::{Inbound, Session};
 
-    fn session() -> Arc<Session> {
-        Arc::new(Session::new(
+    fn session() -> std::sync::Arc<Session> {
+        std::sync::Arc::new(Session::new(
             Principal::new("alice", AuthMethod::Token),
             None,
         ))
     }
 
-    fn text(session: &Arc<Session>, n: usize) -> Inbound {
+    fn text(session: &std::sync::Arc<Session>, n: usize) -> Inbound {
         Inbound::new(Message::Text(n.to_string().into()), session.clone())
     }
 
@@ -307,7 +247,7 @@ mod tests {
     struct Counter(AtomicUsize);
 
     impl Wake for Counter {
-        fn wake(self: Arc<Self>) {
+        fn wake(self: std::sync::Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -343,11 +283,10 @@ mod tests {
         let session = session();
         let (sender, receiver) = queue(4);
         sender.send(text(&session, 0)).await.unwrap();
-        let before = Arc::strong_count(&session);
+        let before = std::sync::Arc::strong_count(&session);
         drop(receiver);
         // The queued message (and its hold on the session) went with it.
-        assert_eq!(Arc::strong_count(&session), before - 1);
-        assert!(sender.is_closed());
+        assert_eq!(std::sync::Arc::strong_count(&session), before - 1);
         let mut pending = Some(text(&session, 1));
         let refused = sender.poll_send(&Context::from_waker(Waker::noop()), &mut pending);
         assert_eq!(refused, Poll::Ready(Err(ReceiverGone)));
@@ -359,15 +298,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_waiting_receiver_sees_the_last_sender_leave() {
+    async fn a_waiting_receiver_sees_the_sender_leave() {
         let (sender, mut receiver) = queue::<u32>(1);
-        let other = sender.clone();
         let waiting = tokio::spawn(async move { receiver.recv().await.is_none() });
         tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "ended with the sender alive");
         drop(sender);
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished(), "ended with a sender still alive");
-        drop(other);
         assert!(waiting.await.unwrap());
     }
 
@@ -376,88 +312,65 @@ mod tests {
         let (sender, mut receiver) = queue::<u32>(1);
         assert_eq!(sender.try_send(1), Ok(()));
         assert_eq!(sender.try_send(2), Err(TrySendError::Full(2)));
-        let mut batch = VecDeque::new();
         let cx = Context::from_waker(Waker::noop());
-        assert_eq!(receiver.poll_recv_all(&cx, &mut batch), Poll::Ready(true));
-        assert_eq!(batch, [1]);
+        assert_eq!(receiver.poll_recv(&cx), Poll::Ready(Some(1)));
         assert_eq!(sender.try_send(2), Ok(()));
     }
 
     #[test]
-    fn a_batch_takes_everything_queued_and_wakes_every_sender_waiting_for_room() {
-        let (sender, mut receiver) = queue::<u32>(2);
-        let first = sender.clone();
-        let counters = [Arc::new(Counter::default()), Arc::new(Counter::default())];
-        let wakers = counters.clone().map(Waker::from);
+    fn a_sender_waiting_for_room_is_woken_once_and_keeps_one_waker() {
+        let (sender, mut receiver) = queue::<u32>(1);
+        let counter = std::sync::Arc::new(Counter::default());
+        let waker = Waker::from(counter.clone());
         sender.try_send(1).unwrap();
-        sender.try_send(2).unwrap();
-        for (n, waker) in wakers.iter().enumerate() {
-            let mut pending = Some(10 + n as u32);
-            let cx = Context::from_waker(waker);
-            assert!(first.poll_send(&cx, &mut pending).is_pending());
-            // Polled again while it waits: registered once.
-            assert!(first.poll_send(&cx, &mut pending).is_pending());
-            assert_eq!(
-                pending,
-                Some(10 + n as u32),
-                "a waiting message stays with its sender"
-            );
+        let cx = Context::from_waker(&waker);
+        // Waiting, given up and waiting again many times: one waker kept,
+        // not one per wait.
+        for _ in 0..1_000 {
+            let mut pending = Some(2);
+            assert!(sender.poll_send(&cx, &mut pending).is_pending());
+            assert_eq!(pending, Some(2), "a waiting message stays with its sender");
         }
-        let mut batch = VecDeque::new();
-        let cx = Context::from_waker(Waker::noop());
-        assert_eq!(receiver.poll_recv_all(&cx, &mut batch), Poll::Ready(true));
-        assert_eq!(batch, [1, 2]);
-        let woken = counters
-            .each_ref()
-            .map(|counter| counter.0.load(Ordering::SeqCst));
-        assert_eq!(woken, [1, 1]);
-        batch.clear();
-        // Empty, with senders alive: the receiver waits, and a message wakes it.
-        let receiver_woken = Arc::new(Counter::default());
+        // Held here, by `waker`, and by the queue: one waker kept.
+        assert_eq!(std::sync::Arc::strong_count(&counter), 3, "one waker kept");
+        let noop = Context::from_waker(Waker::noop());
+        assert_eq!(receiver.poll_recv(&noop), Poll::Ready(Some(1)));
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            std::sync::Arc::strong_count(&counter),
+            2,
+            "the waker was taken"
+        );
+        // Empty, with the sender alive: the receiver waits, and a message
+        // wakes it.
+        let receiver_woken = std::sync::Arc::new(Counter::default());
         let receiver_waker = Waker::from(receiver_woken.clone());
         let cx = Context::from_waker(&receiver_waker);
-        assert!(receiver.poll_recv_all(&cx, &mut batch).is_pending());
+        assert!(receiver.poll_recv(&cx).is_pending());
         sender.try_send(3).unwrap();
-        sender.try_send(4).unwrap();
-        assert_eq!(
-            receiver_woken.0.load(Ordering::SeqCst),
-            1,
-            "woken once, not per message"
-        );
-        drop((sender, first));
-        assert_eq!(receiver.poll_recv_all(&cx, &mut batch), Poll::Ready(true));
-        assert_eq!(batch, [3, 4]);
-        batch.clear();
-        // Every sender gone and nothing queued: the end.
-        assert_eq!(receiver.poll_recv_all(&cx, &mut batch), Poll::Ready(false));
+        assert_eq!(receiver_woken.0.load(Ordering::SeqCst), 1);
+        drop(sender);
+        assert_eq!(receiver.poll_recv(&cx), Poll::Ready(Some(3)));
+        // The sender gone and nothing queued: the end.
+        assert_eq!(receiver.poll_recv(&cx), Poll::Ready(None));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn senders_on_other_threads_are_woken_for_room() {
+    async fn a_sender_on_another_thread_is_woken_for_room() {
         let (sender, mut receiver) = queue::<usize>(1);
-        let producers: Vec<_> = (0..4)
-            .map(|_| {
-                let sender = sender.clone();
-                tokio::spawn(async move {
-                    for n in 0..2_500 {
-                        sender.send(n).await.unwrap();
-                    }
-                })
-            })
-            .collect();
-        drop(sender);
+        let producer = tokio::spawn(async move {
+            for n in 0..10_000 {
+                sender.send(n).await.unwrap();
+            }
+        });
         let consumer = tokio::spawn(async move {
             let mut count = 0;
-            let mut batch = VecDeque::new();
-            while poll_fn(|cx| receiver.poll_recv_all(cx, &mut batch)).await {
-                count += batch.len();
-                batch.clear();
+            while receiver.recv().await.is_some() {
+                count += 1;
             }
             count
         });
-        for producer in producers {
-            producer.await.unwrap();
-        }
+        producer.await.unwrap();
         assert_eq!(consumer.await.unwrap(), 10_000);
     }
 }

@@ -216,19 +216,27 @@ impl Registry {
     }
 
     /// Closes one connection. Returns whether it was live.
+    ///
+    /// The connection leaves the registry at once (it is no longer
+    /// [listed](Self::list)), even while its close frame waits for a
+    /// client that stopped reading.
     pub fn close(&self, id: ConnectionId, close: Close) -> bool {
-        let session = self.connections().get(&id).cloned();
+        let session = self.connections().remove(&id);
         session.is_some_and(|session| session.request_close(close))
     }
 
     /// Closes every connection for which `matches` holds; returns how many.
+    /// They leave the registry at once, as with [`close`](Self::close).
     pub fn close_where(&self, matches: impl Fn(&Session) -> bool, close: Close) -> usize {
-        let matching: Vec<Arc<Session>> = self
-            .connections()
-            .values()
-            .filter(|session| matches(session))
-            .cloned()
-            .collect();
+        let matching: Vec<Arc<Session>> = {
+            let mut connections = self.connections();
+            let ids: Vec<ConnectionId> = connections
+                .values()
+                .filter(|session| matches(session))
+                .map(|session| session.id())
+                .collect();
+            ids.iter().filter_map(|id| connections.remove(id)).collect()
+        };
         matching
             .iter()
             .filter(|session| session.request_close(close))

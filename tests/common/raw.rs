@@ -91,7 +91,31 @@ pub struct RawSocket {
 impl RawSocket {
     /// Upgrades `path` with `headers`; panics unless the answer is 101.
     pub async fn open(addr: SocketAddr, path: &str, headers: &[(&str, String)]) -> Self {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let stream = TcpStream::connect(addr).await.unwrap();
+        Self::upgrade(stream, addr, path, headers).await
+    }
+
+    /// Upgrades like [`open`](Self::open) over a socket whose receive
+    /// buffer is `receive_buffer` bytes: a client that stops reading fills
+    /// it (and the server's send buffer) sooner.
+    pub async fn open_with_receive_buffer(
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, String)],
+        receive_buffer: u32,
+    ) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(receive_buffer).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        Self::upgrade(stream, addr, path, headers).await
+    }
+
+    async fn upgrade(
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, String)],
+    ) -> Self {
         let mut request = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
@@ -119,6 +143,30 @@ impl RawSocket {
         );
         buffer.drain(..end);
         Self { stream, buffer }
+    }
+
+    /// The client's own address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().unwrap()
+    }
+
+    /// Sends `frame` again and again, never reading, until one write has
+    /// waited for `patience`: the server stopped reading because the
+    /// client does not take what it sends (an echo of each frame). Returns
+    /// how many frames went out whole.
+    pub async fn flood_until_stalled(
+        &mut self,
+        frame: &RawFrame,
+        patience: std::time::Duration,
+    ) -> usize {
+        let bytes = frame.encode();
+        for sent in 0..100_000 {
+            let write = tokio::time::timeout(patience, self.stream.write_all(&bytes));
+            if write.await.is_err() {
+                return sent;
+            }
+        }
+        panic!("the server read 100 000 frames without stalling");
     }
 
     pub async fn send(&mut self, frame: &RawFrame) {
@@ -198,4 +246,21 @@ impl RawSocket {
             }
         }
     }
+}
+
+/// Whether the server's side of the TCP connection from `client` to
+/// `server` is still open (established, or half-closed by the client),
+/// read from the kernel's table of this machine's TCP sockets: what a
+/// client that does not read cannot see for itself.
+pub fn server_side_open(server: SocketAddr, client: SocketAddr) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("Linux's /proc/net/tcp");
+    let port =
+        |address: &str| u16::from_str_radix(address.rsplit(':').next().unwrap(), 16).unwrap();
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // local address, remote address, state: 01 established, 08 close-wait.
+        port(fields[1]) == server.port()
+            && port(fields[2]) == client.port()
+            && matches!(fields[3], "01" | "08")
+    })
 }

@@ -206,6 +206,7 @@ impl RedisServer {
 pub struct Proxy {
     pub addr: SocketAddr,
     stalled: Arc<AtomicBool>,
+    lose_script_reply: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -213,10 +214,13 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stalled = Arc::new(AtomicBool::new(false));
+        let lose_script_reply = Arc::new(AtomicBool::new(false));
         let flag = stalled.clone();
+        let lose = lose_script_reply.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let flag = flag.clone();
+                let lose = lose.clone();
                 tokio::spawn(async move {
                     let socket = TcpSocket::new_v4().unwrap();
                     socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
@@ -230,14 +234,26 @@ impl Proxy {
                     };
                     let (client_read, client_write) = client.into_split();
                     let (server_read, server_write) = server.into_split();
+                    // Set by a script call on this link while a lost reply
+                    // is asked for; the next reply is dropped.
+                    let losing = Arc::new(AtomicBool::new(false));
                     tokio::join!(
-                        pump(client_read, server_write, flag.clone()),
-                        pump(server_read, client_write, flag),
+                        pump(
+                            client_read,
+                            server_write,
+                            flag.clone(),
+                            Loss::Arm(lose, losing.clone())
+                        ),
+                        pump(server_read, client_write, flag, Loss::Drop(losing)),
                     );
                 });
             }
         });
-        Self { addr, stalled }
+        Self {
+            addr,
+            stalled,
+            lose_script_reply,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -248,12 +264,28 @@ impl Proxy {
     pub fn stall(&self, stalled: bool) {
         self.stalled.store(stalled, Ordering::SeqCst);
     }
+
+    /// The next script call (`EVALSHA`) reaches Redis and runs, but its
+    /// reply never comes back: a reply lost to a command timeout.
+    pub fn lose_next_script_reply(&self) {
+        self.lose_script_reply.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What a pump does about lost replies.
+enum Loss {
+    /// Client to server: a script call, while one is asked for, arms the
+    /// link (the first flag is the proxy's, the second the link's).
+    Arm(Arc<AtomicBool>, Arc<AtomicBool>),
+    /// Server to client: the next reply, once armed, is dropped.
+    Drop(Arc<AtomicBool>),
 }
 
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     stalled: Arc<AtomicBool>,
+    loss: Loss,
 ) {
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
@@ -267,6 +299,19 @@ async fn pump(
         // alive to both ends and answers nothing.
         while stalled.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match &loss {
+            Loss::Arm(asked, link) => {
+                let call = buffer[..read].windows(7).any(|window| window == b"EVALSHA");
+                if call && asked.swap(false, Ordering::SeqCst) {
+                    link.store(true, Ordering::SeqCst);
+                }
+            }
+            Loss::Drop(link) => {
+                if link.swap(false, Ordering::SeqCst) {
+                    continue;
+                }
+            }
         }
         if to.write_all(&buffer[..read]).await.is_err() {
             return;

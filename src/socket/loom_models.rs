@@ -1,0 +1,174 @@
+//! The socket's hand-overs model-checked with loom: every interleaving of
+//! the threads below, and every value a load may see under the memory
+//! model, for the queue (`queue.rs`), the `Join` (`join.rs`) and the
+//! interests (`interest.rs`). A lost wake shows as a deadlock: loom's
+//! `block_on` parks until its waker is woken, and loom fails a model in
+//! which every thread is parked.
+//!
+//! Run with `RUSTFLAGS="--cfg wsgate_loom" cargo test --lib --release
+//! loom_models`
+//! (`.ci/run` does). Each broken variant is expected to fail.
+
+use std::future::poll_fn;
+use std::task::{Context, Poll};
+
+use loom::future::{AtomicWaker, block_on};
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::thread;
+
+use crate::socket::interest::Interest;
+use crate::socket::join::Join;
+use crate::socket::queue::{ReceiverGone, queue};
+
+/// A one-shot signal set from another thread: registers, then checks.
+#[derive(Default)]
+struct Signal {
+    set: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Signal {
+    fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.waker.register_by_ref(cx.waker());
+        if self.set.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn set(&self) {
+        self.set.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+#[test]
+fn queue_the_sender_leaving_while_the_receiver_waits() {
+    loom::model(|| {
+        let (sender, mut receiver) = queue::<u32>(1);
+        let sending = thread::spawn(move || {
+            sender.try_send(1).unwrap();
+            drop(sender);
+        });
+        let received = block_on(async { (receiver.recv().await, receiver.recv().await) });
+        assert_eq!(received, (Some(1), None));
+        sending.join().unwrap();
+    });
+}
+
+#[test]
+fn queue_the_receiver_leaving_while_the_sender_waits_for_room() {
+    loom::model(|| {
+        let (sender, receiver) = queue::<u32>(1);
+        sender.try_send(1).unwrap();
+        let sending = thread::spawn(move || block_on(sender.send(2)));
+        drop(receiver);
+        assert_eq!(sending.join().unwrap(), Err(ReceiverGone));
+    });
+}
+
+#[test]
+fn queue_a_send_given_up_while_waiting_for_room() {
+    loom::model(|| {
+        let (sender, mut receiver) = queue::<u32>(1);
+        sender.try_send(1).unwrap();
+        let sending = thread::spawn(move || {
+            // Waits for room once, then gives up (its future dropped),
+            // then sends for real.
+            let mut pending = Some(2);
+            let gave_up =
+                sender.poll_send(&Context::from_waker(std::task::Waker::noop()), &mut pending);
+            if gave_up.is_pending() {
+                block_on(sender.send(pending.take().unwrap())).unwrap();
+            }
+        });
+        let received = block_on(async { (receiver.recv().await, receiver.recv().await) });
+        assert_eq!(received, (Some(1), Some(2)));
+        sending.join().unwrap();
+    });
+}
+
+#[test]
+fn queue_a_message_in_and_out_across_threads() {
+    loom::model(|| {
+        let (sender, mut receiver) = queue::<u32>(1);
+        let sending = thread::spawn(move || {
+            block_on(async {
+                sender.send(1).await.unwrap();
+                sender.send(2).await.unwrap();
+            });
+        });
+        let received = block_on(async {
+            let mut all = Vec::new();
+            while let Some(message) = receiver.recv().await {
+                all.push(message);
+            }
+            all
+        });
+        assert_eq!(received, [1, 2]);
+        sending.join().unwrap();
+    });
+}
+
+/// A half of a `Join` waits for a signal that another thread sets while
+/// the pair is being polled (or not): the `Join` must finish.
+fn join_woken_from_another_thread(weakened: bool) {
+    loom::model(move || {
+        let signal = Arc::new(Signal::default());
+        let setter = signal.clone();
+        let setting = thread::spawn(move || setter.set());
+        let waiting = poll_fn(|cx| signal.poll(cx));
+        if weakened {
+            block_on(Join::weakened(waiting, async {}));
+        } else {
+            block_on(Join::new(waiting, async {}));
+        }
+        setting.join().unwrap();
+    });
+}
+
+#[test]
+fn join_a_wake_from_another_thread_while_the_pair_is_polled() {
+    join_woken_from_another_thread(false);
+}
+
+#[test]
+#[should_panic]
+fn join_without_its_fences_loses_a_wake() {
+    join_woken_from_another_thread(true);
+}
+
+/// The driver polls a source through an interest until it is ready; the
+/// source is a signal another thread sets.
+fn interest_woken_from_another_thread(clears_after_poll: bool) {
+    loom::model(move || {
+        let signal = Arc::new(Signal::default());
+        let setter = signal.clone();
+        let setting = thread::spawn(move || setter.set());
+        let mut interest = None;
+        block_on(poll_fn(|cx| {
+            let interest = interest.get_or_insert_with(|| {
+                if clears_after_poll {
+                    Interest::clearing_after_poll(cx.waker())
+                } else {
+                    Interest::new(cx.waker())
+                }
+            });
+            interest.poll_when_woken(|own| signal.poll(own))
+        }));
+        setting.join().unwrap();
+    });
+}
+
+#[test]
+fn interest_a_wake_from_another_thread_while_the_driver_polls() {
+    interest_woken_from_another_thread(false);
+}
+
+#[test]
+#[should_panic]
+fn interest_clearing_its_flag_after_the_poll_loses_a_wake() {
+    interest_woken_from_another_thread(true);
+}
