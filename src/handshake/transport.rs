@@ -99,9 +99,11 @@ impl RequestCredentials<'_> {
         if !given_scheme.eq_ignore_ascii_case(scheme) {
             return Ok(None);
         }
-        // Anything odd in the credentials themselves (extra spaces, padding)
-        // is left for the authenticator to refuse as invalid.
-        Ok(Some(credentials))
+        // The scheme and the credentials are separated by one or more
+        // spaces (`1*SP`, RFC 9110 §11.4). Anything odd in the credentials
+        // themselves (inner spaces, padding) is left for the authenticator
+        // to refuse as invalid.
+        Ok(Some(credentials.trim_start_matches(' ')))
     }
 
     fn cookie(&self) -> Result<Option<&str>, RejectionReason> {
@@ -240,10 +242,22 @@ mod tests {
                 expect: "none",
             },
             Case {
-                name: "bearer keeps extra spaces for the verifier",
-                headers: &[("authorization", "Bearer  abc")],
+                name: "bearer after several spaces (1*SP)",
+                headers: &[("authorization", "Bearer   abc")],
                 transport: Transport::Bearer,
-                expect: "bearer  abc",
+                expect: "bearer abc",
+            },
+            Case {
+                name: "bearer keeps trailing spaces for the verifier",
+                headers: &[("authorization", "Bearer abc ")],
+                transport: Transport::Bearer,
+                expect: "bearer abc ",
+            },
+            Case {
+                name: "basic after two spaces",
+                headers: &[("authorization", "Basic  YTpi")],
+                transport: Transport::Basic,
+                expect: "basic a:b",
             },
             Case {
                 name: "two authorization headers",

@@ -152,7 +152,7 @@ impl RedisRevocationStore {
             origin: crate::random::random_urlsafe::<12>().unwrap_or_default(),
             script: Script::new(REVOKE),
             settings,
-            local: InMemoryRevocationStore::new(),
+            local: InMemoryRevocationStore::with_retention(settings.retention),
             known: Mutex::default(),
             notices,
             last_contact: AtomicU64::new(u64::MAX),

@@ -1,9 +1,9 @@
 //! In-memory stores: for tests, demos and single-node deployments.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::error::Error;
 use crate::password::hash_password;
@@ -205,28 +205,94 @@ impl TicketStore for InMemoryTicketStore {
     }
 }
 
+/// How long an in-memory revocation is kept by default: 24 hours, longer
+/// than any access token should live (and the Redis store's default).
+pub const DEFAULT_REVOCATION_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
 /// A [`RevocationStore`] in memory (single node). Clones share the same
 /// revocations.
-#[derive(Clone, Debug, Default)]
+///
+/// Each revocation is kept for the retention (defaults to
+/// [`DEFAULT_REVOCATION_RETENTION`], 24 h; see
+/// [`with_retention`](Self::with_retention)), then forgotten: by then every
+/// token it covered has expired, so a store that revokes day after day does
+/// not grow without bound. Make the retention longer than the longest
+/// token lifetime you accept.
+#[derive(Clone, Debug)]
 pub struct InMemoryRevocationStore {
     revoked: Arc<RwLock<Revoked>>,
+    retention: Duration,
 }
 
+/// Each revocation with when it may be forgotten.
 #[derive(Debug, Default)]
 struct Revoked {
-    tokens: HashSet<String>,
-    subjects: HashMap<String, SystemTime>,
-    sessions: HashSet<String>,
+    tokens: HashMap<String, SystemTime>,
+    /// The cut-off (tokens issued up to it are revoked), and when the
+    /// entry may be forgotten.
+    subjects: HashMap<String, (SystemTime, SystemTime)>,
+    sessions: HashMap<String, SystemTime>,
+    /// When the entries past their time are next swept away.
+    next_sweep: Option<SystemTime>,
+}
+
+impl Revoked {
+    fn len(&self) -> usize {
+        self.tokens.len() + self.subjects.len() + self.sessions.len()
+    }
+
+    /// Forgets what is past its time, at most once a minute (or once a
+    /// retention, when that is shorter): the sweep walks every entry.
+    fn sweep(&mut self, now: SystemTime, retention: Duration) {
+        if self.next_sweep.is_some_and(|next| now < next) {
+            return;
+        }
+        self.tokens.retain(|_, forget_at| *forget_at > now);
+        self.subjects.retain(|_, (_, forget_at)| *forget_at > now);
+        self.sessions.retain(|_, forget_at| *forget_at > now);
+        self.next_sweep = Some(now + retention.min(Duration::from_secs(60)));
+    }
+}
+
+impl Default for InMemoryRevocationStore {
+    fn default() -> Self {
+        Self::with_retention(DEFAULT_REVOCATION_RETENTION)
+    }
 }
 
 impl InMemoryRevocationStore {
-    /// An empty store.
+    /// An empty store, keeping revocations for 24 h.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// An empty store keeping each revocation for `retention` after it was
+    /// made (a revocation made again is kept from then on).
+    pub fn with_retention(retention: Duration) -> Self {
+        Self {
+            revoked: Arc::default(),
+            retention,
+        }
+    }
+
+    /// How many revocations the store holds (tokens, subjects and sessions;
+    /// some may be past their retention until the next sweep).
+    pub fn len(&self) -> usize {
+        self.revoked
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .len()
+    }
+
+    /// Whether the store holds no revocation.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Whether a revocation covers `principal` in `session_id`: the
-    /// answer, at once.
+    /// answer, at once. An entry past its retention still counts until it
+    /// is swept: keeping a revocation a little longer is safe, and a check
+    /// reads no clock.
     pub(crate) fn covers(&self, principal: &Principal, session_id: Option<&str>) -> bool {
         let revoked = self
             .revoked
@@ -234,12 +300,12 @@ impl InMemoryRevocationStore {
             .unwrap_or_else(|poison| poison.into_inner());
         let token = principal
             .token_id()
-            .is_some_and(|id| revoked.tokens.contains(id));
+            .is_some_and(|id| revoked.tokens.contains_key(id));
         let subject = revoked
             .subjects
             .get(principal.subject())
-            .is_some_and(|cut_off| issued_by(principal, *cut_off));
-        let session = session_id.is_some_and(|id| revoked.sessions.contains(id));
+            .is_some_and(|(cut_off, _)| issued_by(principal, *cut_off));
+        let session = session_id.is_some_and(|id| revoked.sessions.contains_key(id));
         token || subject || session
     }
 }
@@ -248,23 +314,29 @@ impl RevocationStore for InMemoryRevocationStore {
     type Error = Infallible;
 
     async fn revoke(&self, revocation: Revocation) -> Result<(), Self::Error> {
+        let now = SystemTime::now();
+        let forget_at = now + self.retention;
         let mut revoked = self
             .revoked
             .write()
             .unwrap_or_else(|poison| poison.into_inner());
+        revoked.sweep(now, self.retention);
         match revocation {
             Revocation::Token(id) => {
-                revoked.tokens.insert(id);
+                revoked.tokens.insert(id, forget_at);
             }
             Revocation::Subject {
                 subject,
                 issued_before,
             } => {
-                let cut_off = revoked.subjects.entry(subject).or_insert(issued_before);
-                *cut_off = (*cut_off).max(issued_before);
+                let entry = revoked
+                    .subjects
+                    .entry(subject)
+                    .or_insert((issued_before, forget_at));
+                *entry = (entry.0.max(issued_before), forget_at);
             }
             Revocation::Session(id) => {
-                revoked.sessions.insert(id);
+                revoked.sessions.insert(id, forget_at);
             }
         }
         Ok(())
@@ -418,5 +490,33 @@ mod tests {
         assert_eq!(found.subject(), "user-17");
         assert!(store.find_user("dave").await.unwrap().is_none());
         assert!(!format!("{found:?}").contains("argon2id"));
+    }
+
+    #[tokio::test]
+    async fn revocations_are_forgotten_after_their_retention() {
+        let store = InMemoryRevocationStore::with_retention(Duration::from_millis(50));
+        let alice = Principal::new("alice", AuthMethod::Token).with_token_id("a");
+        store.revoke(Revocation::token("a")).await.unwrap();
+        store.revoke(Revocation::session("s")).await.unwrap();
+        store
+            .revoke(Revocation::subject("bob", SystemTime::now()))
+            .await
+            .unwrap();
+        assert_eq!(store.len(), 3);
+        assert!(store.covers(&alice, None));
+        std::thread::sleep(Duration::from_millis(80));
+        // The next revocation sweeps what is past its time.
+        store.revoke(Revocation::token("b")).await.unwrap();
+        assert_eq!(store.len(), 1, "only the new one is kept");
+        assert!(!store.covers(&alice, None));
+        // A flood of unique revocations within the retention is kept whole:
+        // forgetting one early would let its token in.
+        let kept = InMemoryRevocationStore::new();
+        for n in 0..1_000 {
+            kept.revoke(Revocation::token(format!("t{n}")))
+                .await
+                .unwrap();
+        }
+        assert_eq!(kept.len(), 1_000);
     }
 }

@@ -21,7 +21,10 @@ use crate::principal::Principal;
 use crate::session::Session;
 
 pub use self::boxed::{BoxedRevocationStore, BoxedTicketStore};
-pub use self::memory::{InMemoryCredentialStore, InMemoryRevocationStore, InMemoryTicketStore};
+pub use self::memory::{
+    DEFAULT_REVOCATION_RETENTION, InMemoryCredentialStore, InMemoryRevocationStore,
+    InMemoryTicketStore,
+};
 
 /// Username → password hash, roles and status.
 pub trait CredentialStore: Clone + Send + Sync + 'static {

@@ -42,11 +42,33 @@ pub fn available() -> bool {
         .arg("--version")
         .output()
         .is_ok_and(|output| output.status.success());
-    let installed = folder().join("node_modules/oidc-provider").is_dir();
-    if node && installed {
+    if node && installed() {
         return true;
     }
-    super::servers::missing("the OpenID provider tests need Node.js 20 and `npm ci` in tests/idp")
+    super::servers::missing(
+        "the OpenID provider tests need Node.js 20 and npm (they run `npm ci` in tests/idp themselves)",
+    )
+}
+
+/// Whether `oidc-provider` is installed in tests/idp, after installing it
+/// from the lock file (`npm ci`) when npm is there and it is not yet: once
+/// per test binary, whichever test asks first.
+fn installed() -> bool {
+    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let present = || folder().join("node_modules/oidc-provider").is_dir();
+    *INSTALLED.get_or_init(|| {
+        if present() {
+            return true;
+        }
+        let installing = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(folder())
+            .status();
+        match installing {
+            Ok(status) if status.success() => present(),
+            _ => false,
+        }
+    })
 }
 
 /// One running provider.

@@ -12,13 +12,27 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A server the tests need is missing: prints `what` is needed and
-/// returns `false` (the test skips), or fails when
-/// `WSGATE_TEST_REQUIRE_SERVERS=1` (CI), where every server must be there.
+/// A server the tests need is missing: says so on the terminal (once per
+/// test binary and server) and returns `false` (the test skips), or fails
+/// when `WSGATE_TEST_REQUIRE_SERVERS=1` (CI), where every server must be
+/// there.
+///
+/// The notice goes to the process's standard error itself, not through
+/// `eprintln!`: libtest captures that for every test that passes, and a
+/// skipped test passes, so the skip would go unseen.
 pub fn missing(what: &str) -> bool {
+    use std::io::Write as _;
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     if std::env::var("WSGATE_TEST_REQUIRE_SERVERS").as_deref() == Ok("1") {
         panic!("{what} (WSGATE_TEST_REQUIRE_SERVERS=1)");
     }
-    eprintln!("skipping: {what}");
+    let mut said = SAID.lock().unwrap_or_else(|poison| poison.into_inner());
+    if !said.iter().any(|said| said == what) {
+        said.push(what.to_owned());
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "\n*** SKIPPED: {what}; these tests pass without running ***"
+        );
+    }
     false
 }
