@@ -20,9 +20,9 @@ use wsgate::store::InMemoryCredentialStore;
 
 const ORIGIN: &str = "http://app.test:8080";
 
-async fn basic_server(
+async fn basic_server<H: wsgate::password::PasswordHasher>(
     limiter: impl FailureLimiter,
-    passwords: PasswordVerifier,
+    passwords: PasswordVerifier<H>,
 ) -> std::net::SocketAddr {
     let users = InMemoryCredentialStore::new();
     for name in ["alice", "bob", "carol"] {
@@ -289,6 +289,46 @@ async fn storms_of_100_wrong_passwords_get_503_or_429_for_the_excess_while_socke
             "a socket made no round trip during the storms"
         );
     }
+}
+
+/// 40 simultaneous handshakes with alice's right password, the default
+/// lockout (5 an account): attempts beyond the 5 in flight wait for their
+/// outcomes instead of getting 429, so every one is let in; 40 wrong ones
+/// cost 5 checks, then 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_correct_passwords_all_get_in_and_wrong_ones_stop_at_the_threshold() {
+    let verifies = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hasher = common::CountingHasher {
+        inner: Argon2id::new(256, 1, 1).unwrap(),
+        verifies: verifies.clone(),
+    };
+    let passwords = PasswordVerifier::with_hasher(hasher).unwrap();
+    let addr = basic_server(InMemoryFailureLimiter::new(), passwords).await;
+    let burst = |password: &'static str| async move {
+        let attempts: Vec<_> = (0..40)
+            .map(|_| tokio::spawn(async move { connect(addr, &attempt("alice", password)).await }))
+            .collect();
+        let mut statuses = std::collections::BTreeMap::new();
+        for attempt in attempts {
+            *statuses.entry(attempt.await.unwrap().status()).or_insert(0) += 1;
+        }
+        statuses
+    };
+    assert_eq!(
+        burst(ALICE_PASSWORD).await,
+        [(101, 40)].into_iter().collect(),
+        "a right password refused"
+    );
+    let checked = verifies.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        burst("wrong-guess").await,
+        [(401, 5), (429, 35)].into_iter().collect()
+    );
+    assert_eq!(
+        verifies.load(std::sync::atomic::Ordering::SeqCst) - checked,
+        5,
+        "wrong passwords checked past the threshold"
+    );
 }
 
 async fn secure_only_server(

@@ -22,8 +22,9 @@ use crate::limit::{Admission, Attempt, FailureLimiter};
 ///
 /// Attempts still being checked count against the thresholds too: a burst
 /// of concurrent guesses cannot overshoot a limit because none of them has
-/// failed yet. An attempt nobody reports on (its request was dropped) stops
-/// counting as in flight after a minute.
+/// failed yet; one more attempt is [`Busy`](Admission::Busy) and waits for
+/// their outcomes. An attempt nobody reports on (its request was dropped)
+/// stops counting as in flight after a minute.
 #[derive(Clone, Debug)]
 pub struct InMemoryFailureLimiter {
     config: Arc<Config>,
@@ -59,10 +60,6 @@ struct Count {
 
 /// How long an admitted attempt counts as in flight without a report.
 pub(crate) const IN_FLIGHT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// What to say to an attempt refused because enough are already in flight:
-/// they settle within a hash's time.
-pub(crate) const IN_FLIGHT_RETRY: Duration = Duration::from_secs(1);
 
 /// Builds an [`InMemoryFailureLimiter`].
 #[derive(Debug)]
@@ -308,9 +305,7 @@ impl FailureLimiter for InMemoryFailureLimiter {
             }
             if count.failures(now, config.window) + count.in_flight(now) >= config.account_threshold
             {
-                return Ok(Admission::Locked {
-                    retry_after: IN_FLIGHT_RETRY,
-                });
+                return Ok(Admission::Busy);
             }
         }
         if let Some(count) = client.and_then(|client| state.addresses.get_mut(&client)) {
@@ -321,9 +316,7 @@ impl FailureLimiter for InMemoryFailureLimiter {
                 });
             }
             if failures + count.in_flight(now) >= config.address_threshold {
-                return Ok(Admission::Locked {
-                    retry_after: IN_FLIGHT_RETRY,
-                });
+                return Ok(Admission::Busy);
             }
         }
         // Admitted: in flight until recorded.

@@ -16,8 +16,13 @@
 //! [`ClientAddr`](crate::handshake::ClientAddr), so the socket stage and its
 //! audit events name the same client.
 //!
-//! Attempts still being checked count against the limits (the built-in
-//! does so), so concurrent guesses cannot race past a threshold.
+//! Attempts still being checked count against the limits (the built-ins
+//! do so), so concurrent guesses cannot race past a threshold. An attempt
+//! beyond the ones in flight is not refused for that: it waits (up to
+//! [`IN_FLIGHT_WAIT`], 2 s) for their outcomes ([`check_with_limits`]). So
+//! 40 simultaneous correct logins of one account all go through, one
+//! threshold's worth at a time, while 40 simultaneous wrong ones still
+//! cost at most the threshold in password checks before the lock.
 //!
 //! [`HandshakeLayerBuilder::failure_limiter`]: crate::handshake::HandshakeLayerBuilder::failure_limiter
 
@@ -34,7 +39,7 @@ use crate::refusal::RejectionReason;
 
 pub use self::boxed::BoxedFailureLimiter;
 #[cfg(feature = "redis")]
-pub(crate) use self::memory::{Config as Rules, IN_FLIGHT_RETRY, IN_FLIGHT_TIMEOUT};
+pub(crate) use self::memory::{Config as Rules, IN_FLIGHT_TIMEOUT};
 pub use self::memory::{InMemoryFailureLimiter, InMemoryFailureLimiterBuilder};
 
 /// The rules of a failure limiter (thresholds, window, back-off, clock):
@@ -43,8 +48,18 @@ pub use self::memory::{InMemoryFailureLimiter, InMemoryFailureLimiterBuilder};
 /// makes one that counts across processes by the same rules.
 pub type LimitRules = InMemoryFailureLimiterBuilder;
 
+/// How long an attempt waits for the attempts in flight before it
+/// ([`Admission::Busy`]): 2 s. Past it, it is refused with 429 and a
+/// `Retry-After` of a second.
+pub const IN_FLIGHT_WAIT: Duration = Duration::from_secs(2);
+
+/// What to say to an attempt that waited [`IN_FLIGHT_WAIT`] in vain: the
+/// attempts in flight settle within a hash's time.
+const IN_FLIGHT_RETRY: Duration = Duration::from_secs(1);
+
 /// Whether an attempt may go ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Admission {
     /// Go ahead.
     Allowed,
@@ -53,6 +68,11 @@ pub enum Admission {
         /// How long until the lock lifts.
         retry_after: Duration,
     },
+    /// Not locked, but the attempts already in flight (admitted and not
+    /// yet recorded) fill the threshold with the failures counted: ask
+    /// again once some of them have been recorded. [`check_with_limits`]
+    /// waits for them.
+    Busy,
 }
 
 /// How a password check went.
@@ -113,17 +133,7 @@ where
     L: FailureLimiter,
     F: Future<Output = Result<T, Error>>,
 {
-    match limiter
-        .admit(account, client)
-        .await
-        .map_err(Error::backend)?
-    {
-        Admission::Allowed => {}
-        Admission::Locked { retry_after } => {
-            metrics::lockout();
-            return Err(ErrorKind::TooManyAttempts { retry_after }.into());
-        }
-    }
+    admit_waiting(limiter, account, client).await?;
     let checked = check.await;
     let attempt = match &checked {
         Ok(_) => Attempt::Succeeded,
@@ -134,6 +144,42 @@ where
         tracing::warn!(target: "wsgate::limit", "the failure limiter failed to record an attempt");
     }
     checked
+}
+
+/// Asks `limiter` to admit an attempt, waiting while the attempts in flight
+/// fill the threshold ([`Admission::Busy`]) for up to [`IN_FLIGHT_WAIT`]:
+/// their outcomes decide, so a correct password is not refused while no
+/// failure is counted. Asked again at growing intervals (10 ms to 100 ms),
+/// which serves a limiter shared by several processes as well as one in
+/// memory.
+async fn admit_waiting<L: FailureLimiter>(
+    limiter: &L,
+    account: &str,
+    client: Option<IpAddr>,
+) -> Result<(), Error> {
+    let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
+    let mut interval = Duration::from_millis(10);
+    loop {
+        let admission = limiter
+            .admit(account, client)
+            .await
+            .map_err(Error::backend)?;
+        let retry_after = match admission {
+            Admission::Allowed => return Ok(()),
+            Admission::Locked { retry_after } => retry_after,
+            Admission::Busy => {
+                let now = tokio::time::Instant::now();
+                if now < deadline {
+                    tokio::time::sleep(interval.min(deadline - now)).await;
+                    interval = (interval * 2).min(Duration::from_millis(100));
+                    continue;
+                }
+                IN_FLIGHT_RETRY
+            }
+        };
+        metrics::lockout();
+        return Err(ErrorKind::TooManyAttempts { retry_after }.into());
+    }
 }
 
 /// No limits, for routes that apply their own.

@@ -9,19 +9,18 @@ use redis::Script;
 use redis::aio::ConnectionManager;
 
 use crate::clock::unix_millis;
-use crate::limit::{
-    Admission, Attempt, FailureLimiter, IN_FLIGHT_RETRY, IN_FLIGHT_TIMEOUT, LimitRules,
-};
+use crate::limit::{Admission, Attempt, FailureLimiter, IN_FLIGHT_TIMEOUT, LimitRules};
 use crate::redis::revocations::RedisStoreError;
 
 /// Is the attempt admitted? The account's lock, then failures plus
 /// attempts in flight against the thresholds, per account then per
 /// address; admitted, it counts as in flight (a sorted set of admission
-/// times) until recorded. Returns `{0}` or `{1, retry_after_ms}`.
+/// times) until recorded. Returns `{0}` (admitted), `{1, retry_after_ms}`
+/// (locked) or `{2}` (busy: the attempts in flight fill the threshold).
 ///
 /// KEYS: account hash, account in flight, address hash, address in flight.
 /// ARGV: now, window, account threshold, address threshold, in-flight
-/// timeout, attempt id, has address (0/1), key lifetime, busy retry.
+/// timeout, attempt id, has address (0/1), key lifetime.
 const ADMIT: &str = r"
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -42,7 +41,7 @@ if locked > now then
 end
 local account_failures = failures(KEYS[1])
 if account_failures + in_flight(KEYS[2]) >= tonumber(ARGV[3]) then
-  return {1, tonumber(ARGV[9])}
+  return {2}
 end
 if ARGV[7] == '1' then
   local address_failures, start = failures(KEYS[3])
@@ -50,7 +49,7 @@ if ARGV[7] == '1' then
     return {1, start + window - now}
   end
   if address_failures + in_flight(KEYS[4]) >= tonumber(ARGV[4]) then
-    return {1, tonumber(ARGV[9])}
+    return {2}
   end
 end
 redis.call('ZADD', KEYS[2], now, ARGV[6])
@@ -194,7 +193,6 @@ impl FailureLimiter for RedisFailureLimiter {
             .arg(attempt)
             .arg(u8::from(client.is_some()))
             .arg(millis(self.lifetime()))
-            .arg(millis(IN_FLIGHT_RETRY))
             .invoke_async(&mut connection)
             .await?;
         Ok(match answer.as_slice() {
@@ -202,6 +200,7 @@ impl FailureLimiter for RedisFailureLimiter {
                 // Whole seconds, at least one, as the in-memory limiter says.
                 retry_after: Duration::from_secs(retry_after_ms.div_ceil(1000).max(1)),
             },
+            [2, ..] => Admission::Busy,
             _ => Admission::Allowed,
         })
     }

@@ -71,7 +71,7 @@ pub(crate) struct Interest {
     waker: Waker,
     /// Under loom only: the flag cleared after the poll, to show the model
     /// sees it.
-    #[cfg(wsgate_loom)]
+    #[cfg(all(test, wsgate_loom))]
     clears_after_poll: bool,
 }
 
@@ -88,14 +88,14 @@ impl Interest {
         Self {
             flag,
             waker,
-            #[cfg(wsgate_loom)]
+            #[cfg(all(test, wsgate_loom))]
             clears_after_poll: false,
         }
     }
 
     /// Under loom only: an interest that clears its flag after the poll,
     /// to show the model finds the lost wake.
-    #[cfg(wsgate_loom)]
+    #[cfg(all(test, wsgate_loom))]
     pub(crate) fn clearing_after_poll(outer: &Waker) -> Self {
         let mut interest = Self::new(outer);
         interest.clears_after_poll = true;
@@ -124,7 +124,7 @@ impl Interest {
         poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
         let flag = &self.flag;
-        #[cfg(wsgate_loom)]
+        #[cfg(all(test, wsgate_loom))]
         if self.clears_after_poll {
             if !flag.woken.load(Ordering::Acquire) {
                 return Poll::Pending;

@@ -40,7 +40,7 @@ struct Shared {
     polling: AtomicBool,
     outer: AtomicWaker,
     /// Under loom only: the fences left out, to show the model sees it.
-    #[cfg(wsgate_loom)]
+    #[cfg(all(test, wsgate_loom))]
     weakened: bool,
 }
 
@@ -51,7 +51,7 @@ impl Shared {
             woken: [AtomicBool::new(true), AtomicBool::new(true)],
             polling: AtomicBool::new(false),
             outer: AtomicWaker::default(),
-            #[cfg(wsgate_loom)]
+            #[cfg(all(test, wsgate_loom))]
             weakened: false,
         }
     }
@@ -65,7 +65,7 @@ impl Shared {
 
     /// The fence of the Dekker pattern above.
     fn fence(&self) {
-        #[cfg(wsgate_loom)]
+        #[cfg(all(test, wsgate_loom))]
         if self.weakened {
             return;
         }
@@ -115,7 +115,7 @@ impl<A, B> Join<A, B> {
 
     /// Under loom only: the pair without the fences, to show the model
     /// finds the lost wake.
-    #[cfg(wsgate_loom)]
+    #[cfg(all(test, wsgate_loom))]
     pub(crate) fn weakened(first: A, second: B) -> Self {
         let mut shared = Shared::new();
         shared.weakened = true;

@@ -149,7 +149,7 @@ impl<T> QueueSender<T> {
     }
 
     /// Queues `message`, waiting while the queue is full.
-    #[cfg(any(test, wsgate_loom))]
+    #[cfg(test)]
     pub(crate) async fn send(&self, message: T) -> Result<(), ReceiverGone> {
         let mut pending = Some(message);
         poll_fn(|cx| self.poll_send(cx, &mut pending)).await

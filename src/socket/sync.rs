@@ -3,7 +3,10 @@
 //! model-checked (`RUSTFLAGS="--cfg wsgate_loom" cargo test --lib
 //! --release loom_models`), so the same code is what loom explores.
 //!
-//! The switch is `wsgate_loom`, not tokio's usual `loom`: `RUSTFLAGS`
+//! Only this crate's own unit tests switch (`all(test, wsgate_loom)`, as
+//! tokio's `all(test, loom)`): the library the tests' harness links as a
+//! dependency stays on std. The switch is `wsgate_loom`, not tokio's usual
+//! `loom`: `RUSTFLAGS`
 //! reaches every crate of the build, and this crate's tests build the
 //! Redis and SQL features, whose dependency `event-listener` reads
 //! `cfg(loom)` too and does not build with it.
@@ -12,30 +15,30 @@
 //! (`std::task::Wake` takes one); the flags they set are loom's atomics
 //! under loom.
 
-#[cfg(wsgate_loom)]
+#[cfg(all(test, wsgate_loom))]
 pub(crate) use loom::sync::atomic::{AtomicBool, Ordering, fence};
-#[cfg(wsgate_loom)]
+#[cfg(all(test, wsgate_loom))]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
-#[cfg(not(wsgate_loom))]
+#[cfg(not(all(test, wsgate_loom)))]
 pub(crate) use std::sync::atomic::{AtomicBool, Ordering, fence};
-#[cfg(not(wsgate_loom))]
+#[cfg(not(all(test, wsgate_loom)))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A waker slot that one side registers in and any thread wakes:
 /// futures' `AtomicWaker`, or loom's.
 #[derive(Default)]
 pub(crate) struct AtomicWaker {
-    #[cfg(not(wsgate_loom))]
+    #[cfg(not(all(test, wsgate_loom)))]
     inner: futures_util::task::AtomicWaker,
-    #[cfg(wsgate_loom)]
+    #[cfg(all(test, wsgate_loom))]
     inner: loom::future::AtomicWaker,
 }
 
 impl AtomicWaker {
     pub(crate) fn register(&self, waker: &std::task::Waker) {
-        #[cfg(not(wsgate_loom))]
+        #[cfg(not(all(test, wsgate_loom)))]
         self.inner.register(waker);
-        #[cfg(wsgate_loom)]
+        #[cfg(all(test, wsgate_loom))]
         self.inner.register_by_ref(waker);
     }
 

@@ -55,6 +55,8 @@ where
     attempts_in_flight_count_against_the_thresholds(&make(c.clone()).await, &c).await;
     let c = clock();
     a_success_clears_the_account_but_not_other_attempts_in_flight(&make(c.clone()).await, &c).await;
+    let c = clock();
+    attempts_beyond_those_in_flight_wait_for_their_outcomes(&make(c.clone()).await, &c).await;
 }
 
 pub async fn accounts_lock_with_growing_back_off<L: FailureLimiter>(limiter: &L, clock: &Clock) {
@@ -134,9 +136,7 @@ pub async fn attempts_in_flight_count_against_the_thresholds<L: FailureLimiter>(
     limiter: &L,
     clock: &Clock,
 ) {
-    let busy = Admission::Locked {
-        retry_after: Duration::from_secs(1),
-    };
+    let busy = Admission::Busy;
     // A burst of guesses on one account: only the threshold's worth
     // get checked.
     for _ in 0..3 {
@@ -198,8 +198,64 @@ pub async fn a_success_clears_the_account_but_not_other_attempts_in_flight<L: Fa
     for _ in 0..2 {
         assert_eq!(admit(limiter, "alice", None).await, Admission::Allowed);
     }
-    assert!(matches!(
-        admit(limiter, "alice", None).await,
-        Admission::Locked { .. }
-    ));
+    assert_eq!(admit(limiter, "alice", None).await, Admission::Busy);
+}
+
+/// 40 simultaneous checks of one account through `check_with_limits`,
+/// each taking `check_time`, correct or wrong; how many checks ran and
+/// how each ended.
+async fn burst<L: FailureLimiter>(
+    limiter: &L,
+    account: &str,
+    correct: bool,
+) -> (usize, std::collections::BTreeMap<&'static str, usize>) {
+    let checks = std::sync::atomic::AtomicUsize::new(0);
+    let attempts = (0..40).map(|_| {
+        wsgate::limit::check_with_limits(limiter, account, None, async {
+            checks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if correct {
+                Ok(())
+            } else {
+                Err(wsgate::Error::from(
+                    wsgate::CredentialError::InvalidCredentials,
+                ))
+            }
+        })
+    });
+    let mut outcomes = std::collections::BTreeMap::new();
+    for outcome in futures_util::future::join_all(attempts).await {
+        let name = match outcome {
+            Ok(()) => "allowed",
+            Err(error) if matches!(error.kind(), wsgate::ErrorKind::TooManyAttempts { .. }) => {
+                "too many attempts"
+            }
+            Err(_) => "refused",
+        };
+        *outcomes.entry(name).or_insert(0) += 1;
+    }
+    (checks.into_inner(), outcomes)
+}
+
+/// Correct passwords are never refused while no failure is counted:
+/// attempts beyond the ones in flight wait for their outcomes; wrong ones
+/// still cost at most the threshold in checks before the lock.
+pub async fn attempts_beyond_those_in_flight_wait_for_their_outcomes<L: FailureLimiter>(
+    limiter: &L,
+    _clock: &Clock,
+) {
+    let (checks, outcomes) = burst(limiter, "alice", true).await;
+    assert_eq!(checks, 40);
+    assert_eq!(outcomes, [("allowed", 40)].into_iter().collect());
+    let (checks, outcomes) = burst(limiter, "mallory", false).await;
+    assert_eq!(
+        checks, 3,
+        "the threshold's worth of wrong passwords is checked"
+    );
+    assert_eq!(
+        outcomes,
+        [("refused", 3), ("too many attempts", 37)]
+            .into_iter()
+            .collect()
+    );
 }
