@@ -152,6 +152,89 @@ async fn a_revocation_whose_reply_is_lost_still_closes_the_revoking_process_sock
     assert_eq!(a.status(&token).await, 401);
 }
 
+/// The link to Redis dropped (`CLIENT KILL`) or Redis restarted: the
+/// first request of each kind made a second after Redis answers again
+/// succeeds (a ticket issued, a ticket handshake, a login, a Basic
+/// handshake), with no 503 for a connection that was lost while nobody
+/// used it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_dropped_link_the_first_request_of_each_kind_succeeds() {
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    let keys = Keys::load();
+    // The instance's links leave from 127.0.0.6, so `CLIENT KILL` finds them.
+    let proxy = Proxy::start(redis.port, "127.0.0.6").await;
+    let users = wsgate::store::InMemoryCredentialStore::new();
+    let passwords = PasswordVerifier::with_hasher(Argon2id::new(256, 1, 1).unwrap()).unwrap();
+    let hash = passwords
+        .hash(&Secret::new(common::ALICE_PASSWORD))
+        .await
+        .unwrap();
+    users.insert(
+        "alice",
+        wsgate::store::StoredUser::new("alice", hash).with_roles(["user"]),
+    );
+    let a = Instance::start_with_users(
+        &proxy.url(),
+        &keys,
+        BasicAuthenticator::new(users, passwords),
+    )
+    .await;
+    let login = || {
+        wsgate::limit::check_with_limits(&a.limiter, "alice", None, async {
+            Ok::<_, wsgate::Error>(())
+        })
+    };
+    let ticket_handshake = |ticket: String| async move {
+        connect(a.addr, &Handshake::to(format!("/ws?ticket={ticket}")))
+            .await
+            .status()
+    };
+    // Every kind once first, so each connection is in use before.
+    let ticket = a.ticket("alice").await.unwrap();
+    assert_eq!(ticket_handshake(ticket).await, 101);
+    login().await.unwrap();
+    assert_eq!(a.basic("alice", common::ALICE_PASSWORD).await, 101);
+
+    // A quiet second once Redis answers again (the tail's own link is
+    // back), as the requests of a quiet process come.
+    async fn settle(a: &Instance) {
+        a.wait_current().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    for round in 0..2 {
+        assert!(redis.kill_clients_from("127.0.0.6").await >= 1);
+        settle(&a).await;
+        let ticket = a.ticket("alice").await;
+        assert!(
+            ticket.is_ok(),
+            "round {round}: the first ticket: {ticket:?}"
+        );
+        assert!(redis.kill_clients_from("127.0.0.6").await >= 1);
+        settle(&a).await;
+        assert_eq!(
+            ticket_handshake(ticket.unwrap()).await,
+            101,
+            "round {round}: the first ticket handshake"
+        );
+        redis.restart().await;
+        settle(&a).await;
+        let logged_in = login().await;
+        assert!(
+            logged_in.is_ok(),
+            "round {round}: the first login: {logged_in:?}"
+        );
+        redis.restart().await;
+        settle(&a).await;
+        assert_eq!(
+            a.basic("alice", common::ALICE_PASSWORD).await,
+            101,
+            "round {round}: the first Basic handshake"
+        );
+    }
+}
+
 /// Two instances over one Redis and one SQLite file, as two processes of
 /// one application: a password change and a disabled account made on A
 /// reach B's live sockets and B's handshakes.

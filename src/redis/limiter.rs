@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 use crate::clock::unix_millis;
 use crate::limit::{Admission, Attempt, FailureLimiter, IN_FLIGHT_TIMEOUT, LimitRules};
+use crate::redis::Commands;
 use crate::redis::revocations::RedisStoreError;
 
 /// Is the attempt admitted? The account's lock, then failures plus
@@ -114,7 +114,7 @@ pub struct RedisFailureLimiter {
 }
 
 struct Inner {
-    commands: ConnectionManager,
+    commands: Commands,
     prefix: String,
     rules: crate::limit::Rules,
     admit: Script,
@@ -122,7 +122,7 @@ struct Inner {
 }
 
 impl RedisFailureLimiter {
-    pub(crate) fn new(commands: ConnectionManager, prefix: &str, rules: LimitRules) -> Self {
+    pub(crate) fn new(commands: Commands, prefix: &str, rules: LimitRules) -> Self {
         Self {
             inner: Arc::new(Inner {
                 commands,
@@ -183,8 +183,8 @@ impl FailureLimiter for RedisFailureLimiter {
         let rules = &inner.rules;
         let keys = self.keys(account, client);
         let attempt = crate::random::random_urlsafe::<12>().unwrap_or_default();
-        let mut connection = inner.commands.clone();
-        let answer: Vec<u64> = with_keys(&inner.admit, &keys)
+        let mut admit = with_keys(&inner.admit, &keys);
+        admit
             .arg(unix_millis(rules.clock.now()))
             .arg(millis(rules.window))
             .arg(rules.account_threshold)
@@ -192,8 +192,13 @@ impl FailureLimiter for RedisFailureLimiter {
             .arg(millis(IN_FLIGHT_TIMEOUT))
             .arg(attempt)
             .arg(u8::from(client.is_some()))
-            .arg(millis(self.lifetime()))
-            .invoke_async(&mut connection)
+            .arg(millis(self.lifetime()));
+        let answer: Vec<u64> = inner
+            .commands
+            .run(|mut connection| {
+                let admit = &admit;
+                async move { admit.invoke_async(&mut connection).await }
+            })
             .await?;
         Ok(match answer.as_slice() {
             [1, retry_after_ms, ..] => Admission::Locked {
@@ -219,8 +224,8 @@ impl FailureLimiter for RedisFailureLimiter {
             Attempt::Failed => "f",
             _ => "u",
         };
-        let mut connection = inner.commands.clone();
-        let _: i64 = with_keys(&inner.record, &keys)
+        let mut record = with_keys(&inner.record, &keys);
+        record
             .arg(unix_millis(rules.clock.now()))
             .arg(millis(rules.window))
             .arg(rules.account_threshold)
@@ -228,8 +233,13 @@ impl FailureLimiter for RedisFailureLimiter {
             .arg(millis(rules.max_lockout))
             .arg(outcome)
             .arg(u8::from(client.is_some()))
-            .arg(millis(self.lifetime()))
-            .invoke_async(&mut connection)
+            .arg(millis(self.lifetime()));
+        let _: i64 = inner
+            .commands
+            .run(|mut connection| {
+                let record = &record;
+                async move { record.invoke_async(&mut connection).await }
+            })
             .await?;
         Ok(())
     }

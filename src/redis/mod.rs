@@ -46,6 +46,7 @@
 //! wsgate's user. Commands time out after 2 s, so a Redis that is down
 //! answers 503 rather than holding a request.
 
+mod commands;
 mod limiter;
 mod revocations;
 mod tickets;
@@ -54,6 +55,8 @@ use std::fmt;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+pub(crate) use self::commands::Commands;
 
 use crate::error::ConfigError;
 
@@ -80,7 +83,7 @@ pub(crate) struct RedisSettings {
 pub struct RedisStores {
     revocations: RedisRevocationStore,
     tickets: RedisTicketStore,
-    commands: ConnectionManager,
+    commands: Commands,
     prefix: String,
 }
 
@@ -201,6 +204,7 @@ impl RedisStoresBuilder {
             .set_max_delay(Duration::from_secs(1));
         let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|_| ConfigError::InvalidRedisUrl)?;
+        let commands = Commands::new(commands);
         Ok(RedisStores {
             revocations: RedisRevocationStore::start(
                 client,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands as _, Script};
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::clock::unix_millis;
 use crate::principal::Principal;
+use crate::redis::Commands;
 use crate::redis::RedisSettings;
 use crate::store::{InMemoryRevocationStore, Revocation, RevocationStore, StoreNotice};
 
@@ -107,7 +108,7 @@ pub struct RedisRevocationStore {
 }
 
 struct Shared {
-    commands: ConnectionManager,
+    commands: Commands,
     client: redis::Client,
     keys: Keys,
     /// Names this process in the stream entries it writes, for whoever
@@ -136,7 +137,7 @@ struct Keys {
 impl RedisRevocationStore {
     pub(crate) fn start(
         client: redis::Client,
-        commands: ConnectionManager,
+        commands: Commands,
         prefix: &str,
         settings: RedisSettings,
     ) -> Self {
@@ -228,18 +229,21 @@ impl Shared {
     }
 
     async fn publish(&self, encoded: &str, forget_at_ms: u64) -> Result<(), redis::RedisError> {
-        let mut connection = self.commands.clone();
-        let _: i64 = self
-            .script
-            .key(&self.keys.records)
+        let mut invocation = self.script.key(&self.keys.records);
+        invocation
             .key(&self.keys.stream)
             .key(&self.keys.sequence)
             .arg(encoded)
             .arg(forget_at_ms)
             .arg(unix_millis(SystemTime::now()))
             .arg(&self.origin)
-            .arg(self.settings.stream_length)
-            .invoke_async(&mut connection)
+            .arg(self.settings.stream_length);
+        let _: i64 = self
+            .commands
+            .run(|mut connection| {
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut connection).await }
+            })
             .await?;
         Ok(())
     }

@@ -4,12 +4,12 @@
 use std::time::{Duration, SystemTime};
 
 use redis::AsyncCommands as _;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::clock::unix_millis;
 use crate::principal::{AuthMethod, Principal};
+use crate::redis::Commands;
 use crate::redis::revocations::RedisStoreError;
 use crate::store::{TicketDigest, TicketStore};
 
@@ -21,7 +21,7 @@ use crate::store::{TicketDigest, TicketStore};
 /// [`RedisStores::tickets`](crate::redis::RedisStores::tickets).
 #[derive(Clone)]
 pub struct RedisTicketStore {
-    commands: ConnectionManager,
+    commands: Commands,
     prefix: String,
 }
 
@@ -87,7 +87,7 @@ impl Stored {
 }
 
 impl RedisTicketStore {
-    pub(crate) fn new(commands: ConnectionManager, prefix: &str) -> Self {
+    pub(crate) fn new(commands: Commands, prefix: &str) -> Self {
         Self {
             commands,
             prefix: prefix.to_owned(),
@@ -118,12 +118,16 @@ impl TicketStore for RedisTicketStore {
             .unwrap_or_default()
             .max(Duration::from_millis(1));
         let value = serde_json::to_string(&Stored::of(&principal, expires_at)).unwrap_or_default();
-        let mut connection = self.commands.clone();
         let options = redis::SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
             .with_expiration(redis::SetExpiry::PX(life.as_millis() as u64));
-        let _: Option<String> = connection
-            .set_options(self.key(&digest), value, options)
+        let key = self.key(&digest);
+        let _: Option<String> = self
+            .commands
+            .run(|mut connection| {
+                let (key, value, options) = (&key, &value, options.clone());
+                async move { connection.set_options(key, value, options).await }
+            })
             .await?;
         Ok(())
     }
@@ -133,8 +137,14 @@ impl TicketStore for RedisTicketStore {
         digest: &TicketDigest,
         now: SystemTime,
     ) -> Result<Option<Principal>, RedisStoreError> {
-        let mut connection = self.commands.clone();
-        let value: Option<String> = connection.get_del(self.key(digest)).await?;
+        let key = self.key(digest);
+        let value: Option<String> = self
+            .commands
+            .run(|mut connection| {
+                let key = &key;
+                async move { connection.get_del(key).await }
+            })
+            .await?;
         let Some(stored) = value.and_then(|text| serde_json::from_str::<Stored>(&text).ok()) else {
             return Ok(None);
         };

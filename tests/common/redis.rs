@@ -237,15 +237,19 @@ impl Proxy {
                     // Set by a script call on this link while a lost reply
                     // is asked for; the next reply is dropped.
                     let losing = Arc::new(AtomicBool::new(false));
-                    tokio::join!(
-                        pump(
-                            client_read,
-                            server_write,
-                            flag.clone(),
-                            Loss::Arm(lose, losing.clone())
-                        ),
-                        pump(server_read, client_write, flag, Loss::Drop(losing)),
+                    let to_server = pump(
+                        client_read,
+                        server_write,
+                        flag.clone(),
+                        Loss::Arm(lose, losing.clone()),
                     );
+                    let to_client = pump(server_read, client_write, flag, Loss::Drop(losing));
+                    // Either end closing drops both sockets: the other end
+                    // sees its link close, as with no proxy.
+                    tokio::select! {
+                        () = to_server => {}
+                        () = to_client => {}
+                    }
                 });
             }
         });
@@ -341,6 +345,8 @@ const ORIGIN: &str = "http://app.test";
 pub struct Instance {
     pub addr: SocketAddr,
     pub gate: Gate,
+    /// The failure limiter its Basic handshakes (and a login route) use.
+    pub limiter: wsgate::redis::RedisFailureLimiter,
     /// A valid token nobody revokes, to see whether the instance serves.
     probe: String,
 }
@@ -374,9 +380,11 @@ impl Instance {
             .command_timeout(Duration::from_millis(800))
             .build()
             .unwrap();
+        let limiter = stores.failure_limiter(wsgate::limit::InMemoryFailureLimiter::builder());
         let mut gate = Gate::builder(keys.verifier())
             .revocations(stores.revocations())
-            .tickets(stores.tickets());
+            .tickets(stores.tickets())
+            .failure_limiter(limiter.clone());
         let mut transports = vec![Transport::Bearer, Transport::Ticket];
         if let Some(users) = users {
             gate = gate.passwords(users);
@@ -399,6 +407,7 @@ impl Instance {
         Self {
             addr: serve(router).await,
             gate,
+            limiter,
             probe: keys.token("probe"),
         }
     }
