@@ -25,14 +25,14 @@
 //! 15 polls a message: the larger part of the atomic operations the server
 //! spent on a message above bare axum's.
 
-#[cfg(test)]
+#[cfg(all(test, not(wsgate_loom)))]
 use std::future::Future;
-#[cfg(test)]
+#[cfg(all(test, not(wsgate_loom)))]
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-#[cfg(test)]
+#[cfg(all(test, not(wsgate_loom)))]
 use pin_project_lite::pin_project;
 
 use crate::socket::sync::{AtomicBool, Ordering};
@@ -108,7 +108,7 @@ impl Interest {
     }
 
     /// `read` polled with this interest's waker, when it may be ready.
-    #[cfg(test)]
+    #[cfg(all(test, not(wsgate_loom)))]
     pub(crate) fn poll<F: Future>(&self, read: F) -> Interested<'_, F> {
         Interested {
             interest: self,
@@ -154,7 +154,7 @@ impl Interest {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(wsgate_loom)))]
 pin_project! {
     /// A future polled through [`Interest`].
     pub(crate) struct Interested<'a, F> {
@@ -164,7 +164,7 @@ pin_project! {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(wsgate_loom)))]
 impl<F: Future> Future for Interested<'_, F> {
     type Output = F::Output;
 
