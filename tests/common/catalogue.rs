@@ -85,6 +85,7 @@ pub struct Fortress {
 struct AppState {
     gate: Gate,
     strict: SocketGate,
+    bulk: SocketGate,
 }
 
 async fn echo_with(gate: &SocketGate, upgrade: GatedUpgrade) -> Response {
@@ -107,6 +108,12 @@ async fn echo(State(state): State<AppState>, upgrade: GatedUpgrade) -> Response 
 
 async fn strict_echo(State(state): State<AppState>, upgrade: GatedUpgrade) -> Response {
     echo_with(&state.strict, upgrade).await
+}
+
+/// Echoes messages up to 64 KiB with no rate limit: the route where a
+/// client can ask for more than it reads.
+async fn bulk_echo(State(state): State<AppState>, upgrade: GatedUpgrade) -> Response {
+    echo_with(&state.bulk, upgrade).await
 }
 
 async fn deferred(State(state): State<AppState>, upgrade: DeferredUpgrade) -> Response {
@@ -228,12 +235,22 @@ impl Fortress {
                 .service(Deliver),
         );
         let registry = gate.registry().clone();
+        // The gate's registry and audit, the default limits.
+        let bulk = SocketGate::builder(registry.clone())
+            .pipeline(
+                ServiceBuilder::new()
+                    .layer(gate.audit_layer())
+                    .layer(RoleGuardLayer::new(policy()).on_deny(OnDeny::Reply))
+                    .service(Deliver),
+            )
+            .build();
         let router = Router::new()
             .route("/ws", get(echo))
             .route("/ws/strict", get(strict_echo))
+            .route("/ws/bulk", get(bulk_echo))
             .route_layer(handshake)
             .route("/ws/deferred", get(deferred))
-            .with_state(AppState { gate, strict });
+            .with_state(AppState { gate, strict, bulk });
         let addr = serve(router).await;
         Arc::new(Self {
             addr,
@@ -1755,6 +1772,44 @@ pub fn catalogue() -> Vec<Case> {
                 handshake_allowed(),
             )
         },
+        // ---- A client that stops reading ----
+        case(
+            "a client that stops reading: dropped after the write timeout",
+            attack!(|f| {
+                // Echoes of 30 KB messages fill a small receive window and
+                // the server's send buffer; then the client reads nothing
+                // until the server must have given up on it.
+                let token = f.token("alice");
+                let mut socket = RawSocket::open_with_receive_buffer(
+                    f.addr,
+                    "/ws/bulk",
+                    &[("Authorization", format!("Bearer {token}"))],
+                    4_096,
+                )
+                .await;
+                socket.next_text().await.expect("no welcome");
+                let say = json!({"type": "say", "text": "x".repeat(30_000)}).to_string();
+                socket
+                    .flood_until_stalled(&RawFrame::new(raw::TEXT, say), Duration::from_millis(300))
+                    .await;
+                let gone_by = wsgate::socket::DEFAULT_WRITE_TIMEOUT + Duration::from_millis(1_500);
+                tokio::time::sleep(gone_by).await;
+                // What the kernel still held comes, then the end: the close
+                // frame never got out of the server's buffer.
+                loop {
+                    match socket.next_frame().await {
+                        None => break Observed::Dropped,
+                        Some((raw::CLOSE, payload)) => {
+                            let code = u16::from_be_bytes([payload[0], payload[1]]);
+                            break closed(code, &String::from_utf8_lossy(&payload[2..]));
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }),
+            Observed::Dropped,
+            socket_closed(1008, "slow consumer"),
+        ),
         // ---- Floods of handshakes ----
         case(
             "flood: 100 garbage bearer tokens at once",
