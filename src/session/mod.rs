@@ -19,6 +19,7 @@
 //! | 1002 | a frame that breaks the WebSocket protocol | fix the client |
 //! | 1011 | a backend failed; wsgate fails closed | retry later |
 //! | 1001 | idle timeout | reconnect when needed |
+//! | 1008 | slow consumer: took nothing the server sent for the write timeout | read what you are sent |
 //!
 //! The close reason is a short stable phrase ([`reason`]). Codes are
 //! configurable with [`CloseCodes`].

@@ -18,7 +18,15 @@
 //!   messages with 4429, a silent client (no frame, not even a pong) with
 //!   1001; each of these is an audit event;
 //! - a first-message route closes with 4401 `authentication timeout` when
-//!   no authentication message came within the deadline.
+//!   no authentication message came within the deadline;
+//! - a client that takes nothing the server sends for the write timeout
+//!   closes with 1008 `slow consumer`.
+//!
+//! None of these waits on anything else: the driver serves the lifecycle
+//! while a write waits for a client that stopped reading, while the
+//! handler is busy and while the pipeline works out a verdict. A closing
+//! socket leaves the [`Registry`] at once, and its connection is dropped
+//! after a one-second grace for the close frame, delivered or not.
 //!
 //! The close codes and phrases are in [`crate::session`]; the limits in
 //! [`Limits`].
