@@ -40,6 +40,15 @@ pub enum ErrorKind {
         /// How long until the lock lifts.
         retry_after: std::time::Duration,
     },
+    /// The subject already holds as many unredeemed tickets as it may
+    /// ([`GateBuilder::max_tickets_per_subject`](crate::GateBuilder::max_tickets_per_subject)):
+    /// one frees its place once redeemed or expired, within `retry_after`.
+    /// The ticket route answers 429 with `Retry-After`.
+    #[error("too many tickets")]
+    TooManyTickets {
+        /// When one of the subject's tickets has expired at the latest.
+        retry_after: std::time::Duration,
+    },
     /// Too much work queued (password hashing): refused at once rather
     /// than queued without end. The handshake answers 503.
     #[error("overloaded")]
@@ -252,11 +261,13 @@ impl Error {
     }
 
     /// When trying again may succeed: the lock's remaining time for
-    /// [`ErrorKind::TooManyAttempts`], the hint of a backend failure made
+    /// [`ErrorKind::TooManyAttempts`], a ticket's lifetime for
+    /// [`ErrorKind::TooManyTickets`], the hint of a backend failure made
     /// by [`backend_retry_after`](Self::backend_retry_after).
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match &*self.0 {
-            ErrorKind::TooManyAttempts { retry_after } => Some(*retry_after),
+            ErrorKind::TooManyAttempts { retry_after }
+            | ErrorKind::TooManyTickets { retry_after } => Some(*retry_after),
             ErrorKind::Backend(source) => source
                 .downcast_ref::<Unavailable>()
                 .map(|unavailable| unavailable.retry_after),

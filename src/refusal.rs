@@ -143,7 +143,9 @@ impl RejectionReason {
             ErrorKind::UnsupportedCredential => RejectionReason::UnsupportedCredential,
             ErrorKind::Backend(_) | ErrorKind::Config(_) => RejectionReason::BackendUnavailable,
             ErrorKind::Overloaded => RejectionReason::Overloaded,
-            ErrorKind::TooManyAttempts { .. } => RejectionReason::TooManyAttempts,
+            ErrorKind::TooManyAttempts { .. } | ErrorKind::TooManyTickets { .. } => {
+                RejectionReason::TooManyAttempts
+            }
         }
     }
 

@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::error::{ConfigError, CredentialError, Error};
+use crate::error::{ConfigError, CredentialError, Error, ErrorKind};
 use crate::principal::{AuthMethod, Principal};
 use crate::random::random_urlsafe;
 use crate::secret::Secret;
@@ -42,6 +42,7 @@ pub struct Tickets<S = InMemoryTicketStore> {
     store: S,
     lifetime: Duration,
     clock: Clock,
+    max_per_subject: Option<usize>,
 }
 
 /// A freshly issued ticket.
@@ -77,6 +78,7 @@ impl<S: TicketStore> Tickets<S> {
             store,
             lifetime: MAX_TICKET_LIFETIME,
             clock: Clock::system(),
+            max_per_subject: None,
         }
     }
 
@@ -97,18 +99,48 @@ impl<S: TicketStore> Tickets<S> {
         self
     }
 
+    /// At most `max` unredeemed tickets per subject at once: a token that
+    /// leaked cannot mint tickets without end. A redeemed or expired
+    /// ticket frees its place at once. `None` (the default) sets no limit.
+    /// Counted by the store ([`TicketStore::insert_within`]), so across
+    /// processes with a shared store.
+    pub fn max_per_subject(mut self, max: Option<usize>) -> Self {
+        self.max_per_subject = max;
+        self
+    }
+
     /// Issues a ticket that redeems to `principal`.
     ///
     /// # Errors
     ///
-    /// A backend error when the store fails.
+    /// [`ErrorKind::TooManyTickets`] when the subject holds its limit of
+    /// unredeemed tickets, a backend error when the store fails.
     pub async fn issue(&self, principal: &Principal) -> Result<IssuedTicket, Error> {
         let ticket = random_urlsafe::<32>()?;
-        let expires_at = self.clock.now() + self.lifetime;
-        self.store
-            .insert(TicketDigest::of(&ticket), principal.clone(), expires_at)
-            .await
-            .map_err(Error::backend)?;
+        let now = self.clock.now();
+        let expires_at = now + self.lifetime;
+        let digest = TicketDigest::of(&ticket);
+        let principal = principal.clone();
+        let stored = match self.max_per_subject {
+            None => self
+                .store
+                .insert(digest, principal, expires_at)
+                .await
+                .map(|()| true),
+            Some(max) => {
+                self.store
+                    .insert_within(digest, principal, expires_at, now, max)
+                    .await
+            }
+        }
+        .map_err(Error::backend)?;
+        if !stored {
+            // By then the oldest of the subject's tickets has expired.
+            return Err(ErrorKind::TooManyTickets {
+                retry_after: self.lifetime,
+            }
+            .into());
+        }
         Ok(IssuedTicket {
             ticket: Secret::new(ticket),
             lifetime: self.lifetime,

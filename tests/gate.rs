@@ -133,6 +133,41 @@ fn status(outcome: &Outcome) -> u16 {
 }
 
 #[tokio::test]
+async fn the_in_memory_ticket_store_keeps_the_limit_per_subject() {
+    common::ticket_limit_cases(wsgate::store::InMemoryTicketStore::new()).await;
+}
+
+/// The ticket route of a gate with a limit of 2 tickets a subject: the
+/// third gets 429 `too_many_tickets` with `Retry-After`; redeeming one
+/// frees its place.
+#[tokio::test]
+async fn the_ticket_route_refuses_a_subject_past_its_limit_with_429() {
+    let served =
+        Served::start(|builder| builder.max_tickets_per_subject(2).unwrap().build().unwrap()).await;
+    let token = served.token_with("alice", |_| {});
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/tickets", served.addr);
+    let issue = || http.post(&url).bearer_auth(&token).send();
+    let first: Value = issue().await.unwrap().json().await.unwrap();
+    assert_eq!(issue().await.unwrap().status(), 200);
+    let refused = issue().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "30");
+    assert_eq!(
+        refused.json::<Value>().await.unwrap(),
+        json!({"error": "too_many_tickets"})
+    );
+    let ticket = first["ticket"].as_str().unwrap();
+    let opened = connect(served.addr, &Handshake::to(format!("/ws?ticket={ticket}"))).await;
+    assert_eq!(status(&opened), 101);
+    assert_eq!(
+        issue().await.unwrap().status(),
+        200,
+        "a redeemed ticket's place"
+    );
+}
+
+#[tokio::test]
 async fn a_revoked_token_is_refused_at_the_handshake_with_no_extra_call() {
     let served = Served::start(|builder| builder.build().unwrap()).await;
     let token = served.token_with("alice", |claims| claims["jti"] = json!("jti-revoked"));

@@ -609,6 +609,28 @@ async fn the_redis_limiter_keeps_every_rule_of_the_in_memory_one() {
     .await;
 }
 
+/// The per-subject ticket limit, counted in Redis: the same cases as in
+/// memory, then across two processes (a subject's tickets on A count on B).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_ticket_store_keeps_the_limit_per_subject_across_processes() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let stores = || RedisStores::builder(redis.url()).build().unwrap();
+    common::ticket_limit_cases(stores().tickets()).await;
+    let limited = |store| wsgate::ticket::Tickets::new(store).max_per_subject(Some(2));
+    let (a, b) = (limited(stores().tickets()), limited(stores().tickets()));
+    let carol = wsgate::Principal::new("carol", wsgate::AuthMethod::Token);
+    a.issue(&carol).await.unwrap();
+    b.issue(&carol).await.unwrap();
+    for tickets in [&a, &b] {
+        assert!(matches!(
+            tickets.issue(&carol).await.unwrap_err().kind(),
+            wsgate::ErrorKind::TooManyTickets { .. }
+        ));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lockout_counts_failures_on_every_instance() {
     use wsgate::limit::{Admission, Attempt, FailureLimiter, InMemoryFailureLimiter};

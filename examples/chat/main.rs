@@ -56,6 +56,8 @@ struct Settings {
     max_message_bytes: usize,
     lockout_threshold: u32,
     address_failure_limit: u32,
+    /// Unredeemed tickets one subject may hold at once; 0 sets no limit.
+    max_tickets_per_subject: usize,
     /// Certificate chain and private key (PEM paths) for HTTPS and `wss://`.
     tls: Option<(String, String)>,
     /// Where to serve `GET /metrics` (Prometheus text), on a listener of its own.
@@ -126,6 +128,7 @@ impl Settings {
             max_message_bytes: setting("WSGATE_MAX_MESSAGE_BYTES", 65_536)?,
             lockout_threshold: setting("WSGATE_LOCKOUT_THRESHOLD", 5)?,
             address_failure_limit: setting("WSGATE_ADDRESS_FAILURE_LIMIT", 50)?,
+            max_tickets_per_subject: setting("WSGATE_MAX_TICKETS_PER_SUBJECT", 10)?,
             tls: match (var("WSGATE_TLS_CERT"), var("WSGATE_TLS_KEY")) {
                 (Some(cert), Some(key)) => Some((cert, key)),
                 (None, None) => None,
@@ -308,6 +311,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .failure_limiter(redis.failure_limiter(rules))
         }
     };
+    if settings.max_tickets_per_subject > 0 {
+        gate = gate.max_tickets_per_subject(settings.max_tickets_per_subject)?;
+    }
     let gate = gate
         .audit(auditor)
         .limits(

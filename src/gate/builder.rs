@@ -51,6 +51,7 @@ struct Parts {
     revocations: BoxedRevocationStore,
     tickets: BoxedTicketStore,
     ticket_lifetime: Duration,
+    max_tickets_per_subject: Option<usize>,
     limiter: Option<BoxedFailureLimiter>,
     auditor: Auditor,
     trusted_proxies: Vec<IpAddr>,
@@ -71,6 +72,7 @@ impl GateBuilder {
             revocations: BoxedRevocationStore::new(InMemoryRevocationStore::new()),
             tickets: BoxedTicketStore::new(InMemoryTicketStore::new()),
             ticket_lifetime: MAX_TICKET_LIFETIME,
+            max_tickets_per_subject: None,
             limiter: None,
             auditor: Auditor::tracing(),
             trusted_proxies: Vec::new(),
@@ -131,6 +133,24 @@ impl<G> GateBuilder<G> {
     pub fn ticket_lifetime(mut self, lifetime: Duration) -> Result<Self, ConfigError> {
         check_lifetime(lifetime)?;
         self.parts.ticket_lifetime = lifetime;
+        Ok(self)
+    }
+
+    /// At most `max` unredeemed tickets per subject at once (across every
+    /// process sharing the ticket store): [`Gate::issue_ticket`] and the
+    /// [ticket route](Gate::ticket_route) refuse one more with
+    /// [`ErrorKind::TooManyTickets`](crate::ErrorKind::TooManyTickets)
+    /// (429 with `Retry-After`). A redeemed or expired ticket frees its
+    /// place at once. Defaults to no limit.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] for zero.
+    pub fn max_tickets_per_subject(mut self, max: usize) -> Result<Self, ConfigError> {
+        if max == 0 {
+            return Err(ConfigError::ZeroLimit("max_tickets_per_subject"));
+        }
+        self.parts.max_tickets_per_subject = Some(max);
         Ok(self)
     }
 
@@ -240,6 +260,7 @@ where
         let registry = Registry::new(revocations.clone(), auditor.clone());
         let tickets = Tickets::new(parts.tickets)
             .lifetime(parts.ticket_lifetime)?
+            .max_per_subject(parts.max_tickets_per_subject)
             .clock(clock.clone());
         let limiter = parts.limiter.unwrap_or_else(|| {
             BoxedFailureLimiter::new(

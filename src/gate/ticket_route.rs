@@ -7,6 +7,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
+use crate::error::ErrorKind;
 use crate::gate::Gate;
 use crate::handshake::Authenticated;
 use crate::principal::Principal;
@@ -15,7 +16,9 @@ impl Gate {
     /// A `POST` route that issues a single-use ticket to the holder of a
     /// token (`Authorization: Bearer`, revocations checked): `200
     /// {"ticket","expires_in"}` with `Cache-Control: no-store`; a refused
-    /// token gets the handshake layer's refusal (401 …), a failed ticket
+    /// token gets the handshake layer's refusal (401 …), a subject at its
+    /// [limit of tickets](crate::GateBuilder::max_tickets_per_subject) 429
+    /// `{"error":"too_many_tickets"}` with `Retry-After`, a failed ticket
     /// store 503 `{"error":"unavailable"}`. The browser then opens the
     /// socket with `?ticket=`.
     ///
@@ -39,6 +42,7 @@ impl Gate {
 }
 
 async fn ticket_response(gate: &Gate, principal: &Principal) -> Response {
+    let mut retry_after = HeaderValue::from_static("1");
     let (status, body) = match gate.issue_ticket(principal).await {
         Ok(ticket) => (
             StatusCode::OK,
@@ -47,6 +51,14 @@ async fn ticket_response(gate: &Gate, principal: &Principal) -> Response {
                 "expires_in": ticket.lifetime().as_secs(),
             }),
         ),
+        Err(error) if matches!(error.kind(), ErrorKind::TooManyTickets { .. }) => {
+            let seconds = error.retry_after().unwrap_or_default().as_secs().max(1);
+            retry_after = HeaderValue::from(seconds);
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({ "error": "too_many_tickets" }),
+            )
+        }
         Err(error) => {
             tracing::warn!(target: "wsgate::ticket", %error, "ticket not issued");
             (
@@ -60,8 +72,8 @@ async fn ticket_response(gate: &Gate, principal: &Principal) -> Response {
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    if status != StatusCode::OK {
+        headers.insert(RETRY_AFTER, retry_after);
     }
     response
 }

@@ -19,11 +19,39 @@ use crate::store::{TicketDigest, TicketStore};
 /// gets the principal; expiry is enforced by Redis (`PX`) and again by the
 /// value's own deadline. Made by
 /// [`RedisStores::tickets`](crate::redis::RedisStores::tickets).
+///
+/// A per-subject limit counts in `<prefix>:tickets-of:<subject>`, a sorted
+/// set of the subject's ticket keys scored by their expiry: counting
+/// forgets the expired and the taken ones, then stores, in one script.
 #[derive(Clone)]
 pub struct RedisTicketStore {
     commands: Commands,
     prefix: String,
+    insert_within: redis::Script,
 }
+
+/// Stores a ticket unless its subject holds `max` already: forgets the
+/// subject's expired tickets and those taken since (their keys are gone),
+/// counts, then stores the ticket and remembers it. Returns 1 when stored,
+/// 0 when the subject was at its limit.
+///
+/// KEYS: the ticket, the subject's set. ARGV: the stored value, its life
+/// (ms), now (ms), its expiry (ms), the limit.
+const INSERT_WITHIN: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+for _, ticket in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if redis.call('EXISTS', ticket) == 0 then
+    redis.call('ZREM', KEYS[2], ticket)
+  end
+end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], KEYS[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+";
 
 /// What a ticket stands for, as Redis holds it.
 #[derive(Serialize, Deserialize)]
@@ -91,6 +119,7 @@ impl RedisTicketStore {
         Self {
             commands,
             prefix: prefix.to_owned(),
+            insert_within: redis::Script::new(INSERT_WITHIN),
         }
     }
 
@@ -104,6 +133,18 @@ impl RedisTicketStore {
     }
 }
 
+/// How long Redis keeps a ticket that expires at `expires_at`.
+fn life_of(expires_at: SystemTime) -> Duration {
+    expires_at
+        .duration_since(SystemTime::now())
+        .unwrap_or_default()
+        .max(Duration::from_millis(1))
+}
+
+fn stored_value(principal: &Principal, expires_at: SystemTime) -> String {
+    serde_json::to_string(&Stored::of(principal, expires_at)).unwrap_or_default()
+}
+
 impl TicketStore for RedisTicketStore {
     type Error = RedisStoreError;
 
@@ -113,11 +154,7 @@ impl TicketStore for RedisTicketStore {
         principal: Principal,
         expires_at: SystemTime,
     ) -> Result<(), RedisStoreError> {
-        let life = expires_at
-            .duration_since(SystemTime::now())
-            .unwrap_or_default()
-            .max(Duration::from_millis(1));
-        let value = serde_json::to_string(&Stored::of(&principal, expires_at)).unwrap_or_default();
+        let (life, value) = (life_of(expires_at), stored_value(&principal, expires_at));
         let options = redis::SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
             .with_expiration(redis::SetExpiry::PX(life.as_millis() as u64));
@@ -152,6 +189,52 @@ impl TicketStore for RedisTicketStore {
             return Ok(None);
         }
         Ok(Some(stored.principal()))
+    }
+
+    async fn insert_within(
+        &self,
+        digest: TicketDigest,
+        principal: Principal,
+        expires_at: SystemTime,
+        now: SystemTime,
+        max: usize,
+    ) -> Result<bool, RedisStoreError> {
+        self.insert_counted(digest, principal, expires_at, now, max)
+            .await
+    }
+}
+
+impl RedisTicketStore {
+    /// The set that counts `subject`'s tickets under a limit.
+    fn held_key(&self, subject: &str) -> String {
+        format!("{}:tickets-of:{subject}", self.prefix)
+    }
+
+    /// [`TicketStore::insert_within`], by the script.
+    async fn insert_counted(
+        &self,
+        digest: TicketDigest,
+        principal: Principal,
+        expires_at: SystemTime,
+        now: SystemTime,
+        max: usize,
+    ) -> Result<bool, RedisStoreError> {
+        let mut invocation = self.insert_within.key(self.key(&digest));
+        invocation
+            .key(self.held_key(principal.subject()))
+            .arg(stored_value(&principal, expires_at))
+            .arg(life_of(expires_at).as_millis() as u64)
+            .arg(unix_millis(now))
+            .arg(unix_millis(expires_at))
+            .arg(max);
+        let stored: i64 = self
+            .commands
+            .run(|mut connection| {
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut connection).await }
+            })
+            .await?;
+        Ok(stored == 1)
     }
 }
 

@@ -147,6 +147,14 @@ trait DynTicketStore: Send + Sync + 'static {
         digest: &'a TicketDigest,
         now: SystemTime,
     ) -> BoxFuture<'a, Result<Option<Principal>, Error>>;
+    fn insert_within(
+        &self,
+        digest: TicketDigest,
+        principal: Principal,
+        expires_at: SystemTime,
+        now: SystemTime,
+        max: usize,
+    ) -> BoxFuture<'_, Result<bool, Error>>;
 }
 
 impl<S: TicketStore> DynTicketStore for S {
@@ -174,6 +182,21 @@ impl<S: TicketStore> DynTicketStore for S {
     ) -> BoxFuture<'a, Result<Option<Principal>, Error>> {
         Box::pin(async move {
             TicketStore::take(self, digest, now)
+                .await
+                .map_err(Error::backend)
+        })
+    }
+
+    fn insert_within(
+        &self,
+        digest: TicketDigest,
+        principal: Principal,
+        expires_at: SystemTime,
+        now: SystemTime,
+        max: usize,
+    ) -> BoxFuture<'_, Result<bool, Error>> {
+        Box::pin(async move {
+            TicketStore::insert_within(self, digest, principal, expires_at, now, max)
                 .await
                 .map_err(Error::backend)
         })
@@ -207,6 +230,19 @@ impl TicketStore for BoxedTicketStore {
         now: SystemTime,
     ) -> Result<Option<Principal>, Error> {
         self.inner.take(digest, now).await
+    }
+
+    async fn insert_within(
+        &self,
+        digest: TicketDigest,
+        principal: Principal,
+        expires_at: SystemTime,
+        now: SystemTime,
+        max: usize,
+    ) -> Result<bool, Error> {
+        self.inner
+            .insert_within(digest, principal, expires_at, now, max)
+            .await
     }
 }
 

@@ -133,7 +133,48 @@ impl AccountStore for InMemoryCredentialStore {
 /// tickets.
 #[derive(Clone, Debug, Default)]
 pub struct InMemoryTicketStore {
-    tickets: Arc<Mutex<HashMap<TicketDigest, (Principal, SystemTime)>>>,
+    held: Arc<Mutex<Held>>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    tickets: HashMap<TicketDigest, (Principal, SystemTime)>,
+    /// The tickets stored under a per-subject limit, by subject (some may
+    /// be taken or expired since): what a limit counts, in time
+    /// proportional to the limit rather than to every ticket held.
+    by_subject: HashMap<String, Vec<(TicketDigest, SystemTime)>>,
+}
+
+impl Held {
+    /// Stores a ticket, first sweeping out the expired ones whenever the
+    /// map reaches a multiple of [`SWEEP_EVERY`].
+    fn insert(
+        &mut self,
+        digest: TicketDigest,
+        principal: Principal,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) {
+        if self.tickets.len() % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.tickets.retain(|_, (_, expires)| *expires > now);
+            self.by_subject.retain(|_, held| {
+                held.retain(|(_, expires)| *expires > now);
+                !held.is_empty()
+            });
+        }
+        self.tickets.insert(digest, (principal, expires_at));
+    }
+
+    /// `subject`'s tickets neither taken nor expired at `now`, forgetting
+    /// the others.
+    fn held_by(&mut self, subject: &str, now: SystemTime) -> usize {
+        let Some(held) = self.by_subject.get_mut(subject) else {
+            return 0;
+        };
+        let tickets = &self.tickets;
+        held.retain(|(digest, expires)| *expires > now && tickets.contains_key(digest));
+        held.len()
+    }
 }
 
 /// Expired tickets are swept out whenever the map reaches a multiple of this.
@@ -147,9 +188,10 @@ impl InMemoryTicketStore {
 
     /// Number of tickets held, expired ones not yet swept included.
     pub fn len(&self) -> usize {
-        self.tickets
+        self.held
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
+            .tickets
             .len()
     }
 
@@ -168,16 +210,35 @@ impl TicketStore for InMemoryTicketStore {
         principal: Principal,
         expires_at: SystemTime,
     ) -> Result<(), Self::Error> {
-        let mut tickets = self
-            .tickets
+        self.held
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert(digest, principal, expires_at, SystemTime::now());
+        Ok(())
+    }
+
+    async fn insert_within(
+        &self,
+        digest: TicketDigest,
+        principal: Principal,
+        expires_at: SystemTime,
+        now: SystemTime,
+        max: usize,
+    ) -> Result<bool, Self::Error> {
+        let mut held = self
+            .held
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        if tickets.len() % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            let now = SystemTime::now();
-            tickets.retain(|_, (_, expires)| *expires > now);
+        let subject = principal.subject().to_owned();
+        if held.held_by(&subject, now) >= max {
+            return Ok(false);
         }
-        tickets.insert(digest, (principal, expires_at));
-        Ok(())
+        held.by_subject
+            .entry(subject)
+            .or_default()
+            .push((digest, expires_at));
+        held.insert(digest, principal, expires_at, now);
+        Ok(true)
     }
 
     async fn take(
@@ -188,9 +249,10 @@ impl TicketStore for InMemoryTicketStore {
         // Removal under the lock is what makes redemption single-use: of two
         // concurrent takes, the second finds nothing.
         let taken = self
-            .tickets
+            .held
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
+            .tickets
             .remove_entry(digest);
         Ok(match taken {
             // The map matched on the digest; compare once more in constant

@@ -176,6 +176,31 @@ pub trait TicketStore: Clone + Send + Sync + 'static {
         digest: &TicketDigest,
         now: SystemTime,
     ) -> impl Future<Output = Result<Option<Principal>, Self::Error>> + Send;
+
+    /// Stores a ticket like [`insert`](Self::insert) unless the principal's
+    /// subject already holds `max` tickets that are neither taken nor
+    /// expired at `now`; then stores nothing and answers `false`. Counting
+    /// and storing are one atomic step: concurrent calls cannot overshoot.
+    ///
+    /// Defaults to [`insert`](Self::insert) without counting: a store of
+    /// your own enforces
+    /// [`GateBuilder::max_tickets_per_subject`](crate::GateBuilder::max_tickets_per_subject)
+    /// only by implementing this. The built-in stores do.
+    fn insert_within(
+        &self,
+        digest: TicketDigest,
+        principal: Principal,
+        expires_at: SystemTime,
+        now: SystemTime,
+        max: usize,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send {
+        let _ = (now, max);
+        async move {
+            self.insert(digest, principal, expires_at)
+                .await
+                .map(|()| true)
+        }
+    }
 }
 
 /// What to revoke.

@@ -320,6 +320,53 @@ pub async fn issue_ticket(tickets: &Tickets, subject: &str) -> String {
     remember_secret(issued.ticket().expose())
 }
 
+/// The limit of unredeemed tickets per subject, against `store` (in
+/// memory, Redis): 3 a subject, a second's lifetime. A subject at its
+/// limit is refused with `TooManyTickets` (and told to come back within a
+/// lifetime), another subject is not; a redeemed ticket and an expired one
+/// free their places at once; 20 issued at once for one subject store
+/// exactly 3.
+pub async fn ticket_limit_cases<S: wsgate::store::TicketStore>(store: S) {
+    let tickets = Tickets::new(store)
+        .lifetime(Duration::from_secs(1))
+        .unwrap()
+        .max_per_subject(Some(3));
+    let alice = Principal::new("alice", AuthMethod::Token).with_roles(["user"]);
+    let bob = Principal::new("bob", AuthMethod::Token).with_roles(["user"]);
+    let too_many = |error: wsgate::Error| match error.kind() {
+        wsgate::ErrorKind::TooManyTickets { retry_after } => *retry_after == Duration::from_secs(1),
+        _ => false,
+    };
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tickets.issue(&alice).await.unwrap());
+    }
+    assert!(
+        too_many(tickets.issue(&alice).await.unwrap_err()),
+        "a fourth"
+    );
+    tickets
+        .issue(&bob)
+        .await
+        .expect("another subject's own limit");
+    let redeemed = held.pop().unwrap();
+    tickets.redeem(redeemed.ticket().expose()).await.unwrap();
+    held.push(
+        tickets
+            .issue(&alice)
+            .await
+            .expect("a redeemed ticket frees its place"),
+    );
+    assert!(too_many(tickets.issue(&alice).await.unwrap_err()));
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let at_once = futures_util::future::join_all((0..20).map(|_| tickets.issue(&alice))).await;
+    let issued = at_once.iter().filter(|issued| issued.is_ok()).count();
+    assert_eq!(
+        issued, 3,
+        "expired tickets free their places, and no more than the limit at once"
+    );
+}
+
 /// A ticket that expired a second ago (issued by a clock in the past, into
 /// `store`).
 pub async fn issue_expired_ticket(store: &InMemoryTicketStore, subject: &str) -> String {
