@@ -12,7 +12,6 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{Sink, SinkExt as _, Stream};
 use tokio::sync::futures::Notified;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep, sleep_until, timeout};
 use tower_service::Service;
 
@@ -27,7 +26,7 @@ use crate::session::{BoxedPipeline, Close, CloseKind, Inbound, Session, Verdict,
 use crate::socket::gated_socket::{GatedSender, GatedSocket};
 use crate::socket::interest::Interest;
 use crate::socket::join::Join;
-use crate::socket::queue::{QueueSender, TrySendError, queue};
+use crate::socket::queue::{Place, QueueReceiver, QueueSender, TrySendError, queue};
 use crate::socket::registry::{PendingSlot, Registration};
 use crate::socket::socket_gate::{GateConfig, SocketGate};
 use crate::store::{check_revocation, check_revocation_now};
@@ -176,7 +175,7 @@ pub(crate) async fn serve<F, Fut>(
         return;
     }
     let (inbound_sender, inbound) = queue(config.queue);
-    let (outbound_sender, outbound) = mpsc::channel(config.queue);
+    let (outbound_sender, outbound) = queue(config.queue);
     let socket = GatedSocket {
         session: session.clone(),
         inbound,
@@ -197,7 +196,7 @@ async fn drive(
     session: &Arc<Session>,
     registration: Registration,
     deliver: QueueSender<Inbound>,
-    outbound: mpsc::Receiver<Message>,
+    outbound: QueueReceiver<Message>,
 ) {
     let config = &gate.config;
     // Each source is polled only when it may be ready (`interest.rs`), and
@@ -297,10 +296,11 @@ const READS_PER_POLL: usize = 64;
 /// - The session's `Notify` keeps a permit for a wake that comes while
 ///   nobody waits, so a close request made between two turns is not lost;
 ///   and the close flag is read at the top of every turn anyway.
-/// - The application's channel (tokio's `mpsc`) keeps the waker of the
-///   last `poll_recv_many`; only the driver receives from it.
-/// - The handler's queue (`queue.rs`) keeps the driver's waker while the
-///   driver waits for room; only the driver sends on it.
+/// - The application's queue (`queue.rs`) keeps the waker of the last
+///   `poll_recv_all` while it is empty; only the driver receives from it.
+/// - The handler's queue keeps the driver's waker, in line, while the
+///   driver waits for room; only the driver sends on it, and it leaves the
+///   line when it ends (`Drop`).
 /// - The pipeline's future is polled with the driver's own waker: it is
 ///   polled on every turn while it is pending (there is at most one, and
 ///   no message is read meanwhile).
@@ -309,7 +309,10 @@ struct Driver<'a> {
     session: &'a Arc<Session>,
     pipeline: BoxedPipeline,
     deliver: QueueSender<Inbound>,
-    outbound: mpsc::Receiver<Message>,
+    /// The driver's place in the handler's queue's line, while
+    /// `undelivered` waits for room.
+    delivery_place: Place,
+    outbound: QueueReceiver<Message>,
     bucket: Option<TokenBucket>,
     last_heard: Instant,
     expiry: Option<Instant>,
@@ -349,8 +352,12 @@ struct Driver<'a> {
     /// Since when the write side has waited for the client to take what it
     /// was sent, without progress.
     write_waiting_since: Option<Instant>,
-    /// What the application's channel gives in one turn.
-    batch: Vec<Message>,
+}
+
+impl Drop for Driver<'_> {
+    fn drop(&mut self) {
+        self.deliver.leave(&mut self.delivery_place);
+    }
 }
 
 impl<'a> Driver<'a> {
@@ -359,7 +366,7 @@ impl<'a> Driver<'a> {
         pipeline: BoxedPipeline,
         session: &'a Arc<Session>,
         deliver: QueueSender<Inbound>,
-        outbound: mpsc::Receiver<Message>,
+        outbound: QueueReceiver<Message>,
         driver_waker: &Waker,
     ) -> Self {
         let limits = &config.limits;
@@ -371,6 +378,7 @@ impl<'a> Driver<'a> {
             session,
             pipeline,
             deliver,
+            delivery_place: Place::default(),
             outbound,
             bucket: limits.message_rate.map(TokenBucket::new),
             last_heard,
@@ -390,7 +398,6 @@ impl<'a> Driver<'a> {
             outgoing: VecDeque::new(),
             unflushed: false,
             write_waiting_since: None,
-            batch: Vec::new(),
         };
         driver.start_recheck_if_asked();
         driver.rearm();
@@ -602,25 +609,21 @@ impl<'a> Driver<'a> {
 
     /// The application's messages, a batch at a time, once the last batch
     /// is written: while the client does not take them, the application's
-    /// channel fills and its senders wait.
+    /// queue fills and its senders wait.
     fn poll_replies(&mut self) -> Step {
         if !self.outgoing.is_empty() {
             return Step::Idle;
         }
         let outbound = &mut self.outbound;
-        let batch = &mut self.batch;
-        let limit = self.config.queue;
+        let outgoing = &mut self.outgoing;
         match self
             .replies
-            .poll_when_woken(|cx| outbound.poll_recv_many(cx, batch, limit))
+            .poll_when_woken(|cx| outbound.poll_recv_all(cx, outgoing))
         {
             Poll::Pending => Step::Idle,
             // The application is done with the socket.
-            Poll::Ready(0) => Ending::normal(),
-            Poll::Ready(_) => {
-                self.outgoing.extend(self.batch.drain(..));
-                Step::Progressed
-            }
+            Poll::Ready(false) => Ending::normal(),
+            Poll::Ready(true) => Step::Progressed,
         }
     }
 
@@ -667,7 +670,10 @@ impl<'a> Driver<'a> {
         if self.undelivered.is_none() {
             return Step::Idle;
         }
-        match self.deliver.poll_send(cx, &mut self.undelivered) {
+        match self
+            .deliver
+            .poll_send(cx, &mut self.undelivered, &mut self.delivery_place)
+        {
             Poll::Pending => Step::Idle,
             Poll::Ready(Ok(())) => Step::Progressed,
             Poll::Ready(Err(_)) => Ending::normal(),

@@ -7,8 +7,7 @@ use axum::extract::ws::Message;
 
 use crate::principal::Principal;
 use crate::session::{Close, ConnectionId, Inbound, Session};
-use crate::socket::queue::QueueReceiver;
-use tokio::sync::mpsc;
+use crate::socket::queue::{QueueReceiver, QueueSender};
 
 /// A WebSocket whose every inbound message has passed the pipeline, and
 /// whose lifecycle (expiry, revocation, limits, pings) wsgate enforces.
@@ -30,9 +29,9 @@ pub struct GatedSocket {
 /// Sends messages on a gated socket; cheap to clone.
 #[derive(Clone)]
 pub struct GatedSender {
-    /// tokio's channel: senders that wait for room are served first come,
-    /// first served, and a send given up leaves nothing behind.
-    pub(crate) outbound: mpsc::Sender<Message>,
+    /// Senders that wait for room are served first come, first served, and
+    /// a send given up leaves nothing behind (`queue.rs`).
+    pub(crate) outbound: QueueSender<Message>,
 }
 
 /// The socket is closed: the message was not sent.

@@ -21,7 +21,7 @@ use loom::thread;
 
 use crate::socket::interest::Interest;
 use crate::socket::join::Join;
-use crate::socket::queue::{ReceiverGone, queue};
+use crate::socket::queue::{Place, ReceiverGone, queue};
 
 /// A one-shot signal set from another thread: registers, then checks.
 #[derive(Default)]
@@ -73,22 +73,42 @@ fn queue_the_receiver_leaving_while_the_sender_waits_for_room() {
 
 #[test]
 fn queue_a_send_given_up_while_waiting_for_room() {
-    loom::model(|| {
+    // Two sends wait in line for one place (set up before the threads);
+    // then the first gives up while the receiver frees the place: the room
+    // kept for it must reach the second, whatever the interleaving.
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
         let (sender, mut receiver) = queue::<u32>(1);
         sender.try_send(1).unwrap();
+        let noop = Context::from_waker(std::task::Waker::noop());
+        let (mut quitter_place, mut quitter_message) = (Place::default(), Some(9));
+        assert!(
+            sender
+                .poll_send(&noop, &mut quitter_message, &mut quitter_place)
+                .is_pending()
+        );
+        let (mut place, mut message) = (Place::default(), Some(2));
+        assert!(
+            sender
+                .poll_send(&noop, &mut message, &mut place)
+                .is_pending()
+        );
+        let quitter = sender.clone();
+        let giving_up = thread::spawn(move || quitter.leave(&mut quitter_place));
         let sending = thread::spawn(move || {
-            // Waits for room once, then gives up (its future dropped),
-            // then sends for real.
-            let mut pending = Some(2);
-            let gave_up =
-                sender.poll_send(&Context::from_waker(std::task::Waker::noop()), &mut pending);
-            if gave_up.is_pending() {
-                block_on(sender.send(pending.take().unwrap())).unwrap();
-            }
+            block_on(poll_fn(|cx| sender.poll_send(cx, &mut message, &mut place))).unwrap();
         });
-        let received = block_on(async { (receiver.recv().await, receiver.recv().await) });
-        assert_eq!(received, (Some(1), Some(2)));
+        let received = block_on(async {
+            let mut all = Vec::new();
+            while let Some(message) = receiver.recv().await {
+                all.push(message);
+            }
+            all
+        });
+        giving_up.join().unwrap();
         sending.join().unwrap();
+        assert_eq!(received, [1, 2]);
     });
 }
 
