@@ -66,6 +66,16 @@ impl Commands {
             answer => answer,
         }
     }
+
+    /// Runs a Lua script's `invocation`, as [`run`](Self::run) runs a
+    /// command (the script is loaded first where Redis lacks it).
+    pub(crate) async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> RedisResult<T> {
+        self.run(|mut connection| async move { invocation.invoke_async(&mut connection).await })
+            .await
+    }
 }
 
 /// Whether a command failed because its link was gone (closed, reset, not

@@ -193,13 +193,7 @@ impl FailureLimiter for RedisFailureLimiter {
             .arg(attempt)
             .arg(u8::from(client.is_some()))
             .arg(millis(self.lifetime()));
-        let answer: Vec<u64> = inner
-            .commands
-            .run(|mut connection| {
-                let admit = &admit;
-                async move { admit.invoke_async(&mut connection).await }
-            })
-            .await?;
+        let answer: Vec<u64> = inner.commands.invoke(&admit).await?;
         Ok(match answer.as_slice() {
             [1, retry_after_ms, ..] => Admission::Locked {
                 // Whole seconds, at least one, as the in-memory limiter says.
@@ -234,13 +228,7 @@ impl FailureLimiter for RedisFailureLimiter {
             .arg(outcome)
             .arg(u8::from(client.is_some()))
             .arg(millis(self.lifetime()));
-        let _: i64 = inner
-            .commands
-            .run(|mut connection| {
-                let record = &record;
-                async move { record.invoke_async(&mut connection).await }
-            })
-            .await?;
+        let _: i64 = inner.commands.invoke(&record).await?;
         Ok(())
     }
 }

@@ -238,13 +238,7 @@ impl Shared {
             .arg(unix_millis(SystemTime::now()))
             .arg(&self.origin)
             .arg(self.settings.stream_length);
-        let _: i64 = self
-            .commands
-            .run(|mut connection| {
-                let invocation = &invocation;
-                async move { invocation.invoke_async(&mut connection).await }
-            })
-            .await?;
+        let _: i64 = self.commands.invoke(&invocation).await?;
         Ok(())
     }
 

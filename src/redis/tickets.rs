@@ -123,6 +123,11 @@ impl RedisTicketStore {
         }
     }
 
+    /// The set that counts `subject`'s tickets under a limit.
+    fn held_key(&self, subject: &str) -> String {
+        format!("{}:tickets-of:{subject}", self.prefix)
+    }
+
     fn key(&self, digest: &TicketDigest) -> String {
         let hex: String = digest
             .as_bytes()
@@ -199,26 +204,6 @@ impl TicketStore for RedisTicketStore {
         now: SystemTime,
         max: usize,
     ) -> Result<bool, RedisStoreError> {
-        self.insert_counted(digest, principal, expires_at, now, max)
-            .await
-    }
-}
-
-impl RedisTicketStore {
-    /// The set that counts `subject`'s tickets under a limit.
-    fn held_key(&self, subject: &str) -> String {
-        format!("{}:tickets-of:{subject}", self.prefix)
-    }
-
-    /// [`TicketStore::insert_within`], by the script.
-    async fn insert_counted(
-        &self,
-        digest: TicketDigest,
-        principal: Principal,
-        expires_at: SystemTime,
-        now: SystemTime,
-        max: usize,
-    ) -> Result<bool, RedisStoreError> {
         let mut invocation = self.insert_within.key(self.key(&digest));
         invocation
             .key(self.held_key(principal.subject()))
@@ -227,13 +212,7 @@ impl RedisTicketStore {
             .arg(unix_millis(now))
             .arg(unix_millis(expires_at))
             .arg(max);
-        let stored: i64 = self
-            .commands
-            .run(|mut connection| {
-                let invocation = &invocation;
-                async move { invocation.invoke_async(&mut connection).await }
-            })
-            .await?;
+        let stored: i64 = self.commands.invoke(&invocation).await?;
         Ok(stored == 1)
     }
 }

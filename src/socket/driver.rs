@@ -29,7 +29,7 @@ use crate::socket::join::Join;
 use crate::socket::queue::{Place, QueueReceiver, QueueSender, TrySendError, queue};
 use crate::socket::registry::{PendingSlot, Registration};
 use crate::socket::socket_gate::{GateConfig, SocketGate};
-use crate::store::{check_revocation, check_revocation_now};
+use crate::store::check_revocation;
 
 /// How long to wait for the client's answer to our close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -157,12 +157,7 @@ pub(crate) async fn serve<F, Fut>(
     let registration = config.registry.register(session.clone());
     let principal = session.principal();
     let standing =
-        match check_revocation_now(config.registry.revocations(), &principal, Some(&session)) {
-            Some(standing) => standing,
-            None => {
-                check_revocation(config.registry.revocations(), &principal, Some(&session)).await
-            }
-        };
+        check_revocation(config.registry.revocations(), &principal, Some(&session)).await;
     if let Err(error) = standing {
         drop(registration);
         let close = Close::for_failed_credential(&error);

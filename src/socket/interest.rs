@@ -25,15 +25,8 @@
 //! 15 polls a message: the larger part of the atomic operations the server
 //! spent on a message above bare axum's.
 
-#[cfg(all(test, not(wsgate_loom)))]
-use std::future::Future;
-#[cfg(all(test, not(wsgate_loom)))]
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-
-#[cfg(all(test, not(wsgate_loom)))]
-use pin_project_lite::pin_project;
 
 use crate::socket::sync::{AtomicBool, Ordering};
 
@@ -107,15 +100,6 @@ impl Interest {
         self.flag.woken.store(true, Ordering::Release);
     }
 
-    /// `read` polled with this interest's waker, when it may be ready.
-    #[cfg(all(test, not(wsgate_loom)))]
-    pub(crate) fn poll<F: Future>(&self, read: F) -> Interested<'_, F> {
-        Interested {
-            interest: self,
-            read,
-        }
-    }
-
     /// Calls `poll` with this interest's waker if the source may be ready
     /// (its waker fired, its last poll was ready, or it was marked), else
     /// says pending without calling it.
@@ -155,31 +139,6 @@ impl Interest {
 }
 
 #[cfg(all(test, not(wsgate_loom)))]
-pin_project! {
-    /// A future polled through [`Interest`].
-    pub(crate) struct Interested<'a, F> {
-        interest: &'a Interest,
-        #[pin]
-        read: F,
-    }
-}
-
-#[cfg(all(test, not(wsgate_loom)))]
-impl<F: Future> Future for Interested<'_, F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        debug_assert!(
-            cx.waker().will_wake(&this.interest.flag.outer),
-            "an interest is polled with the waker it wakes"
-        );
-        let read = this.read;
-        this.interest.poll_when_woken(|own| read.poll(own))
-    }
-}
-
-#[cfg(all(test, not(wsgate_loom)))]
 mod tests {
     use std::sync::atomic::AtomicUsize;
 
@@ -203,13 +162,15 @@ mod tests {
         let interest = Interest::new(&waker);
         let mut cx = Context::from_waker(&waker);
         let polls = AtomicUsize::new(0);
-        let mut read = Box::pin(interest.poll(std::future::poll_fn(|cx| {
-            polls.fetch_add(1, Ordering::SeqCst);
-            receiver.poll_recv(cx)
-        })));
-        assert!(read.as_mut().poll(&mut cx).is_pending());
+        let mut read = |_: &mut Context<'_>| {
+            interest.poll_when_woken(|own| {
+                polls.fetch_add(1, Ordering::SeqCst);
+                receiver.poll_recv(own)
+            })
+        };
+        assert!(read(&mut cx).is_pending());
         assert_eq!(polls.load(Ordering::SeqCst), 1, "the first poll reads");
-        assert!(read.as_mut().poll(&mut cx).is_pending());
+        assert!(read(&mut cx).is_pending());
         assert_eq!(polls.load(Ordering::SeqCst), 1, "nothing woke it: no read");
         sender.try_send(7).unwrap();
         assert_eq!(
@@ -217,11 +178,11 @@ mod tests {
             1,
             "the send woke the driver"
         );
-        assert_eq!(read.as_mut().poll(&mut cx), Poll::Ready(Some(7)));
+        assert_eq!(read(&mut cx), Poll::Ready(Some(7)));
         assert_eq!(polls.load(Ordering::SeqCst), 2);
         sender.try_send(8).unwrap();
         assert_eq!(
-            read.as_mut().poll(&mut cx),
+            read(&mut cx),
             Poll::Ready(Some(8)),
             "read again after a frame"
         );
