@@ -49,6 +49,15 @@ pub enum ErrorKind {
         /// When one of the subject's tickets has expired at the latest.
         retry_after: std::time::Duration,
     },
+    /// The subject already holds as many live sockets as it may
+    /// ([`GateBuilder::max_sockets_per_subject`](crate::GateBuilder::max_sockets_per_subject)).
+    /// A handshake answers 429 `too many connections` with `Retry-After`;
+    /// a first-message route closes with 4429.
+    #[error("too many connections")]
+    TooManyConnections {
+        /// A guess: one of the subject's sockets has to close first.
+        retry_after: std::time::Duration,
+    },
     /// Too much work queued (password hashing): refused at once rather
     /// than queued without end. The handshake answers 503.
     #[error("overloaded")]
@@ -262,12 +271,14 @@ impl Error {
 
     /// When trying again may succeed: the lock's remaining time for
     /// [`ErrorKind::TooManyAttempts`], a ticket's lifetime for
-    /// [`ErrorKind::TooManyTickets`], the hint of a backend failure made
+    /// [`ErrorKind::TooManyTickets`], a guess for
+    /// [`ErrorKind::TooManyConnections`], the hint of a backend failure made
     /// by [`backend_retry_after`](Self::backend_retry_after).
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match &*self.0 {
             ErrorKind::TooManyAttempts { retry_after }
-            | ErrorKind::TooManyTickets { retry_after } => Some(*retry_after),
+            | ErrorKind::TooManyTickets { retry_after }
+            | ErrorKind::TooManyConnections { retry_after } => Some(*retry_after),
             ErrorKind::Backend(source) => source
                 .downcast_ref::<Unavailable>()
                 .map(|unavailable| unavailable.retry_after),

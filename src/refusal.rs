@@ -51,6 +51,9 @@ pub enum RejectionReason {
     InsecureTransport,
     /// Too many attempts; `Retry-After` says when to try again. 429.
     TooManyAttempts,
+    /// The subject holds its limit of live sockets; `Retry-After` says
+    /// when to try again. 429.
+    TooManyConnections,
     /// A backend failed; wsgate fails closed. 503.
     BackendUnavailable,
     /// Too much work queued (password hashing); `Retry-After` says when to
@@ -78,7 +81,7 @@ impl RejectionReason {
             OriginNotAllowed | OriginRequired | AccountDisabled | InsecureTransport => {
                 StatusCode::FORBIDDEN
             }
-            TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            TooManyAttempts | TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
             BackendUnavailable | Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -105,6 +108,7 @@ impl RejectionReason {
             AccountDisabled => "account disabled",
             InsecureTransport => "secure transport required",
             TooManyAttempts => "too many attempts",
+            TooManyConnections => "too many connections",
             BackendUnavailable => "backend unavailable",
             Overloaded => "server busy",
         }
@@ -146,6 +150,7 @@ impl RejectionReason {
             ErrorKind::TooManyAttempts { .. } | ErrorKind::TooManyTickets { .. } => {
                 RejectionReason::TooManyAttempts
             }
+            ErrorKind::TooManyConnections { .. } => RejectionReason::TooManyConnections,
         }
     }
 
@@ -162,6 +167,7 @@ impl RejectionReason {
                 Close::new(CloseKind::Forbidden, reason::FORBIDDEN)
             }
             TooManyAttempts => Close::new(CloseKind::RateLimited, reason::RATE_LIMITED),
+            TooManyConnections => Close::new(CloseKind::RateLimited, reason::TOO_MANY_CONNECTIONS),
             BackendUnavailable | Overloaded => {
                 Close::new(CloseKind::BackendFailed, reason::BACKEND_FAILED)
             }
@@ -184,7 +190,7 @@ impl RejectionReason {
         match self {
             MissingCredentials | UnsupportedCredential => Precedence::Unsupported,
             BackendUnavailable | Overloaded => Precedence::Backend,
-            AccountDisabled | TooManyAttempts => Precedence::Final,
+            AccountDisabled | TooManyAttempts | TooManyConnections => Precedence::Final,
             _ => Precedence::BadCredential,
         }
     }
@@ -277,6 +283,16 @@ mod tests {
                 .into(),
                 status: 429,
                 close: (CloseKind::RateLimited, reason::RATE_LIMITED),
+                bad_credential: false,
+            },
+            Case {
+                name: "a subject at its limit of sockets",
+                error: ErrorKind::TooManyConnections {
+                    retry_after: std::time::Duration::from_secs(5),
+                }
+                .into(),
+                status: 429,
+                close: (CloseKind::RateLimited, reason::TOO_MANY_CONNECTIONS),
                 bad_credential: false,
             },
             Case {

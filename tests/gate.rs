@@ -167,6 +167,166 @@ async fn the_ticket_route_refuses_a_subject_past_its_limit_with_429() {
     );
 }
 
+/// A first-message socket of `token`, past its welcome.
+async fn open_first_message(addr: SocketAddr, token: &str) -> Client {
+    let url = format!("ws://{addr}/ws/deferred");
+    let (mut client, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let auth = json!({"type": "auth", "token": token}).to_string();
+    client.send(Message::text(auth)).await.unwrap();
+    match client.next().await {
+        Some(Ok(Message::Text(_))) => client,
+        other => panic!("a first-message login was not welcomed: {other:?}"),
+    }
+}
+
+/// Closes `client` as a polite client does, and waits for the server's
+/// answer: the socket is gone on both ends.
+async fn close_politely(mut client: Client) {
+    client.close(None).await.unwrap();
+    while let Some(Ok(_)) = client.next().await {}
+}
+
+/// How the next frame of `client` closes it, within two seconds.
+async fn closed_with(client: &mut Client) -> (u16, String) {
+    let next = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        loop {
+            match client.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (u16::from(frame.code), frame.reason.to_string());
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the socket ended without a close frame: {other:?}"),
+            }
+        }
+    });
+    next.await.expect("no close within two seconds")
+}
+
+/// A gate with a limit of 3 sockets a subject: every route and transport
+/// counts (Bearer, ticket, first message); one more is refused with 429
+/// `too many connections` and `Retry-After` at a handshake, 4429 on a
+/// first-message route, audited; another subject has its own count; a
+/// ticket shown at a refused handshake is spent; a socket that closes
+/// frees its place at once.
+#[tokio::test]
+async fn a_subject_holds_at_most_its_limit_of_sockets_on_every_route() {
+    let served =
+        Served::start(|builder| builder.max_sockets_per_subject(3).unwrap().build().unwrap()).await;
+    let token = served.token_with("alice", |_| {});
+    let alice = Principal::new("alice", wsgate::AuthMethod::Token).with_roles(["user"]);
+    let ticket = |gate: Gate| {
+        let alice = alice.clone();
+        async move {
+            let issued = gate.issue_ticket(&alice).await.unwrap();
+            common::remember_secret(issued.ticket().expose())
+        }
+    };
+    let by_ticket = ticket(served.gate.clone()).await;
+    let mut held = vec![
+        common::open_bearer(served.addr, &token).await,
+        open_first_message(served.addr, &token).await,
+    ];
+    let ticket_path = format!("/ws?ticket={by_ticket}");
+    let (mut by_ticket_socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}{ticket_path}", served.addr))
+            .await
+            .unwrap();
+    let _welcome = by_ticket_socket.next().await.unwrap().unwrap();
+    held.push(by_ticket_socket);
+
+    match served.handshake(&token).await {
+        Outcome::Refused {
+            status,
+            retry_after,
+            body,
+            ..
+        } => {
+            assert_eq!(status, 429);
+            assert_eq!(retry_after.as_deref(), Some("5"));
+            assert_eq!(body, "too many connections");
+        }
+        accepted => panic!("a fourth socket opened: {accepted:?}"),
+    }
+    assert_eq!(
+        served.first_message(&token).await,
+        (4429, "too many connections".to_owned()),
+        "a first-message route counts too"
+    );
+    let bob = served.token_with("bob", |_| {});
+    assert_eq!(
+        status(&served.handshake(&bob).await),
+        101,
+        "bob's own count"
+    );
+
+    let spent = ticket(served.gate.clone()).await;
+    let refused = connect(served.addr, &Handshake::to(format!("/ws?ticket={spent}"))).await;
+    assert_eq!(status(&refused), 429);
+
+    // A socket that closes frees its place before its close frame goes
+    // out: the next handshake, made at once, is admitted.
+    close_politely(held.pop().unwrap()).await;
+    let again = connect(served.addr, &Handshake::to(format!("/ws?ticket={spent}"))).await;
+    assert_eq!(
+        status(&again),
+        401,
+        "the ticket shown at the refused handshake was spent"
+    );
+    let reopened = common::open_bearer(served.addr, &token).await;
+    held.push(reopened);
+
+    let refusals: Vec<AuditEvent> = served
+        .events(EventKind::Handshake)
+        .into_iter()
+        .filter(|event| event.reason == Some("too many connections"))
+        .collect();
+    assert_eq!(refusals.len(), 3, "each refusal audited: {refusals:?}");
+    assert!(
+        refusals
+            .iter()
+            .all(|event| event.outcome == Decision::Deny && event.sub.as_deref() != Some("bob"))
+    );
+    assert!(refusals.iter().any(
+        |event| event.transport == Some(Transport::FirstMessage.as_str())
+            && event.code == Some(4429)
+    ));
+}
+
+/// With `AtSocketLimit::CloseOldest`, one socket more closes the subject's
+/// oldest with 4403 `too many connections` (audited) and is admitted.
+#[tokio::test]
+async fn at_the_limit_the_oldest_socket_can_make_room() {
+    let served = Served::start(|builder| {
+        builder
+            .max_sockets_per_subject(2)
+            .unwrap()
+            .at_socket_limit(wsgate::store::AtSocketLimit::CloseOldest)
+            .build()
+            .unwrap()
+    })
+    .await;
+    let token = served.token_with("alice", |_| {});
+    let mut oldest = common::open_bearer(served.addr, &token).await;
+    let mut second = common::open_bearer(served.addr, &token).await;
+    let mut newest = open_first_message(served.addr, &token).await;
+    assert_eq!(
+        closed_with(&mut oldest).await,
+        (4403, "too many connections".to_owned())
+    );
+    for client in [&mut second, &mut newest] {
+        client.send(Message::text("still here")).await.unwrap();
+        let echo = client.next().await.unwrap().unwrap();
+        assert_eq!(echo, Message::text("still here"));
+    }
+    let closes = served.events(EventKind::Close);
+    assert!(
+        closes
+            .iter()
+            .any(|event| event.reason == Some("too many connections") && event.code == Some(4403)),
+        "the eviction is audited: {closes:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_revoked_token_is_refused_at_the_handshake_with_no_extra_call() {
     let served = Served::start(|builder| builder.build().unwrap()).await;

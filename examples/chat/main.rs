@@ -58,6 +58,8 @@ struct Settings {
     address_failure_limit: u32,
     /// Unredeemed tickets one subject may hold at once; 0 sets no limit.
     max_tickets_per_subject: usize,
+    /// Live sockets one subject may hold at once; 0 sets no limit.
+    max_sockets_per_subject: usize,
     /// Certificate chain and private key (PEM paths) for HTTPS and `wss://`.
     tls: Option<(String, String)>,
     /// Where to serve `GET /metrics` (Prometheus text), on a listener of its own.
@@ -129,6 +131,7 @@ impl Settings {
             lockout_threshold: setting("WSGATE_LOCKOUT_THRESHOLD", 5)?,
             address_failure_limit: setting("WSGATE_ADDRESS_FAILURE_LIMIT", 50)?,
             max_tickets_per_subject: setting("WSGATE_MAX_TICKETS_PER_SUBJECT", 10)?,
+            max_sockets_per_subject: setting("WSGATE_MAX_SOCKETS_PER_SUBJECT", 20)?,
             tls: match (var("WSGATE_TLS_CERT"), var("WSGATE_TLS_KEY")) {
                 (Some(cert), Some(key)) => Some((cert, key)),
                 (None, None) => None,
@@ -304,15 +307,19 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .build()?;
             tracing::info!(
                 max_staleness_secs = max_staleness.as_secs(),
-                "revocations, tickets and lockouts shared through Redis"
+                "revocations, tickets, lockouts and sockets per subject shared through Redis"
             );
             gate.revocations(redis.revocations())
                 .tickets(redis.tickets())
+                .socket_leases(redis.socket_leases())
                 .failure_limiter(redis.failure_limiter(rules))
         }
     };
     if settings.max_tickets_per_subject > 0 {
         gate = gate.max_tickets_per_subject(settings.max_tickets_per_subject)?;
+    }
+    if settings.max_sockets_per_subject > 0 {
+        gate = gate.max_sockets_per_subject(settings.max_sockets_per_subject)?;
     }
     let gate = gate
         .audit(auditor)

@@ -15,7 +15,9 @@ use crate::authenticate::{Authenticator, BoxedAuthenticator};
 use crate::clock::Clock;
 use crate::error::ConfigError;
 use crate::gate::{Gate, Shared, handshake_builder};
-use crate::limit::{BoxedFailureLimiter, FailureLimiter, InMemoryFailureLimiter};
+use crate::limit::{
+    AnyLeaseStore, BoxedFailureLimiter, FailureLimiter, InMemoryFailureLimiter, SocketLimit,
+};
 use crate::pipeline::{
     AsyncPolicy, AsyncRoleGuardLayer, AuditLayer, MessageTokenLayer, Policy, RefreshLayer,
     RoleGuardLayer,
@@ -24,8 +26,8 @@ use crate::principal::Transport;
 use crate::session::{CloseCodes, Deliver, Inbound, Verdict};
 use crate::socket::{Limits, Registry, SocketGate};
 use crate::store::{
-    BoxedRevocationStore, BoxedTicketStore, InMemoryRevocationStore, InMemoryTicketStore,
-    RevocationStore, TicketStore,
+    AtSocketLimit, BoxedRevocationStore, BoxedTicketStore, InMemoryRevocationStore,
+    InMemorySocketLeaseStore, InMemoryTicketStore, RevocationStore, SocketLeaseStore, TicketStore,
 };
 use crate::ticket::{MAX_TICKET_LIFETIME, Tickets, check_lifetime};
 use crate::token::BoxedVerifier;
@@ -52,6 +54,9 @@ struct Parts {
     tickets: BoxedTicketStore,
     ticket_lifetime: Duration,
     max_tickets_per_subject: Option<usize>,
+    socket_leases: AnyLeaseStore,
+    max_sockets_per_subject: Option<usize>,
+    at_socket_limit: AtSocketLimit,
     limiter: Option<BoxedFailureLimiter>,
     auditor: Auditor,
     trusted_proxies: Vec<IpAddr>,
@@ -73,6 +78,9 @@ impl GateBuilder {
             tickets: BoxedTicketStore::new(InMemoryTicketStore::new()),
             ticket_lifetime: MAX_TICKET_LIFETIME,
             max_tickets_per_subject: None,
+            socket_leases: AnyLeaseStore::new(InMemorySocketLeaseStore::new()),
+            max_sockets_per_subject: None,
+            at_socket_limit: AtSocketLimit::RefuseNewest,
             limiter: None,
             auditor: Auditor::tracing(),
             trusted_proxies: Vec::new(),
@@ -152,6 +160,46 @@ impl<G> GateBuilder<G> {
         }
         self.parts.max_tickets_per_subject = Some(max);
         Ok(self)
+    }
+
+    /// At most `max` live sockets per subject at once, on every route and
+    /// transport, counted in the [`socket_leases`](Self::socket_leases)
+    /// store (across every process that shares it). One handshake more is
+    /// refused with 429 `too many connections` and `Retry-After`, after
+    /// its credential was checked (a ticket shown there is spent); on a
+    /// first-message route the socket closes with 4429 `too many
+    /// connections`. A socket frees its place the moment it closes; see
+    /// [`at_socket_limit`](Self::at_socket_limit) to close the oldest
+    /// instead. Defaults to no limit.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] for zero.
+    pub fn max_sockets_per_subject(mut self, max: usize) -> Result<Self, ConfigError> {
+        if max == 0 {
+            return Err(ConfigError::ZeroLimit("max_sockets_per_subject"));
+        }
+        self.parts.max_sockets_per_subject = Some(max);
+        Ok(self)
+    }
+
+    /// What a subject at its [limit of
+    /// sockets](Self::max_sockets_per_subject) gets for one more: refused
+    /// (the default), or its oldest socket closed with 4403 `too many
+    /// connections` to make room ([`AtSocketLimit::CloseOldest`]; a socket
+    /// on another process closes at that process's next lease renewal).
+    pub fn at_socket_limit(mut self, at_limit: AtSocketLimit) -> Self {
+        self.parts.at_socket_limit = at_limit;
+        self
+    }
+
+    /// Where each subject's sockets are counted for
+    /// [`max_sockets_per_subject`](Self::max_sockets_per_subject). Defaults
+    /// to an [`InMemorySocketLeaseStore`] (one process); with the `redis`
+    /// feature, `RedisStores::socket_leases` counts across processes.
+    pub fn socket_leases<S: SocketLeaseStore>(mut self, store: S) -> Self {
+        self.parts.socket_leases = AnyLeaseStore::new(store);
+        self
     }
 
     /// Limits failed password attempts per account and per client address
@@ -292,6 +340,9 @@ where
             .option_layer(parts.message_tokens.then(|| message_tokens.clone()))
             .layer(guard)
             .service(Deliver);
+        let socket_limit = parts
+            .max_sockets_per_subject
+            .map(|max| SocketLimit::new(parts.socket_leases, max, parts.at_socket_limit));
         let sockets = SocketGate::builder(registry.clone())
             .pipeline(pipeline)
             .limits(parts.limits)
@@ -299,6 +350,7 @@ where
             .clock(clock.clone())
             .trusted_proxies(parts.trusted_proxies.clone())
             .first_message(authenticator.clone())
+            .socket_limit(socket_limit.clone())
             .build();
 
         // HTTP routes (tickets, admin) take a token from `Authorization`
@@ -322,6 +374,7 @@ where
                 auditor,
                 trusted_proxies: parts.trusted_proxies,
                 sockets,
+                socket_limit,
                 audit,
                 refresh,
                 message_tokens,

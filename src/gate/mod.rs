@@ -13,7 +13,7 @@ use crate::audit::Auditor;
 use crate::authenticate::{Authenticator, BearerAuthenticator, BoxedAuthenticator, Credential};
 use crate::error::{Error, ErrorKind};
 use crate::handshake::{HandshakeLayer, HandshakeLayerBuilder};
-use crate::limit::{BoxedFailureLimiter, check_with_limits};
+use crate::limit::{BoxedFailureLimiter, SocketLimit, check_with_limits};
 use crate::pipeline::{AuditLayer, MessageTokenLayer, RefreshLayer};
 use crate::principal::Principal;
 use crate::secret::Secret;
@@ -107,6 +107,8 @@ struct Shared {
     auditor: Auditor,
     trusted_proxies: Vec<IpAddr>,
     sockets: SocketGate,
+    /// Handed to every socket route's handshake layer.
+    socket_limit: Option<SocketLimit>,
     audit: AuditLayer,
     refresh: RefreshLayer<BoxedVerifier, BoxedRevocationStore>,
     message_tokens: MessageTokenLayer<BoxedVerifier, BoxedRevocationStore>,
@@ -153,6 +155,7 @@ impl Gate {
             &shared.auditor,
             self.registry(),
         )
+        .socket_limit(shared.socket_limit.clone())
     }
 
     /// A handshake layer for HTTP routes of token holders (issuing

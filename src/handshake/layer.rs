@@ -16,7 +16,7 @@ use crate::handshake::rejection::HandshakeRejection;
 use crate::handshake::service::Handshake;
 use crate::handshake::subprotocol::{Offer, strip_token_prefix};
 use crate::handshake::transport::RequestCredentials;
-use crate::limit::{FailureLimiter, InMemoryFailureLimiter};
+use crate::limit::{FailureLimiter, InMemoryFailureLimiter, SocketLimit};
 use crate::principal::Transport;
 use crate::refusal::RejectionReason;
 use crate::store::{BoxedRevocationStore, RevocationStore};
@@ -53,6 +53,8 @@ pub(super) struct Config<A, L> {
     pub(super) auditor: Auditor,
     /// Checked after authentication, by the one session rule.
     pub(super) revocations: Option<BoxedRevocationStore>,
+    /// Each upgrade takes its subject's place here, after the checks.
+    pub(super) sockets: Option<SocketLimit>,
 }
 
 impl<A: Authenticator> HandshakeLayer<A> {
@@ -77,6 +79,7 @@ impl<A: Authenticator> HandshakeLayer<A> {
                 realm: "wsgate",
                 auditor: Auditor::tracing(),
                 revocations: None,
+                sockets: None,
             },
             query_tokens_allowed: false,
         }
@@ -200,6 +203,7 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
                 realm: config.realm,
                 auditor: config.auditor,
                 revocations: config.revocations,
+                sockets: config.sockets,
             },
             query_tokens_allowed: self.query_tokens_allowed,
         }
@@ -237,6 +241,13 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     /// layer built here checks nothing. Defaults to none.
     pub fn revocations<R: RevocationStore>(mut self, revocations: R) -> Self {
         self.config.revocations = Some(BoxedRevocationStore::new(revocations));
+        self
+    }
+
+    /// Caps each subject's sockets: a [`Gate`](crate::Gate)'s
+    /// [`max_sockets_per_subject`](crate::GateBuilder::max_sockets_per_subject).
+    pub(crate) fn socket_limit(mut self, limit: Option<SocketLimit>) -> Self {
+        self.config.sockets = limit;
         self
     }
 
@@ -425,6 +436,7 @@ impl<A: std::fmt::Debug, L: std::fmt::Debug> std::fmt::Debug for Config<A, L> {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("require_secure_transport", &self.require_secure_transport)
             .field("revocations", &self.revocations)
+            .field("sockets", &self.sockets)
             .finish()
     }
 }

@@ -18,7 +18,7 @@ use crate::handshake::future::ResponseFuture;
 use crate::handshake::layer::{Config, peer};
 use crate::handshake::subprotocol::{Offer, SelectedProtocol};
 use crate::handshake::transport::strip_query_credentials;
-use crate::limit::{FailureLimiter, InMemoryFailureLimiter, check_with_limits};
+use crate::limit::{FailureLimiter, InMemoryFailureLimiter, SocketLease, check_with_limits};
 use crate::principal::Principal;
 use crate::refusal::RejectionReason;
 use crate::store::check_revocation;
@@ -99,6 +99,36 @@ where
     Ok(principal)
 }
 
+/// Whether `request` asks for a WebSocket (an HTTP/1.1 upgrade, or an
+/// HTTP/2 extended CONNECT): only those take a place among their subject's
+/// sockets, not the HTTP routes behind the same layer.
+fn is_websocket_request<B>(request: &Request<B>) -> bool {
+    request.method() == http::Method::CONNECT
+        || request
+            .headers()
+            .get_all(http::header::UPGRADE)
+            .iter()
+            .any(|value| {
+                value
+                    .as_bytes()
+                    .split(|&byte| byte == b',')
+                    .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"websocket"))
+            })
+}
+
+/// Takes the principal's place among its subject's sockets, when the
+/// layer caps them and the request opens one.
+async fn take_place<A, L>(
+    config: &Config<A, L>,
+    principal: &Principal,
+    opens_socket: bool,
+) -> Result<Option<SocketLease>, crate::Error> {
+    match &config.sockets {
+        Some(limit) if opens_socket => limit.acquire(principal.subject()).await.map(Some),
+        _ => Ok(None),
+    }
+}
+
 impl<S, A, L, B> Service<Request<B>> for Handshake<S, A, L>
 where
     S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
@@ -140,12 +170,21 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
+        let opens_socket = is_websocket_request(&request);
         ResponseFuture::pending(Box::pin(async move {
             let started = Instant::now();
             let outcome = authenticate(&config, &prepared.credential, client).await;
             metrics::handshake_duration(started.elapsed());
-            let principal: Principal = match outcome {
-                Ok(principal) => principal.with_transport(prepared.transport),
+            // After every check, so a refused handshake holds no place (and
+            // a ticket shown at one refused for the limit is spent).
+            let outcome = match outcome {
+                Ok(principal) => take_place(&config, &principal, opens_socket)
+                    .await
+                    .map(|lease| (principal, lease)),
+                Err(error) => Err(error),
+            };
+            let (principal, lease) = match outcome {
+                Ok((principal, lease)) => (principal.with_transport(prepared.transport), lease),
                 Err(error) => {
                     let reason = RejectionReason::from_error(&error);
                     let transport = Some(prepared.transport);
@@ -173,6 +212,9 @@ where
             }
             if let Some(protocol) = prepared.selected_protocol {
                 extensions.insert(SelectedProtocol(protocol));
+            }
+            if let Some(lease) = lease {
+                extensions.insert(lease);
             }
             inner.call(request).await
         }))

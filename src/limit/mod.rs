@@ -28,6 +28,7 @@
 
 mod boxed;
 mod memory;
+mod sockets;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -41,6 +42,7 @@ pub use self::boxed::BoxedFailureLimiter;
 #[cfg(feature = "redis")]
 pub(crate) use self::memory::{Config as Rules, IN_FLIGHT_TIMEOUT};
 pub use self::memory::{InMemoryFailureLimiter, InMemoryFailureLimiterBuilder};
+pub(crate) use self::sockets::{AnyLeaseStore, SocketLease, SocketLimit};
 
 /// The rules of a failure limiter (thresholds, window, back-off, clock):
 /// [`build`](InMemoryFailureLimiterBuilder::build) makes the in-memory

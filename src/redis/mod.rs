@@ -37,6 +37,9 @@
 //!   check.
 //! - **Tickets** ([`RedisTicketStore`]): redeemed exactly once across
 //!   processes.
+//! - **Sockets per subject** ([`RedisSocketLeaseStore`]): each socket
+//!   holds a lease that its process renews; a process that dies stops
+//!   counting within the lease time (30 s).
 //!
 //! Connections: `redis://` and `rediss://` (TLS with rustls and aws-lc-rs,
 //! the platform's roots, or a private CA through
@@ -49,6 +52,7 @@
 mod commands;
 mod limiter;
 mod revocations;
+mod sockets;
 mod tickets;
 
 use std::fmt;
@@ -62,6 +66,7 @@ use crate::error::ConfigError;
 
 pub use self::limiter::RedisFailureLimiter;
 pub use self::revocations::{RedisRevocationStore, RedisStoreError};
+pub use self::sockets::RedisSocketLeaseStore;
 pub use self::tickets::RedisTicketStore;
 
 /// Timings of the stores.
@@ -75,6 +80,8 @@ pub(crate) struct RedisSettings {
     pub(crate) heartbeat_grace: Duration,
     /// Entries the revocation stream keeps.
     pub(crate) stream_length: usize,
+    /// How long a socket lease lasts unless renewed.
+    pub(crate) socket_lease: Duration,
 }
 
 /// The stores of one Redis (and key prefix), shared by every process that
@@ -83,6 +90,7 @@ pub(crate) struct RedisSettings {
 pub struct RedisStores {
     revocations: RedisRevocationStore,
     tickets: RedisTicketStore,
+    socket_leases: RedisSocketLeaseStore,
     commands: Commands,
     prefix: String,
 }
@@ -111,6 +119,7 @@ impl RedisStores {
                 command_timeout: Duration::from_secs(2),
                 heartbeat_grace: Duration::from_secs(1),
                 stream_length: 10_000,
+                socket_lease: Duration::from_secs(30),
             },
             root_certificate: None,
         }
@@ -124,6 +133,12 @@ impl RedisStores {
     /// The shared ticket store.
     pub fn tickets(&self) -> RedisTicketStore {
         self.tickets.clone()
+    }
+
+    /// The shared count of each subject's live sockets, for
+    /// [`GateBuilder::socket_leases`](crate::GateBuilder::socket_leases).
+    pub fn socket_leases(&self) -> RedisSocketLeaseStore {
+        self.socket_leases.clone()
     }
 
     /// A failure limiter that counts across every process by `rules`
@@ -153,6 +168,15 @@ impl RedisStoresBuilder {
     /// expires. Defaults to 24 h.
     pub fn retention(mut self, retention: Duration) -> Self {
         self.settings.retention = retention;
+        self
+    }
+
+    /// How long a socket's lease lasts unless its process renews it (every
+    /// third of this): the sockets of a process that died stop counting
+    /// toward their subject's limit within it. Defaults to 30 s; at least
+    /// 3 s.
+    pub fn socket_lease(mut self, lease: Duration) -> Self {
+        self.settings.socket_lease = lease.max(Duration::from_secs(3));
         self
     }
 
@@ -213,6 +237,11 @@ impl RedisStoresBuilder {
                 self.settings,
             ),
             tickets: RedisTicketStore::new(commands.clone(), &self.prefix),
+            socket_leases: RedisSocketLeaseStore::new(
+                commands.clone(),
+                &self.prefix,
+                self.settings.socket_lease,
+            ),
             commands,
             prefix: self.prefix,
         })

@@ -157,4 +157,8 @@ pub mod reason {
     /// The client did not take what the server sent within the write
     /// timeout.
     pub const SLOW_CONSUMER: &str = "slow consumer";
+    /// A subject over its limit of sockets: the newest refused on a
+    /// first-message route (4429), or the oldest closed to make room for
+    /// it (4403).
+    pub const TOO_MANY_CONNECTIONS: &str = "too many connections";
 }

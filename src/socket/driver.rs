@@ -19,6 +19,7 @@ use crate::audit::{AuditEvent, metrics};
 use crate::authenticate::{Authenticator, BoxedAuthenticator, Credential};
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::limit::SocketLease;
 use crate::principal::{Principal, Transport};
 use crate::recheck::Standing;
 use crate::secret::Secret;
@@ -138,11 +139,13 @@ async fn send_close(ws: &mut WebSocket, code: u16, phrase: &'static str) {
 
 /// Runs an authenticated connection: registers it, checks the revocation
 /// store once more, hands the application a [`GatedSocket`], and drives
-/// the WebSocket until either side ends.
+/// the WebSocket until either side ends. `lease`, the socket's place among
+/// its subject's, is held until it leaves the registry.
 pub(crate) async fn serve<F, Fut>(
     mut ws: WebSocket,
     gate: SocketGate,
     session: Arc<Session>,
+    lease: Option<SocketLease>,
     handler: F,
 ) where
     F: FnOnce(GatedSocket) -> Fut,
@@ -154,13 +157,19 @@ pub(crate) async fn serve<F, Fut>(
     // check and this registration is seen here, and one that lands after
     // this check finds the socket registered. (Each side goes through a
     // lock, which orders the two.)
-    let registration = config.registry.register(session.clone());
+    let mut registration = config.registry.register(session.clone());
     let principal = session.principal();
-    let standing =
-        check_revocation(config.registry.revocations(), &principal, Some(&session)).await;
-    if let Err(error) = standing {
+    // A place taken away between the handshake and now (a newer socket of
+    // the subject evicted it) closes the socket before it starts.
+    let standing = match &lease {
+        Some(lease) if !lease.attach(&session) => Err(SocketLease::evicted_close()),
+        _ => check_revocation(config.registry.revocations(), &principal, Some(&session))
+            .await
+            .map_err(|error| Close::for_failed_credential(&error)),
+    };
+    registration.hold(lease);
+    if let Err(close) = standing {
         drop(registration);
-        let close = Close::for_failed_credential(&error);
         let code = config.close_codes.code(close.kind);
         config
             .registry
@@ -723,18 +732,22 @@ fn auth_token(message: &Message) -> Option<String> {
 
 /// Authenticates a first message's token: the gate's authenticator, then
 /// the revocation check by the one session rule (the token's `sid`, as at
-/// a handshake).
+/// a handshake), then the subject's place among its sockets.
 async fn authenticate_first_message(
     gate: &SocketGate,
     authenticator: &BoxedAuthenticator,
     token: String,
-) -> Result<Principal, Error> {
+) -> Result<(Principal, Option<SocketLease>), Error> {
     let started = Instant::now();
     let credential = Credential::Bearer(Secret::new(token));
     let outcome = async {
         let principal = authenticator.authenticate(&credential).await?;
         check_revocation(gate.config.registry.revocations(), &principal, None).await?;
-        Ok(principal)
+        let lease = match &gate.config.socket_limit {
+            Some(limit) => Some(limit.acquire(principal.subject()).await?),
+            None => None,
+        };
+        Ok((principal, lease))
     }
     .await;
     metrics::handshake_duration(started.elapsed());
@@ -756,7 +769,7 @@ pub(crate) async fn serve_deferred<F, Fut>(
 {
     let config = &gate.config;
     let deadline = Instant::now() + config.limits.auth_deadline;
-    let outcome: Result<Principal, Close> = loop {
+    let outcome: Result<(Principal, Option<SocketLease>), Close> = loop {
         tokio::select! {
             () = sleep_until(deadline) => {
                 break Err(Close::new(CloseKind::Unauthenticated, reason::AUTHENTICATION_TIMEOUT));
@@ -784,12 +797,12 @@ pub(crate) async fn serve_deferred<F, Fut>(
     drop(slot);
     let transport = Some(Transport::FirstMessage);
     match outcome {
-        Ok(principal) => {
+        Ok((principal, lease)) => {
             let principal = principal.with_transport(Transport::FirstMessage);
             let event = AuditEvent::handshake_allowed(&principal, peer);
             config.registry.auditor().record(&event);
             let session = Arc::new(Session::new(principal, peer));
-            serve(ws, gate, session, handler).await;
+            serve(ws, gate, session, lease, handler).await;
         }
         Err(close) => {
             let code = config.close_codes.code(close.kind);

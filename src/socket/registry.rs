@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use crate::audit::metrics::{self, SocketState};
 use crate::audit::{AuditEvent, Auditor};
 use crate::error::Error;
+use crate::limit::SocketLease;
 use crate::principal::Transport;
 use crate::session::{Close, CloseKind, ConnectionId, Session, reason};
 use crate::store::{
@@ -183,6 +184,7 @@ impl Registry {
                 inner: self.inner.clone(),
             },
             id: session.id(),
+            _lease: None,
         }
     }
 
@@ -385,10 +387,19 @@ impl Registry {
     }
 }
 
-/// Removes a connection from the registry when dropped.
+/// Removes a connection from the registry when dropped, and gives its
+/// place among its subject's sockets back with it.
 pub(crate) struct Registration {
     registry: Registry,
     id: ConnectionId,
+    _lease: Option<SocketLease>,
+}
+
+impl Registration {
+    /// Holds `lease` until the connection leaves the registry.
+    pub(crate) fn hold(&mut self, lease: Option<SocketLease>) {
+        self._lease = lease;
+    }
 }
 
 impl Drop for Registration {

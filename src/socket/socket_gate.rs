@@ -8,6 +8,7 @@ use tower_service::Service;
 
 use crate::authenticate::{Authenticator, BoxedAuthenticator};
 use crate::clock::Clock;
+use crate::limit::SocketLimit;
 use crate::session::{BoxedPipeline, CloseCodes, Deliver, Inbound, Verdict, boxed_pipeline};
 use crate::socket::limits::Limits;
 use crate::socket::registry::Registry;
@@ -34,6 +35,9 @@ pub(crate) struct GateConfig {
     pub(crate) queue: usize,
     pub(crate) trusted_proxies: Vec<IpAddr>,
     pub(crate) first_message: Option<BoxedAuthenticator>,
+    /// Caps each subject's sockets on first-message routes (the handshake
+    /// layer does on the others).
+    pub(crate) socket_limit: Option<SocketLimit>,
 }
 
 /// Builds a [`SocketGate`].
@@ -58,6 +62,7 @@ impl SocketGate {
                 queue: 32,
                 trusted_proxies: Vec::new(),
                 first_message: None,
+                socket_limit: None,
             },
             pipeline: boxed_pipeline(Deliver),
         }
@@ -134,6 +139,14 @@ impl SocketGateBuilder {
     /// [`trusted_proxies`](crate::handshake::HandshakeLayerBuilder::trusted_proxies).)
     pub fn trusted_proxies<I: IntoIterator<Item = IpAddr>>(mut self, proxies: I) -> Self {
         self.config.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
+
+    /// Caps each subject's sockets on first-message routes: a
+    /// [`Gate`](crate::Gate)'s
+    /// [`max_sockets_per_subject`](crate::GateBuilder::max_sockets_per_subject).
+    pub(crate) fn socket_limit(mut self, limit: Option<SocketLimit>) -> Self {
+        self.config.socket_limit = limit;
         self
     }
 

@@ -18,6 +18,7 @@ use crate::handshake::{
     ClientAddr, HandshakeRejection, MissingHandshakeLayer, RejectionReason, SelectedProtocol,
     audited_peer, client_address, forwarding_headers,
 };
+use crate::limit::SocketLease;
 use crate::principal::{Principal, Transport};
 use crate::session::Session;
 use crate::socket::driver::{serve, serve_deferred};
@@ -49,6 +50,9 @@ pub struct GatedUpgrade {
     principal: Principal,
     protocol: Option<String>,
     peer: Option<SocketAddr>,
+    /// The socket's place among its subject's, taken by the handshake
+    /// layer: held for the socket's life.
+    lease: Option<SocketLease>,
 }
 
 /// Extractor for a first-message route: an upgrade without credentials,
@@ -128,6 +132,7 @@ impl<S: Send + Sync> FromRequestParts<S> for GatedUpgrade {
             .get::<ClientAddr>()
             .map(|client| client.0)
             .or_else(|| peer(parts));
+        let lease = parts.extensions.remove::<SocketLease>();
         let upgrade = WebSocketUpgrade::from_request_parts(parts, state)
             .await
             .map_err(GatedUpgradeRejection::NotAnUpgrade)?;
@@ -136,6 +141,7 @@ impl<S: Send + Sync> FromRequestParts<S> for GatedUpgrade {
             principal,
             protocol,
             peer,
+            lease,
         })
     }
 }
@@ -187,7 +193,8 @@ impl GatedUpgrade {
             upgrade = upgrade.protocols([protocol]);
         }
         let session = Arc::new(Session::new(self.principal, self.peer));
-        upgrade.on_upgrade(move |ws| serve(ws, gate, session, handler))
+        let lease = self.lease;
+        upgrade.on_upgrade(move |ws| serve(ws, gate, session, lease, handler))
     }
 }
 

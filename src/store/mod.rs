@@ -8,6 +8,7 @@
 
 mod boxed;
 mod memory;
+mod sockets;
 
 use std::fmt;
 use std::future::Future;
@@ -25,6 +26,7 @@ pub use self::memory::{
     DEFAULT_REVOCATION_RETENTION, InMemoryCredentialStore, InMemoryRevocationStore,
     InMemoryTicketStore,
 };
+pub use self::sockets::{Acquired, AtSocketLimit, InMemorySocketLeaseStore, SocketLeaseStore};
 
 /// Username → password hash, roles and status.
 pub trait CredentialStore: Clone + Send + Sync + 'static {
