@@ -72,7 +72,7 @@
 //! | [`claims`] | claim layouts of identity providers: roles, scopes, typed custom claims |
 //! | [`password`] | argon2id, off the async runtime, bounded |
 //! | [`ticket`] | single-use tickets for browsers |
-//! | [`store`] | storage traits (credentials, tickets, revocations) and in-memory built-ins |
+//! | [`store`] | storage traits (credentials, tickets, revocations, socket leases) and in-memory built-ins |
 //! | [`accounts`] | account changes (create, password, roles, disable) with the password policy and the revocations they need |
 //! | [`prelude`] | the names most applications need |
 //!
@@ -88,6 +88,7 @@
 //! | [`ClaimsMapping`](claims::ClaimsMapping) | [`ClaimPaths`](claims::ClaimPaths), closures |
 //! | [`CredentialStore`](store::CredentialStore) | [`InMemoryCredentialStore`](store::InMemoryCredentialStore) |
 //! | [`TicketStore`](store::TicketStore) | [`InMemoryTicketStore`](store::InMemoryTicketStore) |
+//! | [`SocketLeaseStore`](store::SocketLeaseStore) | [`InMemorySocketLeaseStore`](store::InMemorySocketLeaseStore), `RedisSocketLeaseStore` (feature `redis`) |
 //! | [`RevocationStore`](store::RevocationStore) | [`InMemoryRevocationStore`](store::InMemoryRevocationStore) |
 //! | [`PasswordHasher`](password::PasswordHasher) | [`Argon2id`](password::Argon2id) |
 //! | [`FailureLimiter`](limit::FailureLimiter) | [`InMemoryFailureLimiter`](limit::InMemoryFailureLimiter) |

@@ -186,22 +186,6 @@ async fn close_politely(mut client: Client) {
     while let Some(Ok(_)) = client.next().await {}
 }
 
-/// How the next frame of `client` closes it, within two seconds.
-async fn closed_with(client: &mut Client) -> (u16, String) {
-    let next = tokio::time::timeout(std::time::Duration::from_secs(2), async {
-        loop {
-            match client.next().await {
-                Some(Ok(Message::Close(Some(frame)))) => {
-                    return (u16::from(frame.code), frame.reason.to_string());
-                }
-                Some(Ok(_)) => {}
-                other => panic!("the socket ended without a close frame: {other:?}"),
-            }
-        }
-    });
-    next.await.expect("no close within two seconds")
-}
-
 /// A gate with a limit of 3 sockets a subject: every route and transport
 /// counts (Bearer, ticket, first message); one more is refused with 429
 /// `too many connections` and `Retry-After` at a handshake, 4429 on a
@@ -310,7 +294,7 @@ async fn at_the_limit_the_oldest_socket_can_make_room() {
     let mut second = common::open_bearer(served.addr, &token).await;
     let mut newest = open_first_message(served.addr, &token).await;
     assert_eq!(
-        closed_with(&mut oldest).await,
+        common::close_within(&mut oldest, std::time::Duration::from_secs(2)).await,
         (4403, "too many connections".to_owned())
     );
     for client in [&mut second, &mut newest] {

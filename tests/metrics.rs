@@ -88,6 +88,8 @@ async fn counters_move_as_handshakes_are_refused_and_sockets_close() {
                 .build(),
         )
         .limits(Limits::default().max_message_bytes(64).unwrap())
+        .max_sockets_per_subject(1)
+        .unwrap()
         .build()
         .unwrap();
     let handshake = gate
@@ -112,6 +114,7 @@ async fn counters_move_as_handshakes_are_refused_and_sockets_close() {
     let wrong =
         r#"wsgate_handshakes_total{outcome="deny",reason="invalid credentials",transport="basic"}"#;
     let too_big = r#"wsgate_closes_total{code="1009"}"#;
+    let too_many = r#"wsgate_handshakes_total{outcome="deny",reason="too many connections",transport="bearer"}"#;
     let authenticated = r#"wsgate_live_sockets{state="authenticated"}"#;
 
     // Three refusals without credentials.
@@ -142,6 +145,9 @@ async fn counters_move_as_handshakes_are_refused_and_sockets_close() {
         value(&open, authenticated) - value(&before, authenticated),
         1.0
     );
+    // bob's second socket is one over his limit.
+    let second = Handshake::to("/ws").bearer(&keys.token("bob"));
+    assert_eq!(connect(addr, &second).await.status(), 429);
     client.send(Message::text("x".repeat(65))).await.unwrap();
     while let Some(Ok(frame)) = client.next().await {
         if let Message::Close(frame) = frame {
@@ -159,6 +165,7 @@ async fn counters_move_as_handshakes_are_refused_and_sockets_close() {
     assert_eq!(moved("wsgate_lockouts_total"), 1.0);
     assert_eq!(moved(accepted), 1.0);
     assert_eq!(moved(too_big), 1.0);
+    assert_eq!(moved(too_many), 1.0);
     assert_eq!(
         moved(authenticated),
         0.0,

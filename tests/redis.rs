@@ -18,7 +18,7 @@ use wsgate::authenticate::BasicAuthenticator;
 use wsgate::password::{Argon2id, PasswordPolicy, PasswordVerifier};
 use wsgate::redis::RedisStores;
 use wsgate::sql::SqlCredentialStore;
-use wsgate::store::Revocation;
+use wsgate::store::{AtSocketLimit, Revocation};
 
 type Client = common::Client;
 
@@ -629,6 +629,174 @@ async fn the_redis_ticket_store_keeps_the_limit_per_subject_across_processes() {
             wsgate::ErrorKind::TooManyTickets { .. }
         ));
     }
+}
+
+/// Sockets per subject across two instances: a limit of 2 counts the
+/// sockets of both; one that closes frees its place on the other at once;
+/// with `CloseOldest`, the oldest socket closes on whichever instance holds
+/// it (within a renewal, a second here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subjects_sockets_are_counted_across_instances() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let keys = Keys::load();
+    let refuse = AtSocketLimit::RefuseNewest;
+    let a = Instance::start_with_socket_limit(&redis.url(), &keys, 2, refuse).await;
+    let b = Instance::start_with_socket_limit(&redis.url(), &keys, 2, refuse).await;
+    let token = keys.token("alice");
+    let _on_a = a.open(&token).await;
+    let on_b = b.open(&token).await;
+    for (name, instance) in [("a", &a), ("b", &b)] {
+        match connect(instance.addr, &Handshake::to("/ws").bearer(&token)).await {
+            Outcome::Refused {
+                status, ref body, ..
+            } => assert_eq!(
+                (status, body.as_str()),
+                (429, "too many connections"),
+                "{name}"
+            ),
+            accepted => panic!("a third socket opened on {name}: {accepted:?}"),
+        }
+    }
+    let ticket = a.ticket("alice").await.unwrap();
+    let path = format!("/ws?ticket={ticket}");
+    let spent = connect(b.addr, &Handshake::to(path.as_str())).await;
+    assert_eq!(spent.status(), 429, "a ticket counts as any transport");
+    assert_eq!(a.status(&keys.token("bob")).await, 101, "bob's own count");
+
+    close_politely(on_b).await;
+    assert_eq!(
+        connect(b.addr, &Handshake::to(path.as_str()))
+            .await
+            .status(),
+        401,
+        "the ticket shown at the refused handshake was spent"
+    );
+    let _again = a.open(&token).await;
+
+    let evict = AtSocketLimit::CloseOldest;
+    let c = Instance::start_with_socket_limit(&redis.url(), &keys, 2, evict).await;
+    let d = Instance::start_with_socket_limit(&redis.url(), &keys, 2, evict).await;
+    let carol = keys.token("carol");
+    let mut oldest = c.open(&carol).await;
+    let mut second = d.open(&carol).await;
+    let started = Instant::now();
+    let mut newest = d.open(&carol).await;
+    assert_eq!(
+        common::close_within(&mut oldest, Duration::from_secs(3)).await,
+        (4403, "too many connections".to_owned()),
+        "the oldest, on the other instance, closes at its next renewal"
+    );
+    let took = started.elapsed();
+    assert!(still_open(&mut second).await && still_open(&mut newest).await);
+    println!("the oldest socket, on another instance, closed after {took:?}");
+}
+
+/// A process that dies without giving its leases back: its subject's
+/// sockets stop counting once the leases expire (3 s here, 30 s by
+/// default), not before. The process is this test binary, started again
+/// as a child that serves until it is killed (`SIGKILL`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_processes_sockets_stop_counting_when_their_leases_expire() {
+    const HOLDER: &str = "WSGATE_TEST_LEASE_HOLDER";
+    const NAME: &str = "a_killed_processes_sockets_stop_counting_when_their_leases_expire";
+    let mut keys = Keys::load();
+    let refuse = AtSocketLimit::RefuseNewest;
+    if let Ok(url) = std::env::var(HOLDER) {
+        // The child: serve with the parent's key, say where, and wait to
+        // be killed.
+        let secret = std::env::var(format!("{HOLDER}_KEY")).unwrap();
+        keys.hmac_secret = secret
+            .bytes()
+            .collect::<Vec<u8>>()
+            .chunks(2)
+            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+            .collect();
+        let holder = Instance::start_with_socket_limit(&url, &keys, 2, refuse).await;
+        println!("holder listening on {}", holder.addr);
+        std::future::pending::<()>().await;
+    }
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let a = Instance::start_with_socket_limit(&redis.url(), &keys, 2, refuse).await;
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .env(HOLDER, redis.url())
+        .env(format!("{HOLDER}_KEY"), hex(&keys.hmac_secret))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let holder_addr: std::net::SocketAddr = tokio::time::timeout(Duration::from_secs(20), async {
+        use tokio::io::AsyncBufReadExt as _;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                lines.read_line(&mut line).await.unwrap() > 0,
+                "the child ended"
+            );
+            // libtest's own `test … ...` may start the line.
+            if let Some((_, addr)) = line.trim().split_once("holder listening on ") {
+                return addr.parse().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("the child did not start");
+
+    let token = keys.token("alice");
+    let held = [
+        common::open_bearer(holder_addr, &token).await,
+        common::open_bearer(holder_addr, &token).await,
+    ];
+    assert_eq!(
+        a.status(&token).await,
+        429,
+        "the child's sockets count here"
+    );
+    tokio::time::sleep(common::redis::SOCKET_LEASE + Duration::from_secs(1)).await;
+    assert_eq!(
+        a.status(&token).await,
+        429,
+        "a live process renews its leases: they outlast the lease time"
+    );
+    child.kill().await.unwrap();
+    let killed = Instant::now();
+    drop(held);
+    assert_eq!(
+        a.status(&token).await,
+        429,
+        "a dead process's leases count until they expire"
+    );
+    loop {
+        if a.status(&token).await == 101 {
+            break;
+        }
+        assert!(
+            killed.elapsed() < common::redis::SOCKET_LEASE + Duration::from_secs(2),
+            "the dead process's sockets still count"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "a killed process's sockets stopped counting after {:?}",
+        killed.elapsed()
+    );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Closes `client` as a polite client does, and waits for the server's
+/// answer.
+async fn close_politely(mut client: Client) {
+    client.close(None).await.unwrap();
+    while let Some(Ok(_)) = client.next().await {}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

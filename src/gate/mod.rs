@@ -142,8 +142,8 @@ impl Gate {
     }
 
     /// A handshake layer for socket routes, wired to the gate's parts (the
-    /// authenticators, the failure limiter, revocations, trusted proxies,
-    /// the audit): finish it with the route's own settings. Its transports
+    /// authenticators, the failure limiter, revocations, the limit of
+    /// sockets per subject, trusted proxies, the audit): finish it with the route's own settings. Its transports
     /// default to Bearer, the subprotocol and tickets, which need
     /// [`application_protocols`](HandshakeLayerBuilder::application_protocols).
     pub fn handshake(&self) -> GateHandshakeLayerBuilder {

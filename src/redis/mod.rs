@@ -1,5 +1,6 @@
 //! Several processes behind a load balancer (feature `redis`):
-//! revocations, tickets and the failure limiter shared through Redis.
+//! revocations, tickets, the failure limiter and each subject's count of
+//! sockets shared through Redis.
 //!
 //! ```no_run
 //! use wsgate::redis::RedisStores;
@@ -12,6 +13,8 @@
 //! let gate = wsgate::Gate::builder(verifier)
 //!     .revocations(redis.revocations())
 //!     .tickets(redis.tickets())
+//!     .socket_leases(redis.socket_leases())
+//!     .max_sockets_per_subject(20)?
 //!     .build()?;
 //! # let _ = gate;
 //! # Ok(())

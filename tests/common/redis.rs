@@ -338,6 +338,10 @@ use super::{Handshake, Keys, connect, serve};
 /// How long an instance's sockets stay open without contact with Redis.
 pub const STALENESS: Duration = Duration::from_secs(3);
 
+/// How long an instance's socket leases last unless renewed (renewed
+/// every second).
+pub const SOCKET_LEASE: Duration = Duration::from_secs(3);
+
 /// The Origin that Basic handshakes come from.
 const ORIGIN: &str = "http://app.test";
 
@@ -353,7 +357,7 @@ pub struct Instance {
 
 impl Instance {
     pub async fn start(url: &str, keys: &Keys) -> Self {
-        let instance = Self::serve_with(url, keys, None::<BoxedAuthenticator>).await;
+        let instance = Self::serve_with(url, keys, None::<BoxedAuthenticator>, None).await;
         instance.wait_current().await;
         instance
     }
@@ -361,23 +365,43 @@ impl Instance {
     /// An instance that serves at once, before its first contact with
     /// Redis.
     pub async fn start_unsynced(url: &str, keys: &Keys) -> Self {
-        Self::serve_with(url, keys, None::<BoxedAuthenticator>).await
+        Self::serve_with(url, keys, None::<BoxedAuthenticator>, None).await
+    }
+
+    /// An instance whose subjects hold at most `max` sockets each, counted
+    /// in Redis with every other such instance.
+    pub async fn start_with_socket_limit(
+        url: &str,
+        keys: &Keys,
+        max: usize,
+        at_limit: wsgate::store::AtSocketLimit,
+    ) -> Self {
+        let limit = Some((max, at_limit));
+        let instance = Self::serve_with(url, keys, None::<BoxedAuthenticator>, limit).await;
+        instance.wait_current().await;
+        instance
     }
 
     /// An instance that also takes Basic handshakes against `users` (one
     /// credential store several instances share, as processes share a
     /// database).
     pub async fn start_with_users(url: &str, keys: &Keys, users: impl Authenticator) -> Self {
-        let instance = Self::serve_with(url, keys, Some(users)).await;
+        let instance = Self::serve_with(url, keys, Some(users), None).await;
         instance.wait_current().await;
         instance
     }
 
-    async fn serve_with(url: &str, keys: &Keys, users: Option<impl Authenticator>) -> Self {
+    async fn serve_with(
+        url: &str,
+        keys: &Keys,
+        users: Option<impl Authenticator>,
+        socket_limit: Option<(usize, wsgate::store::AtSocketLimit)>,
+    ) -> Self {
         let stores = RedisStores::builder(url)
             .max_staleness(STALENESS)
             .stream_length(5)
             .command_timeout(Duration::from_millis(800))
+            .socket_lease(SOCKET_LEASE)
             .build()
             .unwrap();
         let limiter = stores.failure_limiter(wsgate::limit::InMemoryFailureLimiter::builder());
@@ -385,6 +409,13 @@ impl Instance {
             .revocations(stores.revocations())
             .tickets(stores.tickets())
             .failure_limiter(limiter.clone());
+        if let Some((max, at_limit)) = socket_limit {
+            gate = gate
+                .socket_leases(stores.socket_leases())
+                .max_sockets_per_subject(max)
+                .unwrap()
+                .at_socket_limit(at_limit);
+        }
         let mut transports = vec![Transport::Bearer, Transport::Ticket];
         if let Some(users) = users {
             gate = gate.passwords(users);
