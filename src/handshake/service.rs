@@ -18,7 +18,7 @@ use crate::handshake::future::ResponseFuture;
 use crate::handshake::layer::{Config, peer};
 use crate::handshake::subprotocol::{Offer, SelectedProtocol};
 use crate::handshake::transport::strip_query_credentials;
-use crate::limit::{FailureLimiter, InMemoryFailureLimiter, SocketLease, check_with_limits};
+use crate::limit::{FailureLimiter, InMemoryFailureLimiter, admit, check_with_limits};
 use crate::principal::Principal;
 use crate::refusal::RejectionReason;
 use crate::store::check_revocation;
@@ -116,19 +116,6 @@ fn is_websocket_request<B>(request: &Request<B>) -> bool {
             })
 }
 
-/// Takes the principal's place among its subject's sockets, when the
-/// layer caps them and the request opens one.
-async fn take_place<A, L>(
-    config: &Config<A, L>,
-    principal: &Principal,
-    opens_socket: bool,
-) -> Result<Option<SocketLease>, crate::Error> {
-    match &config.sockets {
-        Some(limit) if opens_socket => limit.acquire(principal.subject()).await.map(Some),
-        _ => Ok(None),
-    }
-}
-
 impl<S, A, L, B> Service<Request<B>> for Handshake<S, A, L>
 where
     S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
@@ -177,18 +164,23 @@ where
             metrics::handshake_duration(started.elapsed());
             // After every check, so a refused handshake holds no place (and
             // a ticket shown at one refused for the limit is spent).
+            // The subject is named in the audit of a refusal for its limit.
+            let limit = config.sockets.as_ref().filter(|_| opens_socket);
             let outcome = match outcome {
-                Ok(principal) => take_place(&config, &principal, opens_socket)
+                Ok(principal) => admit(limit, principal)
                     .await
-                    .map(|lease| (principal, lease)),
-                Err(error) => Err(error),
+                    .map_err(|(error, subject)| (error, Some(subject))),
+                Err(error) => Err((error, None)),
             };
             let (principal, lease) = match outcome {
                 Ok((principal, lease)) => (principal.with_transport(prepared.transport), lease),
-                Err(error) => {
+                Err((error, subject)) => {
                     let reason = RejectionReason::from_error(&error);
                     let transport = Some(prepared.transport);
-                    let event = AuditEvent::handshake_denied(reason.as_str(), transport, peer);
+                    let mut event = AuditEvent::handshake_denied(reason.as_str(), transport, peer);
+                    if let Some(subject) = subject {
+                        event = event.with_sub(subject);
+                    }
                     config.auditor.record(&event);
                     let mut refusal = config.refuse(reason);
                     if let Some(retry_after) = error.retry_after() {

@@ -42,7 +42,7 @@ pub use self::boxed::BoxedFailureLimiter;
 #[cfg(feature = "redis")]
 pub(crate) use self::memory::{Config as Rules, IN_FLIGHT_TIMEOUT};
 pub use self::memory::{InMemoryFailureLimiter, InMemoryFailureLimiterBuilder};
-pub(crate) use self::sockets::{AnyLeaseStore, SocketLease, SocketLimit};
+pub(crate) use self::sockets::{AnyLeaseStore, SocketLease, SocketLimit, admit};
 
 /// The rules of a failure limiter (thresholds, window, back-off, clock):
 /// [`build`](InMemoryFailureLimiterBuilder::build) makes the in-memory

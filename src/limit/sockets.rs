@@ -28,6 +28,7 @@ use futures_util::future::BoxFuture;
 
 use crate::clock::unix_millis;
 use crate::error::{Error, ErrorKind};
+use crate::principal::Principal;
 use crate::random::random_urlsafe;
 use crate::session::{Close, CloseKind, Session, reason};
 use crate::store::{Acquired, AtSocketLimit, SocketLeaseStore};
@@ -160,6 +161,22 @@ impl SocketLimit {
             }
         }
         Ok(lease)
+    }
+}
+
+/// Takes `principal`'s place among its subject's sockets under `limit`,
+/// if there is one: the principal with its lease, or the refusal with the
+/// subject it names (for the audit).
+pub(crate) async fn admit(
+    limit: Option<&SocketLimit>,
+    principal: Principal,
+) -> Result<(Principal, Option<SocketLease>), (Error, String)> {
+    let Some(limit) = limit else {
+        return Ok((principal, None));
+    };
+    match limit.acquire(principal.subject()).await {
+        Ok(lease) => Ok((principal, Some(lease))),
+        Err(error) => Err((error, principal.subject().to_owned())),
     }
 }
 
@@ -385,7 +402,7 @@ impl fmt::Debug for SocketLease {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::principal::{AuthMethod, Principal};
+    use crate::principal::AuthMethod;
     use crate::store::InMemorySocketLeaseStore;
 
     fn session(subject: &str) -> Arc<Session> {

@@ -19,7 +19,7 @@ use crate::audit::{AuditEvent, metrics};
 use crate::authenticate::{Authenticator, BoxedAuthenticator, Credential};
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::limit::SocketLease;
+use crate::limit::{SocketLease, admit};
 use crate::principal::{Principal, Transport};
 use crate::recheck::Standing;
 use crate::secret::Secret;
@@ -732,22 +732,18 @@ fn auth_token(message: &Message) -> Option<String> {
 
 /// Authenticates a first message's token: the gate's authenticator, then
 /// the revocation check by the one session rule (the token's `sid`, as at
-/// a handshake), then the subject's place among its sockets.
+/// a handshake).
 async fn authenticate_first_message(
     gate: &SocketGate,
     authenticator: &BoxedAuthenticator,
     token: String,
-) -> Result<(Principal, Option<SocketLease>), Error> {
+) -> Result<Principal, Error> {
     let started = Instant::now();
     let credential = Credential::Bearer(Secret::new(token));
     let outcome = async {
         let principal = authenticator.authenticate(&credential).await?;
         check_revocation(gate.config.registry.revocations(), &principal, None).await?;
-        let lease = match &gate.config.socket_limit {
-            Some(limit) => Some(limit.acquire(principal.subject()).await?),
-            None => None,
-        };
-        Ok((principal, lease))
+        Ok(principal)
     }
     .await;
     metrics::handshake_duration(started.elapsed());
@@ -769,7 +765,7 @@ pub(crate) async fn serve_deferred<F, Fut>(
 {
     let config = &gate.config;
     let deadline = Instant::now() + config.limits.auth_deadline;
-    let outcome: Result<(Principal, Option<SocketLease>), Close> = loop {
+    let outcome: Result<Principal, Close> = loop {
         tokio::select! {
             () = sleep_until(deadline) => {
                 break Err(Close::new(CloseKind::Unauthenticated, reason::AUTHENTICATION_TIMEOUT));
@@ -795,6 +791,14 @@ pub(crate) async fn serve_deferred<F, Fut>(
     };
     // Authenticated or refused: no longer waiting.
     drop(slot);
+    // Then the subject's place among its sockets; a refusal for the limit
+    // names the subject in the audit.
+    let outcome = match outcome {
+        Ok(principal) => admit(config.socket_limit.as_ref(), principal)
+            .await
+            .map_err(|(error, subject)| (Close::for_failed_credential(&error), Some(subject))),
+        Err(close) => Err((close, None)),
+    };
     let transport = Some(Transport::FirstMessage);
     match outcome {
         Ok((principal, lease)) => {
@@ -804,9 +808,13 @@ pub(crate) async fn serve_deferred<F, Fut>(
             let session = Arc::new(Session::new(principal, peer));
             serve(ws, gate, session, lease, handler).await;
         }
-        Err(close) => {
+        Err((close, subject)) => {
             let code = config.close_codes.code(close.kind);
-            let event = AuditEvent::handshake_denied(close.reason, transport, peer).with_code(code);
+            let mut event =
+                AuditEvent::handshake_denied(close.reason, transport, peer).with_code(code);
+            if let Some(subject) = subject {
+                event = event.with_sub(subject);
+            }
             config.registry.auditor().record(&event);
             send_close(&mut ws, code, close.reason).await;
         }

@@ -500,6 +500,20 @@ impl Outcome {
             Outcome::Refused { status, .. } => *status,
         }
     }
+
+    /// The status, `Retry-After` and body of a refusal; panics, naming
+    /// `what`, when the handshake was accepted.
+    pub fn refusal(self, what: &str) -> (u16, Option<String>, String) {
+        match self {
+            Outcome::Refused {
+                status,
+                retry_after,
+                body,
+                ..
+            } => (status, retry_after, body),
+            accepted => panic!("{what} was accepted: {accepted:?}"),
+        }
+    }
 }
 
 pub async fn connect(addr: SocketAddr, handshake: &Handshake) -> Outcome {
