@@ -133,6 +133,11 @@ fn status(outcome: &Outcome) -> u16 {
 }
 
 #[tokio::test]
+async fn the_in_memory_socket_lease_store_keeps_the_limit_per_subject() {
+    common::socket_lease_cases(wsgate::store::InMemorySocketLeaseStore::new()).await;
+}
+
+#[tokio::test]
 async fn the_in_memory_ticket_store_keeps_the_limit_per_subject() {
     common::ticket_limit_cases(wsgate::store::InMemoryTicketStore::new()).await;
 }

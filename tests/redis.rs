@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::redis::{Instance, Proxy, RedisServer, STALENESS};
+use common::redis::{Instance, Proxy, RedisServer, SOCKET_LEASE, STALENESS};
 use common::{Handshake, Keys, Outcome, connect};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
@@ -609,6 +609,117 @@ async fn the_redis_limiter_keeps_every_rule_of_the_in_memory_one() {
     .await;
 }
 
+/// The ACL that SECURITY.md gives wsgate's Redis user, read from there and
+/// set up as written, is enough for every store: tickets, socket leases
+/// (their scripts read Redis's clock), the failure limiter, revocations
+/// (stream, tail and resync) and the evictions published to the other
+/// instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_acl_in_security_md_is_enough_for_every_store() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let security = include_str!("../SECURITY.md");
+    let command = security
+        .split("```text\n")
+        .find_map(|block| block.strip_prefix("  ACL SETUSER "))
+        .and_then(|block| block.split("```").next())
+        .expect("SECURITY.md gives the ACL")
+        .replace('\\', " ");
+    let mut setuser = redis::cmd("ACL");
+    setuser.arg("SETUSER");
+    for word in command.split_whitespace() {
+        setuser.arg(word.replace(">long-random-password", ">acl-test-password"));
+    }
+    let mut admin = redis.connection().await;
+    let _: () = setuser.query_async(&mut admin).await.unwrap();
+    let url = redis
+        .url()
+        .replace("redis://", "redis://wsgate:acl-test-password@");
+
+    let stores = RedisStores::builder(url.clone())
+        .socket_lease(SOCKET_LEASE)
+        .build()
+        .unwrap();
+    common::ticket_limit_cases(stores.tickets()).await;
+    common::socket_lease_cases(stores.socket_leases()).await;
+    let clock = common::limiter_cases::clock();
+    let limiter = stores.failure_limiter(common::limiter_cases::rules(
+        wsgate::limit::InMemoryFailureLimiter::builder(),
+        &clock,
+    ));
+    common::limiter_cases::accounts_lock_with_growing_back_off(&limiter, &clock).await;
+
+    let keys = Keys::load();
+    let evict = AtSocketLimit::CloseOldest;
+    let long = Duration::from_secs(30);
+    let a = Instance::start_with_socket_limit(&url, &keys, 1, evict, long).await;
+    let b = Instance::start_with_socket_limit(&url, &keys, 1, evict, long).await;
+    let token = keys.token("erin");
+    let mut on_a = a.open(&token).await;
+    let _on_b = b.open(&token).await;
+    assert_eq!(
+        common::close_within(&mut on_a, Duration::from_secs(3)).await,
+        (4403, "too many connections".to_owned()),
+        "the eviction reached the other instance"
+    );
+    a.gate
+        .registry()
+        .revoke(Revocation::subject("erin", std::time::SystemTime::now()))
+        .await
+        .unwrap();
+    assert_eq!(b.status(&token).await, 401, "the revocation reached b");
+}
+
+/// The socket lease store in Redis: the same cases as in memory; then a
+/// lease Redis lost (its set deleted, as by a restart without
+/// persistence) is taken again by its holder's renewal, and an expired
+/// one stops counting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_socket_lease_store_keeps_the_rules_of_the_in_memory_one() {
+    use redis::AsyncCommands as _;
+    use wsgate::store::{Acquired, AtSocketLimit, SocketLeaseStore};
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let stores = RedisStores::builder(redis.url())
+        .socket_lease(SOCKET_LEASE)
+        .build()
+        .unwrap();
+    common::socket_lease_cases(stores.socket_leases()).await;
+
+    let store = stores.socket_leases();
+    let refuse = AtSocketLimit::RefuseNewest;
+    assert_eq!(
+        store.acquire("dave", "1", 1, refuse).await.unwrap(),
+        Acquired::Taken
+    );
+    let mut connection = redis.connection().await;
+    let _: () = connection.del("wsgate:sockets-of:dave").await.unwrap();
+    assert_eq!(
+        store.acquire("dave", "2", 1, refuse).await.unwrap(),
+        Acquired::Taken,
+        "a lost lease no longer counts"
+    );
+    store.release("dave", "2").await.unwrap();
+    let lost = store
+        .renew(vec![("dave".to_owned(), "1".to_owned())])
+        .await
+        .unwrap();
+    assert!(lost.is_empty(), "a lease lost, not evicted, is kept");
+    assert_eq!(
+        store.acquire("dave", "3", 1, refuse).await.unwrap(),
+        Acquired::Full,
+        "the renewal took it again"
+    );
+    tokio::time::sleep(SOCKET_LEASE + Duration::from_millis(200)).await;
+    assert_eq!(
+        store.acquire("dave", "4", 1, refuse).await.unwrap(),
+        Acquired::Taken,
+        "a lease nobody renewed expired"
+    );
+}
+
 /// The per-subject ticket limit, counted in Redis: the same cases as in
 /// memory, then across two processes (a subject's tickets on A count on B).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -642,8 +753,8 @@ async fn a_subjects_sockets_are_counted_across_instances() {
     };
     let keys = Keys::load();
     let refuse = AtSocketLimit::RefuseNewest;
-    let a = Instance::start_with_socket_limit(&redis.url(), &keys, 2, refuse).await;
-    let b = Instance::start_with_socket_limit(&redis.url(), &keys, 2, refuse).await;
+    let a = Instance::start_with_socket_limit(&redis.url(), &keys, 2, refuse, SOCKET_LEASE).await;
+    let b = Instance::start_with_socket_limit(&redis.url(), &keys, 2, refuse, SOCKET_LEASE).await;
     let token = keys.token("alice");
     let _on_a = a.open(&token).await;
     let on_b = b.open(&token).await;
@@ -668,9 +779,12 @@ async fn a_subjects_sockets_are_counted_across_instances() {
     );
     let _again = a.open(&token).await;
 
+    // Leases of 30 s, renewed every 10 s: the oldest closes long before a
+    // renewal, on the eviction's notice.
     let evict = AtSocketLimit::CloseOldest;
-    let c = Instance::start_with_socket_limit(&redis.url(), &keys, 2, evict).await;
-    let d = Instance::start_with_socket_limit(&redis.url(), &keys, 2, evict).await;
+    let long = Duration::from_secs(30);
+    let c = Instance::start_with_socket_limit(&redis.url(), &keys, 2, evict, long).await;
+    let d = Instance::start_with_socket_limit(&redis.url(), &keys, 2, evict, long).await;
     let carol = keys.token("carol");
     let mut oldest = c.open(&carol).await;
     let mut second = d.open(&carol).await;
@@ -679,7 +793,7 @@ async fn a_subjects_sockets_are_counted_across_instances() {
     assert_eq!(
         common::close_within(&mut oldest, Duration::from_secs(3)).await,
         (4403, "too many connections".to_owned()),
-        "the oldest, on the other instance, closes at its next renewal"
+        "the oldest, on the other instance, closes on the eviction's notice"
     );
     let took = started.elapsed();
     assert!(still_open(&mut second).await && still_open(&mut newest).await);
@@ -706,14 +820,14 @@ async fn a_killed_processes_sockets_stop_counting_when_their_leases_expire() {
             .chunks(2)
             .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
             .collect();
-        let holder = Instance::start_with_socket_limit(&url, &keys, 2, refuse).await;
+        let holder = Instance::start_with_socket_limit(&url, &keys, 2, refuse, SOCKET_LEASE).await;
         println!("holder listening on {}", holder.addr);
         std::future::pending::<()>().await;
     }
     let Some(redis) = RedisServer::start().await else {
         return;
     };
-    let a = Instance::start_with_socket_limit(&redis.url(), &keys, 2, refuse).await;
+    let a = Instance::start_with_socket_limit(&redis.url(), &keys, 2, refuse, SOCKET_LEASE).await;
     let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
         .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
         .env(HOLDER, redis.url())
@@ -751,7 +865,7 @@ async fn a_killed_processes_sockets_stop_counting_when_their_leases_expire() {
         429,
         "the child's sockets count here"
     );
-    tokio::time::sleep(common::redis::SOCKET_LEASE + Duration::from_secs(1)).await;
+    tokio::time::sleep(SOCKET_LEASE + Duration::from_secs(1)).await;
     assert_eq!(
         a.status(&token).await,
         429,
@@ -770,7 +884,7 @@ async fn a_killed_processes_sockets_stop_counting_when_their_leases_expire() {
             break;
         }
         assert!(
-            killed.elapsed() < common::redis::SOCKET_LEASE + Duration::from_secs(2),
+            killed.elapsed() < SOCKET_LEASE + Duration::from_secs(2),
             "the dead process's sockets still count"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;

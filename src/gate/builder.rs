@@ -186,8 +186,10 @@ impl<G> GateBuilder<G> {
     /// What a subject at its [limit of
     /// sockets](Self::max_sockets_per_subject) gets for one more: refused
     /// (the default), or its oldest socket closed with 4403 `too many
-    /// connections` to make room ([`AtSocketLimit::CloseOldest`]; a socket
-    /// on another process closes at that process's next lease renewal).
+    /// connections` to make room ([`AtSocketLimit::CloseOldest`]; on
+    /// another process sharing the store, the oldest closes when that
+    /// process hears of it: at once with Redis, or at its next lease
+    /// renewal if the notice was lost).
     pub fn at_socket_limit(mut self, at_limit: AtSocketLimit) -> Self {
         self.parts.at_socket_limit = at_limit;
         self

@@ -25,6 +25,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::BoxFuture;
+use tokio::sync::broadcast;
 
 use crate::clock::unix_millis;
 use crate::error::{Error, ErrorKind};
@@ -56,7 +57,8 @@ struct Inner {
     serial: AtomicU64,
     /// This process's leases, by id.
     held: Mutex<HashMap<String, Held>>,
-    renewing: AtomicBool,
+    /// Whether the renewal and the eviction listener run.
+    started: AtomicBool,
 }
 
 /// One lease of this process.
@@ -100,7 +102,7 @@ impl SocketLimit {
                 origin,
                 serial: AtomicU64::new(0),
                 held: Mutex::new(HashMap::new()),
-                renewing: AtomicBool::new(false),
+                started: AtomicBool::new(false),
             }),
         }
     }
@@ -224,16 +226,37 @@ impl Inner {
         }
     }
 
-    /// Starts the renewal of this process's leases, once, for a store
-    /// whose leases expire.
+    /// Starts, once, the renewal of this process's leases (for a store
+    /// whose leases expire) and the listener of evictions made elsewhere
+    /// (for a store that tells of them).
     fn start_renewal(self: &Arc<Self>) {
-        let Some(every) = self.store.renewal_interval() else {
-            return;
-        };
-        if self.renewing.swap(true, Ordering::AcqRel) {
+        if self.started.swap(true, Ordering::AcqRel) {
             return;
         }
-        tokio::spawn(renew(Arc::downgrade(self), every));
+        if let Some(every) = self.store.renewal_interval() {
+            tokio::spawn(renew(Arc::downgrade(self), every));
+        }
+        if let Some(evictions) = self.store.evictions() {
+            tokio::spawn(listen_for_evictions(Arc::downgrade(self), evictions));
+        }
+    }
+}
+
+/// Closes this process's sockets whose leases another process's
+/// acquisition took, as the store tells of them, until the limit is gone.
+/// Missed notices (a lagging receiver, a lost link) are found by the next
+/// renewal.
+async fn listen_for_evictions(limit: Weak<Inner>, mut evictions: broadcast::Receiver<String>) {
+    loop {
+        let evicted = evictions.recv().await;
+        let Some(inner) = limit.upgrade() else {
+            return;
+        };
+        match evicted {
+            Ok(id) => inner.evict(&id),
+            Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 
@@ -338,6 +361,7 @@ trait DynLeaseStore: Send + Sync + 'static {
     fn release(&self, subject: String, lease: String) -> BoxFuture<'static, Result<(), Error>>;
     fn renew(&self, leases: Vec<(String, String)>) -> BoxFuture<'_, Result<Vec<String>, Error>>;
     fn renewal_interval(&self) -> Option<Duration>;
+    fn evictions(&self) -> Option<broadcast::Receiver<String>>;
 }
 
 impl<S: SocketLeaseStore> DynLeaseStore for S {
@@ -378,6 +402,10 @@ impl<S: SocketLeaseStore> DynLeaseStore for S {
 
     fn renewal_interval(&self) -> Option<Duration> {
         SocketLeaseStore::renewal_interval(self)
+    }
+
+    fn evictions(&self) -> Option<broadcast::Receiver<String>> {
+        SocketLeaseStore::evictions(self)
     }
 }
 

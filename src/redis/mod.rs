@@ -232,6 +232,12 @@ impl RedisStoresBuilder {
         let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|_| ConfigError::InvalidRedisUrl)?;
         let commands = Commands::new(commands);
+        let socket_leases = RedisSocketLeaseStore::new(
+            client.clone(),
+            commands.clone(),
+            &self.prefix,
+            &self.settings,
+        );
         Ok(RedisStores {
             revocations: RedisRevocationStore::start(
                 client,
@@ -240,11 +246,7 @@ impl RedisStoresBuilder {
                 self.settings,
             ),
             tickets: RedisTicketStore::new(commands.clone(), &self.prefix),
-            socket_leases: RedisSocketLeaseStore::new(
-                commands.clone(),
-                &self.prefix,
-                self.settings.socket_lease,
-            ),
+            socket_leases,
             commands,
             prefix: self.prefix,
         })

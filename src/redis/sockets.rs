@@ -1,9 +1,13 @@
 //! Each subject's live sockets, counted across processes: leases in Redis
 //! that expire unless their process renews them.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use redis::AsyncCommands as _;
+use tokio::sync::broadcast;
 
 use crate::redis::Commands;
 use crate::redis::revocations::RedisStoreError;
@@ -19,9 +23,11 @@ use crate::store::{Acquired, AtSocketLimit, SocketLeaseStore};
 /// evicts the oldest) in one script. Every process renews its leases every
 /// third of the lease time (default 30 s, so every 10 s): the sockets of a
 /// process that died stop counting within the lease time. An evicted
-/// lease leaves a marker for a lease time, which is how its process learns
-/// at its next renewal that its socket must close; a lease lost otherwise
-/// (Redis restarted) is taken again by the renewal.
+/// lease is published on `<prefix>:socket-evictions`, which every process
+/// using the limit subscribes to, so its holder closes its socket at once;
+/// it also leaves a marker for a lease time, which is how a holder that
+/// missed the notice learns at its next renewal. A lease lost otherwise
+/// (Redis restarted without persistence) is taken again by the renewal.
 #[derive(Clone)]
 pub struct RedisSocketLeaseStore {
     commands: Commands,
@@ -29,16 +35,29 @@ pub struct RedisSocketLeaseStore {
     lease: Duration,
     acquire: redis::Script,
     renew: redis::Script,
+    evictions: Arc<Evictions>,
+}
+
+/// The evictions every process publishes, heard on a subscription of this
+/// process's own (opened at the first [`SocketLeaseStore::evictions`]).
+struct Evictions {
+    client: redis::Client,
+    channel: String,
+    connect_timeout: Duration,
+    heard: broadcast::Sender<String>,
+    listening: AtomicBool,
 }
 
 /// Takes a lease unless the subject holds `max` live ones; then takes
 /// nothing, or evicts the oldest (the smallest id) until there is room.
 /// Returns `{1, evicted…}` when taken, `{0}` when full. A lease taken
 /// already (the script ran, its reply was lost, and it is tried again) is
-/// answered taken.
+/// answered taken. Each evicted lease is marked (for its holder's next
+/// renewal) and published (for its holder to close its socket at once).
 ///
 /// KEYS: the subject's set. ARGV: the lease, the limit, the lease time
-/// (ms), 1 to evict, the prefix of eviction markers.
+/// (ms), 1 to evict, the prefix of eviction markers, the eviction
+/// channel.
 const ACQUIRE: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -59,6 +78,7 @@ while redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) do
   end
   redis.call('ZREM', KEYS[1], oldest)
   redis.call('SET', ARGV[5] .. oldest, 1, 'PX', ARGV[3])
+  redis.call('PUBLISH', ARGV[6], oldest)
   table.insert(answer, oldest)
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
@@ -87,14 +107,30 @@ end
 return evicted
 ";
 
+/// How long the subscription waits for a message before it checks that
+/// the store is still there.
+const LISTEN_ROUND: Duration = Duration::from_secs(5);
+
 impl RedisSocketLeaseStore {
-    pub(crate) fn new(commands: Commands, prefix: &str, lease: Duration) -> Self {
+    pub(crate) fn new(
+        client: redis::Client,
+        commands: Commands,
+        prefix: &str,
+        settings: &crate::redis::RedisSettings,
+    ) -> Self {
         Self {
             commands,
             prefix: prefix.to_owned(),
-            lease,
+            lease: settings.socket_lease,
             acquire: redis::Script::new(ACQUIRE),
             renew: redis::Script::new(RENEW),
+            evictions: Arc::new(Evictions {
+                client,
+                channel: format!("{prefix}:socket-evictions"),
+                connect_timeout: settings.connect_timeout,
+                heard: broadcast::channel(1024).0,
+                listening: AtomicBool::new(false),
+            }),
         }
     }
 
@@ -127,7 +163,8 @@ impl SocketLeaseStore for RedisSocketLeaseStore {
             .arg(max)
             .arg(self.lease_ms())
             .arg(u8::from(at_limit == AtSocketLimit::CloseOldest))
-            .arg(self.marker_prefix());
+            .arg(self.marker_prefix())
+            .arg(&self.evictions.channel);
         let answer: Vec<redis::Value> = self
             .commands
             .invoke(&invocation)
@@ -177,6 +214,52 @@ impl SocketLeaseStore for RedisSocketLeaseStore {
 
     fn renewal_interval(&self) -> Option<Duration> {
         Some(self.lease / 3)
+    }
+
+    fn evictions(&self) -> Option<broadcast::Receiver<String>> {
+        let heard = self.evictions.heard.subscribe();
+        if !self.evictions.listening.swap(true, Ordering::AcqRel) {
+            tokio::spawn(listen(Arc::downgrade(&self.evictions)));
+        }
+        Some(heard)
+    }
+}
+
+/// Subscribes to the eviction channel and hands on what it hears, opening
+/// the subscription again a second after it fails, until the store is
+/// gone. What is published while it is down is found by the renewals.
+async fn listen(evictions: Weak<Evictions>) {
+    loop {
+        let Some(shared) = evictions.upgrade() else {
+            return;
+        };
+        let (client, channel) = (shared.client.clone(), shared.channel.clone());
+        let subscribed = tokio::time::timeout(shared.connect_timeout, async {
+            let mut subscription = client.get_async_pubsub().await?;
+            subscription.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(subscription)
+        })
+        .await;
+        drop(shared);
+        if let Ok(Ok(subscription)) = subscribed {
+            let mut messages = subscription.into_on_message();
+            loop {
+                let heard = tokio::time::timeout(LISTEN_ROUND, messages.next()).await;
+                let Some(shared) = evictions.upgrade() else {
+                    return;
+                };
+                match heard {
+                    Ok(Some(message)) => {
+                        if let Ok(lease) = message.get_payload::<String>() {
+                            let _ = shared.heard.send(lease);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_quiet) => {}
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -367,6 +367,71 @@ pub async fn ticket_limit_cases<S: wsgate::store::TicketStore>(store: S) {
     );
 }
 
+/// What every socket lease store must do, against `store` (in memory,
+/// Redis): a limit of 2 a subject refuses a third (and takes nothing for
+/// it), counts subjects apart, frees a released place at once, answers a
+/// repeated acquisition of a lease it holds as taken, and with
+/// `CloseOldest` evicts the oldest lease (the smallest id), which the
+/// next renewal reports to its holder; 20 acquisitions at once take
+/// exactly the 2 places.
+pub async fn socket_lease_cases<S: wsgate::store::SocketLeaseStore>(store: S) {
+    use wsgate::store::{Acquired, AtSocketLimit};
+    let refuse = AtSocketLimit::RefuseNewest;
+    let pairs = |leases: &[&str]| -> Vec<(String, String)> {
+        leases
+            .iter()
+            .map(|lease| ("alice".to_owned(), (*lease).to_owned()))
+            .collect()
+    };
+    for lease in ["01", "02"] {
+        assert_eq!(
+            store.acquire("alice", lease, 2, refuse).await.unwrap(),
+            Acquired::Taken
+        );
+    }
+    assert_eq!(
+        store.acquire("alice", "02", 2, refuse).await.unwrap(),
+        Acquired::Taken,
+        "a lease held already, asked for again"
+    );
+    assert_eq!(
+        store.acquire("alice", "03", 2, refuse).await.unwrap(),
+        Acquired::Full
+    );
+    assert_eq!(
+        store.acquire("bob", "04", 2, refuse).await.unwrap(),
+        Acquired::Taken
+    );
+    store.release("alice", "01").await.unwrap();
+    assert_eq!(
+        store.acquire("alice", "05", 2, refuse).await.unwrap(),
+        Acquired::Taken,
+        "a released place is free at once; the refused 03 took none"
+    );
+    let evicting = store
+        .acquire("alice", "06", 2, AtSocketLimit::CloseOldest)
+        .await
+        .unwrap();
+    assert_eq!(evicting, Acquired::TakenEvicting(vec!["02".to_owned()]));
+    assert_eq!(
+        store.renew(pairs(&["02", "05", "06"])).await.unwrap(),
+        ["02"],
+        "the renewal tells the evicted lease's holder"
+    );
+    for lease in ["05", "06"] {
+        store.release("alice", lease).await.unwrap();
+    }
+    let ids: Vec<String> = (10..30).map(|n| n.to_string()).collect();
+    let at_once =
+        futures_util::future::join_all(ids.iter().map(|id| store.acquire("alice", id, 2, refuse)))
+            .await;
+    let taken = at_once
+        .iter()
+        .filter(|answer| matches!(answer, Ok(Acquired::Taken)))
+        .count();
+    assert_eq!(taken, 2, "no more than the limit at once");
+}
+
 /// A ticket that expired a second ago (issued by a clock in the past, into
 /// `store`).
 pub async fn issue_expired_ticket(store: &InMemoryTicketStore, subject: &str) -> String {

@@ -338,8 +338,8 @@ use super::{Handshake, Keys, connect, serve};
 /// How long an instance's sockets stay open without contact with Redis.
 pub const STALENESS: Duration = Duration::from_secs(3);
 
-/// How long an instance's socket leases last unless renewed (renewed
-/// every second).
+/// How long an instance's socket leases last unless renewed, by default
+/// (renewed every second).
 pub const SOCKET_LEASE: Duration = Duration::from_secs(3);
 
 /// The Origin that Basic handshakes come from.
@@ -369,14 +369,15 @@ impl Instance {
     }
 
     /// An instance whose subjects hold at most `max` sockets each, counted
-    /// in Redis with every other such instance.
+    /// in Redis with every other such instance, on leases of `lease`.
     pub async fn start_with_socket_limit(
         url: &str,
         keys: &Keys,
         max: usize,
         at_limit: wsgate::store::AtSocketLimit,
+        lease: Duration,
     ) -> Self {
-        let limit = Some((max, at_limit));
+        let limit = Some((max, at_limit, lease));
         let instance = Self::serve_with(url, keys, None::<BoxedAuthenticator>, limit).await;
         instance.wait_current().await;
         instance
@@ -395,13 +396,14 @@ impl Instance {
         url: &str,
         keys: &Keys,
         users: Option<impl Authenticator>,
-        socket_limit: Option<(usize, wsgate::store::AtSocketLimit)>,
+        socket_limit: Option<(usize, wsgate::store::AtSocketLimit, Duration)>,
     ) -> Self {
+        let lease = socket_limit.map_or(SOCKET_LEASE, |(_, _, lease)| lease);
         let stores = RedisStores::builder(url)
             .max_staleness(STALENESS)
             .stream_length(5)
             .command_timeout(Duration::from_millis(800))
-            .socket_lease(SOCKET_LEASE)
+            .socket_lease(lease)
             .build()
             .unwrap();
         let limiter = stores.failure_limiter(wsgate::limit::InMemoryFailureLimiter::builder());
@@ -409,7 +411,7 @@ impl Instance {
             .revocations(stores.revocations())
             .tickets(stores.tickets())
             .failure_limiter(limiter.clone());
-        if let Some((max, at_limit)) = socket_limit {
+        if let Some((max, at_limit, _)) = socket_limit {
             gate = gate
                 .socket_leases(stores.socket_leases())
                 .max_sockets_per_subject(max)
