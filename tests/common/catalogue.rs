@@ -65,6 +65,8 @@ pub const UNAUTHENTICATED: (usize, usize) = (4, 2);
 /// Failed passwords before an account locks, and per address.
 pub const ACCOUNT_THRESHOLD: u32 = 3;
 pub const ADDRESS_THRESHOLD: u32 = 5;
+/// Live sockets one subject may hold at once.
+pub const SOCKETS_PER_SUBJECT: usize = 8;
 
 /// A server with every stage of wsgate switched on, and a record of every
 /// audit event it made.
@@ -198,6 +200,8 @@ impl Fortress {
             .tickets(ticket_store.clone())
             .failure_limiter(limiter)
             .trusted_proxies([LOOPBACK])
+            .max_sockets_per_subject(SOCKETS_PER_SUBJECT)
+            .unwrap()
             .audit(auditor)
             .limits(
                 Limits::default()
@@ -1821,6 +1825,37 @@ pub fn catalogue() -> Vec<Case> {
             }),
             tally(&[(401, 100)]),
             handshake_denied("invalid token"),
+        ),
+        case(
+            "flood: one token opens sockets past its subject's limit",
+            attack!(|f| {
+                let token = f.token("flooder");
+                let mut held = Vec::new();
+                for _ in 0..SOCKETS_PER_SUBJECT {
+                    held.push(f.open("/ws", &token).await);
+                }
+                let more = (0..20).map(|_| bearer(&token)).collect();
+                let observed = at_once(&f, more).await;
+                close_all(held).await;
+                observed
+            }),
+            tally(&[(429, 20)]),
+            handshake_denied("too many connections"),
+        ),
+        case(
+            "flood: first-message logins past the subject's limit",
+            attack!(|f| {
+                let token = f.token("flooder-first");
+                let mut held = Vec::new();
+                for _ in 0..SOCKETS_PER_SUBJECT {
+                    held.push(f.open("/ws", &token).await);
+                }
+                let observed = first_token(&f, token).await;
+                close_all(held).await;
+                observed
+            }),
+            closed(4429, "too many connections"),
+            first_message_denied(4429, "too many connections"),
         ),
     ]
 }
