@@ -1,7 +1,8 @@
 //! Micro benchmarks of the per-message and per-handshake work wsgate adds:
 //! a verified-token cache hit, the whole message pipeline, a role-guard
-//! decision, an audit event emitted and discarded, and credential
-//! extraction from each transport. Run with `cargo bench --bench micro`.
+//! decision, an audit event emitted and discarded, credential extraction
+//! from each transport, and a handshake's place among its subject's
+//! sockets. Run with `cargo bench --bench micro`.
 
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -272,7 +273,55 @@ fn extraction(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, messages, audit, extraction);
+/// A gate's Bearer handshake (HS256) of a WebSocket upgrade, with and
+/// without a limit of sockets per subject: the difference is taking a
+/// place in the in-memory lease store and giving it back (the request,
+/// and the lease with it, ends with the inner service's answer).
+fn socket_limit(c: &mut Criterion) {
+    let fixture = fixture();
+    let handshake = |limited: bool| {
+        let mut builder = wsgate::Gate::builder(fixture.verifier.clone());
+        if limited {
+            builder = builder.max_sockets_per_subject(1_000).unwrap();
+        }
+        let gate = builder.build().unwrap();
+        let layer = gate
+            .handshake()
+            .transports([Transport::Bearer])
+            .build()
+            .unwrap();
+        let inner = tower::service_fn(|_request: Request<Body>| async {
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        });
+        ServiceBuilder::new().layer(layer).service(inner)
+    };
+    let request = || {
+        Request::get("/ws")
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("authorization", format!("Bearer {}", fixture.token))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let mut group = c.benchmark_group("handshake_socket_limit");
+    for (name, limited) in [("bearer_hs256", false), ("bearer_hs256_limited", true)] {
+        let service = handshake(limited);
+        group.bench_function(name, |bench| {
+            bench.iter(|| {
+                let response = service
+                    .clone()
+                    .oneshot(request())
+                    .now_or_never()
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, messages, audit, extraction, socket_limit);
 
 fn main() {
     if let Ok(times) = std::env::var("WSGATE_MICRO_COUNT") {
