@@ -27,7 +27,12 @@
 //!    (Basic credentials under the [failure limiter](crate::limit)), then
 //!    the **revocation check** when the layer has a store (a
 //!    [`Gate`](crate::Gate)'s layers always do).
-//! 6. The request goes on with the [`Principal`] (and [`SelectedProtocol`])
+//! 6. **Sockets per subject** (a [`Gate`](crate::Gate) with
+//!    [`max_sockets_per_subject`](crate::GateBuilder::max_sockets_per_subject)):
+//!    a WebSocket upgrade takes a place among its subject's sockets, held
+//!    by the socket until it closes; a subject at its limit gets 429 `too
+//!    many connections` (a ticket shown is spent by then).
+//! 7. The request goes on with the [`Principal`] (and [`SelectedProtocol`])
 //!    in its extensions, `Authorization` and `Cookie` marked sensitive, the
 //!    token subprotocol entry and credential query parameters removed.
 //!
@@ -52,7 +57,7 @@
 //! | 400 + `WWW-Authenticate` `invalid_request` | malformed or ambiguous credentials, token in the query, token subprotocol without an application protocol |
 //! | 401 + `WWW-Authenticate` (`invalid_token` where it applies) | missing, invalid or expired credentials |
 //! | 403 | Origin refused or missing for cookie/Basic, account disabled |
-//! | 429 + `Retry-After` | too many attempts |
+//! | 429 + `Retry-After` | too many attempts; too many sockets of the subject |
 //! | 503 | a backend failed (wsgate fails closed) |
 //!
 //! The [`RejectionReason`] rides in the response extensions.

@@ -20,7 +20,15 @@
 //! - a first-message route closes with 4401 `authentication timeout` when
 //!   no authentication message came within the deadline;
 //! - a client that takes nothing the server sends for the write timeout
-//!   closes with 1008 `slow consumer`.
+//!   closes with 1008 `slow consumer`;
+//! - with a limit of sockets per subject
+//!   ([`GateBuilder::max_sockets_per_subject`](crate::GateBuilder::max_sockets_per_subject)),
+//!   a first-message login over the limit closes with 4429 `too many
+//!   connections`, and under
+//!   [`AtSocketLimit::CloseOldest`](crate::store::AtSocketLimit::CloseOldest)
+//!   the subject's oldest socket closes with 4403 `too many connections`
+//!   to make room. A socket gives its place back as it leaves the
+//!   [`Registry`].
 //!
 //! None of these waits on anything else: the driver serves the lifecycle
 //! while a write waits for a client that stopped reading, while the
