@@ -23,7 +23,7 @@ RANKS = [
     {"session"},
     {"refusal"},
     # The parts.
-    {"store", "password", "jwt", "ticket"},
+    {"store", "password", "jwt", "ticket", "dpop"},
     {"audit"},
     {"limit", "authenticate", "oidc", "redis", "sql"},
     # The stages, in the order data flows (the earlier layout's names too).

@@ -20,6 +20,11 @@ pub enum ErrorKind {
     /// Presented credentials were refused (password, ticket).
     #[error(transparent)]
     Credentials(CredentialError),
+    /// A proof of possession (DPoP, RFC 9449) was missing where the token
+    /// is bound to a key, or invalid, or replayed. 401 with a `DPoP`
+    /// challenge.
+    #[error(transparent)]
+    Dpop(DpopError),
     /// The account exists and the password was right, but the account may not
     /// sign in.
     #[error("account disabled")]
@@ -137,6 +142,61 @@ pub enum CredentialError {
     InvalidTicket,
 }
 
+/// Why a DPoP proof (RFC 9449) was refused. The text is a short stable
+/// phrase; the audit records `invalid dpop proof` or `dpop replay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DpopError {
+    /// The token is bound to a key (`cnf.jkt`) and no proof came with it.
+    #[error("dpop proof required")]
+    Missing,
+    /// Not a compact JWS, or a part that does not decode.
+    #[error("malformed dpop proof")]
+    Malformed,
+    /// Longer than 8 KiB, or a `jti` longer than 128 bytes.
+    #[error("dpop proof too large")]
+    TooLarge,
+    /// Two proofs (two `DPoP` headers, two subprotocol entries).
+    #[error("more than one dpop proof")]
+    Ambiguous,
+    /// The header `typ` is not `dpop+jwt`, or it names an extension
+    /// (`crit`, `b64`).
+    #[error("not a dpop proof")]
+    InvalidType,
+    /// An `alg` outside the allowlist (never `none`, never HMAC).
+    #[error("dpop algorithm not allowed")]
+    AlgorithmNotAllowed,
+    /// No `jwk`, a `jwk` with private or symmetric members, or one that
+    /// does not fit the `alg`.
+    #[error("invalid dpop key")]
+    InvalidKey,
+    /// The signature does not verify with the `jwk`.
+    #[error("invalid dpop signature")]
+    InvalidSignature,
+    /// `htm` is not the request's method.
+    #[error("dpop method mismatch")]
+    MethodMismatch,
+    /// `htu` is not the request's URL.
+    #[error("dpop url mismatch")]
+    UrlMismatch,
+    /// `iat` is older than the window allows, or ahead of the clock.
+    #[error("dpop proof not fresh")]
+    NotFresh,
+    /// A required claim (`htm`, `htu`, `iat`, `jti`, `ath`) is absent or
+    /// not of its type.
+    #[error("invalid dpop claim `{0}`")]
+    InvalidClaim(&'static str),
+    /// `ath` is not the hash of the token that came with the proof.
+    #[error("dpop token hash mismatch")]
+    TokenHashMismatch,
+    /// The proof's key is not the one the token is bound to.
+    #[error("dpop key mismatch")]
+    KeyMismatch,
+    /// This proof's `jti` was seen before, within the window.
+    #[error("dpop replay")]
+    Replay,
+}
+
 /// A configuration mistake, reported by the builder that found it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -229,6 +289,10 @@ pub enum ConfigError {
     /// A limit of zero where at least one is needed.
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),
+    /// An algorithm DPoP proofs may not use (HMAC: a proof's key is
+    /// public), or an empty list.
+    #[error("DPoP proofs may not use {0}")]
+    DpopAlgorithm(&'static str),
 }
 
 impl Error {
@@ -323,6 +387,12 @@ impl From<ErrorKind> for Error {
 impl From<TokenError> for Error {
     fn from(error: TokenError) -> Self {
         ErrorKind::Token(error).into()
+    }
+}
+
+impl From<DpopError> for Error {
+    fn from(error: DpopError) -> Self {
+        ErrorKind::Dpop(error).into()
     }
 }
 

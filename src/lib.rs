@@ -135,6 +135,7 @@ mod secret;
 mod token;
 
 pub mod claims;
+pub mod dpop;
 pub mod session;
 
 // The parts the stages are built from.
@@ -167,7 +168,7 @@ mod gate;
 pub mod prelude;
 
 pub use clock::Clock;
-pub use error::{ConfigError, CredentialError, Error, ErrorKind, TokenError};
+pub use error::{ConfigError, CredentialError, DpopError, Error, ErrorKind, TokenError};
 pub use gate::{Gate, GateBuilder, GateHandshakeLayer, GateHandshakeLayerBuilder};
 pub use principal::{AuthMethod, Principal, Transport};
 pub use recheck::{Recheck, Standing};

@@ -5,7 +5,7 @@ use std::fmt;
 
 use http::StatusCode;
 
-use crate::error::{CredentialError, Error, ErrorKind, TokenError};
+use crate::error::{CredentialError, DpopError, Error, ErrorKind, TokenError};
 use crate::session::{Close, CloseKind, reason};
 
 /// Why a handshake was refused. Rides in the response extensions, so outer
@@ -51,6 +51,12 @@ pub enum RejectionReason {
     InsecureTransport,
     /// Too many attempts; `Retry-After` says when to try again. 429.
     TooManyAttempts,
+    /// A DPoP proof missing for a bound token, or invalid. 401 with
+    /// `WWW-Authenticate: DPoP error="invalid_dpop_proof"`.
+    InvalidDpopProof,
+    /// A DPoP proof whose `jti` was seen before. 401 like
+    /// [`InvalidDpopProof`](Self::InvalidDpopProof).
+    DpopReplay,
     /// The subject holds its limit of live sockets; `Retry-After` says
     /// when to try again. 429.
     TooManyConnections,
@@ -73,7 +79,9 @@ impl RejectionReason {
             | TokenNotYetValid
             | TokenRevoked
             | InvalidTicket
-            | InvalidCredentials => StatusCode::UNAUTHORIZED,
+            | InvalidCredentials
+            | InvalidDpopProof
+            | DpopReplay => StatusCode::UNAUTHORIZED,
             MalformedCredentials
             | AmbiguousCredentials
             | TokenInQuery
@@ -99,6 +107,8 @@ impl RejectionReason {
             TokenRevoked => "token revoked",
             InvalidTicket => "invalid ticket",
             InvalidCredentials => "invalid credentials",
+            InvalidDpopProof => "invalid dpop proof",
+            DpopReplay => "dpop replay",
             MalformedCredentials => "malformed credentials",
             AmbiguousCredentials => "ambiguous credentials",
             TokenInQuery => "token in query string",
@@ -143,6 +153,8 @@ impl RejectionReason {
                 RejectionReason::InvalidTicket
             }
             ErrorKind::Credentials(_) => RejectionReason::InvalidCredentials,
+            ErrorKind::Dpop(DpopError::Replay) => RejectionReason::DpopReplay,
+            ErrorKind::Dpop(_) => RejectionReason::InvalidDpopProof,
             ErrorKind::AccountDisabled => RejectionReason::AccountDisabled,
             ErrorKind::UnsupportedCredential => RejectionReason::UnsupportedCredential,
             ErrorKind::Backend(_) | ErrorKind::Config(_) => RejectionReason::BackendUnavailable,
@@ -284,6 +296,20 @@ mod tests {
                 status: 429,
                 close: (CloseKind::RateLimited, reason::RATE_LIMITED),
                 bad_credential: false,
+            },
+            Case {
+                name: "a bound token without its proof",
+                error: DpopError::Missing.into(),
+                status: 401,
+                close: (CloseKind::Unauthenticated, reason::INVALID_TOKEN),
+                bad_credential: true,
+            },
+            Case {
+                name: "a replayed proof",
+                error: DpopError::Replay.into(),
+                status: 401,
+                close: (CloseKind::Unauthenticated, reason::INVALID_TOKEN),
+                bad_credential: true,
             },
             Case {
                 name: "a subject at its limit of sockets",

@@ -432,7 +432,7 @@ pub(crate) fn looks_like_jwt(token: &str) -> bool {
 /// Splits a compact JWS into its three segments, each base64url without
 /// padding or whitespace; only the payload may be empty (RFC 7515 allows it;
 /// the claims check refuses it for a JWT).
-fn split_compact(token: &str) -> Result<(&str, &str, &str), TokenError> {
+pub(crate) fn split_compact(token: &str) -> Result<(&str, &str, &str), TokenError> {
     let mut segments = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) = (
         segments.next(),
@@ -456,7 +456,7 @@ fn split_compact(token: &str) -> Result<(&str, &str, &str), TokenError> {
     Ok((header, payload, signature))
 }
 
-fn decode_segment(segment: &str) -> Result<Vec<u8>, TokenError> {
+pub(crate) fn decode_segment(segment: &str) -> Result<Vec<u8>, TokenError> {
     URL_SAFE_NO_PAD
         .decode(segment)
         .map_err(|_| TokenError::Malformed)
@@ -482,7 +482,7 @@ fn decode_header(segment: &str) -> Result<Header, TokenError> {
 
 /// A NumericDate claim (RFC 7519 §2): a non-negative number of seconds,
 /// fractions truncated.
-fn numeric_date(
+pub(crate) fn numeric_date(
     claims: &Map<String, Value>,
     name: &'static str,
 ) -> Result<Option<u64>, TokenError> {
@@ -540,7 +540,7 @@ fn string_list_or_spaced(
 
 /// `typ` is a media type; `at+jwt` and `application/at+jwt` are the same
 /// (RFC 7515 §4.1.9), compared without case.
-fn media_type_matches(typ: &str, expected: &str) -> bool {
+pub(crate) fn media_type_matches(typ: &str, expected: &str) -> bool {
     let strip = |value: &str| {
         let lower = value.to_ascii_lowercase();
         lower

@@ -8,6 +8,7 @@
 
 mod boxed;
 mod memory;
+mod replay;
 mod sockets;
 
 use std::fmt;
@@ -25,6 +26,9 @@ pub use self::boxed::{BoxedRevocationStore, BoxedTicketStore};
 pub use self::memory::{
     DEFAULT_REVOCATION_RETENTION, InMemoryCredentialStore, InMemoryRevocationStore,
     InMemoryTicketStore,
+};
+pub use self::replay::{
+    DEFAULT_REPLAY_CAPACITY, InMemoryProofReplayStore, ProofId, ProofReplayStore, ReplayStoreFull,
 };
 pub use self::sockets::{Acquired, AtSocketLimit, InMemorySocketLeaseStore, SocketLeaseStore};
 

@@ -1,0 +1,235 @@
+//! Proof of possession (DPoP, RFC 9449): tokens that work only for the
+//! holder of their key.
+//!
+//! A bearer token works for whoever copies it. A DPoP-bound token carries
+//! `cnf.jkt`, the RFC 7638 thumbprint of a public key, and each request
+//! that shows it carries a fresh *proof*: a JWT signed by the matching
+//! private key, naming the request's method (`htm`) and URL (`htu`), the
+//! time (`iat`), a unique id (`jti`) and the token's hash (`ath`). The key
+//! never leaves the client, so a copied token (or a copied proof, which
+//! is for one request, once) opens nothing.
+//!
+//! [`DpopVerifier`] checks one proof:
+//!
+//! - header `typ` `dpop+jwt`, `alg` from an allowlist (ES256 and EdDSA by
+//!   default; never `none`, never HMAC), `jwk` a public key of that kind
+//!   (one with private members is refused), the signature;
+//! - `htm` the request's method, `htu` its URL ([`TargetUrl`]: `ws` is
+//!   `http` and `wss` is `https`, no query, default ports dropped);
+//! - `iat` at most 60 s old and at most 5 s ahead; `ath` the hash of the
+//!   token that came with it;
+//! - `jti` never seen before within that window, in a
+//!   [`ProofReplayStore`](crate::store::ProofReplayStore) (in memory,
+//!   bounded, or in Redis across processes).
+//!
+//! What the proof's key must be is the token's business: see
+//! [`Confirmation`](crate::confirmation::Confirmation).
+
+mod proof;
+mod target;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use jsonwebtoken::Algorithm;
+
+use crate::clock::Clock;
+use crate::error::{ConfigError, DpopError, Error};
+use crate::store::{InMemoryProofReplayStore, ProofId, ProofReplayStore};
+
+pub use self::proof::{CheckedProof, MAX_JTI_BYTES, MAX_PROOF_BYTES, ProofRequest};
+pub use self::target::TargetUrl;
+
+/// How old a proof may be: 60 s.
+pub const DEFAULT_MAX_PROOF_AGE: Duration = Duration::from_secs(60);
+
+/// How far ahead of the server's clock a proof may be dated: 5 s.
+pub const MAX_PROOF_AHEAD: Duration = Duration::from_secs(5);
+
+/// Checks DPoP proofs. Cheap to clone; clones share the replay store.
+#[derive(Clone)]
+pub struct DpopVerifier {
+    rules: Arc<proof::Rules>,
+    clock: Clock,
+    replays: AnyReplayStore,
+}
+
+/// Builds a [`DpopVerifier`].
+#[must_use]
+pub struct DpopVerifierBuilder {
+    rules: proof::Rules,
+    clock: Clock,
+    replays: AnyReplayStore,
+}
+
+impl DpopVerifier {
+    /// A verifier with the defaults: ES256 and EdDSA, proofs at most 60 s
+    /// old and 5 s ahead, an [`InMemoryProofReplayStore`], the system
+    /// clock.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// Starts a verifier with the defaults of [`new`](Self::new).
+    pub fn builder() -> DpopVerifierBuilder {
+        DpopVerifierBuilder {
+            rules: proof::Rules {
+                algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
+                max_age: DEFAULT_MAX_PROOF_AGE,
+                max_ahead: MAX_PROOF_AHEAD,
+            },
+            clock: Clock::system(),
+            replays: AnyReplayStore::new(InMemoryProofReplayStore::new()),
+        }
+    }
+
+    /// The algorithms proofs may use, for the `algs` of a challenge.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.rules.algorithms
+    }
+
+    /// Checks `proof` against `request`, then that it was never used
+    /// before (remembering it for its window).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Dpop`](crate::ErrorKind::Dpop) with the defect
+    /// ([`DpopError::Replay`] for a proof seen before); a backend error
+    /// when the replay store failed (fail closed).
+    pub async fn verify(
+        &self,
+        proof: &str,
+        request: &ProofRequest<'_>,
+    ) -> Result<CheckedProof, Error> {
+        let checked = proof::check(proof, request, self.clock.now(), &self.rules)?;
+        let window = self.rules.max_age + self.rules.max_ahead;
+        let id = ProofId::of(&checked.jkt, &checked.jti);
+        if self.replays.first_use(id, window).await? {
+            Ok(checked)
+        } else {
+            Err(DpopError::Replay.into())
+        }
+    }
+}
+
+impl Default for DpopVerifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DpopVerifierBuilder {
+    /// The algorithms proofs may use. Defaults to ES256 and EdDSA.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::DpopAlgorithm`] for an HMAC algorithm (a proof's key
+    /// is public, so anyone could sign with it) or an empty list.
+    pub fn algorithms<I: IntoIterator<Item = Algorithm>>(
+        mut self,
+        algorithms: I,
+    ) -> Result<Self, ConfigError> {
+        let algorithms: Vec<Algorithm> = algorithms.into_iter().collect();
+        if algorithms.is_empty() {
+            return Err(ConfigError::DpopAlgorithm("an empty list"));
+        }
+        for algorithm in &algorithms {
+            if matches!(
+                algorithm,
+                Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+            ) {
+                return Err(ConfigError::DpopAlgorithm("HMAC"));
+            }
+        }
+        self.rules.algorithms = algorithms;
+        Ok(self)
+    }
+
+    /// How old a proof may be (its `iat`). Defaults to 60 s; at most 5
+    /// minutes.
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.rules.max_age = age.min(Duration::from_secs(300));
+        self
+    }
+
+    /// Where proofs seen lately are remembered. Defaults to an
+    /// [`InMemoryProofReplayStore`] (one process); with the `redis`
+    /// feature, `RedisStores::proof_replays` remembers them across
+    /// processes.
+    pub fn replays<S: ProofReplayStore>(mut self, store: S) -> Self {
+        self.replays = AnyReplayStore::new(store);
+        self
+    }
+
+    /// The clock `iat` is read against. Defaults to the system clock.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Finishes the verifier.
+    pub fn build(self) -> DpopVerifier {
+        DpopVerifier {
+            rules: Arc::new(self.rules),
+            clock: self.clock,
+            replays: self.replays,
+        }
+    }
+}
+
+impl fmt::Debug for DpopVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DpopVerifier")
+            .field("algorithms", &self.rules.algorithms)
+            .field("max_age", &self.rules.max_age)
+            .field("replays", &self.replays.0.type_name())
+            .finish()
+    }
+}
+
+impl fmt::Debug for DpopVerifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DpopVerifierBuilder")
+            .field("algorithms", &self.rules.algorithms)
+            .field("max_age", &self.rules.max_age)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Any [`ProofReplayStore`], boxed, with backend errors.
+#[derive(Clone)]
+struct AnyReplayStore(Arc<dyn DynReplayStore>);
+
+trait DynReplayStore: Send + Sync + 'static {
+    fn type_name(&self) -> &'static str;
+    fn first_use(&self, proof: ProofId, window: Duration) -> BoxFuture<'_, Result<bool, Error>>;
+}
+
+impl<S: ProofReplayStore> DynReplayStore for S {
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<S>()
+    }
+
+    fn first_use(&self, proof: ProofId, window: Duration) -> BoxFuture<'_, Result<bool, Error>> {
+        Box::pin(async move {
+            ProofReplayStore::first_use(self, proof, window)
+                .await
+                .map_err(Error::backend)
+        })
+    }
+}
+
+impl AnyReplayStore {
+    fn new<S: ProofReplayStore>(store: S) -> Self {
+        Self(Arc::new(store))
+    }
+
+    async fn first_use(&self, proof: ProofId, window: Duration) -> Result<bool, Error> {
+        self.0.first_use(proof, window).await
+    }
+}
+
+#[cfg(test)]
+mod tests;
