@@ -124,6 +124,12 @@ pub enum TokenError {
     /// The header `typ` is not the configured type.
     #[error("invalid token type")]
     InvalidType,
+    /// The token is sent as what it is not: a key-bound token (`cnf`) as
+    /// a bearer token, or a bearer token under the `DPoP` scheme or where
+    /// only sender-constrained tokens are taken; or it is bound to a
+    /// certificate the connection did not present.
+    #[error("token not confirmed")]
+    NotConfirmed,
 }
 
 /// Why presented credentials were refused.

@@ -126,6 +126,7 @@
 // refusals, and what the socket stage and the pipeline share.
 mod boxed;
 pub(crate) mod clock;
+pub mod confirmation;
 mod error;
 mod principal;
 mod random;
