@@ -611,7 +611,7 @@ async fn the_redis_limiter_keeps_every_rule_of_the_in_memory_one() {
 
 /// The ACL that SECURITY.md gives wsgate's Redis user, read from there and
 /// set up as written, is enough for every store: tickets, socket leases
-/// (their scripts read Redis's clock), the failure limiter, revocations
+/// (their scripts read Redis's clock), DPoP proofs, the failure limiter, revocations
 /// (stream, tail and resync) and the evictions published to the other
 /// instances.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -643,6 +643,14 @@ async fn the_acl_in_security_md_is_enough_for_every_store() {
         .unwrap();
     common::ticket_limit_cases(stores.tickets()).await;
     common::socket_lease_cases(stores.socket_leases()).await;
+    let proof = wsgate::store::ProofId::of("key", "jti");
+    let replays = stores.proof_replays();
+    let window = Duration::from_secs(65);
+    assert!(
+        wsgate::store::ProofReplayStore::first_use(&replays, proof, window)
+            .await
+            .unwrap()
+    );
     let clock = common::limiter_cases::clock();
     let limiter = stores.failure_limiter(common::limiter_cases::rules(
         wsgate::limit::InMemoryFailureLimiter::builder(),
@@ -669,6 +677,46 @@ async fn the_acl_in_security_md_is_enough_for_every_store() {
         .await
         .unwrap();
     assert_eq!(b.status(&token).await, 401, "the revocation reached b");
+}
+
+/// A DPoP proof used on one process is a replay on another; another
+/// key's proof with the same `jti` is not; after its window a proof's id
+/// is forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proof_is_accepted_once_across_processes() {
+    use wsgate::store::{ProofId, ProofReplayStore};
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let a = RedisStores::builder(redis.url())
+        .build()
+        .unwrap()
+        .proof_replays();
+    let b = RedisStores::builder(redis.url())
+        .build()
+        .unwrap()
+        .proof_replays();
+    let window = Duration::from_millis(300);
+    let proof = ProofId::of("key-1", "jti-1");
+    assert!(a.first_use(proof, window).await.unwrap());
+    assert!(!b.first_use(proof, window).await.unwrap(), "a replay on b");
+    assert!(!a.first_use(proof, window).await.unwrap(), "and on a");
+    let other_key = ProofId::of("key-2", "jti-1");
+    assert!(b.first_use(other_key, window).await.unwrap());
+    tokio::time::sleep(window + Duration::from_millis(100)).await;
+    assert!(
+        b.first_use(proof, window).await.unwrap(),
+        "forgotten after its window"
+    );
+    let at_once = futures_util::future::join_all(
+        (0..20).map(|_| a.first_use(ProofId::of("key-3", "jti-3"), window)),
+    )
+    .await;
+    let new = at_once
+        .iter()
+        .filter(|answer| matches!(answer, Ok(true)))
+        .count();
+    assert_eq!(new, 1, "of 20 racing uses, one is new");
 }
 
 /// The socket lease store in Redis: the same cases as in memory; then a

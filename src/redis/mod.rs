@@ -40,6 +40,8 @@
 //!   check.
 //! - **Tickets** ([`RedisTicketStore`]): redeemed exactly once across
 //!   processes.
+//! - **DPoP proofs** ([`RedisProofReplayStore`]): each accepted once across
+//!   processes (`SET NX PX` for the proof's window).
 //! - **Sockets per subject** ([`RedisSocketLeaseStore`]): each socket
 //!   holds a lease that its process renews; a process that dies stops
 //!   counting within the lease time (30 s).
@@ -54,6 +56,7 @@
 
 mod commands;
 mod limiter;
+mod replay;
 mod revocations;
 mod sockets;
 mod tickets;
@@ -68,6 +71,7 @@ pub(crate) use self::commands::Commands;
 use crate::error::ConfigError;
 
 pub use self::limiter::RedisFailureLimiter;
+pub use self::replay::RedisProofReplayStore;
 pub use self::revocations::{RedisRevocationStore, RedisStoreError};
 pub use self::sockets::RedisSocketLeaseStore;
 pub use self::tickets::RedisTicketStore;
@@ -136,6 +140,13 @@ impl RedisStores {
     /// The shared ticket store.
     pub fn tickets(&self) -> RedisTicketStore {
         self.tickets.clone()
+    }
+
+    /// The DPoP proofs seen lately, shared, for
+    /// [`DpopVerifierBuilder::replays`](crate::dpop::DpopVerifierBuilder::replays):
+    /// a proof used on one process is a replay on every other.
+    pub fn proof_replays(&self) -> RedisProofReplayStore {
+        RedisProofReplayStore::new(self.commands.clone(), &self.prefix)
     }
 
     /// The shared count of each subject's live sockets, for
