@@ -124,6 +124,15 @@ impl RejectionReason {
         }
     }
 
+    /// Whether the proof of possession was refused (its challenge is
+    /// `DPoP error="invalid_dpop_proof"`).
+    pub(crate) fn is_dpop_refusal(self) -> bool {
+        matches!(
+            self,
+            RejectionReason::InvalidDpopProof | RejectionReason::DpopReplay
+        )
+    }
+
     /// The RFC 6750 `error` code of the Bearer challenge, if any.
     pub(crate) fn bearer_error(self) -> Option<&'static str> {
         use RejectionReason::*;

@@ -42,6 +42,22 @@ use crate::store::{InMemoryProofReplayStore, ProofId, ProofReplayStore};
 pub use self::proof::{CheckedProof, MAX_JTI_BYTES, MAX_PROOF_BYTES, ProofRequest};
 pub use self::target::TargetUrl;
 
+/// Whether a gate takes DPoP-bound tokens, and whether it takes anything
+/// else. In every mode a token bound to a key (`cnf.jkt`) needs a valid
+/// proof of that key: a bound token never passes as a bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DpopMode {
+    /// Bound tokens with their proofs, and bearer tokens. The default.
+    #[default]
+    Allowed,
+    /// Only sender-constrained tokens: a bearer token is refused (401
+    /// `invalid_token`). Passwords (Basic) are unaffected.
+    Required,
+    /// Proofs are not read: a bearer token passes, a bound one is refused.
+    Off,
+}
+
 /// How old a proof may be: 60 s.
 pub const DEFAULT_MAX_PROOF_AGE: Duration = Duration::from_secs(60);
 

@@ -13,6 +13,7 @@ use tower_service::Service;
 use crate::audit::Auditor;
 use crate::authenticate::{Authenticator, BoxedAuthenticator};
 use crate::clock::Clock;
+use crate::dpop::{DpopMode, DpopVerifier};
 use crate::error::ConfigError;
 use crate::gate::{Gate, Shared, handshake_builder};
 use crate::limit::{
@@ -57,6 +58,8 @@ struct Parts {
     socket_leases: AnyLeaseStore,
     max_sockets_per_subject: Option<usize>,
     at_socket_limit: AtSocketLimit,
+    dpop: DpopVerifier,
+    dpop_mode: DpopMode,
     limiter: Option<BoxedFailureLimiter>,
     auditor: Auditor,
     trusted_proxies: Vec<IpAddr>,
@@ -81,6 +84,8 @@ impl GateBuilder {
             socket_leases: AnyLeaseStore::new(InMemorySocketLeaseStore::new()),
             max_sockets_per_subject: None,
             at_socket_limit: AtSocketLimit::RefuseNewest,
+            dpop: DpopVerifier::new(),
+            dpop_mode: DpopMode::Allowed,
             limiter: None,
             auditor: Auditor::tracing(),
             trusted_proxies: Vec::new(),
@@ -201,6 +206,25 @@ impl<G> GateBuilder<G> {
     /// feature, `RedisStores::socket_leases` counts across processes.
     pub fn socket_leases<S: SocketLeaseStore>(mut self, store: S) -> Self {
         self.parts.socket_leases = AnyLeaseStore::new(store);
+        self
+    }
+
+    /// Whether DPoP-bound tokens (RFC 9449) are taken, and only they
+    /// ([`DpopMode`]): on every handshake layer the gate makes. Defaults
+    /// to [`DpopMode::Allowed`]. In every mode, a token bound to a key
+    /// (`cnf.jkt`) needs a fresh proof of that key; it never passes as a
+    /// bearer token.
+    pub fn dpop(mut self, mode: DpopMode) -> Self {
+        self.parts.dpop_mode = mode;
+        self
+    }
+
+    /// How DPoP proofs are checked: algorithms, age, and where proofs seen
+    /// lately are remembered (with the `redis` feature,
+    /// `RedisStores::proof_replays` across processes). Defaults to
+    /// [`DpopVerifier::new`]: ES256 and EdDSA, 60 s, in memory.
+    pub fn dpop_verifier(mut self, verifier: DpopVerifier) -> Self {
+        self.parts.dpop = verifier;
         self
     }
 
@@ -357,12 +381,14 @@ where
 
         // HTTP routes (tickets, admin) take a token from `Authorization`
         // only: nothing a browser attaches on its own, so no Origin rule.
+        let dpop = (parts.dpop, parts.dpop_mode);
         let bearer_layer = handshake_builder(
             &authenticator,
             &limiter,
             &parts.trusted_proxies,
             &auditor,
             &registry,
+            &dpop,
         )
         .transports([Transport::Bearer])
         .build()?;
@@ -377,6 +403,7 @@ where
                 trusted_proxies: parts.trusted_proxies,
                 sockets,
                 socket_limit,
+                dpop,
                 audit,
                 refresh,
                 message_tokens,

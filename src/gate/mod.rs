@@ -11,6 +11,7 @@ use tower_service::Service;
 
 use crate::audit::Auditor;
 use crate::authenticate::{Authenticator, BearerAuthenticator, BoxedAuthenticator, Credential};
+use crate::dpop::{DpopMode, DpopVerifier};
 use crate::error::{Error, ErrorKind};
 use crate::handshake::{HandshakeLayer, HandshakeLayerBuilder};
 use crate::limit::{BoxedFailureLimiter, SocketLimit, check_with_limits};
@@ -109,6 +110,8 @@ struct Shared {
     sockets: SocketGate,
     /// Handed to every socket route's handshake layer.
     socket_limit: Option<SocketLimit>,
+    /// Handed to every handshake layer.
+    dpop: (DpopVerifier, DpopMode),
     audit: AuditLayer,
     refresh: RefreshLayer<BoxedVerifier, BoxedRevocationStore>,
     message_tokens: MessageTokenLayer<BoxedVerifier, BoxedRevocationStore>,
@@ -122,12 +125,15 @@ fn handshake_builder(
     trusted_proxies: &[IpAddr],
     auditor: &Auditor,
     registry: &Registry,
+    (dpop, dpop_mode): &(DpopVerifier, DpopMode),
 ) -> GateHandshakeLayerBuilder {
     HandshakeLayer::builder(authenticator.clone())
         .failure_limiter(limiter.clone())
         .trusted_proxies(trusted_proxies.iter().copied())
         .audit(auditor.clone())
         .revocations(registry.revocations().clone())
+        .dpop_verifier(dpop.clone())
+        .dpop(*dpop_mode)
 }
 
 impl Gate {
@@ -143,7 +149,8 @@ impl Gate {
 
     /// A handshake layer for socket routes, wired to the gate's parts (the
     /// authenticators, the failure limiter, revocations, the limit of
-    /// sockets per subject, trusted proxies, the audit): finish it with the route's own settings. Its transports
+    /// sockets per subject, DPoP, trusted proxies, the audit): finish it
+    /// with the route's own settings. Its transports
     /// default to Bearer, the subprotocol and tickets, which need
     /// [`application_protocols`](HandshakeLayerBuilder::application_protocols).
     pub fn handshake(&self) -> GateHandshakeLayerBuilder {
@@ -154,6 +161,7 @@ impl Gate {
             &shared.trusted_proxies,
             &shared.auditor,
             self.registry(),
+            &shared.dpop,
         )
         .socket_limit(shared.socket_limit.clone())
     }

@@ -94,11 +94,35 @@ pub(crate) fn forwarded_https(
     headers: &HeaderMap,
     trusted_proxies: &[IpAddr],
 ) -> bool {
+    forwarded_parameter(peer, headers, trusted_proxies, "proto", "x-forwarded-proto")
+        .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
+}
+
+/// The host a trusted proxy says the client asked for (`Forwarded:
+/// host=…` or `X-Forwarded-Host`). `None` for a peer that is not a trusted
+/// proxy, or when it says nothing.
+pub(crate) fn forwarded_host(
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    trusted_proxies: &[IpAddr],
+) -> Option<String> {
+    forwarded_parameter(peer, headers, trusted_proxies, "host", "x-forwarded-host")
+}
+
+/// The first hop's `parameter` of `Forwarded`, else the first value of the
+/// `x_header`, when the peer is a trusted proxy.
+fn forwarded_parameter(
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    trusted_proxies: &[IpAddr],
+    parameter: &str,
+    x_header: &str,
+) -> Option<String> {
     if !peer.is_some_and(|peer| trusted_proxies.contains(&peer.ip())) {
-        return false;
+        return None;
     }
-    let proto = headers
-        .get("x-forwarded-proto")
+    let x_value = headers
+        .get(x_header)
         .and_then(|value| value.to_str().ok())
         .map(|value| value.split(',').next().unwrap_or("").trim().to_owned());
     let forwarded = headers
@@ -108,13 +132,11 @@ pub(crate) fn forwarded_https(
             // The first element is the hop nearest the client.
             value.split(',').next()?.split(';').find_map(|pair| {
                 let (name, value) = pair.trim().split_once('=')?;
-                name.eq_ignore_ascii_case("proto")
+                name.eq_ignore_ascii_case(parameter)
                     .then(|| value.trim_matches('"').to_owned())
             })
         });
-    forwarded
-        .or(proto)
-        .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
+    forwarded.or(x_value).filter(|value| !value.is_empty())
 }
 
 /// `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1`, `[2001:db8::1]:4711`.

@@ -3,22 +3,24 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, OriginalUri};
 use http::Request;
 use tower_layer::Layer;
 
 use crate::audit::Auditor;
 use crate::authenticate::{Authenticator, Credential};
+use crate::dpop::{DpopMode, DpopVerifier, TargetUrl};
 use crate::error::ConfigError;
-use crate::handshake::client_address::forwarded_https;
+use crate::handshake::client_address::{forwarded_host, forwarded_https};
 use crate::handshake::origin::{OriginAllowlist, OriginCheck};
 use crate::handshake::rejection::HandshakeRejection;
 use crate::handshake::service::Handshake;
-use crate::handshake::subprotocol::{Offer, strip_token_prefix};
+use crate::handshake::subprotocol::{Offer, strip_proof_prefix, strip_token_prefix};
 use crate::handshake::transport::RequestCredentials;
 use crate::limit::{FailureLimiter, InMemoryFailureLimiter, SocketLimit};
 use crate::principal::Transport;
 use crate::refusal::RejectionReason;
+use crate::secret::Secret;
 use crate::store::{BoxedRevocationStore, RevocationStore};
 
 /// Default name of the cookie transport's cookie.
@@ -55,6 +57,9 @@ pub(super) struct Config<A, L> {
     pub(super) revocations: Option<BoxedRevocationStore>,
     /// Each upgrade takes its subject's place here, after the checks.
     pub(super) sockets: Option<SocketLimit>,
+    /// Checks the proofs of key-bound tokens.
+    pub(super) dpop: DpopVerifier,
+    pub(super) dpop_mode: DpopMode,
 }
 
 impl<A: Authenticator> HandshakeLayer<A> {
@@ -80,6 +85,8 @@ impl<A: Authenticator> HandshakeLayer<A> {
                 auditor: Auditor::tracing(),
                 revocations: None,
                 sockets: None,
+                dpop: DpopVerifier::new(),
+                dpop_mode: DpopMode::Allowed,
             },
             query_tokens_allowed: false,
         }
@@ -135,7 +142,7 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     /// # Errors
     ///
     /// [`ConfigError::InvalidName`] for a name that is not a valid
-    /// subprotocol, or that starts with `wsgate.bearer.`.
+    /// subprotocol, or that starts with `wsgate.bearer.` or `wsgate.dpop.`.
     pub fn application_protocols<I, S>(mut self, protocols: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = S>,
@@ -144,7 +151,7 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
         let protocols: Vec<String> = protocols.into_iter().map(Into::into).collect();
         for protocol in &protocols {
             check_name(protocol, "subprotocol")?;
-            if strip_token_prefix(protocol).is_some() {
+            if strip_token_prefix(protocol).is_some() || strip_proof_prefix(protocol).is_some() {
                 return Err(ConfigError::InvalidName("subprotocol"));
             }
         }
@@ -204,6 +211,8 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
                 auditor: config.auditor,
                 revocations: config.revocations,
                 sockets: config.sockets,
+                dpop: config.dpop,
+                dpop_mode: config.dpop_mode,
             },
             query_tokens_allowed: self.query_tokens_allowed,
         }
@@ -241,6 +250,25 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     /// layer built here checks nothing. Defaults to none.
     pub fn revocations<R: RevocationStore>(mut self, revocations: R) -> Self {
         self.config.revocations = Some(BoxedRevocationStore::new(revocations));
+        self
+    }
+
+    /// Whether DPoP-bound tokens are taken, and only they
+    /// ([`DpopMode`]). Defaults to [`DpopMode::Allowed`]. In every mode a
+    /// token bound to a key needs a proof of it: `Authorization: DPoP
+    /// <token>` with a `DPoP` header, or the `wsgate.dpop.<proof>`
+    /// subprotocol entry beside `wsgate.bearer.<token>`.
+    pub fn dpop(mut self, mode: DpopMode) -> Self {
+        self.config.dpop_mode = mode;
+        self
+    }
+
+    /// The checks of DPoP proofs (algorithms, age, the replay store).
+    /// Defaults to [`DpopVerifier::new`], which remembers proofs in this
+    /// process; a [`Gate`](crate::Gate) hands its own to every layer it
+    /// makes.
+    pub fn dpop_verifier(mut self, verifier: DpopVerifier) -> Self {
+        self.config.dpop = verifier;
         self
     }
 
@@ -314,12 +342,39 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     }
 }
 
+/// Whether `request` asks for a WebSocket (an HTTP/1.1 upgrade, or an
+/// HTTP/2 extended CONNECT): only those take a place among their subject's
+/// sockets, not the HTTP routes behind the same layer.
+pub(super) fn is_websocket_request<B>(request: &Request<B>) -> bool {
+    request.method() == http::Method::CONNECT
+        || request
+            .headers()
+            .get_all(http::header::UPGRADE)
+            .iter()
+            .any(|value| {
+                value
+                    .as_bytes()
+                    .split(|&byte| byte == b',')
+                    .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"websocket"))
+            })
+}
+
 /// A request that passed the synchronous checks, with its credential.
 pub(super) struct Prepared {
     pub(super) credential: Credential,
     pub(super) transport: Transport,
     pub(super) selected_protocol: Option<String>,
     pub(super) offer: Offer,
+    /// The DPoP proof that came with it, unless proofs are off.
+    pub(super) proof: Option<Secret>,
+    /// Whether the token came as `Authorization: DPoP`.
+    pub(super) dpop_scheme: bool,
+    /// The URL the request was sent to, as a proof must name it.
+    pub(super) target: Option<TargetUrl>,
+    /// The request's method.
+    pub(super) method: http::Method,
+    /// Whether it asks for a WebSocket.
+    pub(super) opens_socket: bool,
 }
 
 /// Marks a request that arrived over TLS: insert it into the request
@@ -336,8 +391,42 @@ impl<A, L> Config<A, L> {
     }
 
     pub(super) fn refuse(&self, reason: RejectionReason) -> HandshakeRejection {
-        HandshakeRejection::new(reason)
-            .with_challenge(self.realm, self.transports.contains(&Transport::Basic))
+        let rejection = HandshakeRejection::new(reason)
+            .with_challenge(self.realm, self.transports.contains(&Transport::Basic));
+        if self.dpop_mode == DpopMode::Off {
+            return rejection;
+        }
+        let algorithms: Vec<String> = self
+            .dpop
+            .algorithms()
+            .iter()
+            .map(|algorithm| format!("{algorithm:?}"))
+            .collect();
+        rejection.with_dpop_challenge(algorithms.join(" "), self.dpop_mode == DpopMode::Required)
+    }
+
+    /// The URL `request` was sent to, as the client saw it: the scheme
+    /// (TLS, or what a trusted proxy says), the `Host` (or the host a
+    /// trusted proxy forwarded) and the path before any nesting.
+    fn target<B>(&self, request: &Request<B>) -> Option<TargetUrl> {
+        let headers = request.headers();
+        let host = forwarded_host(peer(request), headers, &self.trusted_proxies).or_else(|| {
+            headers
+                .get(http::header::HOST)
+                .and_then(|host| host.to_str().ok())
+                .or_else(|| {
+                    request
+                        .uri()
+                        .authority()
+                        .map(|authority| authority.as_str())
+                })
+                .map(str::to_owned)
+        })?;
+        let path = request
+            .extensions()
+            .get::<OriginalUri>()
+            .map_or_else(|| request.uri().path(), |original| original.0.path());
+        TargetUrl::of_request(self.is_secure(request), &host, path)
     }
 
     /// Everything that needs no I/O: query, Origin, extraction, subprotocol.
@@ -388,11 +477,27 @@ impl<A, L> Config<A, L> {
                 Some(transport),
             ));
         }
+        let (proof, target) = if self.dpop_mode == DpopMode::Off {
+            (None, None)
+        } else {
+            (
+                credentials
+                    .dpop_proof()
+                    .map_err(|reason| (reason, Some(transport)))?,
+                self.target(request),
+            )
+        };
+        let dpop_scheme = transport == Transport::Bearer && credentials.uses_dpop_scheme();
         Ok(Prepared {
             credential,
             transport,
             selected_protocol,
             offer,
+            proof,
+            dpop_scheme,
+            target,
+            method: request.method().clone(),
+            opens_socket: is_websocket_request(request),
         })
     }
 }
@@ -437,6 +542,8 @@ impl<A: std::fmt::Debug, L: std::fmt::Debug> std::fmt::Debug for Config<A, L> {
             .field("require_secure_transport", &self.require_secure_transport)
             .field("revocations", &self.revocations)
             .field("sockets", &self.sockets)
+            .field("dpop", &self.dpop)
+            .field("dpop_mode", &self.dpop_mode)
             .finish()
     }
 }

@@ -128,7 +128,7 @@ pub use self::layer::{
 pub use self::origin::OriginAllowlist;
 pub use self::rejection::HandshakeRejection;
 pub use self::service::Handshake;
-pub use self::subprotocol::{SelectedProtocol, TOKEN_PROTOCOL_PREFIX};
+pub use self::subprotocol::{PROOF_PROTOCOL_PREFIX, SelectedProtocol, TOKEN_PROTOCOL_PREFIX};
 pub use crate::refusal::RejectionReason;
 
 #[cfg(doc)]

@@ -26,6 +26,8 @@ pub struct HandshakeRejection {
     realm: &'static str,
     basic_challenge: bool,
     retry_after: Option<Duration>,
+    /// `algs` of a `DPoP` challenge, and whether it is the only one.
+    dpop: Option<(String, bool)>,
 }
 
 impl HandshakeRejection {
@@ -36,7 +38,15 @@ impl HandshakeRejection {
             realm: "wsgate",
             basic_challenge: false,
             retry_after: None,
+            dpop: None,
         }
+    }
+
+    /// Adds a `DPoP` challenge naming `algorithms` (RFC 9449 §7.1); with
+    /// `only`, in place of the `Bearer` one.
+    pub(crate) fn with_dpop_challenge(mut self, algorithms: String, only: bool) -> Self {
+        self.dpop = Some((algorithms, only));
+        self
     }
 
     pub(crate) fn with_challenge(mut self, realm: &'static str, basic: bool) -> Self {
@@ -86,15 +96,40 @@ impl IntoResponse for HandshakeRejection {
         );
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::BAD_REQUEST {
-            let mut challenge = format!("Bearer realm=\"{}\"", self.realm);
-            if let Some(error) = self.reason.bearer_error() {
-                challenge.push_str(&format!(
-                    ", error=\"{error}\", error_description=\"{}\"",
+            let error = |code: &str| {
+                format!(
+                    ", error=\"{code}\", error_description=\"{}\"",
                     self.reason.as_str()
-                ));
+                )
+            };
+            // DPoP is advertised on a 401 (RFC 9449 §7.1), never on a 400.
+            let dpop = self.dpop.as_ref().filter(|_| status == StatusCode::UNAUTHORIZED);
+            let dpop_only = matches!(dpop, Some((_, true)));
+            if !dpop_only {
+                let mut challenge = format!("Bearer realm=\"{}\"", self.realm);
+                if let Some(code) = self.reason.bearer_error() {
+                    challenge.push_str(&error(code));
+                }
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    headers.append(WWW_AUTHENTICATE, value);
+                }
             }
-            if let Ok(value) = HeaderValue::from_str(&challenge) {
-                headers.append(WWW_AUTHENTICATE, value);
+            if let Some((algorithms, _)) = dpop {
+                let mut challenge = format!("DPoP realm=\"{}\"", self.realm);
+                let code = if self.reason.is_dpop_refusal() {
+                    Some("invalid_dpop_proof")
+                } else if dpop_only {
+                    self.reason.bearer_error()
+                } else {
+                    None
+                };
+                if let Some(code) = code {
+                    challenge.push_str(&error(code));
+                }
+                challenge.push_str(&format!(", algs=\"{algorithms}\""));
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    headers.append(WWW_AUTHENTICATE, value);
+                }
             }
             if self.basic_challenge && status == StatusCode::UNAUTHORIZED {
                 let basic = format!("Basic realm=\"{}\", charset=\"UTF-8\"", self.realm);

@@ -13,13 +13,17 @@ use tower_service::Service;
 
 use crate::audit::{AuditEvent, metrics};
 use crate::authenticate::{Authenticator, Credential};
+use crate::confirmation::{Confirmation, Possession};
+use crate::dpop::{DpopMode, ProofRequest};
+use crate::error::TokenError;
 use crate::handshake::client_address::{ClientAddr, audited_peer, client_address};
 use crate::handshake::future::ResponseFuture;
-use crate::handshake::layer::{Config, peer};
+use crate::handshake::layer::{Config, Prepared, peer};
 use crate::handshake::subprotocol::{Offer, SelectedProtocol};
 use crate::handshake::transport::strip_query_credentials;
 use crate::limit::{FailureLimiter, InMemoryFailureLimiter, admit, check_with_limits};
 use crate::principal::Principal;
+use crate::principal::Transport;
 use crate::refusal::RejectionReason;
 use crate::store::check_revocation;
 
@@ -75,17 +79,19 @@ fn scrub<B>(request: &mut Request<B>, offer: &Offer, query_token_parameter: Opti
     }
 }
 
-/// Authenticates `credential`: passwords under the failure limiter, then
-/// the revocation check on every principal.
+/// Authenticates the request's credential: passwords under the failure
+/// limiter, then the revocation check on every principal, then the token's
+/// binding.
 async fn authenticate<A, L>(
     config: &Config<A, L>,
-    credential: &Credential,
+    prepared: &Prepared,
     client: Option<std::net::IpAddr>,
 ) -> Result<Principal, crate::Error>
 where
     A: Authenticator,
     L: FailureLimiter,
 {
+    let credential = &prepared.credential;
     let principal = match credential {
         Credential::Basic { username, .. } => {
             let check = config.authenticator.authenticate(credential);
@@ -96,24 +102,53 @@ where
     if let Some(revocations) = &config.revocations {
         check_revocation(revocations, &principal, None).await?;
     }
+    confirm(config, prepared, &principal).await?;
     Ok(principal)
 }
 
-/// Whether `request` asks for a WebSocket (an HTTP/1.1 upgrade, or an
-/// HTTP/2 extended CONNECT): only those take a place among their subject's
-/// sockets, not the HTTP routes behind the same layer.
-fn is_websocket_request<B>(request: &Request<B>) -> bool {
-    request.method() == http::Method::CONNECT
-        || request
-            .headers()
-            .get_all(http::header::UPGRADE)
-            .iter()
-            .any(|value| {
-                value
-                    .as_bytes()
-                    .split(|&byte| byte == b',')
-                    .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"websocket"))
-            })
+/// Checks that a token is sent as what it is: a key-bound one (`cnf.jkt`)
+/// with a valid proof of its key, under the `DPoP` scheme when it comes in
+/// `Authorization`; a bearer one not under the `DPoP` scheme, and not at
+/// all where only bound tokens are taken. Passwords and tickets are not
+/// tokens.
+async fn confirm<A, L>(
+    config: &Config<A, L>,
+    prepared: &Prepared,
+    principal: &Principal,
+) -> Result<(), crate::Error> {
+    let Credential::Bearer(token) = &prepared.credential else {
+        return Ok(());
+    };
+    let confirmation = Confirmation::of(principal)?;
+    if !confirmation.is_bound() {
+        if prepared.dpop_scheme || config.dpop_mode == DpopMode::Required {
+            return Err(TokenError::NotConfirmed.into());
+        }
+        return Ok(());
+    }
+    let mut possession = Possession::default();
+    if confirmation.jkt().is_some() {
+        // `Authorization: Bearer` with a bound token: the client does not
+        // know what it holds (RFC 9449 §7.2).
+        if prepared.transport == Transport::Bearer && !prepared.dpop_scheme {
+            return Err(TokenError::NotConfirmed.into());
+        }
+        if let (Some(proof), Some(target)) = (&prepared.proof, &prepared.target) {
+            let request = ProofRequest {
+                // A WebSocket handshake is a GET, whatever HTTP/2 makes of it.
+                method: if prepared.opens_socket {
+                    "GET"
+                } else {
+                    prepared.method.as_str()
+                },
+                target,
+                access_token: Some(token.expose()),
+            };
+            let checked = config.dpop.verify(proof.expose(), &request).await?;
+            possession.dpop_jkt = Some(checked.jkt);
+        }
+    }
+    confirmation.check(&possession)
 }
 
 impl<S, A, L, B> Service<Request<B>> for Handshake<S, A, L>
@@ -157,10 +192,10 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
-        let opens_socket = is_websocket_request(&request);
+        let opens_socket = prepared.opens_socket;
         ResponseFuture::pending(Box::pin(async move {
             let started = Instant::now();
-            let outcome = authenticate(&config, &prepared.credential, client).await;
+            let outcome = authenticate(&config, &prepared, client).await;
             metrics::handshake_duration(started.elapsed());
             // After every check, so a refused handshake holds no place (and
             // a ticket shown at one refused for the limit is spent).

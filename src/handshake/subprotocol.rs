@@ -16,14 +16,28 @@ use crate::secret::Secret;
 /// Prefix of the subprotocol entry that carries a bearer token.
 pub const TOKEN_PROTOCOL_PREFIX: &str = "wsgate.bearer.";
 
-/// The token of a `wsgate.bearer.<token>` entry. The prefix is matched
-/// without case: an entry that merely looks different must still never be
-/// treated (and passed on, or echoed) as an application protocol.
+/// Prefix of the subprotocol entry that carries a DPoP proof (RFC 9449),
+/// beside the token's entry: a browser cannot send a `DPoP` header on a
+/// WebSocket either.
+pub const PROOF_PROTOCOL_PREFIX: &str = "wsgate.dpop.";
+
+/// The rest of `entry` after `prefix`, matched without case: an entry
+/// that merely looks different must still never be treated (and passed
+/// on, or echoed) as an application protocol.
+fn strip_prefix_any_case<'a>(entry: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = entry.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &entry[prefix.len()..])
+}
+
+/// The token of a `wsgate.bearer.<token>` entry.
 pub(crate) fn strip_token_prefix(entry: &str) -> Option<&str> {
-    let prefix = entry.get(..TOKEN_PROTOCOL_PREFIX.len())?;
-    prefix
-        .eq_ignore_ascii_case(TOKEN_PROTOCOL_PREFIX)
-        .then(|| &entry[TOKEN_PROTOCOL_PREFIX.len()..])
+    strip_prefix_any_case(entry, TOKEN_PROTOCOL_PREFIX)
+}
+
+/// The proof of a `wsgate.dpop.<proof>` entry.
+pub(crate) fn strip_proof_prefix(entry: &str) -> Option<&str> {
+    strip_prefix_any_case(entry, PROOF_PROTOCOL_PREFIX)
 }
 
 /// The application protocol wsgate chose from the client's offer, put into
@@ -39,6 +53,8 @@ pub(crate) struct Offer {
     pub(crate) application: Vec<String>,
     /// The token, when a token entry was offered.
     pub(crate) token: Option<Secret>,
+    /// The DPoP proof, when a proof entry was offered.
+    pub(crate) proof: Option<Secret>,
 }
 
 impl Offer {
@@ -61,6 +77,11 @@ impl Offer {
                         return Err(RejectionReason::AmbiguousCredentials);
                     }
                     offer.token = Some(Secret::new(token));
+                } else if let Some(proof) = strip_proof_prefix(entry) {
+                    if offer.proof.is_some() {
+                        return Err(RejectionReason::InvalidDpopProof);
+                    }
+                    offer.proof = Some(Secret::new(proof));
                 } else {
                     offer.application.push(entry.to_owned());
                 }
@@ -80,7 +101,7 @@ impl Offer {
     /// Rewrites `Sec-WebSocket-Protocol` to the application protocols only,
     /// so neither the handler nor anything after it ever sees the token.
     pub(crate) fn strip_token(&self, headers: &mut HeaderMap) {
-        if self.token.is_none() {
+        if self.token.is_none() && self.proof.is_none() {
             return;
         }
         headers.remove(SEC_WEBSOCKET_PROTOCOL);
@@ -123,6 +144,18 @@ mod tests {
         let offer = Offer::parse(&headers(&["chat.v1, WSGATE.Bearer.tok"])).unwrap();
         assert_eq!(offer.application, ["chat.v1"]);
         assert_eq!(offer.token.as_ref().unwrap().expose(), "tok");
+    }
+
+    #[test]
+    fn a_proof_entry_rides_beside_the_token_and_is_stripped_with_it() {
+        let mut map = headers(&["chat.v1, wsgate.bearer.a.b.c, WSGATE.DPoP.x.y.z"]);
+        let offer = Offer::parse(&map).unwrap();
+        assert_eq!(offer.application, ["chat.v1"]);
+        assert_eq!(offer.proof.as_ref().unwrap().expose(), "x.y.z");
+        offer.strip_token(&mut map);
+        assert_eq!(map[SEC_WEBSOCKET_PROTOCOL], "chat.v1");
+        let two = Offer::parse(&headers(&["wsgate.dpop.x, wsgate.dpop.y"])).unwrap_err();
+        assert_eq!(two, RejectionReason::InvalidDpopProof);
     }
 
     #[test]

@@ -60,8 +60,11 @@ impl RequestCredentials<'_> {
         transport: Transport,
     ) -> Result<Option<Credential>, RejectionReason> {
         match transport {
+            // `DPoP` is the scheme of a key-bound token (RFC 9449 §7.1):
+            // the same transport, with a proof beside it.
             Transport::Bearer => Ok(self
                 .authorization("Bearer")?
+                .or(self.authorization("DPoP")?)
                 .map(|token| Credential::Bearer(Secret::new(token)))),
             Transport::Basic => self.authorization("Basic")?.map(parse_basic).transpose(),
             Transport::Subprotocol => Ok(self.offer.token.clone().map(Credential::Bearer)),
@@ -80,6 +83,32 @@ impl RequestCredentials<'_> {
             // Carried after the upgrade, by a `DeferredUpgrade`, never in the
             // handshake request.
             Transport::FirstMessage => Ok(None),
+        }
+    }
+
+    /// Whether `Authorization` uses the `DPoP` scheme.
+    pub(crate) fn uses_dpop_scheme(&self) -> bool {
+        matches!(self.authorization("DPoP"), Ok(Some(_)))
+    }
+
+    /// The DPoP proof: the `DPoP` header (servers) or the `wsgate.dpop.`
+    /// subprotocol entry (browsers). Two of them, in whatever places, are
+    /// refused: which would be the one?
+    pub(crate) fn dpop_proof(&self) -> Result<Option<Secret>, RejectionReason> {
+        let mut headers = self.headers.get_all("dpop").iter();
+        let header = match (headers.next(), headers.next()) {
+            (None, _) => None,
+            (Some(value), None) => Some(
+                value
+                    .to_str()
+                    .map_err(|_| RejectionReason::InvalidDpopProof)?,
+            ),
+            (Some(_), Some(_)) => return Err(RejectionReason::InvalidDpopProof),
+        };
+        match (header, &self.offer.proof) {
+            (Some(_), Some(_)) => Err(RejectionReason::InvalidDpopProof),
+            (Some(header), None) => Ok(Some(Secret::new(header))),
+            (None, entry) => Ok(entry.clone()),
         }
     }
 

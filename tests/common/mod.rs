@@ -625,6 +625,10 @@ pub fn refusal(response: &http::Response<Option<Vec<u8>>>) -> Outcome {
 
 pub const BASIC_CHALLENGE: &str = "Basic realm=\"wsgate\", charset=\"UTF-8\"";
 
+/// What every 401 advertises beside `Bearer`: DPoP-bound tokens, and the
+/// algorithms of their proofs.
+pub const DPOP_CHALLENGE: &str = "DPoP realm=\"wsgate\", algs=\"ES256 EdDSA\"";
+
 pub fn bearer_challenge(error: Option<(&str, &str)>) -> String {
     match error {
         None => "Bearer realm=\"wsgate\"".to_owned(),
@@ -648,6 +652,7 @@ pub struct Refusal {
 fn unauthorized(description: Option<&str>) -> Vec<String> {
     vec![
         bearer_challenge(description.map(|text| ("invalid_token", text))),
+        DPOP_CHALLENGE.to_owned(),
         BASIC_CHALLENGE.to_owned(),
     ]
 }
