@@ -103,7 +103,10 @@ impl IntoResponse for HandshakeRejection {
                 )
             };
             // DPoP is advertised on a 401 (RFC 9449 §7.1), never on a 400.
-            let dpop = self.dpop.as_ref().filter(|_| status == StatusCode::UNAUTHORIZED);
+            let dpop = self
+                .dpop
+                .as_ref()
+                .filter(|_| status == StatusCode::UNAUTHORIZED);
             let dpop_only = matches!(dpop, Some((_, true)));
             if !dpop_only {
                 let mut challenge = format!("Bearer realm=\"{}\"", self.realm);

@@ -1,0 +1,325 @@
+//! DPoP-bound tokens (RFC 9449) at the handshake, from outside: a real
+//! server, real WebSocket clients, proofs signed by the client's own key.
+//! A bound token opens a socket only with a fresh proof of its key, for
+//! that URL, once; on every transport that carries tokens; in every mode.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::routing::get;
+use common::dpop::ClientKey;
+use common::{DPOP_CHALLENGE, Handshake, Keys, Outcome, connect, serve};
+use jsonwebtoken::Algorithm;
+use serde_json::{Value, json};
+use wsgate::Gate;
+use wsgate::Transport;
+use wsgate::dpop::DpopMode;
+
+struct Server {
+    addr: SocketAddr,
+    keys: Keys,
+}
+
+impl Server {
+    async fn start(mode: DpopMode) -> Self {
+        Self::start_with(mode, false).await
+    }
+
+    /// With `behind_proxy`, the loopback peer is a trusted proxy.
+    async fn start_with(mode: DpopMode, behind_proxy: bool) -> Self {
+        let keys = Keys::load();
+        let mut gate = Gate::builder(keys.verifier()).dpop(mode);
+        if behind_proxy {
+            gate = gate.trusted_proxies([std::net::IpAddr::from([127, 0, 0, 1])]);
+        }
+        let gate = gate.build().unwrap();
+        let handshake = gate
+            .handshake()
+            .transports([Transport::Bearer, Transport::Subprotocol])
+            .application_protocols(["chat.v1"])
+            .unwrap()
+            .build()
+            .unwrap();
+        let router = Router::new()
+            .route("/ws", get(common::welcome_then_echo))
+            .route_layer(handshake)
+            .with_state(gate);
+        Self {
+            addr: serve(router).await,
+            keys,
+        }
+    }
+
+    /// The URL a proof for this server's socket names.
+    fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// A token for alice, bound to `key` (or a bearer token).
+    fn token(&self, key: Option<&ClientKey>) -> String {
+        let mut claims = Keys::claims("alice");
+        if let Some(key) = key {
+            claims["cnf"] = json!({"jkt": key.jkt()});
+        }
+        self.keys.sign_with(Algorithm::HS256, &claims, |_| {})
+    }
+
+    async fn connect(&self, handshake: Handshake) -> Outcome {
+        connect(self.addr, &handshake).await
+    }
+}
+
+fn dpop(token: &str, proof: &str) -> Handshake {
+    Handshake::to("/ws")
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof)
+}
+
+fn subprotocol(entries: &[String]) -> Handshake {
+    Handshake::to("/ws").header("sec-websocket-protocol", entries.join(", "))
+}
+
+/// The status, the body and the challenges of a refusal.
+fn refused(outcome: Outcome) -> (u16, String, Vec<String>) {
+    match outcome {
+        Outcome::Refused {
+            status,
+            body,
+            challenges,
+            ..
+        } => (status, body, challenges),
+        accepted => panic!("accepted: {accepted:?}"),
+    }
+}
+
+fn proof_refused(description: &str) -> Vec<String> {
+    vec![
+        "Bearer realm=\"wsgate\"".to_owned(),
+        format!(
+            "DPoP realm=\"wsgate\", error=\"invalid_dpop_proof\", error_description=\"{description}\", algs=\"ES256 EdDSA\""
+        ),
+    ]
+}
+
+fn token_refused() -> Vec<String> {
+    vec![
+        common::bearer_challenge(Some(("invalid_token", "invalid token"))),
+        DPOP_CHALLENGE.to_owned(),
+    ]
+}
+
+#[tokio::test]
+async fn a_bound_token_opens_a_socket_with_a_fresh_proof_of_its_key_once() {
+    let server = Server::start(DpopMode::Allowed).await;
+    for key in [ClientKey::es256(), ClientKey::ed25519()] {
+        let token = server.token(Some(&key));
+        let proof = key.proof(&server.url(), Some(&token));
+        match server.connect(dpop(&token, &proof)).await {
+            Outcome::Accepted { welcome, .. } => assert_eq!(welcome["sub"], "alice"),
+            refused => panic!("a good proof was refused: {refused:?}"),
+        }
+        let replayed = refused(server.connect(dpop(&token, &proof)).await);
+        assert_eq!(
+            replayed,
+            (401, "dpop replay".to_owned(), proof_refused("dpop replay"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bound_token_without_its_proof_opens_nothing() {
+    let server = Server::start(DpopMode::Allowed).await;
+    let key = ClientKey::es256();
+    let thief = ClientKey::es256();
+    let token = server.token(Some(&key));
+    let url = server.url();
+    let proof_refused_401 = |description: &str| {
+        (
+            401,
+            "invalid dpop proof".to_owned(),
+            proof_refused(description),
+        )
+    };
+    let cases: Vec<(&str, Handshake, (u16, String, Vec<String>))> = vec![
+        (
+            "no proof",
+            Handshake::to("/ws").header("authorization", format!("DPoP {token}")),
+            proof_refused_401("invalid dpop proof"),
+        ),
+        (
+            "a proof of the thief's key",
+            dpop(&token, &thief.proof(&url, Some(&token))),
+            proof_refused_401("invalid dpop proof"),
+        ),
+        (
+            "a proof for another path",
+            dpop(&token, &key.proof(&format!("{url}/other"), Some(&token))),
+            proof_refused_401("invalid dpop proof"),
+        ),
+        (
+            "a proof for another scheme",
+            dpop(
+                &token,
+                &key.proof(&url.replace("ws://", "wss://"), Some(&token)),
+            ),
+            proof_refused_401("invalid dpop proof"),
+        ),
+        (
+            "a proof for a POST",
+            dpop(
+                &token,
+                &key.proof_with(&url, Some(&token), |claims| claims["htm"] = json!("POST")),
+            ),
+            proof_refused_401("invalid dpop proof"),
+        ),
+        (
+            "a proof for another token",
+            dpop(&token, &key.proof(&url, Some("another.token.value"))),
+            proof_refused_401("invalid dpop proof"),
+        ),
+        (
+            "a proof two minutes old",
+            dpop(
+                &token,
+                &key.proof_with(&url, Some(&token), |claims| {
+                    claims["iat"] = json!(common::now() - 120);
+                }),
+            ),
+            proof_refused_401("invalid dpop proof"),
+        ),
+        (
+            "two DPoP headers",
+            dpop(&token, &key.proof(&url, Some(&token)))
+                .header("dpop", key.proof(&url, Some(&token))),
+            proof_refused_401("invalid dpop proof"),
+        ),
+        (
+            "the bound token as a Bearer token",
+            Handshake::to("/ws").bearer(&token),
+            (401, "invalid token".to_owned(), token_refused()),
+        ),
+        (
+            "the bound token as a Bearer token, with a good proof",
+            Handshake::to("/ws")
+                .bearer(&token)
+                .header("dpop", key.proof(&url, Some(&token))),
+            (401, "invalid token".to_owned(), token_refused()),
+        ),
+        (
+            "a bearer token under the DPoP scheme",
+            dpop(&server.token(None), &key.proof(&url, None)),
+            (401, "invalid token".to_owned(), token_refused()),
+        ),
+        (
+            "the bound token in the subprotocol without a proof entry",
+            subprotocol(&["chat.v1".to_owned(), format!("wsgate.bearer.{token}")]),
+            proof_refused_401("invalid dpop proof"),
+        ),
+    ];
+    for (name, handshake, expected) in cases {
+        assert_eq!(refused(server.connect(handshake).await), expected, "{name}");
+    }
+    // After all of that, the key's own proof still opens the socket.
+    let proof = key.proof(&url, Some(&token));
+    assert_eq!(server.connect(dpop(&token, &proof)).await.status(), 101);
+}
+
+#[tokio::test]
+async fn a_browser_sends_its_proof_as_a_subprotocol_entry_never_echoed() {
+    let server = Server::start(DpopMode::Allowed).await;
+    let key = ClientKey::ed25519();
+    let token = server.token(Some(&key));
+    let proof = key.proof(&server.url(), Some(&token));
+    let entries = [
+        "chat.v1".to_owned(),
+        format!("wsgate.bearer.{token}"),
+        format!("wsgate.dpop.{proof}"),
+    ];
+    match server.connect(subprotocol(&entries)).await {
+        Outcome::Accepted { welcome, protocol } => {
+            assert_eq!(welcome["sub"], "alice");
+            assert_eq!(
+                protocol.as_deref(),
+                Some("chat.v1"),
+                "only the application protocol"
+            );
+        }
+        refused => panic!("refused: {refused:?}"),
+    }
+    let replayed = refused(server.connect(subprotocol(&entries)).await);
+    assert_eq!(replayed.0, 401);
+    assert_eq!(replayed.1, "dpop replay");
+}
+
+#[tokio::test]
+async fn required_takes_only_bound_tokens_and_off_takes_none() {
+    let required = Server::start(DpopMode::Required).await;
+    let key = ClientKey::es256();
+    let bearer = required.token(None);
+    let (status, body, challenges) =
+        refused(required.connect(Handshake::to("/ws").bearer(&bearer)).await);
+    assert_eq!((status, body.as_str()), (401, "invalid token"));
+    assert_eq!(
+        challenges,
+        [
+            "DPoP realm=\"wsgate\", error=\"invalid_token\", error_description=\"invalid token\", algs=\"ES256 EdDSA\""
+        ],
+        "only DPoP is advertised"
+    );
+    let bound = required.token(Some(&key));
+    let proof = key.proof(&required.url(), Some(&bound));
+    assert_eq!(required.connect(dpop(&bound, &proof)).await.status(), 101);
+
+    let off = Server::start(DpopMode::Off).await;
+    let bearer = off.token(None);
+    assert_eq!(
+        off.connect(Handshake::to("/ws").bearer(&bearer))
+            .await
+            .status(),
+        101
+    );
+    let bound = off.token(Some(&key));
+    let proof = key.proof(&off.url(), Some(&bound));
+    let (status, _, challenges) = refused(off.connect(dpop(&bound, &proof)).await);
+    assert_eq!(status, 401, "a bound token never passes as a bearer token");
+    assert!(
+        challenges
+            .iter()
+            .all(|challenge| !challenge.starts_with("DPoP")),
+        "off advertises no DPoP: {challenges:?}"
+    );
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_scheme_and_host_are_the_url() {
+    let key = ClientKey::es256();
+    let forwarded = |token: &str| {
+        dpop(token, &key.proof("wss://chat.example/ws", Some(token)))
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "chat.example")
+    };
+    let behind = Server::start_with(DpopMode::Allowed, true).await;
+    let token = behind.token(Some(&key));
+    assert_eq!(behind.connect(forwarded(&token)).await.status(), 101);
+
+    // From a peer that is no proxy of ours, the same headers name nothing.
+    let direct = Server::start(DpopMode::Allowed).await;
+    let token = direct.token(Some(&key));
+    let (status, body, _) = refused(direct.connect(forwarded(&token)).await);
+    assert_eq!((status, body.as_str()), (401, "invalid dpop proof"));
+}
+
+/// The token's `cnf` may carry members wsgate does not judge; they do not
+/// make a bound token unusable.
+#[tokio::test]
+async fn other_members_of_cnf_are_left_alone() {
+    let server = Server::start(DpopMode::Allowed).await;
+    let key = ClientKey::es256();
+    let mut claims: Value = Keys::claims("alice");
+    claims["cnf"] = json!({"jkt": key.jkt(), "kid": "device-7"});
+    let token = server.keys.sign_with(Algorithm::HS256, &claims, |_| {});
+    let proof = key.proof(&server.url(), Some(&token));
+    assert_eq!(server.connect(dpop(&token, &proof)).await.status(), 101);
+}
