@@ -82,7 +82,9 @@ fn subprotocol(entries: &[String]) -> Handshake {
 }
 
 /// The status, the body and the challenges of a refusal.
-fn refused(outcome: Outcome) -> (u16, String, Vec<String>) {
+type Refusal = (u16, String, Vec<String>);
+
+fn refused(outcome: Outcome) -> Refusal {
     match outcome {
         Outcome::Refused {
             status,
@@ -142,7 +144,7 @@ async fn a_bound_token_without_its_proof_opens_nothing() {
             proof_refused(description),
         )
     };
-    let cases: Vec<(&str, Handshake, (u16, String, Vec<String>))> = vec![
+    let cases: Vec<(&str, Handshake, Refusal)> = vec![
         (
             "no proof",
             Handshake::to("/ws").header("authorization", format!("DPoP {token}")),
