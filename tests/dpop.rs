@@ -6,6 +6,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::routing::get;
@@ -15,11 +16,13 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use wsgate::Gate;
 use wsgate::Transport;
+use wsgate::audit::{AuditEvent, Auditor, Outcome as Decision};
 use wsgate::dpop::DpopMode;
 
 struct Server {
     addr: SocketAddr,
     keys: Keys,
+    events: Arc<Mutex<Vec<AuditEvent>>>,
 }
 
 impl Server {
@@ -30,7 +33,11 @@ impl Server {
     /// With `behind_proxy`, the loopback peer is a trusted proxy.
     async fn start_with(mode: DpopMode, behind_proxy: bool) -> Self {
         let keys = Keys::load();
-        let mut gate = Gate::builder(keys.verifier()).dpop(mode);
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = events.clone();
+        let auditor =
+            Auditor::new(move |event: &AuditEvent| seen.lock().unwrap().push(event.clone()));
+        let mut gate = Gate::builder(keys.verifier()).dpop(mode).audit(auditor);
         if behind_proxy {
             gate = gate.trusted_proxies([std::net::IpAddr::from([127, 0, 0, 1])]);
         }
@@ -49,6 +56,7 @@ impl Server {
         Self {
             addr: serve(router).await,
             keys,
+            events,
         }
     }
 
@@ -127,6 +135,24 @@ async fn a_bound_token_opens_a_socket_with_a_fresh_proof_of_its_key_once() {
             replayed,
             (401, "dpop replay".to_owned(), proof_refused("dpop replay"))
         );
+        // The audit: the binding and the key's (public) thumbprint on the
+        // accepted handshake, the replay under its own reason; never the
+        // proof or the token.
+        let events = server.events.lock().unwrap().clone();
+        let allowed = events
+            .iter()
+            .rev()
+            .find(|event| event.outcome == Decision::Allow)
+            .unwrap();
+        assert_eq!(allowed.binding, Some("dpop"));
+        assert_eq!(allowed.jkt.as_deref(), Some(key.jkt().as_str()));
+        assert_eq!(allowed.transport, Some("bearer"));
+        assert_eq!(events.last().unwrap().reason, Some("dpop replay"));
+        let logged: String = events
+            .iter()
+            .map(|event| event.to_json().to_string())
+            .collect();
+        assert!(!logged.contains(&proof) && !logged.contains(&token));
     }
 }
 

@@ -47,6 +47,7 @@ use std::time::SystemTime;
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
+use crate::confirmation::Confirmation;
 use crate::principal::{Principal, Transport};
 use crate::session::{Close, ConnectionId, Decision, Session};
 use crate::store::Revocation;
@@ -89,6 +90,11 @@ pub struct AuditEvent {
     pub added: Option<usize>,
     /// Keys that left it, on `keys`.
     pub removed: Option<usize>,
+    /// What the token is bound to, on `handshake`: `dpop` for a token
+    /// bound to a key whose proof came with it.
+    pub binding: Option<&'static str>,
+    /// The thumbprint of the DPoP key (public), with `binding: dpop`.
+    pub jkt: Option<String>,
 }
 
 impl AuditEvent {
@@ -110,6 +116,8 @@ impl AuditEvent {
             issuer: None,
             added: None,
             removed: None,
+            binding: None,
+            jkt: None,
         }
     }
 
@@ -126,13 +134,21 @@ impl AuditEvent {
             .with_peer(peer)
     }
 
-    /// A handshake accepted for `principal`, by the transport it came by.
+    /// A handshake accepted for `principal`, by the transport it came by,
+    /// with the binding of its token (its proof was checked by then).
     pub fn handshake_allowed(principal: &Principal, peer: Option<SocketAddr>) -> Self {
-        Self::new(EventKind::Handshake, Outcome::Allow)
+        let mut event = Self::new(EventKind::Handshake, Outcome::Allow)
             .with_sub(principal.subject())
             .with_transport(principal.transport())
             .with_peer(peer)
-            .with_token(principal.token_id().map(str::to_owned))
+            .with_token(principal.token_id().map(str::to_owned));
+        if let Ok(confirmation) = Confirmation::of(principal)
+            && let Some(jkt) = confirmation.jkt()
+        {
+            event.binding = Some("dpop");
+            event.jkt = Some(jkt.to_owned());
+        }
+        event
     }
 
     /// wsgate closed `session`'s socket with `close`, sending `code`.
@@ -295,6 +311,8 @@ impl AuditEvent {
         put("issuer", self.issuer.clone().map(Value::from));
         put("added", self.added.map(Value::from));
         put("removed", self.removed.map(Value::from));
+        put("binding", self.binding.map(Value::from));
+        put("jkt", self.jkt.clone().map(Value::from));
         Value::Object(object)
     }
 }
@@ -353,6 +371,8 @@ impl AuditSink for TracingAudit {
                     issuer = event.issuer.as_deref().map(tracing::field::debug),
                     added = event.added,
                     removed = event.removed,
+                    binding = event.binding,
+                    jkt = event.jkt.as_deref().map(tracing::field::debug),
                     "{} {}",
                     event.event.as_str(),
                     event.outcome.as_str()
