@@ -719,6 +719,35 @@ async fn a_proof_is_accepted_once_across_processes() {
     assert_eq!(new, 1, "of 20 racing uses, one is new");
 }
 
+/// Behind a load balancer two processes serve one URL: a proof accepted
+/// by one is a replay on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dpop_proof_replayed_on_another_process_is_refused() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let keys = Keys::load();
+    let a = Instance::start(&redis.url(), &keys).await;
+    let b = Instance::start(&redis.url(), &keys).await;
+    let key = common::dpop::ClientKey::es256();
+    let mut claims = Keys::claims("alice");
+    claims["cnf"] = serde_json::json!({"jkt": key.jkt()});
+    let token = keys.sign_with(jsonwebtoken::Algorithm::HS256, &claims, |_| {});
+    let proof = key.proof("ws://chat.example/ws", Some(&token));
+    let handshake = Handshake::to("/ws")
+        .header("host", "chat.example")
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof.as_str());
+    assert_eq!(connect(a.addr, &handshake).await.status(), 101);
+    let (status, _, body) = connect(b.addr, &handshake).await.refusal("a replay on b");
+    assert_eq!((status, body.as_str()), (401, "dpop replay"));
+    let fresh = Handshake::to("/ws")
+        .header("host", "chat.example")
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", key.proof("ws://chat.example/ws", Some(&token)));
+    assert_eq!(connect(b.addr, &fresh).await.status(), 101, "a fresh proof");
+}
+
 /// The socket lease store in Redis: the same cases as in memory; then a
 /// lease Redis lost (its set deleted, as by a restart without
 /// persistence) is taken again by its holder's renewal, and an expired

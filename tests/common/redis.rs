@@ -407,7 +407,11 @@ impl Instance {
             .build()
             .unwrap();
         let limiter = stores.failure_limiter(wsgate::limit::InMemoryFailureLimiter::builder());
+        let dpop = wsgate::dpop::DpopVerifier::builder()
+            .replays(stores.proof_replays())
+            .build();
         let mut gate = Gate::builder(keys.verifier())
+            .dpop_verifier(dpop)
             .revocations(stores.revocations())
             .tickets(stores.tickets())
             .failure_limiter(limiter.clone());
