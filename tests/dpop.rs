@@ -44,7 +44,7 @@ impl Server {
         let gate = gate.build().unwrap();
         let handshake = gate
             .handshake()
-            .transports([Transport::Bearer, Transport::Subprotocol])
+            .transports([Transport::Bearer, Transport::Subprotocol, Transport::Ticket])
             .application_protocols(["chat.v1"])
             .unwrap()
             .build()
@@ -52,6 +52,7 @@ impl Server {
         let router = Router::new()
             .route("/ws", get(common::welcome_then_echo))
             .route_layer(handshake)
+            .route("/tickets", gate.ticket_route())
             .with_state(gate);
         Self {
             addr: serve(router).await,
@@ -350,4 +351,74 @@ async fn other_members_of_cnf_are_left_alone() {
     let token = server.keys.sign_with(Algorithm::HS256, &claims, |_| {});
     let proof = key.proof(&server.url(), Some(&token));
     assert_eq!(server.connect(dpop(&token, &proof)).await.status(), 101);
+}
+
+/// A ticket bought with a bound token (and a proof for the `POST`) is
+/// bound to the same key: its redemption needs a proof of that key, and a
+/// redemption refused for its proof spends the ticket all the same. A
+/// bound token shown as Bearer buys nothing.
+#[tokio::test]
+async fn a_ticket_bought_with_a_bound_token_is_bound_to_its_key() {
+    let server = Server::start(DpopMode::Allowed).await;
+    let key = ClientKey::es256();
+    let token = server.token(Some(&key));
+    let tickets = format!("http://{}/tickets", server.addr);
+    let http = reqwest::Client::new();
+    let buy = || async {
+        let proof = key.proof_with(&tickets, Some(&token), |claims| {
+            claims["htm"] = json!("POST")
+        });
+        let response = http
+            .post(&tickets)
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["ticket"].as_str().unwrap().to_owned()
+    };
+    let as_bearer = http
+        .post(&tickets)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        as_bearer.status(),
+        401,
+        "a bound token as Bearer buys no ticket"
+    );
+
+    let redeem = |ticket: &str, proof: Option<String>| {
+        let mut entries = vec!["chat.v1".to_owned()];
+        entries.extend(proof.map(|proof| format!("wsgate.dpop.{proof}")));
+        subprotocol(&entries).path(format!("/ws?ticket={ticket}"))
+    };
+    let ticket = buy().await;
+    let proof = key.proof(&server.url(), None);
+    match server.connect(redeem(&ticket, Some(proof))).await {
+        Outcome::Accepted { welcome, protocol } => {
+            assert_eq!(welcome["sub"], "alice");
+            assert_eq!(protocol.as_deref(), Some("chat.v1"));
+        }
+        refused => panic!("a bound ticket with its proof was refused: {refused:?}"),
+    }
+
+    let ticket = buy().await;
+    let (status, body, _) = refused(server.connect(redeem(&ticket, None)).await);
+    assert_eq!((status, body.as_str()), (401, "invalid dpop proof"));
+    let late = key.proof(&server.url(), None);
+    let (status, body, _) = refused(server.connect(redeem(&ticket, Some(late))).await);
+    assert_eq!(
+        (status, body.as_str()),
+        (401, "invalid ticket"),
+        "spent by the refused redemption"
+    );
+
+    let ticket = buy().await;
+    let thief = ClientKey::es256().proof(&server.url(), None);
+    let (status, body, _) = refused(server.connect(redeem(&ticket, Some(thief))).await);
+    assert_eq!((status, body.as_str()), (401, "invalid dpop proof"));
 }

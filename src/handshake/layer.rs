@@ -470,8 +470,9 @@ impl<A, L> Config<A, L> {
 
         let selected_protocol = offer.select(&self.application_protocols);
         // A browser fails the connection unless the server selects one of
-        // the protocols it offered; the token entry must never be that one.
-        if offer.token.is_some() && selected_protocol.is_none() {
+        // the protocols it offered; the token and proof entries must never
+        // be that one.
+        if (offer.token.is_some() || offer.proof.is_some()) && selected_protocol.is_none() {
             return Err((
                 RejectionReason::ApplicationProtocolRequired,
                 Some(transport),

@@ -116,12 +116,17 @@ async fn confirm<A, L>(
     prepared: &Prepared,
     principal: &Principal,
 ) -> Result<(), crate::Error> {
-    let Credential::Bearer(token) = &prepared.credential else {
-        return Ok(());
+    let access_token = match &prepared.credential {
+        Credential::Bearer(token) => Some(token.expose()),
+        // A ticket bought with a bound token is bound to its key: its
+        // redemption needs a proof of that key, which names no token.
+        Credential::Ticket(_) => None,
+        Credential::Basic { .. } => return Ok(()),
     };
     let confirmation = Confirmation::of(principal)?;
     if !confirmation.is_bound() {
-        if prepared.dpop_scheme || config.dpop_mode == DpopMode::Required {
+        let token = access_token.is_some();
+        if token && (prepared.dpop_scheme || config.dpop_mode == DpopMode::Required) {
             return Err(TokenError::NotConfirmed.into());
         }
         return Ok(());
@@ -142,7 +147,7 @@ async fn confirm<A, L>(
                     prepared.method.as_str()
                 },
                 target,
-                access_token: Some(token.expose()),
+                access_token,
             };
             let checked = config.dpop.verify(proof.expose(), &request).await?;
             possession.dpop_jkt = Some(checked.jkt);

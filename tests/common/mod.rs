@@ -539,6 +539,12 @@ impl Handshake {
         self.header("authorization", format!("Bearer {token}"))
     }
 
+    /// The same handshake to another path (with its query).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
     pub fn origin(self, origin: &str) -> Self {
         self.header("origin", origin)
     }
