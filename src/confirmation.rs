@@ -106,6 +106,18 @@ impl Confirmation {
     }
 }
 
+/// Whether `next` is bound exactly as `current` is: what a token that
+/// replaces a live session's (an in-band refresh, a per-message token)
+/// must be. The socket proved its key once, at its start; a token bound
+/// to another key, or a bound token for an unbound session (or the other
+/// way round), would change whose the socket is without a proof.
+pub(crate) fn same_binding(next: &Principal, current: &Principal) -> bool {
+    match (Confirmation::of(next), Confirmation::of(current)) {
+        (Ok(next), Ok(current)) => next == current,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

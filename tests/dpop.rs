@@ -422,3 +422,62 @@ async fn a_ticket_bought_with_a_bound_token_is_bound_to_its_key() {
     let (status, body, _) = refused(server.connect(redeem(&ticket, Some(thief))).await);
     assert_eq!((status, body.as_str()), (401, "invalid dpop proof"));
 }
+
+/// A live socket of a bound session takes an in-band refresh only to a
+/// token bound to the same key; an unbound session stays unbound.
+#[tokio::test]
+async fn a_bound_session_refreshes_only_to_a_token_of_its_key() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = Server::start(DpopMode::Allowed).await;
+    let key = ClientKey::es256();
+    let later = |key: Option<&ClientKey>| {
+        let mut claims = Keys::claims("alice");
+        claims["exp"] = json!(common::now() + 600);
+        if let Some(key) = key {
+            claims["cnf"] = json!({"jkt": key.jkt()});
+        }
+        server.keys.sign_with(Algorithm::HS256, &claims, |_| {})
+    };
+    let open = || async {
+        let token = server.token(Some(&key));
+        let proof = key.proof(&server.url(), Some(&token));
+        let headers = [("authorization", format!("DPoP {token}")), ("dpop", proof)];
+        let headers: Vec<(&'static str, &str)> = headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        common::open_with(server.addr, &headers).await
+    };
+    let refresh =
+        |token: String| Message::text(json!({"type": "auth.refresh", "token": token}).to_string());
+
+    let mut same_key = open().await;
+    same_key.send(refresh(later(Some(&key)))).await.unwrap();
+    let reply = same_key.next().await.unwrap().unwrap();
+    assert!(
+        reply.to_text().unwrap().contains("auth.refreshed"),
+        "{reply:?}"
+    );
+
+    for (name, token) in [
+        ("a bearer token", later(None)),
+        ("a token of another key", later(Some(&ClientKey::es256()))),
+    ] {
+        let mut socket = open().await;
+        socket.send(refresh(token)).await.unwrap();
+        assert_eq!(
+            common::close_within(&mut socket, std::time::Duration::from_secs(2)).await,
+            (4401, "invalid token".to_owned()),
+            "{name}"
+        );
+    }
+
+    let mut unbound = common::open_bearer(server.addr, &server.token(None)).await;
+    unbound.send(refresh(later(Some(&key)))).await.unwrap();
+    assert_eq!(
+        common::close_within(&mut unbound, std::time::Duration::from_secs(2)).await,
+        (4401, "invalid token".to_owned()),
+        "an unbound session stays unbound"
+    );
+}

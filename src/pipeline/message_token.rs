@@ -13,6 +13,7 @@ use tower_service::Service;
 
 use crate::audit::token_fingerprint;
 use crate::clock::Clock;
+use crate::confirmation::same_binding;
 use crate::pipeline::token_extractor::{JsonField, TokenExtractor};
 use crate::principal::Principal;
 use crate::session::{
@@ -261,7 +262,9 @@ where
                 }
             };
             let fingerprint = || Some(token_fingerprint(token, principal.token_id()));
-            if principal.subject() != inbound.session().subject() {
+            if principal.subject() != inbound.session().subject()
+                || !same_binding(&principal, &inbound.session().principal())
+            {
                 return Ok(Verdict::close_message(invalid, &inbound, fingerprint()));
             }
             if let Err(error) =

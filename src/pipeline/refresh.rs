@@ -13,6 +13,7 @@ use tower_service::Service;
 
 use crate::audit::token_fingerprint;
 use crate::clock::unix_seconds;
+use crate::confirmation::same_binding;
 use crate::session::{BoxedVerdict, Close, CloseKind, Decision, Inbound, Outcome, Verdict, reason};
 use crate::store::{RevocationStore, check_revocation};
 use crate::token::TokenVerifier;
@@ -21,8 +22,9 @@ use crate::token::TokenVerifier;
 ///
 /// A refresh is a JSON message whose `type` is `auth.refresh` (configurable)
 /// carrying a new token in `token`. The new token must verify, name the
-/// session's subject, expire later than the current one, and not be
-/// revoked; then the session takes its expiry, token id and roles, and the
+/// session's subject, expire later than the current one, be bound as the
+/// session's is (to the same DPoP key, or to none: the socket proved its
+/// key at its start), and not be revoked; then the session takes its expiry, token id and roles, and the
 /// client gets `{"type":"auth.refreshed","expires_at":<unix seconds>}`. A
 /// refused refresh closes the socket: 4401 `invalid token` (or `token
 /// expired`), 4403 `token revoked`.
@@ -148,7 +150,10 @@ where
                 (Some(_), None) => true,
                 (None, _) => false,
             };
-            if principal.subject() != session.subject() || !later {
+            if principal.subject() != session.subject()
+                || !later
+                || !same_binding(&principal, &current)
+            {
                 return Ok(refused(invalid, fingerprint));
             }
             if let Err(error) =
