@@ -36,7 +36,9 @@ use futures_util::future::BoxFuture;
 use jsonwebtoken::Algorithm;
 
 use crate::clock::Clock;
-use crate::error::{ConfigError, DpopError, Error};
+use crate::confirmation::{Confirmation, Possession};
+use crate::principal::Principal;
+use crate::error::{ConfigError, DpopError, Error, TokenError};
 use crate::store::{InMemoryProofReplayStore, ProofId, ProofReplayStore};
 
 pub use self::proof::{CheckedProof, MAX_JTI_BYTES, MAX_PROOF_BYTES, ProofRequest};
@@ -212,6 +214,64 @@ impl fmt::Debug for DpopVerifierBuilder {
             .field("max_age", &self.rules.max_age)
             .finish_non_exhaustive()
     }
+}
+
+/// What came with a principal's credential, for [`confirm`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Presented<'a> {
+    /// The access token, or `None` for a ticket (a ticket's redemption
+    /// proof names no token). Passwords are not confirmed at all.
+    pub(crate) token: Option<&'a str>,
+    /// The proof, unless proofs are off.
+    pub(crate) proof: Option<&'a str>,
+    /// Where the request was sent.
+    pub(crate) target: Option<&'a TargetUrl>,
+    /// The request's method (`GET` for a WebSocket).
+    pub(crate) method: &'a str,
+    /// The token came as `Authorization: DPoP`.
+    pub(crate) dpop_scheme: bool,
+    /// The token came as `Authorization: Bearer`.
+    pub(crate) bearer_scheme: bool,
+}
+
+/// Checks that `principal`'s token is sent as what it is: a key-bound one
+/// (`cnf.jkt`) with a valid proof of its key, never under the `Bearer`
+/// scheme; a bearer one not under the `DPoP` scheme, and not at all under
+/// [`DpopMode::Required`]. The one check of the handshake and of
+/// first-message routes.
+pub(crate) async fn confirm(
+    verifier: &DpopVerifier,
+    mode: DpopMode,
+    principal: &Principal,
+    presented: &Presented<'_>,
+) -> Result<(), Error> {
+    let confirmation = Confirmation::of(principal)?;
+    if !confirmation.is_bound() {
+        let token = presented.token.is_some();
+        if token && (presented.dpop_scheme || mode == DpopMode::Required) {
+            return Err(TokenError::NotConfirmed.into());
+        }
+        return Ok(());
+    }
+    let mut possession = Possession::default();
+    if confirmation.jkt().is_some() {
+        // A bound token under `Bearer`: the client does not know what it
+        // holds (RFC 9449 §7.2).
+        if presented.bearer_scheme {
+            return Err(TokenError::NotConfirmed.into());
+        }
+        if let (Some(proof), Some(target), false) =
+            (presented.proof, presented.target, mode == DpopMode::Off)
+        {
+            let request = ProofRequest {
+                method: presented.method,
+                target,
+                access_token: presented.token,
+            };
+            possession.dpop_jkt = Some(verifier.verify(proof, &request).await?.jkt);
+        }
+    }
+    confirmation.check(&possession)
 }
 
 /// Any [`ProofReplayStore`], boxed, with backend errors.

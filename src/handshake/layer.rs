@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, OriginalUri};
+use axum::extract::ConnectInfo;
 use http::Request;
 use tower_layer::Layer;
 
@@ -11,7 +11,8 @@ use crate::audit::Auditor;
 use crate::authenticate::{Authenticator, Credential};
 use crate::dpop::{DpopMode, DpopVerifier, TargetUrl};
 use crate::error::ConfigError;
-use crate::handshake::client_address::{forwarded_host, forwarded_https};
+use crate::handshake::client_address::forwarded_https;
+use crate::handshake::target::Addressed;
 use crate::handshake::origin::{OriginAllowlist, OriginCheck};
 use crate::handshake::rejection::HandshakeRejection;
 use crate::handshake::service::Handshake;
@@ -405,30 +406,6 @@ impl<A, L> Config<A, L> {
         rejection.with_dpop_challenge(algorithms.join(" "), self.dpop_mode == DpopMode::Required)
     }
 
-    /// The URL `request` was sent to, as the client saw it: the scheme
-    /// (TLS, or what a trusted proxy says), the `Host` (or the host a
-    /// trusted proxy forwarded) and the path before any nesting.
-    fn target<B>(&self, request: &Request<B>) -> Option<TargetUrl> {
-        let headers = request.headers();
-        let host = forwarded_host(peer(request), headers, &self.trusted_proxies).or_else(|| {
-            headers
-                .get(http::header::HOST)
-                .and_then(|host| host.to_str().ok())
-                .or_else(|| {
-                    request
-                        .uri()
-                        .authority()
-                        .map(|authority| authority.as_str())
-                })
-                .map(str::to_owned)
-        })?;
-        let path = request
-            .extensions()
-            .get::<OriginalUri>()
-            .map_or_else(|| request.uri().path(), |original| original.0.path());
-        TargetUrl::of_request(self.is_secure(request), &host, path)
-    }
-
     /// Everything that needs no I/O: query, Origin, extraction, subprotocol.
     pub(super) fn prepare<B>(
         &self,
@@ -478,16 +455,18 @@ impl<A, L> Config<A, L> {
                 Some(transport),
             ));
         }
-        let (proof, target) = if self.dpop_mode == DpopMode::Off {
-            (None, None)
+        let proof = if self.dpop_mode == DpopMode::Off {
+            None
         } else {
-            (
-                credentials
-                    .dpop_proof()
-                    .map_err(|reason| (reason, Some(transport)))?,
-                self.target(request),
-            )
+            credentials
+                .dpop_proof()
+                .map_err(|reason| (reason, Some(transport)))?
         };
+        // Only a proof names a URL to compare.
+        let target = proof.as_ref().and_then(|_| {
+            Addressed::of(request.headers(), request.uri(), request.extensions())
+                .target(peer(request), &self.trusted_proxies)
+        });
         let dpop_scheme = transport == Transport::Bearer && credentials.uses_dpop_scheme();
         Ok(Prepared {
             credential,

@@ -116,6 +116,7 @@ mod origin;
 mod rejection;
 mod service;
 mod subprotocol;
+mod target;
 mod transport;
 
 pub use self::authenticated::{Authenticated, MissingHandshakeLayer};

@@ -13,9 +13,8 @@ use tower_service::Service;
 
 use crate::audit::{AuditEvent, metrics};
 use crate::authenticate::{Authenticator, Credential};
-use crate::confirmation::{Confirmation, Possession};
-use crate::dpop::{DpopMode, ProofRequest};
-use crate::error::TokenError;
+use crate::dpop;
+use crate::secret::Secret;
 use crate::handshake::client_address::{ClientAddr, audited_peer, client_address};
 use crate::handshake::future::ResponseFuture;
 use crate::handshake::layer::{Config, Prepared, peer};
@@ -106,54 +105,34 @@ where
     Ok(principal)
 }
 
-/// Checks that a token is sent as what it is: a key-bound one (`cnf.jkt`)
-/// with a valid proof of its key, under the `DPoP` scheme when it comes in
-/// `Authorization`; a bearer one not under the `DPoP` scheme, and not at
-/// all where only bound tokens are taken. Passwords and tickets are not
-/// tokens.
+/// Checks the token's binding (see [`dpop::confirm`]): a proof of its key
+/// where it is bound, the right scheme where it came in `Authorization`.
 async fn confirm<A, L>(
     config: &Config<A, L>,
     prepared: &Prepared,
     principal: &Principal,
 ) -> Result<(), crate::Error> {
-    let access_token = match &prepared.credential {
+    let token = match &prepared.credential {
         Credential::Bearer(token) => Some(token.expose()),
         // A ticket bought with a bound token is bound to its key: its
         // redemption needs a proof of that key, which names no token.
         Credential::Ticket(_) => None,
         Credential::Basic { .. } => return Ok(()),
     };
-    let confirmation = Confirmation::of(principal)?;
-    if !confirmation.is_bound() {
-        let token = access_token.is_some();
-        if token && (prepared.dpop_scheme || config.dpop_mode == DpopMode::Required) {
-            return Err(TokenError::NotConfirmed.into());
-        }
-        return Ok(());
-    }
-    let mut possession = Possession::default();
-    if confirmation.jkt().is_some() {
-        // `Authorization: Bearer` with a bound token: the client does not
-        // know what it holds (RFC 9449 §7.2).
-        if prepared.transport == Transport::Bearer && !prepared.dpop_scheme {
-            return Err(TokenError::NotConfirmed.into());
-        }
-        if let (Some(proof), Some(target)) = (&prepared.proof, &prepared.target) {
-            let request = ProofRequest {
-                // A WebSocket handshake is a GET, whatever HTTP/2 makes of it.
-                method: if prepared.opens_socket {
-                    "GET"
-                } else {
-                    prepared.method.as_str()
-                },
-                target,
-                access_token,
-            };
-            let checked = config.dpop.verify(proof.expose(), &request).await?;
-            possession.dpop_jkt = Some(checked.jkt);
-        }
-    }
-    confirmation.check(&possession)
+    let presented = dpop::Presented {
+        token,
+        proof: prepared.proof.as_ref().map(Secret::expose),
+        target: prepared.target.as_ref(),
+        // A WebSocket handshake is a GET, whatever HTTP/2 makes of it.
+        method: if prepared.opens_socket {
+            "GET"
+        } else {
+            prepared.method.as_str()
+        },
+        dpop_scheme: prepared.dpop_scheme,
+        bearer_scheme: prepared.transport == Transport::Bearer && !prepared.dpop_scheme,
+    };
+    dpop::confirm(&config.dpop, config.dpop_mode, principal, &presented).await
 }
 
 impl<S, A, L, B> Service<Request<B>> for Handshake<S, A, L>
