@@ -52,6 +52,7 @@ impl Server {
         let router = Router::new()
             .route("/ws", get(common::welcome_then_echo))
             .route_layer(handshake)
+            .route("/ws/deferred", get(common::welcome_then_echo_deferred))
             .route("/tickets", gate.ticket_route())
             .with_state(gate);
         Self {
@@ -480,4 +481,55 @@ async fn a_bound_session_refreshes_only_to_a_token_of_its_key() {
         (4401, "invalid token".to_owned()),
         "an unbound session stays unbound"
     );
+}
+
+/// A first-message route: `{"type":"auth","token","dpop"}`, the proof for
+/// `GET` and the socket's URL.
+#[tokio::test]
+async fn a_first_message_carries_the_proof_of_a_bound_token() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = Server::start(DpopMode::Allowed).await;
+    let key = ClientKey::ed25519();
+    let token = server.token(Some(&key));
+    let url = format!("ws://{}/ws/deferred", server.addr);
+    let first = |auth: Value| {
+        let url = url.clone();
+        async move {
+            let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+            socket.send(Message::text(auth.to_string())).await.unwrap();
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => (101, text.to_string()),
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    (u16::from(frame.code), frame.reason.to_string())
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let proof = key.proof(&url, Some(&token));
+    let (status, welcome) = first(json!({"type": "auth", "token": token, "dpop": proof})).await;
+    assert_eq!(status, 101);
+    assert!(welcome.contains("alice"), "{welcome}");
+    for (name, auth) in [
+        ("no proof", json!({"type": "auth", "token": token})),
+        (
+            "the same proof again",
+            json!({"type": "auth", "token": token, "dpop": proof}),
+        ),
+        (
+            "a proof for the handshake route",
+            json!({"type": "auth", "token": token, "dpop": key.proof(&server.url(), Some(&token))}),
+        ),
+        (
+            "a proof that is not a string",
+            json!({"type": "auth", "token": token, "dpop": 7}),
+        ),
+    ] {
+        assert_eq!(
+            first(auth).await,
+            (4401, "invalid token".to_owned()),
+            "{name}"
+        );
+    }
 }

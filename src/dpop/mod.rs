@@ -37,8 +37,8 @@ use jsonwebtoken::Algorithm;
 
 use crate::clock::Clock;
 use crate::confirmation::{Confirmation, Possession};
-use crate::principal::Principal;
 use crate::error::{ConfigError, DpopError, Error, TokenError};
+use crate::principal::Principal;
 use crate::store::{InMemoryProofReplayStore, ProofId, ProofReplayStore};
 
 pub use self::proof::{CheckedProof, MAX_JTI_BYTES, MAX_PROOF_BYTES, ProofRequest};

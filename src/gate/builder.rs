@@ -377,6 +377,7 @@ where
             .trusted_proxies(parts.trusted_proxies.clone())
             .first_message(authenticator.clone())
             .socket_limit(socket_limit.clone())
+            .dpop(parts.dpop.clone(), parts.dpop_mode)
             .build();
 
         // HTTP routes (tickets, admin) take a token from `Authorization`

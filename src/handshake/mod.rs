@@ -117,6 +117,8 @@ mod rejection;
 mod service;
 mod subprotocol;
 mod target;
+
+pub(crate) use self::target::Addressed;
 mod transport;
 
 pub use self::authenticated::{Authenticated, MissingHandshakeLayer};

@@ -14,7 +14,6 @@ use tower_service::Service;
 use crate::audit::{AuditEvent, metrics};
 use crate::authenticate::{Authenticator, Credential};
 use crate::dpop;
-use crate::secret::Secret;
 use crate::handshake::client_address::{ClientAddr, audited_peer, client_address};
 use crate::handshake::future::ResponseFuture;
 use crate::handshake::layer::{Config, Prepared, peer};
@@ -24,6 +23,7 @@ use crate::limit::{FailureLimiter, InMemoryFailureLimiter, admit, check_with_lim
 use crate::principal::Principal;
 use crate::principal::Transport;
 use crate::refusal::RejectionReason;
+use crate::secret::Secret;
 use crate::store::check_revocation;
 
 /// The service made by [`HandshakeLayer`](crate::handshake::HandshakeLayer).

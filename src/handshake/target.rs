@@ -61,8 +61,8 @@ impl Addressed {
         trusted_proxies: &[IpAddr],
     ) -> Option<TargetUrl> {
         let secure = self.tls || forwarded_https(peer, &self.forwarded, trusted_proxies);
-        let host = forwarded_host(peer, &self.forwarded, trusted_proxies)
-            .or_else(|| self.host.clone())?;
+        let host =
+            forwarded_host(peer, &self.forwarded, trusted_proxies).or_else(|| self.host.clone())?;
         TargetUrl::of_request(secure, &host, &self.path)
     }
 }

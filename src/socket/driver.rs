@@ -18,6 +18,7 @@ use tower_service::Service;
 use crate::audit::{AuditEvent, metrics};
 use crate::authenticate::{Authenticator, BoxedAuthenticator, Credential};
 use crate::clock::Clock;
+use crate::dpop::{self, TargetUrl};
 use crate::error::Error;
 use crate::limit::{SocketLease, admit};
 use crate::principal::{Principal, Transport};
@@ -718,8 +719,9 @@ impl<'a> Driver<'a> {
     }
 }
 
-/// The first message of a first-message route: `{"type":"auth","token":…}`.
-fn auth_token(message: &Message) -> Option<String> {
+/// The first message of a first-message route: `{"type":"auth","token":…}`,
+/// with the DPoP proof of a bound token as `dpop` (a string, or absent).
+fn auth_token(message: &Message) -> Option<(String, Option<String>)> {
     let Message::Text(text) = message else {
         return None;
     };
@@ -727,7 +729,12 @@ fn auth_token(message: &Message) -> Option<String> {
     if value.get("type")?.as_str()? != "auth" {
         return None;
     }
-    value.get("token")?.as_str().map(str::to_owned)
+    let token = value.get("token")?.as_str()?.to_owned();
+    let proof = match value.get("dpop") {
+        None => None,
+        Some(proof) => Some(proof.as_str()?.to_owned()),
+    };
+    Some((token, proof))
 }
 
 /// Authenticates a first message's token: the gate's authenticator, then
@@ -736,13 +743,25 @@ fn auth_token(message: &Message) -> Option<String> {
 async fn authenticate_first_message(
     gate: &SocketGate,
     authenticator: &BoxedAuthenticator,
-    token: String,
+    (token, proof): (String, Option<String>),
+    target: Option<&TargetUrl>,
 ) -> Result<Principal, Error> {
     let started = Instant::now();
-    let credential = Credential::Bearer(Secret::new(token));
+    let config = &gate.config;
     let outcome = async {
+        let credential = Credential::Bearer(Secret::new(token.as_str()));
         let principal = authenticator.authenticate(&credential).await?;
-        check_revocation(gate.config.registry.revocations(), &principal, None).await?;
+        check_revocation(config.registry.revocations(), &principal, None).await?;
+        // The proof names the socket's URL and `GET`, as at a handshake.
+        let presented = dpop::Presented {
+            token: Some(&token),
+            proof: proof.as_deref(),
+            target,
+            method: "GET",
+            dpop_scheme: false,
+            bearer_scheme: false,
+        };
+        dpop::confirm(&config.dpop.0, config.dpop.1, &principal, &presented).await?;
         Ok(principal)
     }
     .await;
@@ -757,6 +776,7 @@ pub(crate) async fn serve_deferred<F, Fut>(
     gate: SocketGate,
     authenticator: BoxedAuthenticator,
     peer: Option<SocketAddr>,
+    target: Option<TargetUrl>,
     slot: PendingSlot,
     handler: F,
 ) where
@@ -782,7 +802,7 @@ pub(crate) async fn serve_deferred<F, Fut>(
                     let Some(token) = auth_token(&message) else {
                         break Err(Close::new(CloseKind::Unauthenticated, reason::INVALID_TOKEN));
                     };
-                    break authenticate_first_message(&gate, &authenticator, token)
+                    break authenticate_first_message(&gate, &authenticator, token, target.as_ref())
                         .await
                         .map_err(|error| Close::for_failed_credential(&error));
                 }

@@ -8,6 +8,7 @@ use tower_service::Service;
 
 use crate::authenticate::{Authenticator, BoxedAuthenticator};
 use crate::clock::Clock;
+use crate::dpop::{DpopMode, DpopVerifier};
 use crate::limit::SocketLimit;
 use crate::session::{BoxedPipeline, CloseCodes, Deliver, Inbound, Verdict, boxed_pipeline};
 use crate::socket::limits::Limits;
@@ -38,6 +39,8 @@ pub(crate) struct GateConfig {
     /// Caps each subject's sockets on first-message routes (the handshake
     /// layer does on the others).
     pub(crate) socket_limit: Option<SocketLimit>,
+    /// Checks the proofs of bound tokens on first-message routes.
+    pub(crate) dpop: (DpopVerifier, DpopMode),
 }
 
 /// Builds a [`SocketGate`].
@@ -63,6 +66,7 @@ impl SocketGate {
                 trusted_proxies: Vec::new(),
                 first_message: None,
                 socket_limit: None,
+                dpop: (DpopVerifier::new(), DpopMode::Allowed),
             },
             pipeline: boxed_pipeline(Deliver),
         }
@@ -147,6 +151,13 @@ impl SocketGateBuilder {
     /// [`max_sockets_per_subject`](crate::GateBuilder::max_sockets_per_subject).
     pub(crate) fn socket_limit(mut self, limit: Option<SocketLimit>) -> Self {
         self.config.socket_limit = limit;
+        self
+    }
+
+    /// How first-message routes check the DPoP proofs of bound tokens: a
+    /// [`Gate`](crate::Gate)'s verifier and mode.
+    pub(crate) fn dpop(mut self, verifier: DpopVerifier, mode: DpopMode) -> Self {
+        self.config.dpop = (verifier, mode);
         self
     }
 

@@ -15,8 +15,8 @@ use http::request::Parts;
 
 use crate::audit::AuditEvent;
 use crate::handshake::{
-    ClientAddr, HandshakeRejection, MissingHandshakeLayer, RejectionReason, SelectedProtocol,
-    audited_peer, client_address, forwarding_headers,
+    Addressed, ClientAddr, HandshakeRejection, MissingHandshakeLayer, RejectionReason,
+    SelectedProtocol, audited_peer, client_address, forwarding_headers,
 };
 use crate::limit::SocketLease;
 use crate::principal::{Principal, Transport};
@@ -68,6 +68,8 @@ pub struct DeferredUpgrade {
     peer: Option<SocketAddr>,
     /// `X-Forwarded-For` / `Forwarded`, for the gate's trusted proxies.
     forwarding: HeaderMap,
+    /// Where the request was sent, for a first message's DPoP proof.
+    addressed: Addressed,
 }
 
 /// Rejection of [`GatedUpgrade`] and [`DeferredUpgrade`].
@@ -152,6 +154,7 @@ impl<S: Send + Sync> FromRequestParts<S> for DeferredUpgrade {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let peer = peer(parts);
         let forwarding = forwarding_headers(&parts.headers);
+        let addressed = Addressed::of(&parts.headers, &parts.uri, &parts.extensions);
         let upgrade = WebSocketUpgrade::from_request_parts(parts, state)
             .await
             .map_err(GatedUpgradeRejection::NotAnUpgrade)?;
@@ -159,6 +162,7 @@ impl<S: Send + Sync> FromRequestParts<S> for DeferredUpgrade {
             upgrade,
             peer,
             forwarding,
+            addressed,
         })
     }
 }
@@ -254,9 +258,12 @@ impl DeferredUpgrade {
                     .into_response();
             }
         };
+        let target = self.addressed.target(self.peer, &config.trusted_proxies);
         let gate = gate.clone();
         let upgrade = limited(self.upgrade, limits);
-        upgrade.on_upgrade(move |ws| serve_deferred(ws, gate, authenticator, peer, slot, handler))
+        upgrade.on_upgrade(move |ws| {
+            serve_deferred(ws, gate, authenticator, peer, target, slot, handler)
+        })
     }
 }
 

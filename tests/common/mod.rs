@@ -1336,6 +1336,25 @@ pub async fn welcome_then_echo(
     })
 }
 
+/// A first-message route's handler: the same welcome, then every message
+/// echoed.
+pub async fn welcome_then_echo_deferred(
+    axum::extract::State(gate): axum::extract::State<wsgate::Gate>,
+    upgrade: wsgate::socket::DeferredUpgrade,
+) -> axum::response::Response {
+    upgrade.on_upgrade(&gate, |mut socket| async move {
+        let welcome = json!({"sub": socket.principal().subject()});
+        let _ = socket
+            .send(axum::extract::ws::Message::Text(welcome.to_string().into()))
+            .await;
+        while let Some(message) = socket.recv().await {
+            if socket.send(message.into_message()).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
 /// Installs the process-wide subscriber at TRACE for every target, written
 /// into the returned capture (once per test binary).
 pub fn capture_trace_logs() -> Capture {
