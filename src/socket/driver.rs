@@ -858,8 +858,16 @@ mod tests {
     fn only_auth_messages_carry_a_first_message_token() {
         let text = |json: &str| Message::Text(Utf8Bytes::from(json.to_owned()));
         assert_eq!(
-            auth_token(&text(r#"{"type":"auth","token":"t"}"#)).as_deref(),
-            Some("t")
+            auth_token(&text(r#"{"type":"auth","token":"t"}"#)),
+            Some(("t".to_owned(), None))
+        );
+        assert_eq!(
+            auth_token(&text(r#"{"type":"auth","token":"t","dpop":"p"}"#)),
+            Some(("t".to_owned(), Some("p".to_owned())))
+        );
+        assert_eq!(
+            auth_token(&text(r#"{"type":"auth","token":"t","dpop":1}"#)),
+            None
         );
         assert_eq!(auth_token(&text(r#"{"type":"say","token":"t"}"#)), None);
         assert_eq!(auth_token(&text(r#"{"type":"auth"}"#)), None);
