@@ -67,6 +67,8 @@
 //! | [`audit`] | one event per decision, where events go, metrics |
 //! | [`authenticate`] | [`Authenticator`](authenticate::Authenticator): credential → [`Principal`]; Basic, Bearer, ticket, chains |
 //! | [`limit`] | failed-attempt limits and lockout |
+//! | [`dpop`] | proof of possession (RFC 9449): tokens that work only beside a proof of their key |
+//! | [`confirmation`] | what a token's `cnf` binds it to, and whether a request showed it |
 //! | [`jwt`] | JWT verification and issuing |
 //! | `oidc` | tokens from identity providers: discovery, JWKS rotation, introspection (feature `oidc`) |
 //! | [`claims`] | claim layouts of identity providers: roles, scopes, typed custom claims |
@@ -88,6 +90,7 @@
 //! | [`ClaimsMapping`](claims::ClaimsMapping) | [`ClaimPaths`](claims::ClaimPaths), closures |
 //! | [`CredentialStore`](store::CredentialStore) | [`InMemoryCredentialStore`](store::InMemoryCredentialStore) |
 //! | [`TicketStore`](store::TicketStore) | [`InMemoryTicketStore`](store::InMemoryTicketStore) |
+//! | [`ProofReplayStore`](store::ProofReplayStore) | [`InMemoryProofReplayStore`](store::InMemoryProofReplayStore), `RedisProofReplayStore` (feature `redis`) |
 //! | [`SocketLeaseStore`](store::SocketLeaseStore) | [`InMemorySocketLeaseStore`](store::InMemorySocketLeaseStore), `RedisSocketLeaseStore` (feature `redis`) |
 //! | [`RevocationStore`](store::RevocationStore) | [`InMemoryRevocationStore`](store::InMemoryRevocationStore) |
 //! | [`PasswordHasher`](password::PasswordHasher) | [`Argon2id`](password::Argon2id) |

@@ -19,11 +19,11 @@
 //! - `iat` at most 60 s old and at most 5 s ahead; `ath` the hash of the
 //!   token that came with it;
 //! - `jti` never seen before within that window, in a
-//!   [`ProofReplayStore`](crate::store::ProofReplayStore) (in memory,
+//!   [`ProofReplayStore`] (in memory,
 //!   bounded, or in Redis across processes).
 //!
 //! What the proof's key must be is the token's business: see
-//! [`Confirmation`](crate::confirmation::Confirmation).
+//! [`Confirmation`].
 
 mod proof;
 mod target;
