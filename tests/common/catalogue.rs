@@ -21,7 +21,7 @@ use axum::extract::ws::Message as ServerMessage;
 use axum::response::Response;
 use axum::routing::get;
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::Algorithm;
@@ -47,6 +47,7 @@ use wsgate::ticket::Tickets;
 use wsgate::{Gate, Transport};
 
 pub use crate::common::Client;
+use crate::common::dpop::ClientKey;
 use crate::common::raw::{self, RawFrame, RawSocket};
 use crate::common::{
     ALICE_PASSWORD, ALLOWED_ORIGIN, BOB_PASSWORD, Handshake, Keys, Outcome, TOKEN_TYPE, basic,
@@ -796,6 +797,39 @@ async fn lock(fortress: &Fortress, account: &str, first_client: u8) {
             .await;
         assert_eq!(outcome, refused(401, "invalid credentials"));
     }
+}
+
+/// A key, and a token of a fresh subject bound to it.
+fn bound_token(fortress: &Fortress) -> (ClientKey, String) {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let key = ClientKey::es256();
+    let subject = format!("holder-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    let mut claims = fortress.claims(&subject);
+    claims["cnf"] = json!({"jkt": key.jkt()});
+    (key, fortress.sign(&claims))
+}
+
+/// The URL a proof for the fortress's `/ws` names.
+fn socket_url(fortress: &Fortress) -> String {
+    format!("ws://{}/ws", fortress.addr)
+}
+
+/// Good claims of a proof for `GET url` with `token`.
+fn proof_claims(url: &str, token: &str) -> Value {
+    use sha2::Digest as _;
+    json!({
+        "htm": "GET",
+        "htu": url,
+        "iat": crate::common::now(),
+        "jti": format!("hostile-{}", crate::common::now()),
+        "ath": URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(token.as_bytes())),
+    })
+}
+
+fn dpop_handshake(token: &str, proof: &str) -> Handshake {
+    Handshake::to("/ws")
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof)
 }
 
 fn bearer(token: &str) -> Handshake {
@@ -1825,6 +1859,93 @@ pub fn catalogue() -> Vec<Case> {
             }),
             tally(&[(401, 100)]),
             handshake_denied("invalid token"),
+        ),
+        // ---- Proofs of possession (DPoP) ----
+        case(
+            "dpop: a bound token without its proof",
+            attack!(|f| {
+                let (_, token) = bound_token(&f);
+                f.handshake(Handshake::to("/ws").header("authorization", format!("DPoP {token}")))
+                    .await
+            }),
+            refused(401, "invalid dpop proof"),
+            handshake_denied("invalid dpop proof"),
+        ),
+        case(
+            "dpop: a bound token shown as a Bearer token with a good proof",
+            attack!(|f| {
+                let (key, token) = bound_token(&f);
+                let proof = key.proof(&socket_url(&f), Some(&token));
+                f.handshake(Handshake::to("/ws").bearer(&token).header("dpop", proof))
+                    .await
+            }),
+            refused(401, "invalid token"),
+            handshake_denied("invalid token"),
+        ),
+        case(
+            "dpop: a proof replayed",
+            attack!(|f| {
+                let (key, token) = bound_token(&f);
+                let proof = key.proof(&socket_url(&f), Some(&token));
+                let first = f.handshake(dpop_handshake(&token, &proof)).await;
+                assert!(matches!(first, Observed::Accepted { .. }), "{first:?}");
+                f.handshake(dpop_handshake(&token, &proof)).await
+            }),
+            refused(401, "dpop replay"),
+            handshake_denied("dpop replay"),
+        ),
+        case(
+            "dpop: a proof whose jwk carries its private key",
+            attack!(|f| {
+                let (key, token) = bound_token(&f);
+                let mut header = key.header();
+                header["jwk"]["d"] = json!("c2VjcmV0LWtleQ");
+                let claims = proof_claims(&socket_url(&f), &token);
+                let proof = key.sign_raw(&header, &claims);
+                f.handshake(dpop_handshake(&token, &proof)).await
+            }),
+            refused(401, "invalid dpop proof"),
+            handshake_denied("invalid dpop proof"),
+        ),
+        case(
+            "dpop: a proof with alg none",
+            attack!(|f| {
+                let (key, token) = bound_token(&f);
+                let mut header = key.header();
+                header["alg"] = json!("none");
+                let claims = proof_claims(&socket_url(&f), &token);
+                let unsigned = format!(
+                    "{}.{}.",
+                    URL_SAFE_NO_PAD.encode(header.to_string()),
+                    URL_SAFE_NO_PAD.encode(claims.to_string())
+                );
+                f.handshake(dpop_handshake(&token, &unsigned)).await
+            }),
+            refused(401, "invalid dpop proof"),
+            handshake_denied("invalid dpop proof"),
+        ),
+        case(
+            "dpop: a proof of another key",
+            attack!(|f| {
+                let (_, token) = bound_token(&f);
+                let thief = ClientKey::es256();
+                let proof = thief.proof(&socket_url(&f), Some(&token));
+                f.handshake(dpop_handshake(&token, &proof)).await
+            }),
+            refused(401, "invalid dpop proof"),
+            handshake_denied("invalid dpop proof"),
+        ),
+        case(
+            "dpop: two DPoP headers",
+            attack!(|f| {
+                let (key, token) = bound_token(&f);
+                let url = socket_url(&f);
+                let handshake = dpop_handshake(&token, &key.proof(&url, Some(&token)))
+                    .header("dpop", key.proof(&url, Some(&token)));
+                f.handshake(handshake).await
+            }),
+            refused(401, "invalid dpop proof"),
+            handshake_denied("invalid dpop proof"),
         ),
         case(
             "flood: one token opens sockets past its subject's limit",

@@ -80,8 +80,17 @@ impl ClientKey {
             claims["ath"] = json!(URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes())));
         }
         change(&mut claims);
+        self.sign_raw(&self.header(), &claims)
+    }
+
+    /// The header of this key's proofs: `typ`, `alg`, the public `jwk`.
+    pub fn header(&self) -> Value {
         let alg = serde_json::to_value(self.algorithm).unwrap();
-        let header = json!({"typ": "dpop+jwt", "alg": alg, "jwk": self.jwk});
+        json!({"typ": "dpop+jwt", "alg": alg, "jwk": self.jwk})
+    }
+
+    /// `header` and `claims` as they are, signed with this key.
+    pub fn sign_raw(&self, header: &Value, claims: &Value) -> String {
         let signed = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.to_string()),
