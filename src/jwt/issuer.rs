@@ -58,6 +58,14 @@ struct Claims<'a> {
     roles: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<String>,
+    /// What the token is bound to (RFC 7800): a DPoP key's thumbprint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Cnf<'a>>,
+}
+
+#[derive(Serialize)]
+struct Cnf<'a> {
+    jkt: &'a str,
 }
 
 impl JwtIssuer {
@@ -88,6 +96,31 @@ impl JwtIssuer {
     /// [`ErrorKind::Backend`](crate::ErrorKind::Backend) when signing fails
     /// or the system has no randomness.
     pub fn issue_token(&self, principal: &Principal) -> Result<IssuedToken, Error> {
+        self.issue_claims(principal, None)
+    }
+
+    /// Issues a token for `principal` bound to the DPoP key of thumbprint
+    /// `jkt` (`cnf.jkt`, RFC 9449): the
+    /// [`jkt`](crate::dpop::CheckedProof::jkt) of the proof that came with
+    /// the request (a login's). It works only beside a fresh proof of that
+    /// key.
+    ///
+    /// # Errors
+    ///
+    /// As [`issue_token`](Self::issue_token).
+    pub fn issue_bound_token(
+        &self,
+        principal: &Principal,
+        jkt: &str,
+    ) -> Result<IssuedToken, Error> {
+        self.issue_claims(principal, Some(Cnf { jkt }))
+    }
+
+    fn issue_claims(
+        &self,
+        principal: &Principal,
+        cnf: Option<Cnf<'_>>,
+    ) -> Result<IssuedToken, Error> {
         let config = &self.config;
         let now = config.clock.now();
         let issued_at = config.clock.now_unix();
@@ -110,6 +143,7 @@ impl JwtIssuer {
             jti: &token_id,
             roles: principal.roles(),
             scope: (!principal.scopes().is_empty()).then(|| principal.scopes().join(" ")),
+            cnf,
         };
         let mut header = Header::new(config.key.algorithm);
         header.typ.clone_from(&config.token_type);
@@ -225,6 +259,23 @@ mod tests {
 
         clock.advance(Duration::from_secs(60));
         assert!(verifier.verify_token(issued.token().expose()).is_err());
+    }
+
+    #[test]
+    fn a_bound_token_carries_its_keys_thumbprint() {
+        let (signing, verification) = KeyPair::hmac(&[3; 32], Algorithm::HS256)
+            .unwrap()
+            .into_parts();
+        let issuer = JwtIssuer::builder(signing).build();
+        let verifier = JwtVerifier::builder().key(verification).build().unwrap();
+        let principal = Principal::new("alice", AuthMethod::Password);
+        let bound = issuer.issue_bound_token(&principal, "K1").unwrap();
+        let verified = verifier.verify_token(bound.token().expose()).unwrap();
+        let confirmation = crate::confirmation::Confirmation::of(&verified).unwrap();
+        assert_eq!(confirmation.jkt(), Some("K1"));
+        let plain = issuer.issue_token(&principal).unwrap();
+        let verified = verifier.verify_token(plain.token().expose()).unwrap();
+        assert!(verified.claims().get("cnf").is_none());
     }
 
     #[test]
