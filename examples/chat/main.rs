@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use wsgate::accounts::Accounts;
 use wsgate::audit::{JsonLinesAudit, TracingAudit};
 use wsgate::authenticate::BasicAuthenticator;
+use wsgate::dpop::{DpopMode, ProofRequest, TargetUrl};
 use wsgate::handshake::SecureTransport;
 use wsgate::limit::InMemoryFailureLimiter;
 use wsgate::oidc::{OidcProvider, OidcVerifier};
@@ -52,6 +53,8 @@ struct Settings {
     audit_log: Option<String>,
     auth_timeout: Duration,
     message_tokens: bool,
+    /// Sender-constrained tokens: `allowed`, `required` or `off`.
+    dpop: DpopMode,
     message_rate: u32,
     max_message_bytes: usize,
     lockout_threshold: u32,
@@ -126,6 +129,16 @@ impl Settings {
             audit_log: var("WSGATE_AUDIT_LOG"),
             auth_timeout: Duration::from_secs(setting("WSGATE_AUTH_TIMEOUT_SECS", 5)?),
             message_tokens: setting("WSGATE_MESSAGE_TOKENS", 0u8)? == 1,
+            dpop: match var("WSGATE_DPOP").as_deref() {
+                None | Some("allowed") => DpopMode::Allowed,
+                Some("required") => DpopMode::Required,
+                Some("off") => DpopMode::Off,
+                Some(other) => {
+                    return Err(format!(
+                        "WSGATE_DPOP: {other:?} is not one of allowed, required, off"
+                    ));
+                }
+            },
             message_rate: setting("WSGATE_MESSAGE_RATE", 100)?,
             max_message_bytes: setting("WSGATE_MAX_MESSAGE_BYTES", 65_536)?,
             lockout_threshold: setting("WSGATE_LOCKOUT_THRESHOLD", 5)?,
@@ -307,11 +320,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .build()?;
             tracing::info!(
                 max_staleness_secs = max_staleness.as_secs(),
-                "revocations, tickets, lockouts and sockets per subject shared through Redis"
+                "revocations, tickets, lockouts, sockets per subject and DPoP proofs shared through Redis"
             );
+            let dpop = wsgate::dpop::DpopVerifier::builder()
+                .replays(redis.proof_replays())
+                .build();
             gate.revocations(redis.revocations())
                 .tickets(redis.tickets())
                 .socket_leases(redis.socket_leases())
+                .dpop_verifier(dpop)
                 .failure_limiter(redis.failure_limiter(rules))
         }
     };
@@ -330,6 +347,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .auth_deadline(settings.auth_timeout)?,
         )
         .message_tokens(settings.message_tokens)
+        .dpop(settings.dpop)
         // `admin.*` needs the role admin (or a provider's scope
         // chat:admin); every other message the role user (or scope chat).
         .policy(
@@ -556,10 +574,17 @@ fn password_refused(error: &wsgate::Error) -> Response {
 async fn login(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let Ok(Login { username, password }) = serde_json::from_slice(&body) else {
         return json_error(StatusCode::BAD_REQUEST, "invalid_request");
+    };
+    // A DPoP proof for this request binds the token to its key; checked
+    // before the password, so a bad proof costs no hashing.
+    let jkt = match login_proof(&app, &headers).await {
+        Ok(jkt) => jkt,
+        Err(()) => return json_error(StatusCode::BAD_REQUEST, "invalid_dpop_proof"),
     };
     let password = Secret::new(password);
     // The same limits as Basic handshakes: while locked, every attempt gets
@@ -575,10 +600,26 @@ async fn login(
             return password_refused(&error);
         }
     };
-    let Ok(issued) = app.issuer.issue_token(&principal) else {
+    let issued = match &jkt {
+        Some(jkt) => app.issuer.issue_bound_token(&principal, jkt),
+        None => app.issuer.issue_token(&principal),
+    };
+    let Ok(issued) = issued else {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     };
     let expires_in = app.issuer.lifetime().as_secs();
+    if jkt.is_some() {
+        // A cookie cannot carry a proof: a bound token is never set as one.
+        tracing::info!(%peer, sub = principal.subject(), "login accepted, token bound to a key");
+        return no_store(
+            Json(json!({
+                "access_token": issued.token().expose(),
+                "token_type": "DPoP",
+                "expires_in": expires_in,
+            }))
+            .into_response(),
+        );
+    }
     let cookie = format!(
         "{COOKIE_NAME}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={expires_in}{}",
         issued.token().expose(),
@@ -596,6 +637,40 @@ async fn login(
     }
     tracing::info!(%peer, sub = principal.subject(), "login accepted");
     no_store(response)
+}
+
+/// The key thumbprint of the login's DPoP proof (`POST` to this `/login`,
+/// no token): `Ok(None)` without one (refused under `required`), `Err`
+/// for a proof that fails, or more than one.
+async fn login_proof(app: &App, headers: &axum::http::HeaderMap) -> Result<Option<String>, ()> {
+    let gate = &app.gate;
+    let mut proofs = headers.get_all("dpop").iter();
+    let proof = match (proofs.next(), proofs.next()) {
+        (None, _) if gate.dpop_mode() == DpopMode::Required => return Err(()),
+        (None, _) => return Ok(None),
+        (Some(proof), None) => proof.to_str().map_err(|_| ())?,
+        (Some(_), Some(_)) => return Err(()),
+    };
+    if gate.dpop_mode() == DpopMode::Off {
+        return Ok(None);
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .ok_or(())?;
+    let target = TargetUrl::of_request(app.tls, host, "/login").ok_or(())?;
+    let request = ProofRequest {
+        method: "POST",
+        target: &target,
+        access_token: None,
+    };
+    match gate.dpop_verifier().verify(proof, &request).await {
+        Ok(checked) => Ok(Some(checked.jkt)),
+        Err(error) => {
+            tracing::info!(reason = %error, "login proof refused");
+            Err(())
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -226,6 +226,18 @@ impl Gate {
         &self.shared.verifier
     }
 
+    /// How DPoP proofs are checked: a login route that issues bound tokens
+    /// checks its request's proof with it (`htm` `POST`, no `ath`), so a
+    /// proof used there is a replay everywhere else.
+    pub fn dpop_verifier(&self) -> &DpopVerifier {
+        &self.shared.dpop.0
+    }
+
+    /// Whether bound tokens are taken, and only they.
+    pub fn dpop_mode(&self) -> DpopMode {
+        self.shared.dpop.1
+    }
+
     /// The reverse proxies trusted to name the client.
     pub fn trusted_proxies(&self) -> &[IpAddr] {
         &self.shared.trusted_proxies
