@@ -533,3 +533,31 @@ async fn a_first_message_carries_the_proof_of_a_bound_token() {
         );
     }
 }
+
+/// Under `Router::nest`, the proof names the URL the client used, prefix
+/// and all.
+#[tokio::test]
+async fn a_nested_route_is_named_by_its_whole_path() {
+    let keys = Keys::load();
+    let gate = Gate::builder(keys.verifier()).build().unwrap();
+    let handshake = gate
+        .handshake()
+        .transports([Transport::Bearer])
+        .build()
+        .unwrap();
+    let inner = Router::new()
+        .route("/ws", get(common::welcome_then_echo))
+        .route_layer(handshake)
+        .with_state(gate);
+    let addr = serve(Router::new().nest("/v1", inner)).await;
+    let key = ClientKey::es256();
+    let mut claims = Keys::claims("alice");
+    claims["cnf"] = json!({"jkt": key.jkt()});
+    let token = keys.sign_with(Algorithm::HS256, &claims, |_| {});
+    let whole = key.proof(&format!("ws://{addr}/v1/ws"), Some(&token));
+    let handshake = dpop(&token, &whole).path("/v1/ws");
+    assert_eq!(connect(addr, &handshake).await.status(), 101);
+    let stripped = key.proof(&format!("ws://{addr}/ws"), Some(&token));
+    let handshake = dpop(&token, &stripped).path("/v1/ws");
+    assert_eq!(connect(addr, &handshake).await.status(), 401);
+}

@@ -268,7 +268,10 @@ pub(crate) async fn confirm(
                 target,
                 access_token: presented.token,
             };
-            possession.dpop_jkt = Some(verifier.verify(proof, &request).await?.jkt);
+            // Boxed: only a request with a proof pays for its future, and
+            // every handshake's future stays as small as it was.
+            let checked = Box::pin(verifier.verify(proof, &request)).await?;
+            possession.dpop_jkt = Some(checked.jkt);
         }
     }
     confirmation.check(&possession)

@@ -18,7 +18,7 @@ pub(crate) struct Addressed {
     tls: bool,
     /// `Host`, or the URI's authority (HTTP/2).
     host: Option<String>,
-    /// The path before any nesting.
+    /// The path before any nesting (`Router::nest`).
     path: String,
     /// `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded`, believed
     /// from trusted proxies only.
@@ -39,10 +39,18 @@ impl Addressed {
             .and_then(|host| host.to_str().ok())
             .or_else(|| uri.authority().map(|authority| authority.as_str()))
             .map(str::to_owned);
-        let path = extensions
-            .get::<axum::extract::OriginalUri>()
-            .map_or_else(|| uri.path(), |original| original.0.path())
-            .to_owned();
+        // Under `Router::nest` the URI has lost its prefix; the nest keeps
+        // it (without asking every request to carry its original URI).
+        let path = match extensions.get::<axum::extract::NestedPath>() {
+            Some(nested) if nested.as_str() != "/" => {
+                let prefix = nested.as_str().trim_end_matches('/');
+                match uri.path() {
+                    "/" => prefix.to_owned(),
+                    rest => format!("{prefix}{rest}"),
+                }
+            }
+            _ => uri.path().to_owned(),
+        };
         Self {
             tls: extensions.get::<SecureTransport>().is_some()
                 || uri.scheme() == Some(&http::uri::Scheme::HTTPS),

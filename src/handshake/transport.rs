@@ -24,6 +24,9 @@ const RAW_TOKEN_PARAMETERS: &[&str] = &[
     "authorization",
 ];
 
+/// The header of a DPoP proof (RFC 9449 §4.1).
+static DPOP: http::HeaderName = http::HeaderName::from_static("dpop");
+
 /// The query parameter that carries a ticket.
 pub(crate) const TICKET_PARAMETER: &str = "ticket";
 
@@ -95,7 +98,7 @@ impl RequestCredentials<'_> {
     /// subprotocol entry (browsers). Two of them, in whatever places, are
     /// refused: which would be the one?
     pub(crate) fn dpop_proof(&self) -> Result<Option<Secret>, RejectionReason> {
-        let mut headers = self.headers.get_all("dpop").iter();
+        let mut headers = self.headers.get_all(&DPOP).iter();
         let header = match (headers.next(), headers.next()) {
             (None, _) => None,
             (Some(value), None) => Some(
