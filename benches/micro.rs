@@ -321,7 +321,158 @@ fn socket_limit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, messages, audit, extraction, socket_limit);
+/// A client's ES256 DPoP key: its thumbprint, and fresh proofs.
+struct ProofMaker {
+    key: jsonwebtoken::EncodingKey,
+    jwk: serde_json::Value,
+    jkt: String,
+    next: std::cell::Cell<u64>,
+}
+
+impl ProofMaker {
+    fn new() -> Self {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let key = jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref());
+        let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, Algorithm::ES256).unwrap();
+        let jkt = jwk
+            .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+            .unwrap();
+        let jwk = serde_json::to_value(jwk).unwrap();
+        let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": jwk["x"], "y": jwk["y"]});
+        Self {
+            key,
+            jwk,
+            jkt,
+            next: std::cell::Cell::new(0),
+        }
+    }
+
+    /// A proof for `GET url` with `token`, never made before.
+    fn proof(&self, url: &str, token: &str) -> String {
+        use sha2::Digest as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let n = self.next.get();
+        self.next.set(n + 1);
+        let iat = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
+        let claims = serde_json::json!({
+            "htm": "GET", "htu": url, "iat": iat, "jti": format!("bench-{n}"),
+            "ath": b64.encode(sha2::Sha256::digest(token.as_bytes())),
+        });
+        let signed = format!(
+            "{}.{}",
+            b64.encode(header.to_string()),
+            b64.encode(claims.to_string())
+        );
+        let signature =
+            jsonwebtoken::crypto::sign(signed.as_bytes(), &self.key, Algorithm::ES256).unwrap();
+        format!("{signed}.{signature}")
+    }
+}
+
+/// ES256-token handshakes through a gate's layer, with a DPoP proof
+/// (checked, its `jti` remembered in memory) and without; beside them one
+/// ES256 signature check alone, the yardstick of the proof's cost (the
+/// target: the proof costs at most one ES256 verification and 10 %).
+/// Proofs are made outside the timed part.
+fn dpop(c: &mut Criterion) {
+    let pair = KeyPair::from_private_pem(include_bytes!("../tests/fixtures/jwt/es256-private.pem"))
+        .unwrap();
+    let (signing, verification) = pair.into_parts();
+    let issuer = JwtIssuer::builder(signing).build();
+    let verifier = JwtVerifier::builder()
+        .key(verification.clone())
+        .build()
+        .unwrap();
+    let maker = ProofMaker::new();
+    let principal = Principal::new("bench", AuthMethod::Token);
+    let bearer = issuer
+        .issue_token(&principal)
+        .unwrap()
+        .token()
+        .expose()
+        .to_owned();
+    let bound = issuer
+        .issue_bound_token(&principal, &maker.jkt)
+        .unwrap()
+        .token()
+        .expose()
+        .to_owned();
+    let gate = wsgate::Gate::builder(verifier).build().unwrap();
+    let layer = gate
+        .handshake()
+        .transports([Transport::Bearer])
+        .build()
+        .unwrap();
+    let inner = tower::service_fn(|_request: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(Body::empty()))
+    });
+    let service = ServiceBuilder::new().layer(layer).service(inner);
+    let url = "ws://bench.example/ws";
+    let request = |scheme: &str, token: &str, proof: Option<String>| {
+        let mut builder = Request::get("/ws")
+            .header("host", "bench.example")
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("authorization", format!("{scheme} {token}"));
+        if let Some(proof) = proof {
+            builder = builder.header("dpop", proof);
+        }
+        builder.body(Body::empty()).unwrap()
+    };
+    let mut group = c.benchmark_group("handshake_dpop");
+    group.bench_function("es256_bearer", |bench| {
+        bench.iter(|| {
+            let response = service
+                .clone()
+                .oneshot(request("Bearer", &bearer, None))
+                .now_or_never()
+                .unwrap()
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        });
+    });
+    group.bench_function("es256_dpop_in_memory", |bench| {
+        bench.iter_batched(
+            || request("DPoP", &bound, Some(maker.proof(url, &bound))),
+            |request| {
+                let response = service
+                    .clone()
+                    .oneshot(request)
+                    .now_or_never()
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+            },
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    let token_parts = bearer.rsplit_once('.').unwrap();
+    let decoding = jsonwebtoken::DecodingKey::from_ec_pem(include_bytes!(
+        "../tests/fixtures/jwt/es256-public.pem"
+    ))
+    .unwrap();
+    group.bench_function("one_es256_verification", |bench| {
+        bench.iter(|| {
+            let valid = jsonwebtoken::crypto::verify(
+                token_parts.1,
+                token_parts.0.as_bytes(),
+                &decoding,
+                Algorithm::ES256,
+            )
+            .unwrap();
+            assert!(valid);
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, messages, audit, extraction, socket_limit, dpop);
 
 fn main() {
     if let Ok(times) = std::env::var("WSGATE_MICRO_COUNT") {
