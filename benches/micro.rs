@@ -213,6 +213,36 @@ impl Authenticator for AcceptAll {
     }
 }
 
+/// `layer` over a service that answers 200 at once: what is measured is
+/// the layer's own work.
+fn answering<L>(layer: L) -> L::Service
+where
+    L: tower::Layer<
+            tower::util::ServiceFn<
+                fn(Request<Body>) -> std::future::Ready<Result<Response, Infallible>>,
+            >,
+        >,
+{
+    let answer: fn(Request<Body>) -> std::future::Ready<Result<Response, Infallible>> =
+        |_request| std::future::ready(Ok(Response::new(Body::empty())));
+    layer.layer(tower::service_fn(answer))
+}
+
+/// The status `service` answers `request` with, at once.
+fn status_of<S>(service: &S, request: Request<Body>) -> u16
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone,
+{
+    service
+        .clone()
+        .oneshot(request)
+        .now_or_never()
+        .expect("the layer answers without waiting")
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 fn extraction(c: &mut Criterion) {
     let fixture = fixture();
     let token = fixture.token.clone();
@@ -237,10 +267,7 @@ fn extraction(c: &mut Criterion) {
         .unwrap()
         .build()
         .unwrap();
-    let inner = tower::service_fn(|_request: Request<Body>| async {
-        Ok::<_, Infallible>(Response::new(Body::empty()))
-    });
-    let service = ServiceBuilder::new().layer(layer).service(inner);
+    let service = answering(layer);
     let request = |transport: &str| {
         let builder = Request::get("/ws?room=lobby").header("origin", "https://app.example");
         let builder = match transport {
@@ -260,13 +287,7 @@ fn extraction(c: &mut Criterion) {
     for transport in ["bearer", "basic", "subprotocol", "cookie", "ticket"] {
         group.bench_function(transport, |bench| {
             bench.iter(|| {
-                let response = service
-                    .clone()
-                    .oneshot(request(transport))
-                    .now_or_never()
-                    .unwrap()
-                    .unwrap();
-                assert_eq!(response.status(), 200);
+                assert_eq!(status_of(&service, request(transport)), 200);
             });
         });
     }
@@ -290,10 +311,7 @@ fn socket_limit(c: &mut Criterion) {
             .transports([Transport::Bearer])
             .build()
             .unwrap();
-        let inner = tower::service_fn(|_request: Request<Body>| async {
-            Ok::<_, Infallible>(Response::new(Body::empty()))
-        });
-        ServiceBuilder::new().layer(layer).service(inner)
+        answering(layer)
     };
     let request = || {
         Request::get("/ws")
@@ -308,13 +326,7 @@ fn socket_limit(c: &mut Criterion) {
         let service = handshake(limited);
         group.bench_function(name, |bench| {
             bench.iter(|| {
-                let response = service
-                    .clone()
-                    .oneshot(request())
-                    .now_or_never()
-                    .unwrap()
-                    .unwrap();
-                assert_eq!(response.status(), 200);
+                assert_eq!(status_of(&service, request()), 200);
             });
         });
     }
@@ -409,10 +421,7 @@ fn dpop(c: &mut Criterion) {
         .transports([Transport::Bearer])
         .build()
         .unwrap();
-    let inner = tower::service_fn(|_request: Request<Body>| async {
-        Ok::<_, Infallible>(Response::new(Body::empty()))
-    });
-    let service = ServiceBuilder::new().layer(layer).service(inner);
+    let service = answering(layer);
     let url = "ws://bench.example/ws";
     let request = |scheme: &str, token: &str, proof: Option<String>| {
         let mut builder = Request::get("/ws")
@@ -428,26 +437,14 @@ fn dpop(c: &mut Criterion) {
     let mut group = c.benchmark_group("handshake_dpop");
     group.bench_function("es256_bearer", |bench| {
         bench.iter(|| {
-            let response = service
-                .clone()
-                .oneshot(request("Bearer", &bearer, None))
-                .now_or_never()
-                .unwrap()
-                .unwrap();
-            assert_eq!(response.status(), 200);
+            assert_eq!(status_of(&service, request("Bearer", &bearer, None)), 200);
         });
     });
     group.bench_function("es256_dpop_in_memory", |bench| {
         bench.iter_batched(
             || request("DPoP", &bound, Some(maker.proof(url, &bound))),
             |request| {
-                let response = service
-                    .clone()
-                    .oneshot(request)
-                    .now_or_never()
-                    .unwrap()
-                    .unwrap();
-                assert_eq!(response.status(), 200);
+                assert_eq!(status_of(&service, request), 200);
             },
             criterion::BatchSize::SmallInput,
         );
