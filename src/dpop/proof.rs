@@ -2,28 +2,27 @@
 //! and its claims. No cryptography here: jsonwebtoken on aws-lc-rs
 //! verifies, and computes the key's RFC 7638 thumbprint.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
-use serde_json::{Map, Value};
+use jsonwebtoken::DecodingKey;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 
 use crate::dpop::target::TargetUrl;
 use crate::error::DpopError;
-use crate::jwt::{decode_segment, media_type_matches, numeric_date, split_compact};
+use crate::jwt::{decode_segment, media_type_matches, numeric_date_of, split_compact};
 
 /// The most a proof may weigh.
 pub const MAX_PROOF_BYTES: usize = 8 * 1024;
 
 /// The longest `jti` a proof may carry.
 pub const MAX_JTI_BYTES: usize = 128;
-
-/// JWK members that only a private (or symmetric) key has: a proof that
-/// carries one gave its key away, or is not a proof.
-const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// What a proof is checked against: the request it came with.
 #[derive(Debug, Clone, Copy)]
@@ -67,44 +66,46 @@ pub(crate) fn check(
     }
     let (header_segment, payload_segment, signature_segment) =
         split_compact(proof).map_err(|_| DpopError::Malformed)?;
-    let header: Map<String, Value> = decode_json(header_segment)?;
-    let typ = header.get("typ").and_then(Value::as_str);
-    if !typ.is_some_and(|typ| media_type_matches(typ, "dpop+jwt"))
-        || header.contains_key("crit")
-        || header.contains_key("b64")
+    let header_json = decode_segment(header_segment).map_err(|_| DpopError::Malformed)?;
+    let header: Header<'_> =
+        serde_json::from_slice(&header_json).map_err(|_| DpopError::Malformed)?;
+    let typ = header.typ.and_then(text);
+    if !typ.is_some_and(|typ| media_type_matches(&typ, "dpop+jwt"))
+        || header.crit.is_some()
+        || header.b64.is_some()
     {
         return Err(DpopError::InvalidType);
     }
     let algorithm = header
-        .get("alg")
-        .and_then(Value::as_str)
+        .alg
+        .and_then(text)
         .and_then(|name| name.parse::<Algorithm>().ok())
         .filter(|algorithm| rules.algorithms.contains(algorithm))
         .ok_or(DpopError::AlgorithmNotAllowed)?;
-    let jwk = public_key(header.get("jwk"), algorithm)?;
-    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|_| DpopError::InvalidKey)?;
+    let key = header
+        .jwk
+        .and_then(|jwk| serde_json::from_str::<PublicKey<'_>>(jwk.get()).ok())
+        .ok_or(DpopError::InvalidKey)?;
+    let decoding = key.decoding_key(algorithm)?;
     let signed = &proof[..header_segment.len() + 1 + payload_segment.len()];
-    match jsonwebtoken::crypto::verify(signature_segment, signed.as_bytes(), &key, algorithm) {
+    match jsonwebtoken::crypto::verify(signature_segment, signed.as_bytes(), &decoding, algorithm) {
         Ok(true) => {}
         Ok(false) | Err(_) => return Err(DpopError::InvalidSignature),
     }
 
-    let claims: Map<String, Value> = decode_json(payload_segment)?;
-    let text = |name: &'static str| {
-        claims
-            .get(name)
-            .and_then(Value::as_str)
-            .ok_or(DpopError::InvalidClaim(name))
-    };
-    if text("htm")? != request.method {
+    let claims_json = decode_segment(payload_segment).map_err(|_| DpopError::Malformed)?;
+    let claims: Claims<'_> =
+        serde_json::from_slice(&claims_json).map_err(|_| DpopError::Malformed)?;
+    if claim(claims.htm, "htm")? != request.method {
         return Err(DpopError::MethodMismatch);
     }
-    if TargetUrl::parse(text("htu")?).as_ref() != Some(request.target) {
+    if TargetUrl::parse(&claim(claims.htu, "htu")?).as_ref() != Some(request.target) {
         return Err(DpopError::UrlMismatch);
     }
-    let issued = numeric_date(&claims, "iat")
-        .ok()
-        .flatten()
+    let issued = claims
+        .iat
+        .and_then(|iat| serde_json::from_str::<Value>(iat.get()).ok())
+        .and_then(|iat| numeric_date_of(Some(&iat), "iat").ok().flatten())
         .ok_or(DpopError::InvalidClaim("iat"))?;
     let issued = SystemTime::UNIX_EPOCH + Duration::from_secs(issued);
     let too_old = now
@@ -113,7 +114,7 @@ pub(crate) fn check(
     if too_old || issued > now + rules.max_ahead {
         return Err(DpopError::NotFresh);
     }
-    let jti = text("jti")?;
+    let jti = claim(claims.jti, "jti")?;
     if jti.is_empty() {
         return Err(DpopError::InvalidClaim("jti"));
     }
@@ -122,61 +123,268 @@ pub(crate) fn check(
     }
     if let Some(token) = request.access_token {
         let expected = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
-        if text("ath")? != expected {
+        if claim(claims.ath, "ath")? != expected {
             return Err(DpopError::TokenHashMismatch);
         }
     }
-    let jkt = jwk
-        .thumbprint(ThumbprintHash::SHA256)
-        .map_err(|_| DpopError::InvalidKey)?;
     Ok(CheckedProof {
-        jkt,
-        jti: jti.to_owned(),
+        jkt: key.thumbprint(),
+        jti: jti.into_owned(),
     })
 }
 
-fn decode_json(segment: &str) -> Result<Map<String, Value>, DpopError> {
-    let bytes = decode_segment(segment).map_err(|_| DpopError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| DpopError::Malformed)
+/// The proof's header, each member left as its JSON text until it is
+/// read: a proof is parsed once, without a map of owned strings, and a
+/// member of the wrong type is refused for what it is (a `typ` that is no
+/// string is not a DPoP proof), not as malformed JSON. A member named
+/// twice is malformed.
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    typ: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    alg: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    jwk: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    crit: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    b64: Option<&'a RawValue>,
 }
 
-/// The header's `jwk`: a public key of the kind `algorithm` needs, and
-/// nothing private.
-fn public_key(jwk: Option<&Value>, algorithm: Algorithm) -> Result<Jwk, DpopError> {
-    let Some(Value::Object(members)) = jwk else {
-        return Err(DpopError::InvalidKey);
-    };
-    if PRIVATE_MEMBERS
-        .iter()
-        .any(|member| members.contains_key(*member))
-    {
-        return Err(DpopError::InvalidKey);
+/// The claims a proof is checked by, read as its header is.
+#[derive(Deserialize)]
+struct Claims<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    htm: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    htu: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    iat: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    jti: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    ath: Option<&'a RawValue>,
+}
+
+/// A member that is there, `null` included (a `"crit": null` is still a
+/// `crit`).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
+}
+
+/// The text of the string claim `name`.
+fn claim<'a>(value: Option<&'a RawValue>, name: &'static str) -> Result<Cow<'a, str>, DpopError> {
+    value.and_then(text).ok_or(DpopError::InvalidClaim(name))
+}
+
+/// A JSON string member's text: borrowed where it has no escapes.
+fn text(value: &RawValue) -> Option<Cow<'_, str>> {
+    serde_json::from_str::<&str>(value.get())
+        .map(Cow::Borrowed)
+        .or_else(|_| serde_json::from_str::<String>(value.get()).map(Cow::Owned))
+        .ok()
+}
+
+/// The header's `jwk`: the public members of the key kinds DPoP allows,
+/// and whether any member only a private (or symmetric) key has is there.
+#[derive(Deserialize)]
+struct PublicKey<'a> {
+    #[serde(borrow)]
+    kty: Cow<'a, str>,
+    #[serde(borrow, default)]
+    crv: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    x: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    y: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    n: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    e: Option<Cow<'a, str>>,
+    // Members only a private (or symmetric) key has: a proof that carries
+    // one gave its key away, or is not a proof.
+    #[serde(default, deserialize_with = "present_any")]
+    d: bool,
+    #[serde(default, deserialize_with = "present_any")]
+    p: bool,
+    #[serde(default, deserialize_with = "present_any")]
+    q: bool,
+    #[serde(default, deserialize_with = "present_any")]
+    dp: bool,
+    #[serde(default, deserialize_with = "present_any")]
+    dq: bool,
+    #[serde(default, deserialize_with = "present_any")]
+    qi: bool,
+    #[serde(default, deserialize_with = "present_any")]
+    oth: bool,
+    #[serde(default, deserialize_with = "present_any")]
+    k: bool,
+}
+
+fn present_any<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
+}
+
+/// The curve an algorithm's key must be on, or `None` for RSA.
+fn curve_of(algorithm: Algorithm) -> Option<Option<&'static str>> {
+    match algorithm {
+        Algorithm::ES256 => Some(Some("P-256")),
+        Algorithm::ES384 => Some(Some("P-384")),
+        Algorithm::EdDSA => Some(Some("Ed25519")),
+        Algorithm::RS256
+        | Algorithm::RS384
+        | Algorithm::RS512
+        | Algorithm::PS256
+        | Algorithm::PS384
+        | Algorithm::PS512 => Some(None),
+        _ => None,
     }
-    let jwk: Jwk = serde_json::from_value(Value::Object(members.clone()))
-        .map_err(|_| DpopError::InvalidKey)?;
-    let fits = match (&jwk.algorithm, algorithm) {
-        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256) => {
-            ec.curve == EllipticCurve::P256
+}
+
+impl PublicKey<'_> {
+    /// The key, as `algorithm` verifies with it: of the kind and on the
+    /// curve the algorithm needs, and nothing private.
+    fn decoding_key(&self, algorithm: Algorithm) -> Result<DecodingKey, DpopError> {
+        let private = [
+            self.d, self.p, self.q, self.dp, self.dq, self.qi, self.oth, self.k,
+        ];
+        if private.contains(&true) {
+            return Err(DpopError::InvalidKey);
         }
-        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES384) => {
-            ec.curve == EllipticCurve::P384
-        }
-        (AlgorithmParameters::OctetKeyPair(okp), Algorithm::EdDSA) => {
-            okp.curve == EllipticCurve::Ed25519
-        }
-        (
-            AlgorithmParameters::RSA(_),
-            Algorithm::RS256
-            | Algorithm::RS384
-            | Algorithm::RS512
-            | Algorithm::PS256
-            | Algorithm::PS384
-            | Algorithm::PS512,
-        ) => true,
-        _ => false,
-    };
-    if !fits {
-        return Err(DpopError::InvalidKey);
+        let curve = curve_of(algorithm).ok_or(DpopError::InvalidKey)?;
+        let key = match (self.kty.as_ref(), curve, &self.x, &self.y, &self.n, &self.e) {
+            ("EC", Some(curve), Some(x), Some(y), _, _)
+                if self.crv.as_deref() == Some(curve) && curve != "Ed25519" =>
+            {
+                DecodingKey::from_ec_components(x, y)
+            }
+            ("OKP", Some("Ed25519"), Some(x), _, _, _)
+                if self.crv.as_deref() == Some("Ed25519") =>
+            {
+                DecodingKey::from_ed_components(x)
+            }
+            ("RSA", None, _, _, Some(n), Some(e)) => DecodingKey::from_rsa_components(n, e),
+            _ => return Err(DpopError::InvalidKey),
+        };
+        key.map_err(|_| DpopError::InvalidKey)
     }
-    Ok(jwk)
+
+    /// The RFC 7638 SHA-256 thumbprint, base64url: the SHA-256 of the
+    /// key's required members in lexicographic order, without whitespace
+    /// (the members' structs below, in that order, as serde_json writes
+    /// them). Called only for a key the signature was verified with, so of
+    /// a kind `decoding_key` knows.
+    fn thumbprint(&self) -> String {
+        let members = match self.kty.as_ref() {
+            "RSA" => serde_json::to_vec(&RsaMembers {
+                e: text_of(&self.e),
+                kty: "RSA",
+                n: text_of(&self.n),
+            }),
+            "OKP" => serde_json::to_vec(&OkpMembers {
+                crv: text_of(&self.crv),
+                kty: "OKP",
+                x: text_of(&self.x),
+            }),
+            _ => serde_json::to_vec(&EcMembers {
+                crv: text_of(&self.crv),
+                kty: "EC",
+                x: text_of(&self.x),
+                y: text_of(&self.y),
+            }),
+        };
+        URL_SAFE_NO_PAD.encode(Sha256::digest(members.unwrap_or_default()))
+    }
+}
+
+/// A member's text, empty where it is absent.
+fn text_of<'a>(member: &'a Option<Cow<'_, str>>) -> &'a str {
+    member.as_deref().unwrap_or_default()
+}
+
+/// The members RFC 7638 hashes for each kind of key, in its order.
+#[derive(Serialize)]
+struct EcMembers<'a> {
+    crv: &'a str,
+    kty: &'a str,
+    x: &'a str,
+    y: &'a str,
+}
+
+#[derive(Serialize)]
+struct OkpMembers<'a> {
+    crv: &'a str,
+    kty: &'a str,
+    x: &'a str,
+}
+
+#[derive(Serialize)]
+struct RsaMembers<'a> {
+    e: &'a str,
+    kty: &'a str,
+    n: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thumbprint_of(jwk: &Value) -> String {
+        serde_json::from_str::<PublicKey<'_>>(&jwk.to_string())
+            .unwrap()
+            .thumbprint()
+    }
+
+    /// RFC 7638 §3.1's example key has the thumbprint the RFC gives
+    /// (members it does not hash, `alg` and `kid`, left out of it).
+    #[test]
+    fn the_thumbprint_is_rfc_7638s() {
+        let jwk = serde_json::json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        });
+        assert_eq!(
+            thumbprint_of(&jwk),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+
+    /// For the kinds of key DPoP allows, the thumbprint is the one
+    /// jsonwebtoken computes (the reference), whatever the order and
+    /// spacing of the members.
+    #[test]
+    fn the_thumbprint_is_jsonwebtokens() {
+        use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
+        let keys = [
+            r#"{"y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","x":"kXCi6Xo8A5lPIXeHnUcHyVsWfBjdG9lWSdIRXIdgAkE", "kty":"EC","crv":"P-256"}"#,
+            r#"{"crv":"Ed25519","kty":"OKP","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+        ];
+        for key in keys {
+            let reference: Jwk = serde_json::from_str(key).unwrap();
+            let ours: PublicKey<'_> = serde_json::from_str(key).unwrap();
+            assert_eq!(
+                ours.thumbprint(),
+                reference.thumbprint(ThumbprintHash::SHA256).unwrap()
+            );
+        }
+    }
+
+    /// A member named twice, or a private member, is never a key.
+    #[test]
+    fn a_key_named_twice_or_with_a_private_part_is_refused() {
+        let twice = r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","x":"AA"}"#;
+        assert!(serde_json::from_str::<PublicKey<'_>>(twice).is_err());
+        let private = r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":null}"#;
+        let key: PublicKey<'_> = serde_json::from_str(private).unwrap();
+        assert!(matches!(
+            key.decoding_key(Algorithm::EdDSA),
+            Err(DpopError::InvalidKey)
+        ));
+    }
 }

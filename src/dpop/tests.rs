@@ -471,23 +471,6 @@ async fn a_proof_without_a_token_needs_no_ath() {
     assert!(verifier().verify(&proof, &request).await.is_ok());
 }
 
-/// RFC 7638 §3.1's example key has the thumbprint the RFC gives.
-#[test]
-fn the_thumbprint_is_rfc_7638s() {
-    let jwk: Jwk = serde_json::from_value(json!({
-        "kty": "RSA",
-        "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
-        "e": "AQAB",
-        "alg": "RS256",
-        "kid": "2011-04-29"
-    }))
-    .unwrap();
-    assert_eq!(
-        jwk.thumbprint(ThumbprintHash::SHA256).unwrap(),
-        "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
-    );
-}
-
 #[tokio::test]
 async fn a_flood_of_unique_proofs_leaves_the_store_bounded() {
     let store = InMemoryProofReplayStore::with_capacity(1_000);
