@@ -10,6 +10,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
+use common::dpop::ClientKey;
 use common::{ALICE_PASSWORD, Handshake, Keys, basic, connect, serve};
 use futures_util::{SinkExt, StreamExt};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
@@ -175,6 +176,7 @@ async fn counters_move_as_handshakes_are_refused_and_sockets_close() {
         moved("wsgate_handshake_duration_seconds_count") >= 3.0,
         "every authentication is timed"
     );
+    dpop_metrics(metrics, addr, &keys).await;
     identity_provider_metrics(metrics).await;
 
     // No label holds a subject, a token or an address.
@@ -183,11 +185,52 @@ async fn counters_move_as_handshakes_are_refused_and_sockets_close() {
         assert!(
             !series.contains("alice")
                 && !series.contains("bob")
+                && !series.contains("carol")
                 && !series.contains("chat-user")
                 && !series.contains("127.0.0.1"),
             "{series}"
         );
     }
+}
+
+/// DPoP refusals by their reasons: a proof for another URL, and a good
+/// proof shown twice (its first use opens a socket).
+async fn dpop_metrics(metrics: SocketAddr, addr: SocketAddr, keys: &Keys) {
+    let invalid =
+        r#"wsgate_handshakes_total{outcome="deny",reason="invalid dpop proof",transport="bearer"}"#;
+    let replay =
+        r#"wsgate_handshakes_total{outcome="deny",reason="dpop replay",transport="bearer"}"#;
+    let before = scrape(metrics).await;
+    let key = ClientKey::es256();
+    let mut claims = Keys::claims("carol");
+    claims["cnf"] = serde_json::json!({"jkt": key.jkt()});
+    let bound = keys.sign_with(jsonwebtoken::Algorithm::HS256, &claims, |_| {});
+    let with_proof = |proof: &str| {
+        Handshake::to("/ws")
+            .header("authorization", format!("DPoP {bound}"))
+            .header("dpop", proof)
+    };
+    let elsewhere = key.proof("ws://elsewhere.test/ws", Some(&bound));
+    assert_eq!(connect(addr, &with_proof(&elsewhere)).await.status(), 401);
+
+    let url = format!("ws://{addr}/ws");
+    let proof = key.proof(&url, Some(&bound));
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert("authorization", format!("DPoP {bound}").parse().unwrap());
+    headers.insert("dpop", proof.parse().unwrap());
+    let (first, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    drop(first);
+    assert_eq!(connect(addr, &with_proof(&proof)).await.status(), 401);
+
+    let after = scrape(metrics).await;
+    let moved = |series: &str| value(&after, series) - value(&before, series);
+    assert_eq!(moved(invalid), 1.0);
+    assert_eq!(moved(replay), 1.0);
 }
 
 /// Key fetches (with the keys they added) and introspections by outcome,

@@ -29,12 +29,12 @@ impl RedisProofReplayStore {
     }
 
     fn key(&self, proof: &ProofId) -> String {
-        let hex: String = proof
-            .as_bytes()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
-        format!("{}:dpop-proof:{hex}", self.prefix)
+        use std::fmt::Write as _;
+        let mut key = format!("{}:dpop-proof:", self.prefix);
+        for byte in proof.as_bytes() {
+            let _ = write!(key, "{byte:02x}");
+        }
+        key
     }
 }
 
