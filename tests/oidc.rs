@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::Outcome;
+use common::dpop::ClientKey;
 use common::idp::{
     self, CHAT_ADMIN, CHAT_USER, ES256, INTROSPECTOR, Idp, NO_SCOPE, OPAQUE, RS256, Site, close_of,
     jwt_provider_of, next_text, observed, retry_after, send_json, sub_of, test_es256_jwk,
 };
-use common::{now, remember_secret};
+use common::{Handshake, connect, now, remember_secret};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use wsgate::audit::{EventKind, Outcome as Decision};
@@ -361,6 +362,95 @@ async fn opaque_tokens_active_inactive_and_revoked_while_the_socket_is_open() {
         .collect();
     assert!(outcomes.contains(&(Decision::Allow, None)));
     assert!(outcomes.contains(&(Decision::Deny, Some("token inactive"))));
+}
+
+/// DPoP-bound access tokens from the provider (client credentials with a
+/// proof at its token endpoint, RFC 9449 §5): as a JWT (`cnf.jkt` in the
+/// token) and opaque (`cnf.jkt` in the introspection answer), each opens
+/// a socket only with a fresh proof of its key, and never as a bearer
+/// token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpop_bound_provider_tokens_open_sockets_only_with_a_proof_of_their_key() {
+    let Some(provider) = Idp::start().await else {
+        return;
+    };
+    let site = Site::start(&[&provider], |builder| builder).await;
+    let url = format!("ws://{}/ws", site.addr);
+    let key = ClientKey::es256();
+    let thief = ClientKey::es256();
+    for resource in [ES256, OPAQUE] {
+        let (token, token_type) = provider.dpop_token(CHAT_USER, resource, &key).await;
+        assert_eq!(token_type, "DPoP", "{resource}: a bound token");
+        if resource == ES256 {
+            let claims = token.split('.').nth(1).unwrap();
+            let claims: Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
+            assert_eq!(claims["cnf"], json!({"jkt": key.jkt()}), "{resource}");
+        } else {
+            assert!(!token.contains('.'), "an opaque token: {token}");
+        }
+        let dpop = |proof: Option<String>| {
+            let handshake = Handshake::to("/ws").header("authorization", format!("DPoP {token}"));
+            match proof {
+                Some(proof) => handshake.header("dpop", proof),
+                None => handshake,
+            }
+        };
+        let refusals = [
+            (
+                "as a bearer token",
+                Handshake::to("/ws").bearer(&token),
+                "invalid token",
+            ),
+            (
+                "as a bearer token with a good proof",
+                Handshake::to("/ws")
+                    .bearer(&token)
+                    .header("dpop", key.proof(&url, Some(&token))),
+                "invalid token",
+            ),
+            ("without a proof", dpop(None), "invalid dpop proof"),
+            (
+                "with a proof of another key",
+                dpop(Some(thief.proof(&url, Some(&token)))),
+                "invalid dpop proof",
+            ),
+        ];
+        for (what, handshake, reason) in refusals {
+            assert_eq!(
+                observed(&connect(site.addr, &handshake).await),
+                (401, reason.to_owned()),
+                "{resource} {what}"
+            );
+        }
+        let accepted = connect(site.addr, &dpop(Some(key.proof(&url, Some(&token))))).await;
+        assert_eq!(sub_of(&accepted), "chat-user", "{resource}");
+        // The browser's transport: the proof as a subprotocol entry.
+        let offer = format!(
+            "chat.v1, wsgate.bearer.{token}, wsgate.dpop.{}",
+            key.proof(&url, Some(&token))
+        );
+        let accepted = connect(
+            site.addr,
+            &Handshake::to("/ws").header("sec-websocket-protocol", offer),
+        )
+        .await;
+        assert_eq!(
+            sub_of(&accepted),
+            "chat-user",
+            "{resource} in a subprotocol"
+        );
+    }
+    // The audit names the binding and the key's thumbprint, never a token.
+    let allowed: Vec<_> = site
+        .events(EventKind::Handshake)
+        .into_iter()
+        .filter(|event| event.outcome == Decision::Allow)
+        .collect();
+    assert_eq!(allowed.len(), 4);
+    for event in allowed {
+        assert_eq!(event.jkt.as_deref(), Some(key.jkt().as_str()));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -207,6 +207,41 @@ impl Idp {
         super::remember_secret(token)
     }
 
+    /// An access token bound to `key` (RFC 9449 §5): the client
+    /// credentials grant with a DPoP proof for `POST <issuer>/token`. The
+    /// token and the `token_type` the provider answered.
+    pub async fn dpop_token(
+        &self,
+        client: (&str, &str, &str),
+        resource: &str,
+        key: &super::dpop::ClientKey,
+    ) -> (String, String) {
+        let endpoint = self.url("/token");
+        let proof = key.proof_with(&endpoint, None, |claims| claims["htm"] = json!("POST"));
+        let mut form = vec![("grant_type", "client_credentials"), ("resource", resource)];
+        if !client.2.is_empty() {
+            form.push(("scope", client.2));
+        }
+        let answer: Value = self
+            .http
+            .post(endpoint)
+            .basic_auth(client.0, Some(client.1))
+            .header("dpop", proof)
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = answer["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {answer}"))
+            .to_owned();
+        let token_type = answer["token_type"].as_str().unwrap_or_default().to_owned();
+        (super::remember_secret(token), token_type)
+    }
+
     /// Revokes `token` at the provider (RFC 7009), as its client.
     pub async fn revoke(&self, client: (&str, &str, &str), token: &str) {
         let status = self
@@ -278,7 +313,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::Algorithm;
-use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use wsgate::Gate;
 use wsgate::audit::{AuditEvent, Auditor, EventKind};
