@@ -201,6 +201,11 @@ pub enum DpopError {
     /// This proof's `jti` was seen before, within the window.
     #[error("dpop replay")]
     Replay,
+    /// Server nonces are on and the proof carries no `nonce`, or one that
+    /// is not the server's or no longer current (RFC 9449 §9): the
+    /// refusal carries a fresh one in `DPoP-Nonce`.
+    #[error("dpop nonce required")]
+    NonceRequired,
 }
 
 /// A configuration mistake, reported by the builder that found it.
@@ -299,6 +304,9 @@ pub enum ConfigError {
     /// public), or an empty list.
     #[error("DPoP proofs may not use {0}")]
     DpopAlgorithm(&'static str),
+    /// A DPoP nonce secret shorter than 32 bytes.
+    #[error("the DPoP nonce secret must be at least 32 bytes")]
+    WeakNonceSecret,
 }
 
 impl Error {

@@ -57,6 +57,10 @@ pub enum RejectionReason {
     /// A DPoP proof whose `jti` was seen before. 401 like
     /// [`InvalidDpopProof`](Self::InvalidDpopProof).
     DpopReplay,
+    /// Server nonces are on and the proof has none, or a stale one. 401
+    /// with `WWW-Authenticate: DPoP error="use_dpop_nonce"` and a fresh
+    /// nonce in `DPoP-Nonce`: the client's next proof carries it.
+    DpopNonceRequired,
     /// The subject holds its limit of live sockets; `Retry-After` says
     /// when to try again. 429.
     TooManyConnections,
@@ -81,7 +85,8 @@ impl RejectionReason {
             | InvalidTicket
             | InvalidCredentials
             | InvalidDpopProof
-            | DpopReplay => StatusCode::UNAUTHORIZED,
+            | DpopReplay
+            | DpopNonceRequired => StatusCode::UNAUTHORIZED,
             MalformedCredentials
             | AmbiguousCredentials
             | TokenInQuery
@@ -109,6 +114,7 @@ impl RejectionReason {
             InvalidCredentials => "invalid credentials",
             InvalidDpopProof => "invalid dpop proof",
             DpopReplay => "dpop replay",
+            DpopNonceRequired => "dpop nonce required",
             MalformedCredentials => "malformed credentials",
             AmbiguousCredentials => "ambiguous credentials",
             TokenInQuery => "token in query string",
@@ -129,7 +135,9 @@ impl RejectionReason {
     pub(crate) fn is_dpop_refusal(self) -> bool {
         matches!(
             self,
-            RejectionReason::InvalidDpopProof | RejectionReason::DpopReplay
+            RejectionReason::InvalidDpopProof
+                | RejectionReason::DpopReplay
+                | RejectionReason::DpopNonceRequired
         )
     }
 
@@ -163,6 +171,7 @@ impl RejectionReason {
             }
             ErrorKind::Credentials(_) => RejectionReason::InvalidCredentials,
             ErrorKind::Dpop(DpopError::Replay) => RejectionReason::DpopReplay,
+            ErrorKind::Dpop(DpopError::NonceRequired) => RejectionReason::DpopNonceRequired,
             ErrorKind::Dpop(_) => RejectionReason::InvalidDpopProof,
             ErrorKind::AccountDisabled => RejectionReason::AccountDisabled,
             ErrorKind::UnsupportedCredential => RejectionReason::UnsupportedCredential,

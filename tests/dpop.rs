@@ -14,10 +14,10 @@ use common::dpop::ClientKey;
 use common::{DPOP_CHALLENGE, Handshake, Keys, Outcome, connect, serve};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
-use wsgate::Gate;
 use wsgate::Transport;
 use wsgate::audit::{AuditEvent, Auditor, Outcome as Decision};
-use wsgate::dpop::DpopMode;
+use wsgate::dpop::{DpopMode, DpopNonces, DpopVerifier};
+use wsgate::{Gate, GateBuilder};
 
 struct Server {
     addr: SocketAddr,
@@ -27,20 +27,17 @@ struct Server {
 
 impl Server {
     async fn start(mode: DpopMode) -> Self {
-        Self::start_with(mode, false).await
+        Self::start_with(mode, |gate| gate).await
     }
 
-    /// With `behind_proxy`, the loopback peer is a trusted proxy.
-    async fn start_with(mode: DpopMode, behind_proxy: bool) -> Self {
+    /// With the gate's settings changed by `tune`.
+    async fn start_with(mode: DpopMode, tune: impl FnOnce(GateBuilder) -> GateBuilder) -> Self {
         let keys = Keys::load();
         let events = Arc::new(Mutex::new(Vec::new()));
         let seen = events.clone();
         let auditor =
             Auditor::new(move |event: &AuditEvent| seen.lock().unwrap().push(event.clone()));
-        let mut gate = Gate::builder(keys.verifier()).dpop(mode).audit(auditor);
-        if behind_proxy {
-            gate = gate.trusted_proxies([std::net::IpAddr::from([127, 0, 0, 1])]);
-        }
+        let gate = tune(Gate::builder(keys.verifier()).dpop(mode).audit(auditor));
         let gate = gate.build().unwrap();
         let handshake = gate
             .handshake()
@@ -330,7 +327,10 @@ async fn behind_a_trusted_proxy_the_forwarded_scheme_and_host_are_the_url() {
             .header("x-forwarded-proto", "https")
             .header("x-forwarded-host", "chat.example")
     };
-    let behind = Server::start_with(DpopMode::Allowed, true).await;
+    let behind = Server::start_with(DpopMode::Allowed, |gate| {
+        gate.trusted_proxies([std::net::IpAddr::from([127, 0, 0, 1])])
+    })
+    .await;
     let token = behind.token(Some(&key));
     assert_eq!(behind.connect(forwarded(&token)).await.status(), 101);
 
@@ -560,4 +560,112 @@ async fn a_nested_route_is_named_by_its_whole_path() {
     let stripped = key.proof(&format!("ws://{addr}/ws"), Some(&token));
     let handshake = dpop(&token, &stripped).path("/v1/ws");
     assert_eq!(connect(addr, &handshake).await.status(), 401);
+}
+
+/// The answer to a handshake with `headers`: its status and headers,
+/// whether accepted or refused.
+async fn raw_handshake(
+    addr: SocketAddr,
+    headers: &[(&'static str, String)],
+) -> (u16, http::HeaderMap) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(*name, value.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((_socket, response)) => (response.status().as_u16(), response.headers().clone()),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            (response.status().as_u16(), response.headers().clone())
+        }
+        Err(error) => panic!("{error}"),
+    }
+}
+
+/// With server nonces on, a proof without the server's nonce is refused
+/// with `use_dpop_nonce` and a nonce to use; the retry with it opens the
+/// socket and hands out the nonce for next time; a nonce of another
+/// secret, or one of an old period, is refused the same way.
+#[tokio::test]
+async fn with_server_nonces_a_proof_carries_a_nonce_handed_out_lately() {
+    let secret = [9_u8; 32];
+    let verifier = DpopVerifier::builder()
+        .nonces(DpopNonces::new(&secret).unwrap())
+        .build();
+    let server = Server::start_with(DpopMode::Allowed, |gate| gate.dpop_verifier(verifier)).await;
+    let key = ClientKey::es256();
+    let token = server.token(Some(&key));
+    let url = server.url();
+    let attempt = |nonce: Option<&str>| {
+        let proof = key.proof_with(&url, Some(&token), |claims| {
+            if let Some(nonce) = nonce {
+                claims["nonce"] = json!(nonce);
+            }
+        });
+        vec![("authorization", format!("DPoP {token}")), ("dpop", proof)]
+    };
+    let use_nonce = "DPoP realm=\"wsgate\", error=\"use_dpop_nonce\", error_description=\"dpop nonce required\", algs=\"ES256 EdDSA\"".to_owned();
+    let (status, headers) = raw_handshake(server.addr, &attempt(None)).await;
+    assert_eq!(status, 401);
+    let challenges: Vec<_> = headers
+        .get_all("www-authenticate")
+        .iter()
+        .map(|value| value.to_str().unwrap().to_owned())
+        .collect();
+    assert!(challenges.contains(&use_nonce), "{challenges:?}");
+    let nonce = headers["dpop-nonce"].to_str().unwrap().to_owned();
+
+    let (status, headers) = raw_handshake(server.addr, &attempt(Some(&nonce))).await;
+    assert_eq!(status, 101, "the retry with the nonce opens the socket");
+    assert!(headers.contains_key("dpop-nonce"), "the next nonce");
+
+    let other = DpopVerifier::builder()
+        .nonces(DpopNonces::new(&[1_u8; 32]).unwrap())
+        .build()
+        .nonce()
+        .unwrap();
+    let old = DpopVerifier::builder()
+        .nonces(DpopNonces::new(&secret).unwrap())
+        .clock(wsgate::Clock::manual(
+            std::time::SystemTime::now() - std::time::Duration::from_secs(700),
+        ))
+        .build()
+        .nonce()
+        .unwrap();
+    for (what, nonce) in [("another secret's", other), ("an old period's", old)] {
+        let (status, headers) = raw_handshake(server.addr, &attempt(Some(&nonce))).await;
+        assert_eq!(status, 401, "{what} nonce");
+        assert!(headers.contains_key("dpop-nonce"), "{what} nonce");
+    }
+    // A page learns the nonce over HTTP, where it can read headers: the
+    // ticket route hands it out on its 401 and with each ticket.
+    let tickets = format!("http://{}/tickets", server.addr);
+    let buy = |nonce: Option<String>| {
+        let proof = key.proof_with(&tickets, Some(&token), |claims| {
+            claims["htm"] = json!("POST");
+            if let Some(nonce) = nonce {
+                claims["nonce"] = json!(nonce);
+            }
+        });
+        reqwest::Client::new()
+            .post(&tickets)
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .send()
+    };
+    let refused = buy(None).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let nonce = refused.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    let bought = buy(Some(nonce)).await.unwrap();
+    assert_eq!(bought.status(), 200);
+    assert!(bought.headers().contains_key("dpop-nonce"));
+
+    let refusals: Vec<_> = server
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|event| event.reason)
+        .collect();
+    assert_eq!(refusals, ["dpop nonce required"; 4]);
 }

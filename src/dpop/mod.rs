@@ -25,6 +25,7 @@
 //! What the proof's key must be is the token's business: see
 //! [`Confirmation`].
 
+mod nonce;
 mod proof;
 mod target;
 
@@ -41,6 +42,7 @@ use crate::error::{ConfigError, DpopError, Error, TokenError};
 use crate::principal::Principal;
 use crate::store::{InMemoryProofReplayStore, ProofId, ProofReplayStore};
 
+pub use self::nonce::{DEFAULT_NONCE_PERIOD, DpopNonces};
 pub use self::proof::{CheckedProof, MAX_JTI_BYTES, MAX_PROOF_BYTES, ProofRequest};
 pub use self::target::TargetUrl;
 
@@ -97,6 +99,7 @@ impl DpopVerifier {
                 algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
                 max_age: DEFAULT_MAX_PROOF_AGE,
                 max_ahead: MAX_PROOF_AHEAD,
+                nonces: None,
             },
             clock: Clock::system(),
             replays: AnyReplayStore::new(InMemoryProofReplayStore::new()),
@@ -106,6 +109,18 @@ impl DpopVerifier {
     /// The algorithms proofs may use, for the `algs` of a challenge.
     pub fn algorithms(&self) -> &[Algorithm] {
         &self.rules.algorithms
+    }
+
+    /// The nonce proofs must carry now, when server nonces are on (see
+    /// [`DpopVerifierBuilder::nonces`]): what a `DPoP-Nonce` header hands
+    /// out. A handshake refused for want of it carries it; so does a
+    /// handshake accepted with a proof, and the ticket route's answers.
+    /// Browsers cannot read a WebSocket handshake's headers, so a page
+    /// gets it from an HTTP answer of the application's (its login, its
+    /// ticket route).
+    pub fn nonce(&self) -> Option<String> {
+        let nonces = self.rules.nonces.as_ref()?;
+        Some(nonces.current(self.clock.now()))
     }
 
     /// Checks `proof` against `request`, then that it was never used
@@ -181,6 +196,19 @@ impl DpopVerifierBuilder {
         self
     }
 
+    /// Server nonces (RFC 9449 §9): every proof must carry a `nonce`
+    /// handed out lately ([`DpopVerifier::nonce`]), else it is refused
+    /// (401 `use_dpop_nonce` with a fresh one in `DPoP-Nonce`). Off by
+    /// default: a client's first proof then always fails, which costs a
+    /// round trip, and browsers must fetch a nonce over HTTP first. Worth
+    /// it where a client's clock cannot be trusted to date proofs, or a
+    /// key may be briefly lent (a proof made ahead cannot outlive the
+    /// nonce's period).
+    pub fn nonces(mut self, nonces: DpopNonces) -> Self {
+        self.rules.nonces = Some(nonces);
+        self
+    }
+
     /// The clock `iat` is read against. Defaults to the system clock.
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
@@ -202,6 +230,7 @@ impl fmt::Debug for DpopVerifier {
         f.debug_struct("DpopVerifier")
             .field("algorithms", &self.rules.algorithms)
             .field("max_age", &self.rules.max_age)
+            .field("nonces", &self.rules.nonces)
             .field("replays", &self.replays.0.type_name())
             .finish()
     }

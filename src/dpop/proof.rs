@@ -14,6 +14,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 
+use crate::dpop::nonce::DpopNonces;
 use crate::dpop::target::TargetUrl;
 use crate::error::DpopError;
 use crate::jwt::{decode_segment, media_type_matches, numeric_date_of, split_compact};
@@ -52,6 +53,8 @@ pub(crate) struct Rules {
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) max_age: Duration,
     pub(crate) max_ahead: Duration,
+    /// Server nonces, when a proof must carry one.
+    pub(crate) nonces: Option<DpopNonces>,
 }
 
 /// Checks `proof` against `request` at `now`, by `rules`.
@@ -127,6 +130,15 @@ pub(crate) fn check(
             return Err(DpopError::TokenHashMismatch);
         }
     }
+    if let Some(nonces) = &rules.nonces {
+        let fresh = claims
+            .nonce
+            .and_then(text)
+            .is_some_and(|nonce| nonces.accepts(&nonce, now));
+        if !fresh {
+            return Err(DpopError::NonceRequired);
+        }
+    }
     Ok(CheckedProof {
         jkt: key.thumbprint(),
         jti: jti.into_owned(),
@@ -165,6 +177,8 @@ struct Claims<'a> {
     jti: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     ath: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    nonce: Option<&'a RawValue>,
 }
 
 /// A member that is there, `null` included (a `"crit": null` is still a

@@ -403,7 +403,9 @@ impl<A, L> Config<A, L> {
             .iter()
             .map(|algorithm| format!("{algorithm:?}"))
             .collect();
-        rejection.with_dpop_challenge(algorithms.join(" "), self.dpop_mode == DpopMode::Required)
+        rejection
+            .with_dpop_challenge(algorithms.join(" "), self.dpop_mode == DpopMode::Required)
+            .with_dpop_nonce(self.dpop.nonce())
     }
 
     /// Everything that needs no I/O: query, Origin, extraction, subprotocol.

@@ -9,6 +9,9 @@ use http::{HeaderValue, StatusCode};
 
 use crate::refusal::RejectionReason;
 
+/// The header a server hands out its DPoP nonce in (RFC 9449 §8.1).
+pub(crate) static DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
+
 /// A refused handshake, as an HTTP response.
 ///
 /// - 401 carries `WWW-Authenticate: Bearer realm="…"` with an RFC 6750
@@ -28,6 +31,8 @@ pub struct HandshakeRejection {
     retry_after: Option<Duration>,
     /// `algs` of a `DPoP` challenge, and whether it is the only one.
     dpop: Option<(String, bool)>,
+    /// The server nonce a 401 hands out in `DPoP-Nonce`.
+    dpop_nonce: Option<String>,
 }
 
 impl HandshakeRejection {
@@ -39,7 +44,14 @@ impl HandshakeRejection {
             basic_challenge: false,
             retry_after: None,
             dpop: None,
+            dpop_nonce: None,
         }
+    }
+
+    /// Hands out `nonce` in `DPoP-Nonce` (RFC 9449 §9) on a 401.
+    pub(crate) fn with_dpop_nonce(mut self, nonce: Option<String>) -> Self {
+        self.dpop_nonce = nonce;
+        self
     }
 
     /// Adds a `DPoP` challenge naming `algorithms` (RFC 9449 §7.1); with
@@ -119,7 +131,9 @@ impl IntoResponse for HandshakeRejection {
             }
             if let Some((algorithms, _)) = dpop {
                 let mut challenge = format!("DPoP realm=\"{}\"", self.realm);
-                let code = if self.reason.is_dpop_refusal() {
+                let code = if self.reason == RejectionReason::DpopNonceRequired {
+                    Some("use_dpop_nonce")
+                } else if self.reason.is_dpop_refusal() {
                     Some("invalid_dpop_proof")
                 } else if dpop_only {
                     self.reason.bearer_error()
@@ -133,6 +147,14 @@ impl IntoResponse for HandshakeRejection {
                 if let Ok(value) = HeaderValue::from_str(&challenge) {
                     headers.append(WWW_AUTHENTICATE, value);
                 }
+            }
+            if let Some(nonce) = self
+                .dpop_nonce
+                .as_deref()
+                .filter(|_| status == StatusCode::UNAUTHORIZED)
+                .and_then(|nonce| HeaderValue::from_str(nonce).ok())
+            {
+                headers.insert(&DPOP_NONCE, nonce);
             }
             if self.basic_challenge && status == StatusCode::UNAUTHORIZED {
                 let basic = format!("Basic realm=\"{}\", charset=\"UTF-8\"", self.realm);

@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::response::{IntoResponse, Response};
 use http::header::{AUTHORIZATION, COOKIE};
 use http::uri::PathAndQuery;
-use http::{Request, Uri};
+use http::{HeaderValue, Request, Uri};
 use tower_service::Service;
 
 use crate::audit::{AuditEvent, metrics};
@@ -17,6 +17,7 @@ use crate::dpop;
 use crate::handshake::client_address::{ClientAddr, audited_peer, client_address};
 use crate::handshake::future::ResponseFuture;
 use crate::handshake::layer::{Config, Prepared, peer};
+use crate::handshake::rejection::DPOP_NONCE;
 use crate::handshake::subprotocol::{Offer, SelectedProtocol};
 use crate::handshake::transport::strip_query_credentials;
 use crate::limit::{FailureLimiter, InMemoryFailureLimiter, admit, check_with_limits};
@@ -227,7 +228,13 @@ where
             if let Some(lease) = lease {
                 extensions.insert(lease);
             }
-            inner.call(request).await
+            // The next proof's nonce, for a client that sent one.
+            let nonce = prepared.proof.as_ref().and_then(|_| config.dpop.nonce());
+            let mut response = inner.call(request).await?;
+            if let Some(nonce) = nonce.and_then(|nonce| HeaderValue::from_str(&nonce).ok()) {
+                response.headers_mut().insert(&DPOP_NONCE, nonce);
+            }
+            Ok(response)
         }))
     }
 }
