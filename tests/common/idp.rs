@@ -185,26 +185,7 @@ impl Idp {
     /// An access token by the client credentials grant, for `resource`
     /// (which picks JWT ES256, JWT RS256 or opaque).
     pub async fn token(&self, client: (&str, &str, &str), resource: &str) -> String {
-        let mut form = vec![("grant_type", "client_credentials"), ("resource", resource)];
-        if !client.2.is_empty() {
-            form.push(("scope", client.2));
-        }
-        let answer: Value = self
-            .http
-            .post(self.url("/token"))
-            .basic_auth(client.0, Some(client.1))
-            .form(&form)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = answer["access_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no token: {answer}"))
-            .to_owned();
-        super::remember_secret(token)
+        self.grant(client, resource, None).await.0
     }
 
     /// An access token bound to `key` (RFC 9449 §5): the client
@@ -216,17 +197,31 @@ impl Idp {
         resource: &str,
         key: &super::dpop::ClientKey,
     ) -> (String, String) {
+        self.grant(client, resource, Some(key)).await
+    }
+
+    /// The client credentials grant, with a proof of `key` where given:
+    /// the token and its `token_type`.
+    async fn grant(
+        &self,
+        client: (&str, &str, &str),
+        resource: &str,
+        key: Option<&super::dpop::ClientKey>,
+    ) -> (String, String) {
         let endpoint = self.url("/token");
-        let proof = key.proof_with(&endpoint, None, |claims| claims["htm"] = json!("POST"));
         let mut form = vec![("grant_type", "client_credentials"), ("resource", resource)];
         if !client.2.is_empty() {
             form.push(("scope", client.2));
         }
-        let answer: Value = self
+        let mut request = self
             .http
-            .post(endpoint)
-            .basic_auth(client.0, Some(client.1))
-            .header("dpop", proof)
+            .post(&endpoint)
+            .basic_auth(client.0, Some(client.1));
+        if let Some(key) = key {
+            let proof = key.proof_with(&endpoint, None, |claims| claims["htm"] = json!("POST"));
+            request = request.header("dpop", proof);
+        }
+        let answer: Value = request
             .form(&form)
             .send()
             .await
