@@ -29,10 +29,13 @@ impl RedisProofReplayStore {
     }
 
     fn key(&self, proof: &ProofId) -> String {
-        use std::fmt::Write as _;
-        let mut key = format!("{}:dpop-proof:", self.prefix);
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut key = String::with_capacity(self.prefix.len() + 12 + 64);
+        key.push_str(&self.prefix);
+        key.push_str(":dpop-proof:");
         for byte in proof.as_bytes() {
-            let _ = write!(key, "{byte:02x}");
+            key.push(char::from(HEX[usize::from(byte >> 4)]));
+            key.push(char::from(HEX[usize::from(byte & 0x0f)]));
         }
         key
     }
