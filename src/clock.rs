@@ -84,9 +84,15 @@ pub(crate) fn unix_millis(time: SystemTime) -> u64 {
         })
 }
 
-/// The time `seconds` after the Unix epoch.
+/// The last second of the year 9999: as late as a claim's time is taken.
+const LATEST_UNIX_SECONDS: u64 = 253_402_300_799;
+
+/// The time `seconds` after the Unix epoch, no later than the end of the
+/// year 9999: a claim's time comes from outside (a token, an
+/// introspection answer), and adding a larger one to the epoch would
+/// panic.
 pub(crate) fn from_unix_seconds(seconds: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
+    SystemTime::UNIX_EPOCH + Duration::from_secs(seconds.min(LATEST_UNIX_SECONDS))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 
+use crate::clock::from_unix_seconds;
 use crate::dpop::nonce::DpopNonces;
 use crate::dpop::target::TargetUrl;
 use crate::error::DpopError;
@@ -110,11 +111,16 @@ pub(crate) fn check(
         .and_then(|iat| serde_json::from_str::<Value>(iat.get()).ok())
         .and_then(|iat| numeric_date_of(Some(&iat), "iat").ok().flatten())
         .ok_or(DpopError::InvalidClaim("iat"))?;
-    let issued = SystemTime::UNIX_EPOCH + Duration::from_secs(issued);
+    // Clamped: an `iat` past what a `SystemTime` holds (the proof's key is
+    // the client's own, so anyone can sign one) is merely not fresh.
+    let issued = from_unix_seconds(issued);
     let too_old = now
         .checked_sub(rules.max_age)
         .is_some_and(|oldest| issued < oldest);
-    if too_old || issued > now + rules.max_ahead {
+    let too_new = now
+        .checked_add(rules.max_ahead)
+        .is_none_or(|newest| issued > newest);
+    if too_old || too_new {
         return Err(DpopError::NotFresh);
     }
     let jti = claim(claims.jti, "jti")?;

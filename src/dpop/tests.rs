@@ -278,6 +278,12 @@ async fn every_defect_of_a_proof_is_refused() {
             DpopError::NotFresh,
         ),
         (
+            // Past what a `SystemTime` can hold: refused, not a panic.
+            "iat the largest integer",
+            key.sign(&key.header(), &with("iat", json!(u64::MAX)), key.algorithm),
+            DpopError::NotFresh,
+        ),
+        (
             "iat a string",
             key.sign(&key.header(), &with("iat", json!("now")), key.algorithm),
             DpopError::InvalidClaim("iat"),

@@ -625,6 +625,27 @@ mod tests {
         assert!(!principal.claims().contains_key("sub"));
     }
 
+    /// Times past what a `SystemTime` holds (an issuer's mistake, or an
+    /// introspection answer's) are taken as the end of the year 9999,
+    /// never a panic.
+    #[test]
+    fn the_largest_times_are_clamped_not_a_panic() {
+        let far = with(good_claims(), "exp", json!(u64::MAX));
+        let principal = verifier()
+            .verify_token(&sign(Some("at+jwt"), &far))
+            .unwrap();
+        assert_eq!(
+            principal.expires_at(),
+            Some(from_unix_seconds(253_402_300_799))
+        );
+        let ahead = with(good_claims(), "nbf", json!(u64::MAX));
+        assert!(
+            verifier()
+                .verify_token(&sign(Some("at+jwt"), &ahead))
+                .is_err()
+        );
+    }
+
     #[test]
     fn a_claims_mapping_sees_every_claim_and_can_refuse() {
         // Roles from a layout of its own, with the default claims already

@@ -1948,6 +1948,19 @@ pub fn catalogue() -> Vec<Case> {
             handshake_denied("invalid dpop proof"),
         ),
         case(
+            // Signed with the client's own key, so anyone can send one.
+            "dpop: a proof dated past the end of time",
+            attack!(|f| {
+                let (key, token) = bound_token(&f);
+                let proof = key.proof_with(&socket_url(&f), Some(&token), |claims| {
+                    claims["iat"] = serde_json::json!(u64::MAX);
+                });
+                f.handshake(dpop_handshake(&token, &proof)).await
+            }),
+            refused(401, "invalid dpop proof"),
+            handshake_denied("invalid dpop proof"),
+        ),
+        case(
             "flood: one token opens sockets past its subject's limit",
             attack!(|f| {
                 let token = f.token("flooder");
