@@ -3,6 +3,11 @@
 //! claims, the thumbprint. Nothing may panic; a proof that passes names
 //! the thumbprint jsonwebtoken computes of its key (the reference for
 //! wsgate's own), and never passes twice.
+//!
+//! An input that starts with `{` is a proof's claims instead: signed here
+//! with a key of the fuzzer's, so the checks after the signature (`htm`,
+//! `htu`, `iat`, `jti`, `ath`, `nonce`) see what anyone with a key of
+//! their own can send, which a fuzzer could never forge a signature for.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -39,9 +44,46 @@ fn reference_thumbprint(proof: &str) -> String {
         .unwrap()
 }
 
+/// The fuzzer's own client key: its signing key and its public `jwk`.
+fn client_key() -> &'static (jsonwebtoken::EncodingKey, serde_json::Value) {
+    static KEY: OnceLock<(jsonwebtoken::EncodingKey, serde_json::Value)> = OnceLock::new();
+    KEY.get_or_init(|| {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let key = jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref());
+        let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::ES256)
+            .unwrap();
+        let jwk = serde_json::to_value(jwk).unwrap();
+        let public = serde_json::json!({"kty": "EC", "crv": "P-256", "x": jwk["x"], "y": jwk["y"]});
+        (key, public)
+    })
+}
+
+/// `claims` (any bytes) as the payload of a proof signed by the fuzzer's
+/// key.
+fn signed_proof(claims: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (key, jwk) = client_key();
+    let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+    let signed = format!("{}.{}", b64.encode(header.to_string()), b64.encode(claims));
+    let signature =
+        jsonwebtoken::crypto::sign(signed.as_bytes(), key, jsonwebtoken::Algorithm::ES256)
+            .unwrap();
+    format!("{signed}.{signature}")
+}
+
 fuzz_target!(|data: &[u8]| {
-    let Ok(proof) = std::str::from_utf8(data) else {
-        return;
+    let signed;
+    let proof = if data.first() == Some(&b'{') {
+        signed = signed_proof(data);
+        signed.as_str()
+    } else {
+        match std::str::from_utf8(data) {
+            Ok(proof) => proof,
+            Err(_) => return,
+        }
     };
     let target = TargetUrl::parse("ws://fuzz.example/ws").unwrap();
     let request = ProofRequest {
