@@ -609,7 +609,9 @@ fn thread_cpu_time() -> std::time::Duration {
 }
 
 /// A `redis-server` on a free loopback port, without persistence, killed
-/// when dropped; `None` where none is installed.
+/// when dropped; `None` where none is installed. The binary is
+/// `WSGATE_BENCH_REDIS_SERVER` where set (one carried to a machine with
+/// nothing installed), else `redis-server` on the `PATH`.
 struct RedisServer {
     child: std::process::Child,
     url: String,
@@ -622,7 +624,9 @@ impl RedisServer {
             .local_addr()
             .ok()?
             .port();
-        let child = std::process::Command::new("redis-server")
+        let binary =
+            std::env::var_os("WSGATE_BENCH_REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
+        let child = std::process::Command::new(binary)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(std::process::Stdio::null())
