@@ -19,7 +19,7 @@ from pathlib import Path
 
 RANKS = [
     # Below every stage.
-    {"lib", "error", "secret", "clock", "random", "recheck", "principal", "token", "boxed", "claims", "confirmation"},
+    {"lib", "error", "secret", "clock", "hex", "random", "recheck", "principal", "token", "boxed", "claims", "confirmation"},
     {"session"},
     {"refusal"},
     # The parts.

@@ -131,6 +131,7 @@ mod boxed;
 pub(crate) mod clock;
 pub mod confirmation;
 mod error;
+mod hex;
 mod principal;
 mod random;
 mod recheck;

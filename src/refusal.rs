@@ -130,15 +130,17 @@ impl RejectionReason {
         }
     }
 
-    /// Whether the proof of possession was refused (its challenge is
-    /// `DPoP error="invalid_dpop_proof"`).
-    pub(crate) fn is_dpop_refusal(self) -> bool {
-        matches!(
-            self,
-            RejectionReason::InvalidDpopProof
-                | RejectionReason::DpopReplay
-                | RejectionReason::DpopNonceRequired
-        )
+    /// The RFC 9449 `error` code of the DPoP challenge where the proof of
+    /// possession was refused: `use_dpop_nonce` for want of a server
+    /// nonce, `invalid_dpop_proof` otherwise.
+    pub(crate) fn dpop_error(self) -> Option<&'static str> {
+        match self {
+            RejectionReason::DpopNonceRequired => Some("use_dpop_nonce"),
+            RejectionReason::InvalidDpopProof | RejectionReason::DpopReplay => {
+                Some("invalid_dpop_proof")
+            }
+            _ => None,
+        }
     }
 
     /// The RFC 6750 `error` code of the Bearer challenge, if any.

@@ -431,10 +431,7 @@ pub fn token_fingerprint(token: &str, token_id: Option<&str>) -> String {
         Some(id) => id.to_owned(),
         None => {
             let digest = Sha256::digest(token.as_bytes());
-            digest[..8]
-                .iter()
-                .map(|byte| format!("{byte:02x}"))
-                .collect()
+            crate::hex::lower_hex(&digest[..8])
         }
     }
 }

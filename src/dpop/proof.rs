@@ -248,22 +248,6 @@ fn present_any<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool
     serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
-/// The curve an algorithm's key must be on, or `None` for RSA.
-fn curve_of(algorithm: Algorithm) -> Option<Option<&'static str>> {
-    match algorithm {
-        Algorithm::ES256 => Some(Some("P-256")),
-        Algorithm::ES384 => Some(Some("P-384")),
-        Algorithm::EdDSA => Some(Some("Ed25519")),
-        Algorithm::RS256
-        | Algorithm::RS384
-        | Algorithm::RS512
-        | Algorithm::PS256
-        | Algorithm::PS384
-        | Algorithm::PS512 => Some(None),
-        _ => None,
-    }
-}
-
 impl PublicKey<'_> {
     /// The key, as `algorithm` verifies with it: of the kind and on the
     /// curve the algorithm needs, and nothing private.
@@ -274,19 +258,29 @@ impl PublicKey<'_> {
         if private.contains(&true) {
             return Err(DpopError::InvalidKey);
         }
-        let curve = curve_of(algorithm).ok_or(DpopError::InvalidKey)?;
-        let key = match (self.kty.as_ref(), curve, &self.x, &self.y, &self.n, &self.e) {
-            ("EC", Some(curve), Some(x), Some(y), _, _)
-                if self.crv.as_deref() == Some(curve) && curve != "Ed25519" =>
-            {
+        let (kty, crv) = (self.kty.as_ref(), self.crv.as_deref());
+        let key = match (algorithm, kty, crv, &self.x, &self.y, &self.n, &self.e) {
+            (Algorithm::ES256, "EC", Some("P-256"), Some(x), Some(y), ..)
+            | (Algorithm::ES384, "EC", Some("P-384"), Some(x), Some(y), ..) => {
                 DecodingKey::from_ec_components(x, y)
             }
-            ("OKP", Some("Ed25519"), Some(x), _, _, _)
-                if self.crv.as_deref() == Some("Ed25519") =>
-            {
+            (Algorithm::EdDSA, "OKP", Some("Ed25519"), Some(x), ..) => {
                 DecodingKey::from_ed_components(x)
             }
-            ("RSA", None, _, _, Some(n), Some(e)) => DecodingKey::from_rsa_components(n, e),
+            (
+                Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512,
+                "RSA",
+                _,
+                _,
+                _,
+                Some(n),
+                Some(e),
+            ) => DecodingKey::from_rsa_components(n, e),
             _ => return Err(DpopError::InvalidKey),
         };
         key.map_err(|_| DpopError::InvalidKey)

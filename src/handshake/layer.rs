@@ -405,7 +405,12 @@ impl<A, L> Config<A, L> {
             .collect();
         rejection
             .with_dpop_challenge(algorithms.join(" "), self.dpop_mode == DpopMode::Required)
-            .with_dpop_nonce(self.dpop.nonce())
+            // Only a 401 hands a nonce out: no HMAC for other refusals.
+            .with_dpop_nonce(
+                (reason.status() == http::StatusCode::UNAUTHORIZED)
+                    .then(|| self.dpop.nonce())
+                    .flatten(),
+            )
     }
 
     /// Everything that needs no I/O: query, Origin, extraction, subprotocol.

@@ -131,15 +131,12 @@ impl IntoResponse for HandshakeRejection {
             }
             if let Some((algorithms, _)) = dpop {
                 let mut challenge = format!("DPoP realm=\"{}\"", self.realm);
-                let code = if self.reason == RejectionReason::DpopNonceRequired {
-                    Some("use_dpop_nonce")
-                } else if self.reason.is_dpop_refusal() {
-                    Some("invalid_dpop_proof")
-                } else if dpop_only {
-                    self.reason.bearer_error()
-                } else {
-                    None
-                };
+                // In place of the Bearer challenge, it also carries the
+                // token's error.
+                let code = self
+                    .reason
+                    .dpop_error()
+                    .or_else(|| dpop_only.then(|| self.reason.bearer_error()).flatten());
                 if let Some(code) = code {
                     challenge.push_str(&error(code));
                 }

@@ -138,10 +138,7 @@ impl RedisFailureLimiter {
         let prefix = &self.inner.prefix;
         // Hashed: an account name is client text, and a key should not be.
         let account = crate::store::TicketDigest::of(account);
-        let account: String = account.as_bytes()[..16]
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
+        let account = crate::hex::lower_hex(&account.as_bytes()[..16]);
         let address = client.map_or_else(|| "none".to_owned(), |ip| ip.to_string());
         [
             format!("{prefix}:limit:account:{account}"),

@@ -29,14 +29,8 @@ impl RedisProofReplayStore {
     }
 
     fn key(&self, proof: &ProofId) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut key = String::with_capacity(self.prefix.len() + 12 + 64);
-        key.push_str(&self.prefix);
-        key.push_str(":dpop-proof:");
-        for byte in proof.as_bytes() {
-            key.push(char::from(HEX[usize::from(byte >> 4)]));
-            key.push(char::from(HEX[usize::from(byte & 0x0f)]));
-        }
+        let mut key = format!("{}:dpop-proof:", self.prefix);
+        crate::hex::push_lower_hex(&mut key, proof.as_bytes());
         key
     }
 }

@@ -129,12 +129,9 @@ impl RedisTicketStore {
     }
 
     fn key(&self, digest: &TicketDigest) -> String {
-        let hex: String = digest
-            .as_bytes()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
-        format!("{}:ticket:{hex}", self.prefix)
+        let mut key = format!("{}:ticket:", self.prefix);
+        crate::hex::push_lower_hex(&mut key, digest.as_bytes());
+        key
     }
 }
 
