@@ -424,13 +424,14 @@ async fn a_ticket_bought_with_a_bound_token_is_bound_to_its_key() {
     assert_eq!((status, body.as_str()), (401, "invalid dpop proof"));
 }
 
-/// A live socket of a bound session takes an in-band refresh only to a
-/// token bound to the same key; an unbound session stays unbound.
+/// A live socket of a bound session takes an in-band refresh, or a
+/// message carrying a token, only with a token bound to the same key; an
+/// unbound session stays unbound.
 #[tokio::test]
 async fn a_bound_session_refreshes_only_to_a_token_of_its_key() {
     use futures_util::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::Message;
-    let server = Server::start(DpopMode::Allowed).await;
+    let server = Server::start_with(DpopMode::Allowed, |gate| gate.message_tokens(true)).await;
     let key = ClientKey::es256();
     let later = |key: Option<&ClientKey>| {
         let mut claims = Keys::claims("alice");
@@ -471,6 +472,27 @@ async fn a_bound_session_refreshes_only_to_a_token_of_its_key() {
             common::close_within(&mut socket, std::time::Duration::from_secs(2)).await,
             (4401, "invalid token".to_owned()),
             "{name}"
+        );
+    }
+
+    // Per-message tokens: the same rule, message by message.
+    let say = |token: String| {
+        Message::text(json!({"type": "say", "text": "hi", "token": token}).to_string())
+    };
+    let mut socket = open().await;
+    socket.send(say(later(Some(&key)))).await.unwrap();
+    let echoed = socket.next().await.unwrap().unwrap();
+    assert!(echoed.to_text().unwrap().contains("\"hi\""), "{echoed:?}");
+    for (name, token) in [
+        ("a bearer token", later(None)),
+        ("a token of another key", later(Some(&ClientKey::es256()))),
+    ] {
+        let mut socket = open().await;
+        socket.send(say(token)).await.unwrap();
+        assert_eq!(
+            common::close_within(&mut socket, std::time::Duration::from_secs(2)).await,
+            (4401, "invalid token".to_owned()),
+            "a message with {name}"
         );
     }
 
