@@ -19,7 +19,7 @@ from pathlib import Path
 
 RANKS = [
     # Below every stage.
-    {"lib", "error", "secret", "clock", "hex", "random", "recheck", "principal", "token", "boxed", "claims", "confirmation"},
+    {"lib", "error", "secret", "clock", "hex", "random", "recheck", "principal", "token", "boxed", "claims", "confirmation", "certificate"},
     {"session"},
     {"refusal"},
     # The parts.
@@ -32,7 +32,7 @@ RANKS = [
     {"pipeline", "message"},
     {"guard"},
     # Above the stages.
-    {"gate", "prelude", "accounts"},
+    {"gate", "prelude", "accounts", "serve"},
 ]
 RANK = {module: rank for rank, modules in enumerate(RANKS) for module in modules}
 

@@ -66,6 +66,22 @@ impl Confirmation {
         })
     }
 
+    /// Also bound to the DPoP key of thumbprint `jkt`: what an issuer
+    /// writes ([`JwtIssuer::issue_confirmed_token`](crate::jwt::JwtIssuer::issue_confirmed_token)).
+    #[must_use]
+    pub fn with_jkt(mut self, jkt: impl Into<String>) -> Self {
+        self.jkt = Some(jkt.into());
+        self
+    }
+
+    /// Also bound to the client certificate of RFC 8705 thumbprint
+    /// `x5t_s256` (a [`ClientCertificate::thumbprint`](crate::certificate::ClientCertificate::thumbprint)).
+    #[must_use]
+    pub fn with_certificate(mut self, x5t_s256: impl Into<String>) -> Self {
+        self.certificate = Some(x5t_s256.into());
+        self
+    }
+
     /// Whether the token is bound to anything: not a bearer token.
     pub fn is_bound(&self) -> bool {
         self.jkt.is_some() || self.certificate.is_some()

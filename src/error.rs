@@ -146,6 +146,10 @@ pub enum CredentialError {
     /// Unknown, already used or expired ticket (indistinguishable on purpose).
     #[error("invalid ticket")]
     InvalidTicket,
+    /// A client certificate that is past its validity, not yet valid, or
+    /// that the certificate authenticator could not map to a subject.
+    #[error("invalid certificate")]
+    InvalidCertificate,
 }
 
 /// Why a DPoP proof (RFC 9449) was refused. The text is a short stable
@@ -307,6 +311,11 @@ pub enum ConfigError {
     /// A DPoP nonce secret shorter than 32 bytes.
     #[error("the DPoP nonce secret must be at least 32 bytes")]
     WeakNonceSecret,
+    /// TLS settings that cannot be used: certificates or a key that do
+    /// not parse, no CA certificates for client certificates, a CRL that
+    /// does not parse. The text says which; it never holds key material.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl Error {

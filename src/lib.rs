@@ -105,6 +105,11 @@
 //! - `oidc`: `oidc::OidcVerifier` for access tokens from OpenID Connect
 //!   providers (discovery, JWKS with rotation, RFC 7662 introspection),
 //!   over `reqwest` with rustls and aws-lc-rs. Off by default.
+//! - `serve`: `serve::Serving`, an axum `Router` served with hyper
+//!   directly, with a deadline for request headers. Off by default.
+//! - `tls`: `serve` over TLS 1.3 (rustls, aws-lc-rs), client
+//!   certificates verified against CAs and revocation lists, and the
+//!   `authenticate::CertificateAuthenticator`. Off by default.
 //!
 //! # Security
 //!
@@ -128,6 +133,7 @@
 // Below every stage: identities, errors, the one classification of
 // refusals, and what the socket stage and the pipeline share.
 mod boxed;
+pub mod certificate;
 pub(crate) mod clock;
 pub mod confirmation;
 mod error;
@@ -171,6 +177,9 @@ pub mod socket;
 pub mod accounts;
 mod gate;
 pub mod prelude;
+#[cfg(feature = "serve")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
+pub mod serve;
 
 pub use clock::Clock;
 pub use error::{ConfigError, CredentialError, DpopError, Error, ErrorKind, TokenError};

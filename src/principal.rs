@@ -36,6 +36,8 @@ pub enum AuthMethod {
     Token,
     /// A single-use ticket.
     Ticket,
+    /// A client certificate (mutual TLS).
+    Certificate,
 }
 
 /// Where in the handshake request the credentials travelled.
@@ -57,6 +59,11 @@ pub enum Transport {
     QueryToken,
     /// The first message after the upgrade (`{"type":"auth","token":…}`).
     FirstMessage,
+    /// The client certificate of the connection (mutual TLS), or one a
+    /// trusted proxy forwarded: tried after every transport that carries
+    /// a credential in the request. Needs an Origin allowlist: a browser
+    /// presents its certificate cross-site on its own.
+    Certificate,
 }
 
 impl Transport {
@@ -70,13 +77,17 @@ impl Transport {
             Transport::Ticket => "ticket",
             Transport::QueryToken => "query",
             Transport::FirstMessage => "first-message",
+            Transport::Certificate => "certificate",
         }
     }
 
     /// Whether a browser attaches this credential on its own, cross-site
     /// included, so that only an Origin check tells a forged request apart.
     pub fn is_ambient(self) -> bool {
-        matches!(self, Transport::Basic | Transport::Cookie)
+        matches!(
+            self,
+            Transport::Basic | Transport::Cookie | Transport::Certificate
+        )
     }
 }
 

@@ -64,6 +64,13 @@ pub enum RejectionReason {
     /// The subject holds its limit of live sockets; `Retry-After` says
     /// when to try again. 429.
     TooManyConnections,
+    /// A client certificate past its validity, one the certificate
+    /// authenticator could not map to a subject, or a forwarded one that
+    /// does not parse or verify. 401.
+    InvalidCertificate,
+    /// A forwarded-certificate header from a peer that is not a trusted
+    /// proxy: a forged credential. 400 `invalid_request`.
+    UntrustedCertificateHeader,
     /// A backend failed; wsgate fails closed. 503.
     BackendUnavailable,
     /// Too much work queued (password hashing); `Retry-After` says when to
@@ -86,11 +93,13 @@ impl RejectionReason {
             | InvalidCredentials
             | InvalidDpopProof
             | DpopReplay
-            | DpopNonceRequired => StatusCode::UNAUTHORIZED,
+            | DpopNonceRequired
+            | InvalidCertificate => StatusCode::UNAUTHORIZED,
             MalformedCredentials
             | AmbiguousCredentials
             | TokenInQuery
-            | ApplicationProtocolRequired => StatusCode::BAD_REQUEST,
+            | ApplicationProtocolRequired
+            | UntrustedCertificateHeader => StatusCode::BAD_REQUEST,
             OriginNotAllowed | OriginRequired | AccountDisabled | InsecureTransport => {
                 StatusCode::FORBIDDEN
             }
@@ -115,6 +124,8 @@ impl RejectionReason {
             InvalidDpopProof => "invalid dpop proof",
             DpopReplay => "dpop replay",
             DpopNonceRequired => "dpop nonce required",
+            InvalidCertificate => "invalid certificate",
+            UntrustedCertificateHeader => "untrusted certificate header",
             MalformedCredentials => "malformed credentials",
             AmbiguousCredentials => "ambiguous credentials",
             TokenInQuery => "token in query string",
@@ -153,7 +164,8 @@ impl RejectionReason {
             MalformedCredentials
             | AmbiguousCredentials
             | TokenInQuery
-            | ApplicationProtocolRequired => Some("invalid_request"),
+            | ApplicationProtocolRequired
+            | UntrustedCertificateHeader => Some("invalid_request"),
             _ => None,
         }
     }
@@ -170,6 +182,9 @@ impl RejectionReason {
             ErrorKind::Token(_) => RejectionReason::InvalidToken,
             ErrorKind::Credentials(CredentialError::InvalidTicket) => {
                 RejectionReason::InvalidTicket
+            }
+            ErrorKind::Credentials(CredentialError::InvalidCertificate) => {
+                RejectionReason::InvalidCertificate
             }
             ErrorKind::Credentials(_) => RejectionReason::InvalidCredentials,
             ErrorKind::Dpop(DpopError::Replay) => RejectionReason::DpopReplay,

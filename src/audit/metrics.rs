@@ -15,6 +15,7 @@
 //! | `wsgate_key_fetches_total` | counter | `outcome` (`success`/`failure`), `trigger` | fetches of an identity provider's keys (feature `oidc`) |
 //! | `wsgate_keys_changed_total` | counter | `change` (`added`/`removed`) | keys that entered or left a provider's set |
 //! | `wsgate_introspections_total` | counter | `outcome` (`active`/`inactive`/`error`) | RFC 7662 requests to a provider (cache hits are not counted) |
+//! | `wsgate_tls_client_certificates_refused_total` | counter | `reason` (`unknown issuer`, `expired`, `not yet valid`, `revoked`, `revocation status unknown`, `wrong usage`, `invalid`) | TLS handshakes [`Serving`](crate::serve::Serving) ended over a client certificate (feature `tls`): no HTTP request, so no audit event |
 //!
 //! Every counter but the lockouts is moved by the audit event of the same
 //! decision ([`Auditor::record`](crate::audit::Auditor::record)), so the
@@ -62,6 +63,9 @@ pub const KEYS_CHANGED: &str = "wsgate_keys_changed_total";
 /// Introspection requests, by `outcome`.
 pub const INTROSPECTIONS: &str = "wsgate_introspections_total";
 
+/// TLS handshakes ended over a client certificate, by `reason`.
+pub const TLS_CLIENT_CERTIFICATES_REFUSED: &str = "wsgate_tls_client_certificates_refused_total";
+
 /// Buckets for [`HANDSHAKE_DURATION`] that tell a token check (tens of
 /// microseconds) from a password hash (tens of milliseconds) from a slow
 /// backend (seconds).
@@ -102,6 +106,10 @@ pub fn describe() {
             "Keys that entered or left a provider's key set"
         );
         describe_counter!(INTROSPECTIONS, "Token introspection requests to a provider");
+        describe_counter!(
+            TLS_CLIENT_CERTIFICATES_REFUSED,
+            "TLS handshakes ended over a client certificate"
+        );
         describe_histogram!(
             HANDSHAKE_DURATION,
             Unit::Seconds,
@@ -170,6 +178,16 @@ pub(crate) fn record(event: &AuditEvent) {
 pub(crate) fn lockout() {
     #[cfg(feature = "metrics")]
     metrics::counter!(LOCKOUTS).increment(1);
+}
+
+/// A TLS handshake ended over a client certificate, for `reason` (a
+/// fixed phrase).
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+pub(crate) fn tls_client_certificate_refused(reason: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(TLS_CLIENT_CERTIFICATES_REFUSED, "reason" => reason).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = reason;
 }
 
 /// A socket of `state` opened (`delta` 1) or went away (`delta` -1).

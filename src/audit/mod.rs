@@ -95,6 +95,9 @@ pub struct AuditEvent {
     pub binding: Option<&'static str>,
     /// The thumbprint of the DPoP key (public), with `binding: dpop`.
     pub jkt: Option<String>,
+    /// The client certificate of the connection, on `handshake`: the
+    /// SHA-256 of its DER in lowercase hex, never the certificate.
+    pub cert: Option<String>,
 }
 
 impl AuditEvent {
@@ -118,6 +121,7 @@ impl AuditEvent {
             removed: None,
             binding: None,
             jkt: None,
+            cert: None,
         }
     }
 
@@ -142,11 +146,13 @@ impl AuditEvent {
             .with_transport(principal.transport())
             .with_peer(peer)
             .with_token(principal.token_id().map(str::to_owned));
-        if let Ok(confirmation) = Confirmation::of(principal)
-            && let Some(jkt) = confirmation.jkt()
-        {
-            event.binding = Some("dpop");
-            event.jkt = Some(jkt.to_owned());
+        if let Ok(confirmation) = Confirmation::of(principal) {
+            if let Some(jkt) = confirmation.jkt() {
+                event.binding = Some("dpop");
+                event.jkt = Some(jkt.to_owned());
+            } else if confirmation.certificate().is_some() {
+                event.binding = Some("certificate");
+            }
         }
         event
     }
@@ -260,7 +266,13 @@ impl AuditEvent {
         self
     }
 
-    /// Sets the token fingerprint.
+    /// Sets the client certificate's fingerprint (lowercase hex SHA-256).
+    pub fn with_cert(mut self, fingerprint: Option<String>) -> Self {
+        self.cert = fingerprint;
+        self
+    }
+
+    /// With the token's fingerprint.
     pub fn with_token(mut self, fingerprint: Option<String>) -> Self {
         self.token = fingerprint;
         self
@@ -313,6 +325,7 @@ impl AuditEvent {
         put("removed", self.removed.map(Value::from));
         put("binding", self.binding.map(Value::from));
         put("jkt", self.jkt.clone().map(Value::from));
+        put("cert", self.cert.clone().map(Value::from));
         Value::Object(object)
     }
 }
@@ -373,6 +386,7 @@ impl AuditSink for TracingAudit {
                     removed = event.removed,
                     binding = event.binding,
                     jkt = event.jkt.as_deref().map(tracing::field::debug),
+                    cert = event.cert.as_deref(),
                     "{} {}",
                     event.event.as_str(),
                     event.outcome.as_str()

@@ -8,6 +8,7 @@
 //! | [`BearerAuthenticator`] over any [`TokenVerifier`](crate::TokenVerifier) | [`Credential::Bearer`] |
 //! | [`BasicAuthenticator`] over any [`CredentialStore`](crate::store::CredentialStore) | [`Credential::Basic`] |
 //! | [`Tickets`] | [`Credential::Ticket`] |
+//! | `CertificateAuthenticator` (feature `tls`) | [`Credential::Certificate`] |
 //! | [`Chain`], from [`Authenticator::or`] | whatever its members handle, in order |
 //! | [`BoxedAuthenticator`] | any of these, behind one type |
 //!
@@ -43,10 +44,13 @@
 mod basic;
 mod bearer;
 mod boxed;
+#[cfg(feature = "tls")]
+mod certificate;
 mod chain;
 
 use std::future::Future;
 
+use crate::certificate::ClientCertificate;
 use crate::error::{Error, ErrorKind};
 use crate::principal::Principal;
 use crate::secret::Secret;
@@ -56,6 +60,9 @@ use crate::ticket::Tickets;
 pub use self::basic::BasicAuthenticator;
 pub use self::bearer::BearerAuthenticator;
 pub use self::boxed::BoxedAuthenticator;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use self::certificate::{CertificateAuthenticator, CertificateIdentity, CertificateSubject};
 pub use self::chain::Chain;
 
 /// Credentials as they came in the handshake, before anyone has checked
@@ -75,6 +82,9 @@ pub enum Credential {
     },
     /// A single-use ticket (from `?ticket=`).
     Ticket(Secret),
+    /// The client certificate of the connection, or one a trusted proxy
+    /// forwarded (transport [`certificate`](crate::Transport::Certificate)).
+    Certificate(ClientCertificate),
 }
 
 impl Credential {
@@ -84,6 +94,7 @@ impl Credential {
             Credential::Bearer(_) => "bearer",
             Credential::Basic { .. } => "basic",
             Credential::Ticket(_) => "ticket",
+            Credential::Certificate(_) => "certificate",
         }
     }
 }

@@ -261,11 +261,15 @@ pub(crate) struct Presented<'a> {
     pub(crate) dpop_scheme: bool,
     /// The token came as `Authorization: Bearer`.
     pub(crate) bearer_scheme: bool,
+    /// The thumbprint of the client certificate the connection presented
+    /// (RFC 8705 `x5t#S256`).
+    pub(crate) certificate: Option<&'a str>,
 }
 
 /// Checks that `principal`'s token is sent as what it is: a key-bound one
 /// (`cnf.jkt`) with a valid proof of its key, never under the `Bearer`
-/// scheme; a bearer one not under the `DPoP` scheme, and not at all under
+/// scheme; a certificate-bound one (`cnf.x5t#S256`) over a connection
+/// that presented that certificate; a bearer one not under the `DPoP` scheme, and not at all under
 /// [`DpopMode::Required`]. The one check of the handshake and of
 /// first-message routes.
 pub(crate) async fn confirm(
@@ -282,7 +286,10 @@ pub(crate) async fn confirm(
         }
         return Ok(());
     }
-    let mut possession = Possession::default();
+    let mut possession = Possession {
+        certificate: presented.certificate.map(str::to_owned),
+        ..Possession::default()
+    };
     if confirmation.jkt().is_some() {
         // A bound token under `Bearer`: the client does not know what it
         // holds (RFC 9449 §7.2).

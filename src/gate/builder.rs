@@ -12,6 +12,7 @@ use tower_service::Service;
 
 use crate::audit::Auditor;
 use crate::authenticate::{Authenticator, BoxedAuthenticator};
+use crate::certificate::ForwardedCertificates;
 use crate::clock::Clock;
 use crate::dpop::{DpopMode, DpopVerifier};
 use crate::error::ConfigError;
@@ -63,6 +64,7 @@ struct Parts {
     limiter: Option<BoxedFailureLimiter>,
     auditor: Auditor,
     trusted_proxies: Vec<IpAddr>,
+    forwarded_certificates: Option<ForwardedCertificates>,
     clock: Clock,
     close_codes: CloseCodes,
     limits: Limits,
@@ -89,6 +91,7 @@ impl GateBuilder {
             limiter: None,
             auditor: Auditor::tracing(),
             trusted_proxies: Vec::new(),
+            forwarded_certificates: None,
             clock: Clock::system(),
             close_codes: CloseCodes::default(),
             limits: Limits::default(),
@@ -258,6 +261,16 @@ impl<G> GateBuilder<G> {
         self
     }
 
+    /// Client certificates forwarded by a TLS-terminating proxy, for every
+    /// handshake layer the gate makes: see
+    /// [`HandshakeLayerBuilder::forwarded_certificates`](crate::handshake::HandshakeLayerBuilder::forwarded_certificates).
+    /// Believed only from [`trusted_proxies`](Self::trusted_proxies).
+    /// Defaults to none.
+    pub fn forwarded_certificates(mut self, forwarded: ForwardedCertificates) -> Self {
+        self.parts.forwarded_certificates = Some(forwarded);
+        self
+    }
+
     /// The clock for socket expiry, tickets, the token cache and the
     /// default failure limiter (the token verifier keeps its own). Defaults
     /// to the system clock.
@@ -390,6 +403,7 @@ where
             &auditor,
             &registry,
             &dpop,
+            parts.forwarded_certificates.as_ref(),
         )
         .transports([Transport::Bearer])
         .build()?;
@@ -405,6 +419,7 @@ where
                 sockets,
                 socket_limit,
                 dpop,
+                forwarded_certificates: parts.forwarded_certificates,
                 audit,
                 refresh,
                 message_tokens,

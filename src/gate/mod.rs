@@ -11,6 +11,7 @@ use tower_service::Service;
 
 use crate::audit::Auditor;
 use crate::authenticate::{Authenticator, BearerAuthenticator, BoxedAuthenticator, Credential};
+use crate::certificate::ForwardedCertificates;
 use crate::dpop::{DpopMode, DpopVerifier};
 use crate::error::{Error, ErrorKind};
 use crate::handshake::{HandshakeLayer, HandshakeLayerBuilder};
@@ -112,6 +113,8 @@ struct Shared {
     socket_limit: Option<SocketLimit>,
     /// Handed to every handshake layer.
     dpop: (DpopVerifier, DpopMode),
+    /// Handed to every handshake layer.
+    forwarded_certificates: Option<ForwardedCertificates>,
     audit: AuditLayer,
     refresh: RefreshLayer<BoxedVerifier, BoxedRevocationStore>,
     message_tokens: MessageTokenLayer<BoxedVerifier, BoxedRevocationStore>,
@@ -126,14 +129,19 @@ fn handshake_builder(
     auditor: &Auditor,
     registry: &Registry,
     (dpop, dpop_mode): &(DpopVerifier, DpopMode),
+    forwarded_certificates: Option<&ForwardedCertificates>,
 ) -> GateHandshakeLayerBuilder {
-    HandshakeLayer::builder(authenticator.clone())
+    let builder = HandshakeLayer::builder(authenticator.clone())
         .failure_limiter(limiter.clone())
         .trusted_proxies(trusted_proxies.iter().copied())
         .audit(auditor.clone())
         .revocations(registry.revocations().clone())
         .dpop_verifier(dpop.clone())
-        .dpop(*dpop_mode)
+        .dpop(*dpop_mode);
+    match forwarded_certificates {
+        Some(forwarded) => builder.forwarded_certificates(forwarded.clone()),
+        None => builder,
+    }
 }
 
 impl Gate {
@@ -162,6 +170,7 @@ impl Gate {
             &shared.auditor,
             self.registry(),
             &shared.dpop,
+            shared.forwarded_certificates.as_ref(),
         )
         .socket_limit(shared.socket_limit.clone())
     }

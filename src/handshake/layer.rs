@@ -9,6 +9,7 @@ use tower_layer::Layer;
 
 use crate::audit::Auditor;
 use crate::authenticate::{Authenticator, Credential};
+use crate::certificate::{ClientCertificate, ForwardedCertificates, ForwardedError};
 use crate::dpop::{DpopMode, DpopVerifier, TargetUrl};
 use crate::error::ConfigError;
 use crate::handshake::client_address::forwarded_https;
@@ -61,6 +62,8 @@ pub(super) struct Config<A, L> {
     /// Checks the proofs of key-bound tokens.
     pub(super) dpop: DpopVerifier,
     pub(super) dpop_mode: DpopMode,
+    /// Where a trusted proxy forwards client certificates.
+    pub(super) forwarded_certificates: Option<ForwardedCertificates>,
 }
 
 impl<A: Authenticator> HandshakeLayer<A> {
@@ -88,6 +91,7 @@ impl<A: Authenticator> HandshakeLayer<A> {
                 sockets: None,
                 dpop: DpopVerifier::new(),
                 dpop_mode: DpopMode::Allowed,
+                forwarded_certificates: None,
             },
             query_tokens_allowed: false,
         }
@@ -109,7 +113,10 @@ fn check_name(name: &str, what: &'static str) -> Result<(), ConfigError> {
 
 impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     /// The transports to read credentials from, in order: the first that
-    /// carries credentials is the one used.
+    /// carries credentials is the one used. [`Transport::Certificate`],
+    /// wherever it is listed, comes last: a credential in the request wins
+    /// over the connection's certificate (and a bad one is refused, never
+    /// rescued by it).
     pub fn transports<I>(mut self, transports: I) -> Self
     where
         I: IntoIterator<Item = Transport>,
@@ -214,6 +221,7 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
                 sockets: config.sockets,
                 dpop: config.dpop,
                 dpop_mode: config.dpop_mode,
+                forwarded_certificates: config.forwarded_certificates,
             },
             query_tokens_allowed: self.query_tokens_allowed,
         }
@@ -273,6 +281,20 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
         self
     }
 
+    /// Takes client certificates from the header a TLS-terminating proxy
+    /// sets ([`ForwardedCertificates`]), believed only from
+    /// [`trusted_proxies`](Self::trusted_proxies); from any other peer a
+    /// request carrying the header is refused (400 `untrusted certificate
+    /// header`). A request from a trusted proxy never uses the
+    /// certificate of the proxy's own connection. Defaults to none: only
+    /// the connection's certificate (put into the request by
+    /// [`Serving`](https://docs.rs/wsgate/latest/wsgate/serve/struct.Serving.html)
+    /// or your TLS acceptor) counts.
+    pub fn forwarded_certificates(mut self, forwarded: ForwardedCertificates) -> Self {
+        self.config.forwarded_certificates = Some(forwarded);
+        self
+    }
+
     /// Caps each subject's sockets: a [`Gate`](crate::Gate)'s
     /// [`max_sockets_per_subject`](crate::GateBuilder::max_sockets_per_subject).
     pub(crate) fn socket_limit(mut self, limit: Option<SocketLimit>) -> Self {
@@ -322,6 +344,12 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
         if config.transports.is_empty() {
             return Err(ConfigError::NoTransports);
         }
+        // The certificate is always there on a mutual-TLS connection: it is
+        // the credential of last resort, after everything the request
+        // carries.
+        config
+            .transports
+            .sort_by_key(|transport| *transport == Transport::Certificate);
         if config.transports.contains(&Transport::Subprotocol)
             && config.application_protocols.is_empty()
         {
@@ -376,6 +404,9 @@ pub(super) struct Prepared {
     pub(super) method: http::Method,
     /// Whether it asks for a WebSocket.
     pub(super) opens_socket: bool,
+    /// The client certificate of the connection, or the one a trusted
+    /// proxy forwarded.
+    pub(super) certificate: Option<ClientCertificate>,
 }
 
 /// Marks a request that arrived over TLS: insert it into the request
@@ -420,12 +451,16 @@ impl<A, L> Config<A, L> {
     ) -> Result<Prepared, (RejectionReason, Option<Transport>)> {
         let headers = request.headers();
         let offer = Offer::parse(headers).map_err(|reason| (reason, None))?;
+        let certificate = self
+            .client_certificate(request)
+            .map_err(|reason| (reason, None))?;
         let credentials = RequestCredentials {
             headers,
             query: request.uri().query(),
             offer: &offer,
             cookie_name: &self.cookie_name,
             query_token_parameter: self.query_token_parameter.as_deref(),
+            certificate: certificate.as_ref(),
         };
         credentials.check_query().map_err(|reason| (reason, None))?;
 
@@ -485,7 +520,33 @@ impl<A, L> Config<A, L> {
             target,
             method: request.method().clone(),
             opens_socket: is_websocket_request(request),
+            certificate,
         })
+    }
+
+    /// The client's certificate: the one a trusted proxy forwarded, or the
+    /// connection's own when the peer is no proxy.
+    fn client_certificate<B>(
+        &self,
+        request: &Request<B>,
+    ) -> Result<Option<ClientCertificate>, RejectionReason> {
+        let from_proxy =
+            peer(request).is_some_and(|peer| self.trusted_proxies.contains(&peer.ip()));
+        if let Some(forwarded) = &self.forwarded_certificates {
+            match forwarded.read(request.headers(), from_proxy) {
+                Ok(Some(certificate)) => return Ok(Some(certificate)),
+                Ok(None) => {}
+                Err(ForwardedError::Untrusted) => {
+                    return Err(RejectionReason::UntrustedCertificateHeader);
+                }
+                Err(ForwardedError::Invalid) => return Err(RejectionReason::InvalidCertificate),
+            }
+        }
+        if from_proxy {
+            // The proxy's own certificate, if it has one, is not the client's.
+            return Ok(None);
+        }
+        Ok(request.extensions().get::<ClientCertificate>().cloned())
     }
 }
 
@@ -531,6 +592,7 @@ impl<A: std::fmt::Debug, L: std::fmt::Debug> std::fmt::Debug for Config<A, L> {
             .field("sockets", &self.sockets)
             .field("dpop", &self.dpop)
             .field("dpop_mode", &self.dpop_mode)
+            .field("forwarded_certificates", &self.forwarded_certificates)
             .finish()
     }
 }

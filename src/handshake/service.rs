@@ -13,6 +13,7 @@ use tower_service::Service;
 
 use crate::audit::{AuditEvent, metrics};
 use crate::authenticate::{Authenticator, Credential};
+use crate::certificate::ClientCertificate;
 use crate::dpop;
 use crate::handshake::client_address::{ClientAddr, audited_peer, client_address};
 use crate::handshake::future::ResponseFuture;
@@ -116,9 +117,12 @@ async fn confirm<A, L>(
     let token = match &prepared.credential {
         Credential::Bearer(token) => Some(token.expose()),
         // A ticket bought with a bound token is bound to its key: its
-        // redemption needs a proof of that key, which names no token.
-        Credential::Ticket(_) => None,
-        Credential::Basic { .. } => return Ok(()),
+        // redemption needs a proof of that key, which names no token. A
+        // certificate's principal is bound to the certificate itself.
+        Credential::Ticket(_) | Credential::Certificate(_) => None,
+        // Passwords, and whatever else an application's authenticator
+        // takes, are not tokens.
+        _ => return Ok(()),
     };
     let presented = dpop::Presented {
         token,
@@ -132,6 +136,10 @@ async fn confirm<A, L>(
         },
         dpop_scheme: prepared.dpop_scheme,
         bearer_scheme: prepared.transport == Transport::Bearer && !prepared.dpop_scheme,
+        certificate: prepared
+            .certificate
+            .as_ref()
+            .map(ClientCertificate::thumbprint),
     };
     dpop::confirm(&config.dpop, config.dpop_mode, principal, &presented).await
 }
@@ -178,6 +186,12 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
         let opens_socket = prepared.opens_socket;
+        // The certificate is named in every event of this handshake, by
+        // its fingerprint only.
+        let cert = prepared
+            .certificate
+            .as_ref()
+            .map(ClientCertificate::fingerprint);
         ResponseFuture::pending(Box::pin(async move {
             let started = Instant::now();
             let outcome = authenticate(&config, &prepared, client).await;
@@ -197,7 +211,8 @@ where
                 Err((error, subject)) => {
                     let reason = RejectionReason::from_error(&error);
                     let transport = Some(prepared.transport);
-                    let mut event = AuditEvent::handshake_denied(reason.as_str(), transport, peer);
+                    let mut event = AuditEvent::handshake_denied(reason.as_str(), transport, peer)
+                        .with_cert(cert);
                     if let Some(subject) = subject {
                         event = event.with_sub(subject);
                     }
@@ -211,7 +226,7 @@ where
             };
             config
                 .auditor
-                .record(&AuditEvent::handshake_allowed(&principal, peer));
+                .record(&AuditEvent::handshake_allowed(&principal, peer).with_cert(cert));
             scrub(
                 &mut request,
                 &prepared.offer,

@@ -6,6 +6,7 @@ use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE};
 
 use crate::authenticate::Credential;
+use crate::certificate::ClientCertificate;
 use crate::handshake::subprotocol::Offer;
 use crate::principal::Transport;
 use crate::refusal::RejectionReason;
@@ -38,6 +39,9 @@ pub(crate) struct RequestCredentials<'a> {
     pub(crate) cookie_name: &'a str,
     /// The parameter read by the dangerous query-token transport.
     pub(crate) query_token_parameter: Option<&'a str>,
+    /// The client certificate of the connection (or a trusted proxy's
+    /// forwarded one).
+    pub(crate) certificate: Option<&'a ClientCertificate>,
 }
 
 impl RequestCredentials<'_> {
@@ -86,6 +90,7 @@ impl RequestCredentials<'_> {
             // Carried after the upgrade, by a `DeferredUpgrade`, never in the
             // handshake request.
             Transport::FirstMessage => Ok(None),
+            Transport::Certificate => Ok(self.certificate.cloned().map(Credential::Certificate)),
         }
     }
 
@@ -231,6 +236,7 @@ mod tests {
             offer,
             cookie_name: "wsgate_token",
             query_token_parameter: None,
+            certificate: None,
         }
     }
 
@@ -242,6 +248,9 @@ mod tests {
                 format!("basic {username}:{}", password.expose())
             }
             Ok(Some(Credential::Ticket(ticket))) => format!("ticket {}", ticket.expose()),
+            Ok(Some(Credential::Certificate(certificate))) => {
+                format!("certificate {}", certificate.fingerprint())
+            }
             Err(reason) => format!("refused: {reason}"),
         }
     }

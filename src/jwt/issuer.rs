@@ -7,6 +7,7 @@ use jsonwebtoken::{Header, encode};
 use serde::Serialize;
 
 use crate::clock::{Clock, from_unix_seconds};
+use crate::confirmation::Confirmation;
 use crate::error::{ConfigError, Error};
 use crate::jwt::key::SigningKey;
 use crate::principal::Principal;
@@ -58,14 +59,18 @@ struct Claims<'a> {
     roles: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<String>,
-    /// What the token is bound to (RFC 7800): a DPoP key's thumbprint.
+    /// What the token is bound to (RFC 7800): a DPoP key's thumbprint, a
+    /// client certificate's.
     #[serde(skip_serializing_if = "Option::is_none")]
     cnf: Option<Cnf<'a>>,
 }
 
 #[derive(Serialize)]
 struct Cnf<'a> {
-    jkt: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jkt: Option<&'a str>,
+    #[serde(rename = "x5t#S256", skip_serializing_if = "Option::is_none")]
+    certificate: Option<&'a str>,
 }
 
 impl JwtIssuer {
@@ -113,7 +118,30 @@ impl JwtIssuer {
         principal: &Principal,
         jkt: &str,
     ) -> Result<IssuedToken, Error> {
-        self.issue_claims(principal, Some(Cnf { jkt }))
+        self.issue_confirmed_token(principal, &Confirmation::default().with_jkt(jkt))
+    }
+
+    /// Issues a token for `principal` bound to what `confirmation` names:
+    /// a DPoP key (`cnf.jkt`), a client certificate (`cnf.x5t#S256`, RFC
+    /// 8705: the [`thumbprint`](crate::certificate::ClientCertificate::thumbprint)
+    /// of the certificate the request came with), or both. A token bound
+    /// to a certificate works only over a connection presenting it;
+    /// `token_type` stays `Bearer`. An empty confirmation issues a bearer
+    /// token.
+    ///
+    /// # Errors
+    ///
+    /// As [`issue_token`](Self::issue_token).
+    pub fn issue_confirmed_token(
+        &self,
+        principal: &Principal,
+        confirmation: &Confirmation,
+    ) -> Result<IssuedToken, Error> {
+        let cnf = confirmation.is_bound().then(|| Cnf {
+            jkt: confirmation.jkt(),
+            certificate: confirmation.certificate(),
+        });
+        self.issue_claims(principal, cnf)
     }
 
     fn issue_claims(
@@ -271,8 +299,32 @@ mod tests {
         let principal = Principal::new("alice", AuthMethod::Password);
         let bound = issuer.issue_bound_token(&principal, "K1").unwrap();
         let verified = verifier.verify_token(bound.token().expose()).unwrap();
-        let confirmation = crate::confirmation::Confirmation::of(&verified).unwrap();
+        let confirmation = Confirmation::of(&verified).unwrap();
         assert_eq!(confirmation.jkt(), Some("K1"));
+        let both = issuer
+            .issue_confirmed_token(
+                &principal,
+                &Confirmation::default()
+                    .with_jkt("K2")
+                    .with_certificate("C2"),
+            )
+            .unwrap();
+        let verified = verifier.verify_token(both.token().expose()).unwrap();
+        let confirmation = Confirmation::of(&verified).unwrap();
+        assert_eq!(confirmation.jkt(), Some("K2"));
+        assert_eq!(confirmation.certificate(), Some("C2"));
+        assert_eq!(
+            verified.claims()["cnf"],
+            serde_json::json!({"jkt": "K2", "x5t#S256": "C2"})
+        );
+        let certificate = issuer
+            .issue_confirmed_token(&principal, &Confirmation::default().with_certificate("C3"))
+            .unwrap();
+        let verified = verifier.verify_token(certificate.token().expose()).unwrap();
+        assert_eq!(
+            verified.claims()["cnf"],
+            serde_json::json!({"x5t#S256": "C3"})
+        );
         let plain = issuer.issue_token(&principal).unwrap();
         let verified = verifier.verify_token(plain.token().expose()).unwrap();
         assert!(verified.claims().get("cnf").is_none());

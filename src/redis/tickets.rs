@@ -80,6 +80,7 @@ impl Stored {
             method: match principal.method() {
                 AuthMethod::Password => "password",
                 AuthMethod::Ticket => "ticket",
+                AuthMethod::Certificate => "certificate",
                 _ => "token",
             }
             .to_owned(),
@@ -95,6 +96,7 @@ impl Stored {
         let method = match self.method.as_str() {
             "password" => AuthMethod::Password,
             "ticket" => AuthMethod::Ticket,
+            "certificate" => AuthMethod::Certificate,
             _ => AuthMethod::Token,
         };
         let mut principal = Principal::new(self.sub, method)

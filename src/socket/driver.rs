@@ -17,6 +17,7 @@ use tower_service::Service;
 
 use crate::audit::{AuditEvent, metrics};
 use crate::authenticate::{Authenticator, BoxedAuthenticator, Credential};
+use crate::certificate::ClientCertificate;
 use crate::clock::Clock;
 use crate::dpop::{self, TargetUrl};
 use crate::error::Error;
@@ -737,6 +738,14 @@ fn auth_token(message: &Message) -> Option<(String, Option<String>)> {
     Some((token, proof))
 }
 
+/// What the connection of a first-message route shows a bound token:
+/// where the request was sent (a proof names it), and its client
+/// certificate.
+pub(crate) struct Possessed {
+    pub(crate) target: Option<TargetUrl>,
+    pub(crate) certificate: Option<ClientCertificate>,
+}
+
 /// Authenticates a first message's token: the gate's authenticator, then
 /// the revocation check by the one session rule (the token's `sid`, as at
 /// a handshake).
@@ -744,7 +753,7 @@ async fn authenticate_first_message(
     gate: &SocketGate,
     authenticator: &BoxedAuthenticator,
     (token, proof): (String, Option<String>),
-    target: Option<&TargetUrl>,
+    possession: &Possessed,
 ) -> Result<Principal, Error> {
     let started = Instant::now();
     let config = &gate.config;
@@ -756,10 +765,14 @@ async fn authenticate_first_message(
         let presented = dpop::Presented {
             token: Some(&token),
             proof: proof.as_deref(),
-            target,
+            target: possession.target.as_ref(),
             method: "GET",
             dpop_scheme: false,
             bearer_scheme: false,
+            certificate: possession
+                .certificate
+                .as_ref()
+                .map(ClientCertificate::thumbprint),
         };
         dpop::confirm(&config.dpop.0, config.dpop.1, &principal, &presented).await?;
         Ok(principal)
@@ -776,7 +789,7 @@ pub(crate) async fn serve_deferred<F, Fut>(
     gate: SocketGate,
     authenticator: BoxedAuthenticator,
     peer: Option<SocketAddr>,
-    target: Option<TargetUrl>,
+    possession: Possessed,
     slot: PendingSlot,
     handler: F,
 ) where
@@ -802,7 +815,7 @@ pub(crate) async fn serve_deferred<F, Fut>(
                     let Some(token) = auth_token(&message) else {
                         break Err(Close::new(CloseKind::Unauthenticated, reason::INVALID_TOKEN));
                     };
-                    break authenticate_first_message(&gate, &authenticator, token, target.as_ref())
+                    break authenticate_first_message(&gate, &authenticator, token, &possession)
                         .await
                         .map_err(|error| Close::for_failed_credential(&error));
                 }

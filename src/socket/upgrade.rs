@@ -14,6 +14,7 @@ use http::StatusCode;
 use http::request::Parts;
 
 use crate::audit::AuditEvent;
+use crate::certificate::ClientCertificate;
 use crate::handshake::{
     Addressed, ClientAddr, HandshakeRejection, MissingHandshakeLayer, RejectionReason,
     SelectedProtocol, audited_peer, client_address, forwarding_headers,
@@ -21,7 +22,7 @@ use crate::handshake::{
 use crate::limit::SocketLease;
 use crate::principal::{Principal, Transport};
 use crate::session::Session;
-use crate::socket::driver::{serve, serve_deferred};
+use crate::socket::driver::{Possessed, serve, serve_deferred};
 use crate::socket::gated_socket::GatedSocket;
 use crate::socket::limits::Limits;
 use crate::socket::registry::PendingRefusal;
@@ -70,6 +71,9 @@ pub struct DeferredUpgrade {
     forwarding: HeaderMap,
     /// Where the request was sent, for a first message's DPoP proof.
     addressed: Addressed,
+    /// The connection's client certificate, for a first message's
+    /// certificate-bound token.
+    certificate: Option<ClientCertificate>,
 }
 
 /// Rejection of [`GatedUpgrade`] and [`DeferredUpgrade`].
@@ -155,6 +159,7 @@ impl<S: Send + Sync> FromRequestParts<S> for DeferredUpgrade {
         let peer = peer(parts);
         let forwarding = forwarding_headers(&parts.headers);
         let addressed = Addressed::of(&parts.headers, &parts.uri, &parts.extensions);
+        let certificate = parts.extensions.get::<ClientCertificate>().cloned();
         let upgrade = WebSocketUpgrade::from_request_parts(parts, state)
             .await
             .map_err(GatedUpgradeRejection::NotAnUpgrade)?;
@@ -163,6 +168,7 @@ impl<S: Send + Sync> FromRequestParts<S> for DeferredUpgrade {
             peer,
             forwarding,
             addressed,
+            certificate,
         })
     }
 }
@@ -259,10 +265,19 @@ impl DeferredUpgrade {
             }
         };
         let target = self.addressed.target(self.peer, &config.trusted_proxies);
+        // A trusted proxy's own certificate is not its client's.
+        let from_proxy = self
+            .peer
+            .is_some_and(|peer| config.trusted_proxies.contains(&peer.ip()));
+        let certificate = self.certificate.filter(|_| !from_proxy);
         let gate = gate.clone();
         let upgrade = limited(self.upgrade, limits);
         upgrade.on_upgrade(move |ws| {
-            serve_deferred(ws, gate, authenticator, peer, target, slot, handler)
+            let possession = Possessed {
+                target,
+                certificate,
+            };
+            serve_deferred(ws, gate, authenticator, peer, possession, slot, handler)
         })
     }
 }
