@@ -177,6 +177,7 @@ async fn counters_move_as_handshakes_are_refused_and_sockets_close() {
         "every authentication is timed"
     );
     dpop_metrics(metrics, addr, &keys).await;
+    certificate_metrics(metrics).await;
     identity_provider_metrics(metrics).await;
 
     // No label holds a subject, a token or an address.
@@ -231,6 +232,93 @@ async fn dpop_metrics(metrics: SocketAddr, addr: SocketAddr, keys: &Keys) {
     let moved = |series: &str| value(&after, series) - value(&before, series);
     assert_eq!(moved(invalid), 1.0);
     assert_eq!(moved(replay), 1.0);
+}
+
+/// Client certificates refused at the TLS layer (no HTTP request, no
+/// audit event: only this counter), by reason; a certificate that
+/// authenticates counts as transport `certificate`.
+async fn certificate_metrics(metrics: SocketAddr) {
+    use common::pki::{Authority, Kind, Leaf, connector};
+    use wsgate::authenticate::CertificateAuthenticator;
+    use wsgate::certificate::ClientCertificates;
+    use wsgate::serve::{ServerTls, Serving};
+
+    let refused = |reason: &str| {
+        format!(r#"wsgate_tls_client_certificates_refused_total{{reason="{reason}"}}"#)
+    };
+    let accepted = r#"wsgate_handshakes_total{outcome="allow",transport="certificate"}"#;
+    let before = scrape(metrics).await;
+    let ca = Authority::new("metrics CA");
+    let other = Authority::new("another CA");
+    let revoked = ca.leaf("dave", &[], Kind::Client);
+    let trust = ClientCertificates::builder(ca.pem.as_bytes())
+        .unwrap()
+        .crls(ca.crl(&[&revoked]).as_bytes())
+        .unwrap()
+        .build()
+        .unwrap();
+    let server = Leaf::server();
+    let tls = ServerTls::builder(server.pem.as_bytes(), server.key_pem.as_bytes())
+        .unwrap()
+        .client_certificates(trust)
+        .build()
+        .unwrap();
+    let gate = Gate::builder(Keys::load().verifier())
+        .authenticator(CertificateAuthenticator::new())
+        .build()
+        .unwrap();
+    let handshake = gate
+        .handshake()
+        .transports([Transport::Certificate])
+        .allowed_origins(["https://app.example"])
+        .unwrap()
+        .build()
+        .unwrap();
+    let router = Router::new()
+        .route("/ws", get(echo))
+        .route_layer(handshake)
+        .with_state(gate);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        Serving::new()
+            .tls(tls)
+            .serve(listener, router, std::future::pending()),
+    );
+    let open = |client: Leaf| {
+        let server = &server;
+        async move {
+            let base = format!("wss://localhost:{}", addr.port());
+            let handshake = Handshake::to("/ws").origin("https://app.example");
+            let request = common::handshake_request(&base, &handshake);
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            tokio_tungstenite::client_async_tls_with_config(
+                request,
+                stream,
+                None,
+                Some(connector(server, Some(&client))),
+            )
+            .await
+            .map(drop)
+        }
+    };
+    assert!(open(ca.leaf("dave", &[], Kind::Client)).await.is_ok());
+    for leaf in [
+        other.leaf("dave", &[], Kind::Client),
+        Leaf::self_signed("dave"),
+        ca.leaf("dave", &[], Kind::Expired),
+        revoked,
+        ca.leaf("dave", &[], Kind::ServerOnly),
+    ] {
+        assert!(open(leaf).await.is_err());
+    }
+    let after = scrape(metrics).await;
+    let moved = |series: &str| value(&after, series) - value(&before, series);
+    assert_eq!(moved(&refused("unknown issuer")), 2.0);
+    assert_eq!(moved(&refused("expired")), 1.0);
+    assert_eq!(moved(&refused("revoked")), 1.0);
+    assert_eq!(moved(&refused("wrong usage")), 1.0);
+    assert_eq!(moved(accepted), 1.0);
 }
 
 /// Key fetches (with the keys they added) and introspections by outcome,

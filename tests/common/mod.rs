@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub mod dpop;
 pub mod idp;
 pub mod limiter_cases;
+pub mod pki;
 pub mod postgres;
 pub mod raw;
 pub mod redis;
@@ -589,7 +590,18 @@ impl Outcome {
 }
 
 pub async fn connect(addr: SocketAddr, handshake: &Handshake) -> Outcome {
-    let mut request = format!("ws://{addr}{}", handshake.path)
+    let request = handshake_request(&format!("ws://{addr}"), handshake);
+    outcome(tokio_tungstenite::connect_async(request).await)
+        .await
+        .unwrap_or_else(|error| panic!("handshake failed below HTTP: {error}"))
+}
+
+/// `handshake` to `base` (a `ws://` or `wss://` origin), as a client request.
+pub fn handshake_request(
+    base: &str,
+    handshake: &Handshake,
+) -> tungstenite::handshake::client::Request {
+    let mut request = format!("{base}{}", handshake.path)
         .into_client_request()
         .unwrap();
     for (name, value) in &handshake.headers {
@@ -601,7 +613,24 @@ pub async fn connect(addr: SocketAddr, handshake: &Handshake) -> Outcome {
             request.headers_mut().append(*name, value);
         }
     }
-    match tokio_tungstenite::connect_async(request).await {
+    request
+}
+
+/// What came of a client's handshake: `Err` when it failed below HTTP (a
+/// TLS handshake the server ended, a reset).
+pub async fn outcome<S>(
+    connected: Result<
+        (
+            tokio_tungstenite::WebSocketStream<S>,
+            tungstenite::handshake::client::Response,
+        ),
+        tungstenite::Error,
+    >,
+) -> Result<Outcome, tungstenite::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match connected {
         Ok((mut stream, response)) => {
             let protocol = response
                 .headers()
@@ -609,10 +638,10 @@ pub async fn connect(addr: SocketAddr, handshake: &Handshake) -> Outcome {
                 .map(|value| value.to_str().unwrap().to_owned());
             let first = stream.next().await.unwrap().unwrap();
             let welcome = serde_json::from_str(first.to_text().unwrap()).unwrap();
-            Outcome::Accepted { welcome, protocol }
+            Ok(Outcome::Accepted { welcome, protocol })
         }
-        Err(tungstenite::Error::Http(response)) => refusal(&response),
-        Err(error) => panic!("handshake failed below HTTP: {error}"),
+        Err(tungstenite::Error::Http(response)) => Ok(refusal(&response)),
+        Err(error) => Err(error),
     }
 }
 
