@@ -24,13 +24,16 @@ use serde_json::{Value, json};
 use wsgate::accounts::Accounts;
 use wsgate::audit::{JsonLinesAudit, TracingAudit};
 use wsgate::authenticate::BasicAuthenticator;
+use wsgate::authenticate::CertificateAuthenticator;
+use wsgate::certificate::{ClientCertificate, ClientCertificates};
+use wsgate::confirmation::Confirmation;
 use wsgate::dpop::{DpopMode, ProofRequest, TargetUrl};
-use wsgate::handshake::SecureTransport;
 use wsgate::limit::InMemoryFailureLimiter;
 use wsgate::oidc::{OidcProvider, OidcVerifier};
 use wsgate::password::{PasswordPolicy, PasswordVerifier};
 use wsgate::prelude::*;
 use wsgate::redis::RedisStores;
+use wsgate::serve::{ServerTls, Serving};
 use wsgate::session::ConnectionId;
 use wsgate::socket::GatedSender;
 use wsgate::sql::SqlCredentialStore;
@@ -65,6 +68,9 @@ struct Settings {
     max_sockets_per_subject: usize,
     /// Certificate chain and private key (PEM paths) for HTTPS and `wss://`.
     tls: Option<(String, String)>,
+    /// CA certificates (PEM path) whose client certificates authenticate,
+    /// and revocation lists (PEM path) for them.
+    client_certificates: Option<(String, Option<String>)>,
     /// Where to serve `GET /metrics` (Prometheus text), on a listener of its own.
     metrics: Option<SocketAddr>,
     oidc: Option<OidcSettings>,
@@ -149,6 +155,20 @@ impl Settings {
                 (Some(cert), Some(key)) => Some((cert, key)),
                 (None, None) => None,
                 _ => return Err("set both WSGATE_TLS_CERT and WSGATE_TLS_KEY, or neither".into()),
+            },
+            client_certificates: match (var("WSGATE_TLS_CLIENT_CA"), var("WSGATE_TLS_CLIENT_CRL")) {
+                (None, None) => None,
+                (None, Some(_)) => {
+                    return Err("WSGATE_TLS_CLIENT_CRL needs WSGATE_TLS_CLIENT_CA: \
+                         revocation lists of which CAs?"
+                        .into());
+                }
+                (Some(_), _) if var("WSGATE_TLS_CERT").is_none() => {
+                    return Err("WSGATE_TLS_CLIENT_CA needs WSGATE_TLS_CERT and \
+                         WSGATE_TLS_KEY: client certificates come over TLS"
+                        .into());
+                }
+                (Some(ca), crl) => Some((ca, crl)),
             },
             metrics: var("WSGATE_METRICS_ADDR")
                 .map(|address| {
@@ -310,8 +330,18 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let rules = InMemoryFailureLimiter::builder()
         .account_threshold(settings.lockout_threshold)?
         .address_threshold(settings.address_failure_limit)?;
+    let client_certificates = settings
+        .client_certificates
+        .as_ref()
+        .map(|(ca, crl)| client_certificates(ca, crl.as_deref()))
+        .transpose()?;
     let mut gate = Gate::builder(verifier)
         .passwords(BasicAuthenticator::new(users.clone(), passwords.clone()));
+    if client_certificates.is_some() {
+        // A certificate's subject is its Common Name; certificates never
+        // carry roles here, so an `admin` certificate is just a user.
+        gate = gate.authenticator(CertificateAuthenticator::new().roles(["user"]));
+    }
     gate = match &settings.redis {
         None => gate.failure_limiter(rules.build()),
         Some((url, max_staleness)) => {
@@ -357,16 +387,21 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         )
         .build()?;
     // Sockets take every transport; explicit credentials come before the
-    // cookie a browser attaches on its own.
+    // cookie a browser attaches on its own, and the client certificate
+    // (when asked for) comes after everything the request carries.
+    let mut transports = vec![
+        Transport::Bearer,
+        Transport::Basic,
+        Transport::Subprotocol,
+        Transport::Ticket,
+        Transport::Cookie,
+    ];
+    if client_certificates.is_some() {
+        transports.push(Transport::Certificate);
+    }
     let socket_handshake = gate
         .handshake()
-        .transports([
-            Transport::Bearer,
-            Transport::Basic,
-            Transport::Subprotocol,
-            Transport::Ticket,
-            Transport::Cookie,
-        ])
+        .transports(transports)
         .allowed_origins(&settings.allowed_origins)?
         .application_protocols([APPLICATION_PROTOCOL])?
         .cookie_name(COOKIE_NAME)?
@@ -413,105 +448,77 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let tls = settings
         .tls
         .as_ref()
-        .map(|(cert, key)| tls_acceptor(cert, key))
+        .map(|(cert, key)| server_tls(cert, key, client_certificates.clone()))
         .transpose()?;
     let listener = tokio::net::TcpListener::bind(settings.address).await?;
     tracing::info!(
-        "wsgate demo on {}://{} (tokens signed with {algorithm:?})",
+        "wsgate demo on {}://{} (tokens signed with {algorithm:?}{})",
         if tls.is_some() { "https" } else { "http" },
-        listener.local_addr()?
-    );
-    let shutdown = tokio::signal::ctrl_c();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors, say: wait rather than spin.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let router = router.clone();
-        match tls.clone() {
-            None => {
-                tokio::spawn(serve_connection(stream, peer, router, false));
-            }
-            Some(acceptor) => {
-                tokio::spawn(async move {
-                    // The TLS handshake gets the same deadline as the headers.
-                    match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, peer, router, true).await,
-                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
+        listener.local_addr()?,
+        if client_certificates.is_some() {
+            "; client certificates asked for"
+        } else {
+            ""
         }
+    );
+    // Served with hyper directly (wsgate's `Serving`), not `axum::serve`:
+    // a deadline for request headers and the TLS handshake cuts off
+    // slow clients, and each request carries its peer, the TLS mark and
+    // the verified client certificate.
+    let mut serving = Serving::new().header_read_timeout(HEADER_READ_TIMEOUT);
+    if let Some(tls) = tls {
+        serving = serving.tls(tls);
     }
+    serving
+        .serve(listener, router, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
     Ok(())
 }
 
-/// TLS 1.3 only, HTTP/1.1 (WebSocket upgrades need it), from PEM files.
-fn tls_acceptor(
+/// The CAs (and revocation lists) whose client certificates authenticate.
+/// A certificate whose CA has no list in the CRL file is "not on" it, as
+/// DESIGN.md has it, so unknown revocation status is allowed.
+fn client_certificates(
+    ca: &str,
+    crl: Option<&str>,
+) -> Result<ClientCertificates, Box<dyn std::error::Error>> {
+    let read = |name: &str, path: &str| {
+        std::fs::read(path).map_err(|error| format!("{name} {path}: {error}"))
+    };
+    let mut builder = ClientCertificates::builder(&read("WSGATE_TLS_CLIENT_CA", ca)?)
+        .map_err(|error| format!("WSGATE_TLS_CLIENT_CA {ca}: {error}"))?;
+    if let Some(crl) = crl {
+        builder = builder
+            .crls(&read("WSGATE_TLS_CLIENT_CRL", crl)?)
+            .map_err(|error| format!("WSGATE_TLS_CLIENT_CRL {crl}: {error}"))?
+            .allow_unknown_revocation_status();
+    }
+    Ok(builder.build()?)
+}
+
+/// TLS 1.3 only, HTTP/1.1 (WebSocket upgrades need it), from PEM files;
+/// client certificates asked for when CAs are given.
+fn server_tls(
     cert: &str,
     key: &str,
-) -> Result<tokio_rustls::TlsAcceptor, Box<dyn std::error::Error>> {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(|error| format!("WSGATE_TLS_CERT {cert}: {error}"))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| format!("WSGATE_TLS_CERT {cert}: {error}"))?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|error| format!("WSGATE_TLS_KEY {key}: {error}"))?;
-    let mut config =
-        rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS13])
-            .with_no_client_auth()
-            .with_single_cert(chain, key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
-}
-
-/// How long a client may take to send its request headers. A client that
-/// trickles them a byte at a time (slowloris) is cut off after this.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Serves one connection with hyper directly rather than `axum::serve`, for
-/// the header read timeout `axum::serve` does not set.
-async fn serve_connection<I>(io: I, peer: SocketAddr, router: Router, secure: bool)
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::service::TowerToHyperService;
-    use tower::ServiceExt as _;
-
-    let service = router.map_request(
-        move |mut request: axum::http::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            if secure {
-                request.extensions_mut().insert(SecureTransport);
-            }
-            request
-        },
-    );
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let connection =
-        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
-    if let Err(error) = connection.await {
-        tracing::debug!(%peer, %error, "connection ended with an error");
+    client_certificates: Option<ClientCertificates>,
+) -> Result<ServerTls, Box<dyn std::error::Error>> {
+    let chain = std::fs::read(cert).map_err(|error| format!("WSGATE_TLS_CERT {cert}: {error}"))?;
+    let key_pem = std::fs::read(key).map_err(|error| format!("WSGATE_TLS_KEY {key}: {error}"))?;
+    let mut builder = ServerTls::builder(&chain, &key_pem)
+        .map_err(|error| format!("WSGATE_TLS_CERT/WSGATE_TLS_KEY: {error}"))?;
+    if let Some(certificates) = client_certificates {
+        builder = builder.client_certificates(certificates);
     }
+    Ok(builder.build()?)
 }
+
+/// How long a client may take to send its request headers (and finish its
+/// TLS handshake). A client that trickles them a byte at a time
+/// (slowloris) is cut off after this.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves the metrics in the Prometheus text format on `address` (its own
 /// listener, so the chat's port never exposes them).
@@ -574,6 +581,7 @@ fn password_refused(error: &wsgate::Error) -> Response {
 async fn login(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    certificate: Option<axum::Extension<ClientCertificate>>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -600,10 +608,17 @@ async fn login(
             return password_refused(&error);
         }
     };
-    let issued = match &jkt {
-        Some(jkt) => app.issuer.issue_bound_token(&principal, jkt),
-        None => app.issuer.issue_token(&principal),
-    };
+    // Bound to the proof's key, and to the client certificate of the
+    // connection (RFC 8705) when it presented one: such a token works
+    // only beside that certificate.
+    let mut confirmation = Confirmation::default();
+    if let Some(jkt) = &jkt {
+        confirmation = confirmation.with_jkt(jkt.clone());
+    }
+    if let Some(axum::Extension(certificate)) = &certificate {
+        confirmation = confirmation.with_certificate(certificate.thumbprint());
+    }
+    let issued = app.issuer.issue_confirmed_token(&principal, &confirmation);
     let Ok(issued) = issued else {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     };
