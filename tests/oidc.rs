@@ -690,6 +690,86 @@ async fn a_discovery_document_of_another_issuer_is_logged_and_refused() {
     assert_eq!(sub_of(&site.bearer(&token).await), "chat-user");
 }
 
+/// RFC 8705 with the real provider: a client with
+/// `tls_client_certificate_bound_access_tokens` gets tokens bound to its
+/// certificate (the provider reads it as a TLS-terminating proxy hands it
+/// over). wsgate, behind the same kind of proxy (trusted, its header
+/// believed), takes such a token only beside that certificate: a JWT with
+/// `cnf.x5t#S256`, and an opaque token whose introspection answer carries
+/// it.
+#[tokio::test]
+async fn certificate_bound_provider_tokens_open_sockets_only_beside_their_certificate() {
+    use common::idp::CHAT_DEVICE;
+    use common::pki::{Authority, Kind};
+    use wsgate::certificate::{ForwardedCertificateHeader, ForwardedCertificates};
+    let Some(provider) = Idp::start().await else {
+        return;
+    };
+    let proxy: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let site = Site::start_with(
+        &[&provider],
+        |builder| builder,
+        |gate| {
+            gate.trusted_proxies([proxy])
+                .forwarded_certificates(ForwardedCertificates::new(
+                    ForwardedCertificateHeader::Nginx,
+                ))
+        },
+    )
+    .await;
+    let ca = Authority::new("device CA");
+    let device = ca.leaf("device-1", &[], Kind::Client);
+    let thief = ca.leaf("device-1", &[], Kind::Client);
+    let forwarded = |pem: &str| {
+        percent_encoding::utf8_percent_encode(pem, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    for resource in [ES256, OPAQUE] {
+        let (token, token_type) = provider
+            .certificate_token(CHAT_DEVICE, resource, &device.pem)
+            .await;
+        assert_eq!(token_type, "Bearer", "{resource}: RFC 8705 keeps Bearer");
+        if resource == ES256 {
+            let claims = token.split('.').nth(1).unwrap();
+            let claims: Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
+            assert_eq!(
+                claims["cnf"],
+                json!({"x5t#S256": device.thumbprint()}),
+                "{resource}"
+            );
+        }
+        let with = |pem: Option<&str>| {
+            let handshake = Handshake::to("/ws").bearer(&token);
+            match pem {
+                Some(pem) => handshake.header("x-ssl-client-cert", forwarded(pem)),
+                None => handshake,
+            }
+        };
+        for (what, handshake) in [
+            ("without a certificate", with(None)),
+            ("beside another certificate", with(Some(&thief.pem))),
+        ] {
+            assert_eq!(
+                observed(&connect(site.addr, &handshake).await),
+                (401, "invalid token".to_owned()),
+                "{resource} {what}"
+            );
+        }
+        let accepted = connect(site.addr, &with(Some(&device.pem))).await;
+        assert_eq!(sub_of(&accepted), "chat-device", "{resource}");
+    }
+    let allowed: Vec<_> = site
+        .events(EventKind::Handshake)
+        .into_iter()
+        .filter(|event| event.outcome == Decision::Allow)
+        .collect();
+    assert_eq!(allowed.len(), 2);
+    for event in allowed {
+        assert_eq!(event.binding, Some("certificate"));
+        assert_eq!(event.cert.as_deref(), Some(device.fingerprint().as_str()));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_or_client_secret_in_any_audit_event() {
     let Some(provider) = Idp::start().await else {

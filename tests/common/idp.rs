@@ -27,6 +27,9 @@ pub const CHAT_ADMIN: (&str, &str, &str) = (
     "chat-admin-secret-0123456789",
     "chat chat:admin",
 );
+/// A client whose tokens the provider binds to its certificate.
+pub const CHAT_DEVICE: (&str, &str, &str) =
+    ("chat-device", "chat-device-secret-0123456789", "chat");
 pub const NO_SCOPE: (&str, &str, &str) = ("no-scope", "no-scope-secret-0123456789", "");
 /// wsgate's own credentials, for introspection.
 pub const INTROSPECTOR: (&str, &str) = ("wsgate", "wsgate-introspection-secret-0123456789");
@@ -200,6 +203,20 @@ impl Idp {
         self.grant(client, resource, Some(key)).await
     }
 
+    /// An access token bound to the client certificate `pem` (RFC 8705):
+    /// the client credentials grant with the certificate handed to the
+    /// provider as a TLS-terminating proxy would (`X-SSL-Client-Cert`, URL-
+    /// encoded PEM, which its `getCertificate` reads). The token and the
+    /// `token_type` the provider answered.
+    pub async fn certificate_token(
+        &self,
+        client: (&str, &str, &str),
+        resource: &str,
+        pem: &str,
+    ) -> (String, String) {
+        self.grant_with(client, resource, None, Some(pem)).await
+    }
+
     /// The client credentials grant, with a proof of `key` where given:
     /// the token and its `token_type`.
     async fn grant(
@@ -207,6 +224,16 @@ impl Idp {
         client: (&str, &str, &str),
         resource: &str,
         key: Option<&super::dpop::ClientKey>,
+    ) -> (String, String) {
+        self.grant_with(client, resource, key, None).await
+    }
+
+    async fn grant_with(
+        &self,
+        client: (&str, &str, &str),
+        resource: &str,
+        key: Option<&super::dpop::ClientKey>,
+        certificate: Option<&str>,
     ) -> (String, String) {
         let endpoint = self.url("/token");
         let mut form = vec![("grant_type", "client_credentials"), ("resource", resource)];
@@ -220,6 +247,11 @@ impl Idp {
         if let Some(key) = key {
             let proof = key.proof_with(&endpoint, None, |claims| claims["htm"] = json!("POST"));
             request = request.header("dpop", proof);
+        }
+        if let Some(pem) = certificate {
+            let encoded =
+                percent_encoding::utf8_percent_encode(pem, percent_encoding::NON_ALPHANUMERIC);
+            request = request.header("x-ssl-client-cert", encoded.to_string());
         }
         let answer: Value = request
             .form(&form)
@@ -339,6 +371,15 @@ impl Site {
         providers: &[&Idp],
         tune: impl FnOnce(OidcVerifierBuilder) -> OidcVerifierBuilder,
     ) -> Self {
+        Self::start_with(providers, tune, |gate| gate).await
+    }
+
+    /// With the gate's settings changed by `tune_gate` too.
+    pub async fn start_with(
+        providers: &[&Idp],
+        tune: impl FnOnce(OidcVerifierBuilder) -> OidcVerifierBuilder,
+        tune_gate: impl FnOnce(wsgate::GateBuilder) -> wsgate::GateBuilder,
+    ) -> Self {
         let keys = Keys::load();
         let events = Arc::new(Mutex::new(Vec::new()));
         let seen = events.clone();
@@ -353,8 +394,7 @@ impl Site {
             builder = builder.provider(provider_of(provider));
         }
         let verifier = tune(builder).build().unwrap();
-        let gate = Gate::builder(verifier)
-            .audit(auditor)
+        let gate = tune_gate(Gate::builder(verifier).audit(auditor))
             .policy(scope_policy())
             .build()
             .unwrap();

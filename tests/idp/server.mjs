@@ -40,6 +40,11 @@ const CLIENTS = [
   { client_id: 'chat-user', client_secret: 'chat-user-secret-0123456789', scope: 'chat' },
   { client_id: 'chat-admin', client_secret: 'chat-admin-secret-0123456789', scope: 'chat chat:admin' },
   { client_id: 'no-scope', client_secret: 'no-scope-secret-0123456789' },
+  // A device whose tokens are bound to its client certificate (RFC 8705).
+  {
+    client_id: 'chat-device', client_secret: 'chat-device-secret-0123456789', scope: 'chat',
+    tls_client_certificate_bound_access_tokens: true,
+  },
   // wsgate's own credentials for introspection.
   { client_id: 'wsgate', client_secret: 'wsgate-introspection-secret-0123456789' },
 ].map((client) => ({
@@ -100,6 +105,17 @@ function makeProvider(keys) {
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
+      // Certificate-bound tokens (RFC 8705). No TLS here: the tests hand
+      // the client's certificate over as a TLS-terminating proxy would,
+      // URL-encoded PEM in `X-SSL-Client-Cert`.
+      mTLS: {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        getCertificate(ctx) {
+          const forwarded = ctx.get('x-ssl-client-cert');
+          return forwarded ? decodeURIComponent(forwarded) : undefined;
+        },
+      },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => 'urn:wsgate:es256',
