@@ -1,8 +1,10 @@
 //! Credential parsing at the handshake: Authorization (Bearer, Basic), the
-//! subprotocol list, cookies, the query string, Origin, forwarded headers.
+//! subprotocol list, cookies, the query string, Origin, forwarded headers,
+//! certificates forwarded by a proxy (Envoy's `X-Forwarded-Client-Cert`).
 //!
 //! Input: a request line's target on the first line, then `name: value`
-//! header lines. Whatever comes in, the layer answers with one of its
+//! header lines. A header `x-fuzz-peer` makes the request come from the
+//! trusted proxy (127.0.0.1), so its forwarded headers are read. Whatever comes in, the layer answers with one of its
 //! statuses (or lets the request through) and never panics.
 #![no_main]
 
@@ -15,6 +17,7 @@ use libfuzzer_sys::fuzz_target;
 use tower::{ServiceBuilder, ServiceExt as _};
 use wsgate::Transport;
 use wsgate::authenticate::{Authenticator, BasicAuthenticator, BearerAuthenticator};
+use wsgate::certificate::{ForwardedCertificateHeader, ForwardedCertificates};
 use wsgate::handshake::HandshakeLayer;
 use wsgate::jwt::{Algorithm, JwtVerifier, VerificationKey};
 use wsgate::password::{Argon2id, PasswordVerifier};
@@ -38,9 +41,13 @@ fuzz_target!(|data: &[u8]| {
             builder = builder.header(name.trim(), value.trim());
         }
     }
-    let Ok(request) = builder.body(Body::empty()) else {
+    let Ok(mut request) = builder.body(Body::empty()) else {
         return;
     };
+    if request.headers().contains_key("x-fuzz-peer") {
+        let proxy = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+        request.extensions_mut().insert(axum::extract::ConnectInfo(proxy));
+    }
     let status = runtime().block_on(async {
         let verifier = JwtVerifier::builder()
             .key(VerificationKey::hmac(&[7; 32], Algorithm::HS256).unwrap())
@@ -59,12 +66,14 @@ fuzz_target!(|data: &[u8]| {
                 Transport::Subprotocol,
                 Transport::Ticket,
                 Transport::Cookie,
+                Transport::Certificate,
             ])
             .allowed_origins(["https://app.example", "http://127.0.0.1:3000"])
             .unwrap()
             .application_protocols(["chat.v1"])
             .unwrap()
             .trusted_proxies(["127.0.0.1".parse().unwrap()])
+            .forwarded_certificates(ForwardedCertificates::new(ForwardedCertificateHeader::EnvoyXfcc))
             .build()
             .unwrap();
         let inner = tower::service_fn(|_request: http::Request<Body>| async {
