@@ -33,6 +33,7 @@ struct Site {
     server: Leaf,
     keys: Keys,
     events: Arc<Mutex<Vec<AuditEvent>>>,
+    gate: Gate,
 }
 
 struct Options {
@@ -54,7 +55,7 @@ impl Default for Options {
 /// The router every server here serves: the gate's socket route (a
 /// welcome naming the principal and its transport, then an echo), its
 /// ticket route, a first-message route.
-fn router(keys: &Keys, options: Options, events: &Arc<Mutex<Vec<AuditEvent>>>) -> Router {
+fn router(keys: &Keys, options: Options, events: &Arc<Mutex<Vec<AuditEvent>>>) -> (Router, Gate) {
     let seen = events.clone();
     let auditor = Auditor::new(move |event: &AuditEvent| seen.lock().unwrap().push(event.clone()));
     let gate = (options.tune)(
@@ -78,12 +79,13 @@ fn router(keys: &Keys, options: Options, events: &Arc<Mutex<Vec<AuditEvent>>>) -
         .unwrap()
         .build()
         .unwrap();
-    Router::new()
+    let router = Router::new()
         .route("/ws", get(welcome))
         .route_layer(handshake)
         .route("/ws/deferred", get(common::welcome_then_echo_deferred))
         .route("/tickets", gate.ticket_route())
-        .with_state(gate)
+        .with_state(gate.clone());
+    (router, gate)
 }
 
 /// A welcome naming the principal, how it came and when it expires, then
@@ -125,7 +127,7 @@ impl Site {
             .client_certificates(trust.build().unwrap())
             .build()
             .unwrap();
-        let router = router(&keys, options, &events);
+        let (router, gate) = router(&keys, options, &events);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(
@@ -138,6 +140,7 @@ impl Site {
             server,
             keys,
             events,
+            gate,
         }
     }
 
@@ -178,6 +181,32 @@ impl Site {
             .filter(|event| event.event == EventKind::Handshake)
             .cloned()
             .collect()
+    }
+
+    /// Opens a socket presenting `client`, past its welcome.
+    async fn open(
+        &self,
+        client: &Leaf,
+        handshake: &Handshake,
+    ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>
+    {
+        use futures_util::StreamExt as _;
+        let base = format!("wss://localhost:{}", self.addr.port());
+        let stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let (mut socket, _) = tokio_tungstenite::client_async_tls_with_config(
+            handshake_request(&base, handshake),
+            stream,
+            None,
+            Some(connector(&self.server, Some(client))),
+        )
+        .await
+        .unwrap();
+        let welcome = socket.next().await.unwrap().unwrap();
+        assert!(
+            welcome.to_text().unwrap().contains("\"sub\""),
+            "{welcome:?}"
+        );
+        socket
     }
 
     /// Opens the first-message route presenting `client` and
@@ -603,6 +632,116 @@ async fn a_socket_opened_by_a_certificate_closes_when_the_certificate_expires() 
     );
 }
 
+/// A session bound to a certificate (opened by it, or by a token bound to
+/// it) takes a per-message token, and (opened by a token) an in-band
+/// refresh, only bound to the same certificate; anything else closes it
+/// 4401. A session opened by the certificate lives as long as the
+/// certificate: no token refreshes it.
+#[tokio::test]
+async fn a_certificate_session_refreshes_only_to_a_token_bound_to_its_certificate() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    let ca = Authority::new("wsgate test CA");
+    let options = Options {
+        tune: Box::new(|gate| gate.message_tokens(true)),
+        ..Options::default()
+    };
+    let site = Site::start(&ca, options).await;
+    let alice = ca.leaf("alice", &[], Kind::Client);
+    let other = ca.leaf("alice", &[], Kind::Client);
+    let later = |certificate: Option<&Leaf>| {
+        let mut claims = Keys::claims("alice");
+        claims["exp"] = json!(common::now() + 600);
+        if let Some(certificate) = certificate {
+            claims["cnf"] = json!({"x5t#S256": certificate.thumbprint()});
+        }
+        site.keys.sign_with(Algorithm::HS256, &claims, |_| {})
+    };
+    let refresh = |token: String| {
+        tungstenite::Message::text(json!({"type": "auth.refresh", "token": token}).to_string())
+    };
+    let say = |token: String| {
+        tungstenite::Message::text(json!({"type": "say", "text": "hi", "token": token}).to_string())
+    };
+    // Opened with a token that expires before the refreshing ones.
+    let bound = site.token("alice", Some(&alice));
+    for (opened_by, handshake) in [
+        ("the certificate", socket()),
+        ("a bound token", socket().bearer(&bound)),
+    ] {
+        let mut client = site.open(&alice, &handshake).await;
+        client.send(refresh(later(Some(&alice)))).await.unwrap();
+        if opened_by == "the certificate" {
+            assert_eq!(
+                common::close_within(&mut client, Duration::from_secs(2)).await,
+                (4401, "invalid token".to_owned()),
+                "a certificate's session is not refreshed by a token"
+            );
+            client = site.open(&alice, &handshake).await;
+        } else {
+            let reply = client.next().await.unwrap().unwrap();
+            assert!(
+                reply.to_text().unwrap().contains("auth.refreshed"),
+                "{reply:?}"
+            );
+        }
+        client.send(say(later(Some(&alice)))).await.unwrap();
+        let echoed = client.next().await.unwrap().unwrap();
+        assert!(
+            echoed.to_text().unwrap().contains("\"hi\""),
+            "{opened_by}: {echoed:?}"
+        );
+        for (name, token) in [
+            ("a bearer token", later(None)),
+            ("a token of another certificate", later(Some(&other))),
+        ] {
+            for message in [refresh(token.clone()), say(token.clone())] {
+                let mut client = site.open(&alice, &handshake).await;
+                client.send(message).await.unwrap();
+                assert_eq!(
+                    common::close_within(&mut client, Duration::from_secs(2)).await,
+                    (4401, "invalid token".to_owned()),
+                    "opened by {opened_by}, then {name}"
+                );
+            }
+        }
+    }
+}
+
+/// Revoking a certificate's subject closes its live sockets (4403) and
+/// refuses the certificates issued up to then, as it does tokens.
+#[tokio::test]
+async fn revoking_the_subject_closes_its_certificate_sockets() {
+    let ca = Authority::new("wsgate test CA");
+    let site = Site::start(&ca, Options::default()).await;
+    let alice = ca.leaf("alice", &[], Kind::Client);
+    let base = format!("wss://localhost:{}", site.addr.port());
+    let stream = tokio::net::TcpStream::connect(site.addr).await.unwrap();
+    let (mut client, _) = tokio_tungstenite::client_async_tls_with_config(
+        handshake_request(&base, &socket()),
+        stream,
+        None,
+        Some(connector(&site.server, Some(&alice))),
+    )
+    .await
+    .unwrap();
+    let closed = site
+        .gate
+        .registry()
+        .revoke(wsgate::store::Revocation::subject(
+            "alice",
+            std::time::SystemTime::now(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(closed, 1);
+    let (code, reason) = common::close_within(&mut client, Duration::from_secs(5)).await;
+    assert_eq!((code, reason.as_str()), (4403, "token revoked"));
+    let (code, body) = body(site.connect(Some(&alice), &socket()).await, "after");
+    assert_eq!((code, body.as_str()), (401, "token revoked"));
+    let bob = ca.leaf("bob", &[], Kind::Client);
+    accepted(site.connect(Some(&bob), &socket()).await, "another subject");
+}
+
 /// Behind a TLS-terminating proxy: the certificate comes in the proxy's
 /// header, believed only from a trusted proxy (and then the proxy's own
 /// connection certificate never counts); from anyone else the header is
@@ -626,7 +765,7 @@ async fn a_forwarded_certificate_is_believed_only_from_a_trusted_proxy() {
         tune: Box::new(tune),
         ..Options::default()
     };
-    let addr = common::serve(router(&keys, options, &events)).await;
+    let addr = common::serve(router(&keys, options, &events).0).await;
 
     let alice = ca.leaf("alice", &[], Kind::Client);
     let encoded = |leaf: &Leaf| utf8_percent_encode(&leaf.pem, NON_ALPHANUMERIC).to_string();
@@ -701,7 +840,7 @@ async fn a_forwarded_certificate_is_believed_only_from_a_trusted_proxy() {
         tune: Box::new(verified),
         ..Options::default()
     };
-    let addr = common::serve(router(&keys, options, &events)).await;
+    let addr = common::serve(router(&keys, options, &events).0).await;
     let nginx = |leaf: &Leaf| socket().header("x-ssl-client-cert", encoded(leaf));
     assert_eq!(common::connect(addr, &nginx(&alice)).await.status(), 101);
     let stranger = other.leaf("alice", &[], Kind::Client);

@@ -69,8 +69,10 @@ type Mapping = Arc<dyn Fn(&CertificateIdentity) -> Option<Principal> + Send + Sy
 ///   them ([`roles`](Self::roles), or a [`map`](Self::map) closure);
 /// - exactly one value of the chosen kind must be there, without control
 ///   characters: a certificate with two Common Names, or none, is refused;
-/// - the principal expires with the certificate (its socket closes with
-///   4401 then), and is bound to it (`cnf.x5t#S256`): an in-band refresh or
+/// - the principal was issued when the certificate's validity began (so
+///   revoking its subject refuses the certificates issued up to then, as
+///   it refuses tokens), expires with the certificate (its socket closes
+///   with 4401 then), and is bound to it (`cnf.x5t#S256`): an in-band refresh or
 ///   a per-message token on its socket must be bound to the same
 ///   certificate.
 ///
@@ -169,9 +171,14 @@ impl CertificateAuthenticator {
             Some(expires_at) => expires_at.min(identity.not_after),
             None => identity.not_after,
         };
+        // Issued when the certificate's validity starts: revoking the
+        // subject refuses the certificates issued up to then, as it
+        // refuses tokens issued up to then.
+        let issued_at = principal.issued_at().unwrap_or(identity.not_before);
         Ok(principal
             .with_method(AuthMethod::Certificate)
             .with_expires_at(expires_at)
+            .with_issued_at(issued_at)
             .with_claim("cnf", json!({ "x5t#S256": certificate.thumbprint() })))
     }
 }

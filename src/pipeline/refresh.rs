@@ -14,6 +14,7 @@ use tower_service::Service;
 use crate::audit::token_fingerprint;
 use crate::clock::unix_seconds;
 use crate::confirmation::same_binding;
+use crate::principal::AuthMethod;
 use crate::session::{BoxedVerdict, Close, CloseKind, Decision, Inbound, Outcome, Verdict, reason};
 use crate::store::{RevocationStore, check_revocation};
 use crate::token::TokenVerifier;
@@ -150,9 +151,13 @@ where
                 (Some(_), None) => true,
                 (None, _) => false,
             };
+            // A socket opened by a client certificate lives as long as the
+            // certificate: a token cannot stretch it past the certificate's
+            // end (a new certificate, on a new connection, does).
             if principal.subject() != session.subject()
                 || !later
                 || !same_binding(&principal, &current)
+                || current.method() == AuthMethod::Certificate
             {
                 return Ok(refused(invalid, fingerprint));
             }
