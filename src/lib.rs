@@ -69,6 +69,8 @@
 //! | [`limit`] | failed-attempt limits and lockout |
 //! | [`dpop`] | proof of possession (RFC 9449): tokens that work only beside a proof of their key |
 //! | [`confirmation`] | what a token's `cnf` binds it to, and whether a request showed it |
+//! | [`certificate`] | client certificates (mutual TLS): the connection's, or one a trusted proxy forwarded; the CAs and CRLs that vouch for them (feature `tls`) |
+//! | `serve` | serving a `Router` with hyper directly: header deadlines, TLS 1.3, client certificates (features `serve`, `tls`) |
 //! | [`jwt`] | JWT verification and issuing |
 //! | `oidc` | tokens from identity providers: discovery, JWKS rotation, introspection (feature `oidc`) |
 //! | [`claims`] | claim layouts of identity providers: roles, scopes, typed custom claims |
@@ -84,7 +86,7 @@
 //!
 //! | trait | built-ins |
 //! |---|---|
-//! | [`Authenticator`](authenticate::Authenticator) | [`BearerAuthenticator`](authenticate::BearerAuthenticator), [`BasicAuthenticator`](authenticate::BasicAuthenticator), [`Tickets`](ticket::Tickets), [`Chain`](authenticate::Chain) |
+//! | [`Authenticator`](authenticate::Authenticator) | [`BearerAuthenticator`](authenticate::BearerAuthenticator), [`BasicAuthenticator`](authenticate::BasicAuthenticator), [`Tickets`](ticket::Tickets), `CertificateAuthenticator` (feature `tls`), [`Chain`](authenticate::Chain) |
 //! | [`TokenVerifier`] | [`JwtVerifier`](jwt::JwtVerifier), `OidcVerifier` (feature `oidc`) |
 //! | [`TokenIssuer`] | [`JwtIssuer`](jwt::JwtIssuer) |
 //! | [`ClaimsMapping`](claims::ClaimsMapping) | [`ClaimPaths`](claims::ClaimPaths), closures |
