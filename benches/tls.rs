@@ -182,6 +182,14 @@ async fn connect(addr: SocketAddr, connector: Connector, token: Option<String>) 
     drop(black_box(socket));
 }
 
+/// What a connection's request carries besides its certificate.
+#[derive(Clone, Copy)]
+enum Credential {
+    Bearer,
+    Bound,
+    None,
+}
+
 fn tls(c: &mut Criterion) {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -226,36 +234,28 @@ fn tls(c: &mut Criterion) {
         let without = connector(&pki, false, resume);
         let with = connector(&pki, true, resume);
         let mut group = c.benchmark_group(group);
-        let small = BatchSize::SmallInput;
-        group.bench_function("tls_bearer", |bench| {
-            bench.iter_batched(
-                bearer,
-                |token| runtime.block_on(connect(plain, without.clone(), token)),
-                small,
-            );
-        });
-        group.bench_function("mtls_bearer", |bench| {
-            bench.iter_batched(
-                bearer,
-                |token| runtime.block_on(connect(mutual, without.clone(), token)),
-                small,
-            );
-        });
-        group.bench_function("mtls_certificate", |bench| {
-            bench.iter_batched(
-                // The same untimed work as the others: a token made, unused.
-                || drop(black_box(bearer())),
-                |()| runtime.block_on(connect(mutual, with.clone(), None)),
-                small,
-            );
-        });
-        group.bench_function("mtls_bound", |bench| {
-            bench.iter_batched(
-                bound,
-                |token| runtime.block_on(connect(mutual, with.clone(), token)),
-                small,
-            );
-        });
+        // (name, server, client settings, the credential in the request)
+        let variants = [
+            ("tls_bearer", plain, &without, Credential::Bearer),
+            ("mtls_bearer", mutual, &without, Credential::Bearer),
+            ("mtls_certificate", mutual, &with, Credential::None),
+            ("mtls_bound", mutual, &with, Credential::Bound),
+        ];
+        for (name, addr, client, credential) in variants {
+            group.bench_function(name, |bench| {
+                bench.iter_batched(
+                    // Every variant makes a token in its untimed setup,
+                    // used or not.
+                    || match credential {
+                        Credential::Bearer => bearer(),
+                        Credential::Bound => bound(),
+                        Credential::None => black_box(bearer()).and(None),
+                    },
+                    |token| runtime.block_on(connect(addr, client.clone(), token)),
+                    BatchSize::SmallInput,
+                );
+            });
+        }
         group.finish();
     }
 }

@@ -26,10 +26,12 @@ import sys
 import urllib.error
 import urllib.request
 
+import demo_smoke
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from demo_smoke import check
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 DAY = datetime.timedelta(days=1)
@@ -129,18 +131,6 @@ def make_pki(directory):
     print(f"PKI written to {directory}")
 
 
-checks = 0
-
-
-def check(condition, what):
-    global checks
-    if not condition:
-        print(f"FAIL: {what}")
-        sys.exit(1)
-    checks += 1
-    print(f"ok: {what}")
-
-
 def context(directory, client):
     """TLS 1.3 trusting the demo's CA, presenting `client`'s certificate."""
     ctx = ssl.create_default_context(cafile=os.path.join(directory, "ca.pem"))
@@ -205,19 +195,8 @@ async def open_socket(base, directory, client, origin, token=None, path="/ws"):
         return ("tls", type(error).__name__)
 
 
-def scrape(metrics):
-    with urllib.request.urlopen(metrics + "/metrics") as response:
-        text = response.read().decode()
-    series = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.rsplit(" ", 1)
-            series[key] = float(value)
-    return series
-
-
 async def run_checks(base, directory, origin, metrics):
-    before = scrape(metrics) if metrics else {}
+    before = demo_smoke.scrape(metrics) if metrics else {}
 
     welcome = await open_socket(base, directory, "alice", origin)
     check(isinstance(welcome, dict) and welcome.get("sub") == "alice" and welcome.get("roles") == ["user"],
@@ -277,7 +256,7 @@ async def run_checks(base, directory, origin, metrics):
           "an invalid token is refused, never rescued by the certificate")
 
     if metrics:
-        after = scrape(metrics)
+        after = demo_smoke.scrape(metrics)
         moved = lambda key: after.get(key, 0.0) - before.get(key, 0.0)
         refused = sum(value for key, value in after.items()
                       if key.startswith("wsgate_tls_client_certificates_refused_total")) - sum(
@@ -286,7 +265,7 @@ async def run_checks(base, directory, origin, metrics):
         check(refused >= len(REFUSED_AT_TLS), f"TLS refusals counted ({refused})")
         check(moved('wsgate_handshakes_total{outcome="allow",transport="certificate"}') >= 2,
               "certificate handshakes counted with transport certificate")
-    print(f"{checks} checks passed")
+    print(f"{demo_smoke.checks} checks passed")
 
 
 def main():

@@ -37,9 +37,10 @@ def check(condition, what):
     print(f"ok: {what}")
 
 
-def scrape():
-    """The demo's metrics, as {series: value}."""
-    with urllib.request.urlopen(METRICS + "/metrics") as response:
+def scrape(metrics=None):
+    """The demo's metrics (at `metrics`, else the command line's), as
+    {series: value}."""
+    with urllib.request.urlopen((metrics or METRICS) + "/metrics") as response:
         text = response.read().decode()
     series = {}
     for line in text.splitlines():

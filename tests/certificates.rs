@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use common::pki::{Authority, Kind, Leaf, connector};
+use common::pki::{Authority, Kind, Leaf, TlsClient, connect_tls, connector, serve_mtls};
 use common::{Handshake, Keys, Outcome, handshake_request, outcome};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
@@ -20,7 +20,6 @@ use tokio_tungstenite::tungstenite;
 use wsgate::audit::{AuditEvent, Auditor, EventKind, Outcome as Decision};
 use wsgate::authenticate::{CertificateAuthenticator, CertificateSubject};
 use wsgate::certificate::{ClientCertificates, ForwardedCertificateHeader, ForwardedCertificates};
-use wsgate::serve::{ServerTls, Serving};
 use wsgate::{Gate, GateBuilder, Transport};
 
 const ORIGIN: &str = "https://app.example";
@@ -80,37 +79,12 @@ fn router(keys: &Keys, options: Options, events: &Arc<Mutex<Vec<AuditEvent>>>) -
         .build()
         .unwrap();
     let router = Router::new()
-        .route("/ws", get(welcome))
+        .route("/ws", get(common::welcome_then_echo))
         .route_layer(handshake)
         .route("/ws/deferred", get(common::welcome_then_echo_deferred))
         .route("/tickets", gate.ticket_route())
         .with_state(gate.clone());
     (router, gate)
-}
-
-/// A welcome naming the principal, how it came and when it expires, then
-/// an echo.
-async fn welcome(
-    axum::extract::State(gate): axum::extract::State<Gate>,
-    upgrade: wsgate::socket::GatedUpgrade,
-) -> axum::response::Response {
-    upgrade.on_upgrade(&gate, |mut socket| async move {
-        let principal = socket.principal();
-        let welcome = json!({
-            "sub": principal.subject(),
-            "roles": principal.roles(),
-            "transport": principal.transport().map(Transport::as_str),
-            "expires_at": principal.expires_at().map(|at| at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()),
-        });
-        let _ = socket
-            .send(axum::extract::ws::Message::Text(welcome.to_string().into()))
-            .await;
-        while let Some(message) = socket.recv().await {
-            if socket.send(message.into_message()).await.is_err() {
-                break;
-            }
-        }
-    })
 }
 
 impl Site {
@@ -122,19 +96,8 @@ impl Site {
             trust = trust.crls(crl.as_bytes()).unwrap();
         }
         let server = Leaf::server();
-        let tls = ServerTls::builder(server.pem.as_bytes(), server.key_pem.as_bytes())
-            .unwrap()
-            .client_certificates(trust.build().unwrap())
-            .build()
-            .unwrap();
         let (router, gate) = router(&keys, options, &events);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(
-            Serving::new()
-                .tls(tls)
-                .serve(listener, router, std::future::pending()),
-        );
+        let addr = serve_mtls(router, &server, trust.build().unwrap()).await;
         Self {
             addr,
             server,
@@ -151,17 +114,7 @@ impl Site {
         client: Option<&Leaf>,
         handshake: &Handshake,
     ) -> Result<Outcome, tungstenite::Error> {
-        let base = format!("wss://localhost:{}", self.addr.port());
-        let request = handshake_request(&base, handshake);
-        let stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        let connected = tokio_tungstenite::client_async_tls_with_config(
-            request,
-            stream,
-            None,
-            Some(connector(&self.server, client)),
-        )
-        .await;
-        outcome(connected).await
+        outcome(connect_tls(self.addr, &self.server, client, handshake).await).await
     }
 
     /// A token for `subject`, bound to `certificate` when there is one.
@@ -184,23 +137,11 @@ impl Site {
     }
 
     /// Opens a socket presenting `client`, past its welcome.
-    async fn open(
-        &self,
-        client: &Leaf,
-        handshake: &Handshake,
-    ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>
-    {
+    async fn open(&self, client: &Leaf, handshake: &Handshake) -> TlsClient {
         use futures_util::StreamExt as _;
-        let base = format!("wss://localhost:{}", self.addr.port());
-        let stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        let (mut socket, _) = tokio_tungstenite::client_async_tls_with_config(
-            handshake_request(&base, handshake),
-            stream,
-            None,
-            Some(connector(&self.server, Some(client))),
-        )
-        .await
-        .unwrap();
+        let (mut socket, _) = connect_tls(self.addr, &self.server, Some(client), handshake)
+            .await
+            .unwrap();
         let welcome = socket.next().await.unwrap().unwrap();
         assert!(
             welcome.to_text().unwrap().contains("\"sub\""),
@@ -213,17 +154,10 @@ impl Site {
     /// authenticates with `token`: the welcome's `sub`, or the close.
     async fn first_message(&self, client: Option<&Leaf>, token: &str) -> String {
         use futures_util::{SinkExt as _, StreamExt as _};
-        let base = format!("wss://localhost:{}", self.addr.port());
-        let request = handshake_request(&base, &Handshake::to("/ws/deferred"));
-        let stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        let (mut socket, _) = tokio_tungstenite::client_async_tls_with_config(
-            request,
-            stream,
-            None,
-            Some(connector(&self.server, client)),
-        )
-        .await
-        .unwrap();
+        let deferred = Handshake::to("/ws/deferred");
+        let (mut socket, _) = connect_tls(self.addr, &self.server, client, &deferred)
+            .await
+            .unwrap();
         let auth = json!({"type": "auth", "token": token}).to_string();
         socket.send(tungstenite::Message::text(auth)).await.unwrap();
         match socket.next().await.unwrap().unwrap() {
@@ -612,17 +546,7 @@ async fn a_socket_opened_by_a_certificate_closes_when_the_certificate_expires() 
     let site = Site::start(&ca, Options::default()).await;
     let short = ca.leaf("alice", &[], Kind::EndsIn(3));
     let started = tokio::time::Instant::now();
-    let base = format!("wss://localhost:{}", site.addr.port());
-    let request = handshake_request(&base, &socket());
-    let stream = tokio::net::TcpStream::connect(site.addr).await.unwrap();
-    let (mut client, _) = tokio_tungstenite::client_async_tls_with_config(
-        request,
-        stream,
-        None,
-        Some(connector(&site.server, Some(&short))),
-    )
-    .await
-    .unwrap();
+    let mut client = site.open(&short, &socket()).await;
     let (code, reason) = common::close_within(&mut client, Duration::from_secs(10)).await;
     assert_eq!((code, reason.as_str()), (4401, "token expired"));
     let elapsed = started.elapsed();
@@ -714,16 +638,7 @@ async fn revoking_the_subject_closes_its_certificate_sockets() {
     let ca = Authority::new("wsgate test CA");
     let site = Site::start(&ca, Options::default()).await;
     let alice = ca.leaf("alice", &[], Kind::Client);
-    let base = format!("wss://localhost:{}", site.addr.port());
-    let stream = tokio::net::TcpStream::connect(site.addr).await.unwrap();
-    let (mut client, _) = tokio_tungstenite::client_async_tls_with_config(
-        handshake_request(&base, &socket()),
-        stream,
-        None,
-        Some(connector(&site.server, Some(&alice))),
-    )
-    .await
-    .unwrap();
+    let mut client = site.open(&alice, &socket()).await;
     let closed = site
         .gate
         .registry()

@@ -238,10 +238,9 @@ async fn dpop_metrics(metrics: SocketAddr, addr: SocketAddr, keys: &Keys) {
 /// audit event: only this counter), by reason; a certificate that
 /// authenticates counts as transport `certificate`.
 async fn certificate_metrics(metrics: SocketAddr) {
-    use common::pki::{Authority, Kind, Leaf, connector};
+    use common::pki::{Authority, Kind, Leaf, connect_tls, serve_mtls};
     use wsgate::authenticate::CertificateAuthenticator;
     use wsgate::certificate::ClientCertificates;
-    use wsgate::serve::{ServerTls, Serving};
 
     let refused = |reason: &str| {
         format!(r#"wsgate_tls_client_certificates_refused_total{{reason="{reason}"}}"#)
@@ -258,11 +257,6 @@ async fn certificate_metrics(metrics: SocketAddr) {
         .build()
         .unwrap();
     let server = Leaf::server();
-    let tls = ServerTls::builder(server.pem.as_bytes(), server.key_pem.as_bytes())
-        .unwrap()
-        .client_certificates(trust)
-        .build()
-        .unwrap();
     let gate = Gate::builder(Keys::load().verifier())
         .authenticator(CertificateAuthenticator::new())
         .build()
@@ -278,28 +272,14 @@ async fn certificate_metrics(metrics: SocketAddr) {
         .route("/ws", get(echo))
         .route_layer(handshake)
         .with_state(gate);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        Serving::new()
-            .tls(tls)
-            .serve(listener, router, std::future::pending()),
-    );
+    let addr = serve_mtls(router, &server, trust).await;
     let open = |client: Leaf| {
         let server = &server;
         async move {
-            let base = format!("wss://localhost:{}", addr.port());
             let handshake = Handshake::to("/ws").origin("https://app.example");
-            let request = common::handshake_request(&base, &handshake);
-            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-            tokio_tungstenite::client_async_tls_with_config(
-                request,
-                stream,
-                None,
-                Some(connector(server, Some(&client))),
-            )
-            .await
-            .map(drop)
+            connect_tls(addr, server, Some(&client), &handshake)
+                .await
+                .map(drop)
         }
     };
     assert!(open(ca.leaf("dave", &[], Kind::Client)).await.is_ok());

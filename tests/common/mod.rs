@@ -1342,7 +1342,8 @@ pub async fn close_within(client: &mut Client, within: Duration) -> (u16, String
 }
 
 /// A gated socket route's handler: a welcome naming the principal
-/// (`sub`, `roles`, `scopes`), then every message echoed.
+/// (`sub`, `roles`, `scopes`, `transport`, `expires_at` in Unix seconds),
+/// then every message echoed.
 pub async fn welcome_then_echo(
     axum::extract::State(gate): axum::extract::State<wsgate::Gate>,
     upgrade: wsgate::socket::GatedUpgrade,
@@ -1353,6 +1354,8 @@ pub async fn welcome_then_echo(
             "sub": principal.subject(),
             "roles": principal.roles(),
             "scopes": principal.scopes(),
+            "transport": principal.transport().map(Transport::as_str),
+            "expires_at": principal.expires_at().map(|at| at.duration_since(UNIX_EPOCH).unwrap().as_secs()),
         });
         let _ = socket
             .send(axum::extract::ws::Message::Text(welcome.to_string().into()))

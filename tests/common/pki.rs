@@ -208,3 +208,58 @@ pub fn connector(server: &Leaf, client: Option<&Leaf>) -> Connector {
     };
     Connector::Rustls(Arc::new(config))
 }
+
+/// Serves `router` over TLS 1.3 with `server`'s certificate through
+/// wsgate's `Serving`, asking for the client certificates `trust`
+/// believes.
+pub async fn serve_mtls(
+    router: axum::Router,
+    server: &Leaf,
+    trust: wsgate::certificate::ClientCertificates,
+) -> std::net::SocketAddr {
+    use wsgate::serve::{ServerTls, Serving};
+    let tls = ServerTls::builder(server.pem.as_bytes(), server.key_pem.as_bytes())
+        .unwrap()
+        .client_certificates(trust)
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        Serving::new()
+            .tls(tls)
+            .serve(listener, router, std::future::pending()),
+    );
+    addr
+}
+
+/// A client socket over TLS.
+pub type TlsClient =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// `handshake` to a server of [`serve_mtls`] at `addr`, trusting `server`
+/// and presenting `client`: the socket and the answer, or the error (a
+/// refusal over HTTP, or a TLS handshake the server ended).
+pub async fn connect_tls(
+    addr: std::net::SocketAddr,
+    server: &Leaf,
+    client: Option<&Leaf>,
+    handshake: &super::Handshake,
+) -> Result<
+    (
+        TlsClient,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let base = format!("wss://localhost:{}", addr.port());
+    let request = super::handshake_request(&base, handshake);
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio_tungstenite::client_async_tls_with_config(
+        request,
+        stream,
+        None,
+        Some(connector(server, client)),
+    )
+    .await
+}
