@@ -103,7 +103,9 @@ def make_pki(directory):
     os.makedirs(directory, exist_ok=True)
     ca = authority("wsgate demo client CA")
     other = authority("another CA")
-    write(directory, "ca", ca[0], None)
+    # The CA's key too: `check` makes a certificate that ends in seconds.
+    # A test PKI, made for one run and thrown away.
+    write(directory, "ca", *ca)
     server = leaf(ca, "localhost", -DAY, 30 * DAY, ExtendedKeyUsageOID.SERVER_AUTH,
                   [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
     write(directory, "server", *server)
@@ -170,6 +172,40 @@ def post(base, directory, client, path, body=None, token=None):
 def claims(token):
     payload = token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def short_lived(directory, seconds):
+    """A certificate of the demo's CA for `carol` that ends in `seconds`."""
+    with open(os.path.join(directory, "ca.pem"), "rb") as pem:
+        ca_certificate = x509.load_pem_x509_certificate(pem.read())
+    with open(os.path.join(directory, "ca-key.pem"), "rb") as pem:
+        ca_key = serialization.load_pem_private_key(pem.read(), password=None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate, key = leaf((ca_certificate, ca_key), "carol", now - NOW - DAY,
+                            now - NOW + datetime.timedelta(seconds=seconds),
+                            ExtendedKeyUsageOID.CLIENT_AUTH)
+    write(directory, "short", certificate, key)
+    return "short"
+
+
+async def close_of(base, directory, client, origin, within, during=None):
+    """Opens a socket with `client`'s certificate, runs `during` (if any),
+    and waits up to `within` seconds for the close: `(code, reason)`."""
+    import websockets
+    url = base.replace("https", "wss", 1) + "/ws"
+    async with websockets.connect(url, ssl=context(directory, client),
+                                  additional_headers={"Origin": origin},
+                                  subprotocols=["chat.v1"], open_timeout=5) as socket_:
+        await asyncio.wait_for(socket_.recv(), 5)  # the welcome
+        if during:
+            during()
+        try:
+            while True:
+                await asyncio.wait_for(socket_.recv(), within)
+        except websockets.exceptions.ConnectionClosed as closed:
+            return (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, None)
+        except asyncio.TimeoutError:
+            return ("still open", None)
 
 
 async def open_socket(base, directory, client, origin, token=None, path="/ws"):
@@ -254,6 +290,22 @@ async def run_checks(base, directory, origin, metrics):
           "a token on the request wins over the connection's certificate")
     check(await open_socket(base, directory, "alice", origin, token="not-a-token") == ("status", 401),
           "an invalid token is refused, never rescued by the certificate")
+
+    # A socket opened by a certificate closes when the certificate ends.
+    short = short_lived(directory, 4)
+    check(await close_of(base, directory, short, origin, 15) == (4401, "token expired"),
+          "a certificate's socket closes 4401 when the certificate expires")
+
+    # Revoking the subject closes its certificate sockets, and refuses the
+    # certificates issued up to then.
+    def revoke_alice():
+        status, answer = post(base, directory, None, "/admin/revoke", {"sub": "alice"},
+                              token=login["access_token"])
+        check(status == 200 and answer["closed"] >= 1, f"admin revokes alice: {answer}")
+    check(await close_of(base, directory, "alice", origin, 5, during=revoke_alice)
+          == (4403, "token revoked"), "her certificate's live socket closes 4403 token revoked")
+    check(await open_socket(base, directory, "alice", origin) == ("status", 401),
+          "and her certificate is refused from then on (401)")
 
     if metrics:
         after = demo_smoke.scrape(metrics)
