@@ -23,7 +23,7 @@ use crate::error::ConfigError;
 /// another transport. Any other certificate ends the TLS handshake.
 ///
 /// The same checks serve certificates that came over TLS
-/// ([`ServerTls::client_certificates`](crate::serve::ServerTls::client_certificates))
+/// ([`ServerTlsBuilder::client_certificates`](crate::serve::ServerTlsBuilder::client_certificates))
 /// and, if asked, those a proxy forwarded
 /// ([`ForwardedCertificates::verify_with`](crate::certificate::ForwardedCertificates::verify_with)).
 #[derive(Clone)]
