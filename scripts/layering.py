@@ -32,7 +32,7 @@ RANKS = [
     {"pipeline", "message"},
     {"guard"},
     # Above the stages.
-    {"gate", "prelude", "accounts", "serve"},
+    {"gate", "prelude", "accounts", "refresh_sessions", "serve"},
 ]
 RANK = {module: rank for rank, modules in enumerate(RANKS) for module in modules}
 

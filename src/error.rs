@@ -150,6 +150,10 @@ pub enum CredentialError {
     /// that the certificate authenticator could not map to a subject.
     #[error("invalid certificate")]
     InvalidCertificate,
+    /// A refresh token that is unknown, expired, spent or of an ended
+    /// session (indistinguishable on purpose: OAuth's `invalid_grant`).
+    #[error("invalid grant")]
+    InvalidGrant,
 }
 
 /// Why a DPoP proof (RFC 9449) was refused. The text is a short stable
@@ -316,6 +320,9 @@ pub enum ConfigError {
     /// does not parse. The text says which; it never holds key material.
     #[error("TLS: {0}")]
     Tls(String),
+    /// A refresh sessions' secret shorter than 32 bytes.
+    #[error("the refresh session secret must be at least 32 bytes")]
+    WeakRefreshSecret,
 }
 
 impl Error {

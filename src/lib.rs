@@ -77,6 +77,7 @@
 //! | [`password`] | argon2id, off the async runtime, bounded |
 //! | [`ticket`] | single-use tickets for browsers |
 //! | [`store`] | storage traits (credentials, tickets, revocations, socket leases) and in-memory built-ins |
+//! | [`refresh_sessions`] | logins that outlive their access tokens: refresh tokens rotated on every use, reuse detected as theft |
 //! | [`accounts`] | account changes (create, password, roles, disable) with the password policy and the revocations they need |
 //! | [`prelude`] | the names most applications need |
 //!
@@ -179,6 +180,7 @@ pub mod socket;
 pub mod accounts;
 mod gate;
 pub mod prelude;
+pub mod refresh_sessions;
 #[cfg(feature = "serve")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
 pub mod serve;
