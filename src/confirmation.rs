@@ -30,6 +30,13 @@ pub struct Possession {
 }
 
 impl Possession {
+    /// Also the client certificate of RFC 8705 thumbprint `x5t_s256`.
+    #[must_use]
+    pub fn with_certificate(mut self, x5t_s256: impl Into<String>) -> Self {
+        self.certificate = Some(x5t_s256.into());
+        self
+    }
+
     /// A request that proved the DPoP key of thumbprint `jkt`.
     pub fn dpop(jkt: impl Into<String>) -> Self {
         Self {

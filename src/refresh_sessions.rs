@@ -38,15 +38,12 @@
 //! access token does not give it away), the secret is 256 bits.
 
 use std::fmt;
-use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq as _;
 
 use crate::audit::{AuditEvent, Auditor, EventKind, Outcome};
 use crate::clock::Clock;
@@ -56,7 +53,9 @@ use crate::principal::{AuthMethod, Principal};
 use crate::random::random_urlsafe;
 use crate::secret::Secret;
 use crate::socket::Registry;
-use crate::store::{Revocation, check_revocation};
+use crate::store::{
+    RefreshDigest, RefreshRecord, RefreshSessionStore, Revocation, check_revocation,
+};
 
 /// How long a refresh token lives after its last use by default: 7 days.
 pub const DEFAULT_REFRESH_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -75,154 +74,6 @@ const FAMILY_BYTES: usize = 16;
 const SECRET_BYTES: usize = 32;
 /// How often a refresh retries a compare-and-swap another writer won.
 const SWAP_TRIES: usize = 4;
-
-/// The SHA-256 of a refresh token: all a store ever holds of one.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RefreshDigest(pub [u8; 32]);
-
-impl RefreshDigest {
-    fn of(token: &str) -> Self {
-        Self(Sha256::digest(token.as_bytes()).into())
-    }
-
-    fn matches(&self, other: &RefreshDigest) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-
-impl fmt::Debug for RefreshDigest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RefreshDigest(..)")
-    }
-}
-
-/// One refresh session, as a store keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RefreshRecord {
-    /// The key: the first part of every refresh token of the session.
-    pub family: String,
-    /// The session id: the `sid` of its access tokens.
-    pub session_id: String,
-    /// Whose session.
-    pub subject: String,
-    /// The DPoP key it is bound to.
-    pub jkt: Option<String>,
-    /// The client certificate it is bound to (RFC 8705 thumbprint).
-    pub certificate: Option<String>,
-    /// The digest of the one refresh token that rotates it now.
-    pub current: RefreshDigest,
-    /// The digest of the token `current` replaced, for the grace.
-    pub previous: Option<RefreshDigest>,
-    /// When `current` was handed out.
-    pub rotated_at: SystemTime,
-    /// The login.
-    pub created_at: SystemTime,
-    /// When it ends unless refreshed.
-    pub expires_at: SystemTime,
-    /// Logged out, revoked, or ended for reuse: every token of it refused.
-    pub ended: bool,
-}
-
-/// Where refresh sessions live. Rotation is a compare-and-swap:
-/// [`replace`](Self::replace) writes only while the record's current
-/// digest is still the one its caller read, so two uses of one token
-/// cannot both rotate it. Same shape as the other stores: `Ok(None)` for
-/// "no such session", `Err` for "the store failed" (a refresh then fails
-/// closed, 503).
-pub trait RefreshSessionStore: Clone + Send + Sync + 'static {
-    /// What goes wrong in the store.
-    type Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send;
-
-    /// Stores a new session.
-    fn insert(&self, record: RefreshRecord)
-    -> impl Future<Output = Result<(), Self::Error>> + Send;
-
-    /// The session of `family`.
-    fn get(
-        &self,
-        family: &str,
-    ) -> impl Future<Output = Result<Option<RefreshRecord>, Self::Error>> + Send;
-
-    /// Replaces the session of `record.family` with `record` if its
-    /// current digest is still `expected` and it has not ended: `false`
-    /// when another writer got there first.
-    fn replace(
-        &self,
-        expected: RefreshDigest,
-        record: RefreshRecord,
-    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
-}
-
-/// Refresh sessions in this process's memory: for one process and for
-/// tests (they end with it). Expired sessions are dropped as new ones
-/// start. Cheap to clone; clones share the sessions.
-#[derive(Clone, Default)]
-pub struct InMemoryRefreshSessionStore {
-    records: Arc<Mutex<std::collections::HashMap<String, RefreshRecord>>>,
-}
-
-impl InMemoryRefreshSessionStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// How many sessions it holds (ended ones until they expire).
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether it holds none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, RefreshRecord>> {
-        self.records
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl fmt::Debug for InMemoryRefreshSessionStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InMemoryRefreshSessionStore")
-            .field("sessions", &self.len())
-            .finish()
-    }
-}
-
-impl RefreshSessionStore for InMemoryRefreshSessionStore {
-    type Error = std::convert::Infallible;
-
-    async fn insert(&self, record: RefreshRecord) -> Result<(), Self::Error> {
-        let mut records = self.lock();
-        let now = record.created_at;
-        records.retain(|_, kept| kept.expires_at > now);
-        records.insert(record.family.clone(), record);
-        Ok(())
-    }
-
-    async fn get(&self, family: &str) -> Result<Option<RefreshRecord>, Self::Error> {
-        Ok(self.lock().get(family).cloned())
-    }
-
-    async fn replace(
-        &self,
-        expected: RefreshDigest,
-        record: RefreshRecord,
-    ) -> Result<bool, Self::Error> {
-        let mut records = self.lock();
-        match records.get_mut(&record.family) {
-            Some(stored) if !stored.ended && stored.current.matches(&expected) => {
-                *stored = record;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-}
 
 /// A session just started: its id and its first refresh token.
 #[derive(Debug)]
@@ -345,7 +196,7 @@ impl<S: RefreshSessionStore> RefreshSessions<S> {
             subject: principal.subject().to_owned(),
             jkt: confirmation.jkt().map(str::to_owned),
             certificate: confirmation.certificate().map(str::to_owned),
-            current: RefreshDigest::of(&token),
+            current: RefreshDigest::of_token(&token),
             previous: None,
             rotated_at: now,
             created_at: now,
@@ -375,7 +226,7 @@ impl<S: RefreshSessionStore> RefreshSessions<S> {
     pub async fn refresh(&self, token: &str, possession: &Possession) -> Result<Refreshed, Error> {
         let inner = &*self.inner;
         let family = family_of(token).ok_or_else(invalid_grant)?;
-        let presented = RefreshDigest::of(token);
+        let presented = RefreshDigest::of_token(token);
         for _ in 0..SWAP_TRIES {
             let now = inner.clock.now();
             let Some(record) = inner.store.get(family).await.map_err(Error::backend)? else {
@@ -391,7 +242,7 @@ impl<S: RefreshSessionStore> RefreshSessions<S> {
                 let successor = self.successor(token);
                 let expires_at = (now + inner.lifetime).min(record.created_at + inner.max_lifetime);
                 let rotated = RefreshRecord {
-                    current: RefreshDigest::of(&successor),
+                    current: RefreshDigest::of_token(&successor),
                     previous: Some(record.current),
                     rotated_at: now,
                     expires_at,
@@ -417,7 +268,7 @@ impl<S: RefreshSessionStore> RefreshSessions<S> {
                 confirmation.check(possession)?;
                 self.check_revocation(&record).await?;
                 let successor = self.successor(token);
-                if !RefreshDigest::of(&successor).matches(&record.current) {
+                if !RefreshDigest::of_token(&successor).matches(&record.current) {
                     // Rotated under another secret (a restart with a new
                     // one): the successor cannot be made again.
                     return Err(self.refused(Some(&record), "invalid grant"));
@@ -446,7 +297,7 @@ impl<S: RefreshSessionStore> RefreshSessions<S> {
         let Some(family) = family_of(token) else {
             return Ok(false);
         };
-        let presented = RefreshDigest::of(token);
+        let presented = RefreshDigest::of_token(token);
         let record = self.inner.store.get(family).await.map_err(Error::backend)?;
         match record {
             Some(record)

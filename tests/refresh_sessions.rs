@@ -13,10 +13,9 @@ use common::{Handshake, Keys, connect, serve};
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 use wsgate::confirmation::{Confirmation, Possession};
-use wsgate::refresh_sessions::{
-    InMemoryRefreshSessionStore, RefreshSessionStore as _, RefreshSessions,
-};
+use wsgate::refresh_sessions::RefreshSessions;
 use wsgate::store::Revocation;
+use wsgate::store::{InMemoryRefreshSessionStore, RefreshSessionStore as _};
 use wsgate::{AuthMethod, Clock, CredentialError, ErrorKind, Gate, Principal};
 
 const SECRET: &[u8] = b"a refresh secret of at least thirty-two bytes";
@@ -327,20 +326,14 @@ async fn malformed_and_unknown_tokens_are_an_invalid_grant() {
 #[derive(Clone, Debug, Default)]
 struct Yielding(InMemoryRefreshSessionStore);
 
-impl wsgate::refresh_sessions::RefreshSessionStore for Yielding {
+impl wsgate::store::RefreshSessionStore for Yielding {
     type Error = std::convert::Infallible;
 
-    async fn insert(
-        &self,
-        record: wsgate::refresh_sessions::RefreshRecord,
-    ) -> Result<(), Self::Error> {
+    async fn insert(&self, record: wsgate::store::RefreshRecord) -> Result<(), Self::Error> {
         self.0.insert(record).await
     }
 
-    async fn get(
-        &self,
-        family: &str,
-    ) -> Result<Option<wsgate::refresh_sessions::RefreshRecord>, Self::Error> {
+    async fn get(&self, family: &str) -> Result<Option<wsgate::store::RefreshRecord>, Self::Error> {
         let record = self.0.get(family).await;
         tokio::task::yield_now().await;
         record
@@ -348,8 +341,8 @@ impl wsgate::refresh_sessions::RefreshSessionStore for Yielding {
 
     async fn replace(
         &self,
-        expected: wsgate::refresh_sessions::RefreshDigest,
-        record: wsgate::refresh_sessions::RefreshRecord,
+        expected: wsgate::store::RefreshDigest,
+        record: wsgate::store::RefreshRecord,
     ) -> Result<bool, Self::Error> {
         tokio::task::yield_now().await;
         self.0.replace(expected, record).await
@@ -392,4 +385,10 @@ async fn lost_swaps_look_again_and_find_the_grace() {
             .await
             .is_ok()
     );
+}
+
+/// The store's cases, in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_in_memory_store_passes_the_store_cases() {
+    common::refresh::refresh_session_cases(InMemoryRefreshSessionStore::new()).await;
 }

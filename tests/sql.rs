@@ -275,3 +275,49 @@ async fn postgres_keeps_accounts_and_its_outage_is_503_never_401() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Refresh sessions in SQLite: the store's cases, then a session that
+/// survives the process's restart (a new pool on the same file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refresh_sessions_in_sqlite_survive_a_restart() {
+    use common::refresh::{refresh, refresh_session_cases, sessions_over, start};
+    let memory = SqlCredentialStore::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    refresh_session_cases(memory.refresh_sessions()).await;
+
+    let folder = std::env::temp_dir().join(format!("wsgate-refresh-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let path = folder.join("sessions.db");
+    let url = format!("sqlite://{}", path.display());
+    let clock = wsgate::Clock::manual(std::time::SystemTime::now());
+    let token = {
+        let store = SqlCredentialStore::connect(&url).await.unwrap();
+        let sessions = sessions_over(store.refresh_sessions(), &clock);
+        let token = start(&sessions).await;
+        store.pool().close().await;
+        token
+    };
+    let store = SqlCredentialStore::connect(&url).await.unwrap();
+    let sessions = sessions_over(store.refresh_sessions(), &clock);
+    let next = refresh(&sessions, &token)
+        .await
+        .expect("the session outlived the restart");
+    assert!(refresh(&sessions, &next).await.is_some());
+    // Only digests on disk.
+    store.pool().close().await;
+    let bytes = std::fs::read(&path).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(!text.contains(&token[23..]) && !text.contains(&next[23..]));
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+/// Refresh sessions in PostgreSQL: the store's cases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refresh_sessions_in_postgres() {
+    let Some(postgres) = Postgres::start() else {
+        return;
+    };
+    let store = SqlCredentialStore::connect(&postgres.url()).await.unwrap();
+    common::refresh::refresh_session_cases(store.refresh_sessions()).await;
+}

@@ -15,7 +15,8 @@
 //! # }
 //! ```
 //!
-//! - **Schema**: `CREATE TABLE IF NOT EXISTS wsgate_users (…)` at connect:
+//! - **Schema**: `CREATE TABLE IF NOT EXISTS wsgate_users (…)` (and
+//!   `wsgate_refresh_sessions`, [`SqlRefreshSessionStore`]) at connect:
 //!   a name of its own, no migration table of its own, so it never
 //!   collides with the application's migrations.
 //! - **SQLite**: WAL journal and a 5 s busy timeout on every connection,
@@ -30,6 +31,10 @@ use std::time::{Duration, SystemTime};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor as _, Row as _};
+
+mod refresh;
+
+pub use self::refresh::SqlRefreshSessionStore;
 
 use crate::clock::unix_millis;
 use crate::error::Error;
@@ -97,7 +102,18 @@ impl SqlCredentialStore {
             .await
             .map_err(Error::backend)?;
         pool.execute(SCHEMA).await.map_err(Error::backend)?;
+        pool.execute(refresh::SCHEMA)
+            .await
+            .map_err(Error::backend)?;
         Ok(Self { pool })
+    }
+
+    /// Refresh sessions in the same database (table
+    /// `wsgate_refresh_sessions`, made at connect): they survive a restart.
+    pub fn refresh_sessions(&self) -> SqlRefreshSessionStore {
+        SqlRefreshSessionStore {
+            pool: self.pool.clone(),
+        }
     }
 
     /// The pool, for the application's own queries on the same database.

@@ -8,6 +8,7 @@
 
 mod boxed;
 mod memory;
+mod refresh;
 mod replay;
 mod sockets;
 
@@ -26,6 +27,9 @@ pub use self::boxed::{BoxedRevocationStore, BoxedTicketStore};
 pub use self::memory::{
     DEFAULT_REVOCATION_RETENTION, InMemoryCredentialStore, InMemoryRevocationStore,
     InMemoryTicketStore,
+};
+pub use self::refresh::{
+    InMemoryRefreshSessionStore, RefreshDigest, RefreshRecord, RefreshSessionStore,
 };
 pub use self::replay::{
     DEFAULT_REPLAY_CAPACITY, InMemoryProofReplayStore, ProofId, ProofReplayStore, ReplayStoreFull,

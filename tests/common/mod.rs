@@ -16,6 +16,7 @@ pub mod pki;
 pub mod postgres;
 pub mod raw;
 pub mod redis;
+pub mod refresh;
 pub mod servers;
 
 use axum::Router;
