@@ -1075,3 +1075,61 @@ async fn rediss_carries_revocations_and_tickets_over_tls() {
     );
     let _ = keys;
 }
+
+/// Refresh sessions in Redis: the store's cases, and reuse detected on one
+/// process ends the session on every one: the other's sockets of the
+/// session close 4403 and its refresh token is dead there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_reused_on_one_process_ends_the_session_on_every_one() {
+    use common::refresh::{REFRESH_SECRET, refresh_session_cases};
+    use wsgate::confirmation::{Confirmation, Possession};
+    use wsgate::refresh_sessions::RefreshSessions;
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let stores = wsgate::redis::RedisStores::builder(redis.url())
+        .build()
+        .unwrap();
+    refresh_session_cases(stores.refresh_sessions()).await;
+
+    let keys = Keys::load();
+    let a = Instance::start(&redis.url(), &keys).await;
+    let b = Instance::start(&redis.url(), &keys).await;
+    let sessions_on = |instance: &Instance, clock: &wsgate::Clock| {
+        RefreshSessions::builder(
+            stores.refresh_sessions(),
+            instance.gate.registry().clone(),
+            REFRESH_SECRET,
+        )
+        .unwrap()
+        .clock(clock.clone())
+        .build()
+        .unwrap()
+    };
+    let now = std::time::SystemTime::now();
+    let on_a = sessions_on(&a, &wsgate::Clock::manual(now));
+    // Process b's clock runs 11 s ahead: past the grace of a's rotation.
+    let on_b = sessions_on(&b, &wsgate::Clock::manual(now + Duration::from_secs(11)));
+    let alice = wsgate::Principal::new("alice", wsgate::AuthMethod::Password);
+    let started = on_a.start(&alice, &Confirmation::default()).await.unwrap();
+    let first = started.refresh_token.expose().to_owned();
+    let mut claims = Keys::claims("alice");
+    claims["sid"] = serde_json::json!(started.session_id);
+    let access = keys.sign_with(jsonwebtoken::Algorithm::HS256, &claims, |_| {});
+    let mut socket_on_a = a.open(&access).await;
+
+    let second = on_a.refresh(&first, &Possession::default()).await.unwrap();
+    let second = second.refresh_token.expose().to_owned();
+    assert!(
+        on_b.refresh(&first, &Possession::default()).await.is_err(),
+        "reuse"
+    );
+    assert_eq!(
+        common::close_within(&mut socket_on_a, Duration::from_secs(2)).await,
+        (4403, "token revoked".to_owned()),
+        "the session's socket on the other process"
+    );
+    assert!(on_a.refresh(&second, &Possession::default()).await.is_err());
+    assert_eq!(a.status(&access).await, 401);
+    assert_eq!(b.status(&access).await, 401);
+}

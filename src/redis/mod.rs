@@ -56,6 +56,7 @@
 
 mod commands;
 mod limiter;
+mod refresh;
 mod replay;
 mod revocations;
 mod sockets;
@@ -71,6 +72,7 @@ pub(crate) use self::commands::Commands;
 use crate::error::ConfigError;
 
 pub use self::limiter::RedisFailureLimiter;
+pub use self::refresh::RedisRefreshSessionStore;
 pub use self::replay::RedisProofReplayStore;
 pub use self::revocations::{RedisRevocationStore, RedisStoreError};
 pub use self::sockets::RedisSocketLeaseStore;
@@ -147,6 +149,14 @@ impl RedisStores {
     /// a proof used on one process is a replay on every other.
     pub fn proof_replays(&self) -> RedisProofReplayStore {
         RedisProofReplayStore::new(self.commands.clone(), &self.prefix)
+    }
+
+    /// Refresh sessions, shared: a token rotated on one process is spent
+    /// on every other, and reuse on any ends the session everywhere (with
+    /// [`revocations`](Self::revocations) as the gate's store, its sockets
+    /// on every process close).
+    pub fn refresh_sessions(&self) -> RedisRefreshSessionStore {
+        RedisRefreshSessionStore::new(self.commands.clone(), &self.prefix)
     }
 
     /// The shared count of each subject's live sockets, for

@@ -43,21 +43,6 @@ fn time(millis: i64) -> SystemTime {
     SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(millis).unwrap_or(0))
 }
 
-fn hex(digest: &RefreshDigest) -> String {
-    crate::hex::lower_hex(&digest.0)
-}
-
-fn digest(hex: &str) -> Option<RefreshDigest> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut bytes = [0u8; 32];
-    for (index, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(index * 2..index * 2 + 2)?, 16).ok()?;
-    }
-    Some(RefreshDigest(bytes))
-}
-
 fn record_of(row: &sqlx::any::AnyRow) -> Result<RefreshRecord, sqlx::Error> {
     let corrupt = || sqlx::Error::Decode("refresh session digest".into());
     let previous: Option<String> = row.try_get("previous_digest")?;
@@ -67,9 +52,10 @@ fn record_of(row: &sqlx::any::AnyRow) -> Result<RefreshRecord, sqlx::Error> {
         subject: row.try_get("subject")?,
         jkt: row.try_get("jkt")?,
         certificate: row.try_get("certificate")?,
-        current: digest(&row.try_get::<String, _>("current_digest")?).ok_or_else(corrupt)?,
+        current: RefreshDigest::from_hex(&row.try_get::<String, _>("current_digest")?)
+            .ok_or_else(corrupt)?,
         previous: match previous {
-            Some(previous) => Some(digest(&previous).ok_or_else(corrupt)?),
+            Some(previous) => Some(RefreshDigest::from_hex(&previous).ok_or_else(corrupt)?),
             None => None,
         },
         rotated_at: time(row.try_get("rotated_at")?),
@@ -97,8 +83,8 @@ impl RefreshSessionStore for SqlRefreshSessionStore {
         .bind(record.subject)
         .bind(record.jkt)
         .bind(record.certificate)
-        .bind(hex(&record.current))
-        .bind(record.previous.as_ref().map(hex))
+        .bind(RefreshDigest::to_hex(&record.current))
+        .bind(record.previous.as_ref().map(RefreshDigest::to_hex))
         .bind(millis(record.rotated_at))
         .bind(millis(record.created_at))
         .bind(millis(record.expires_at))
@@ -131,27 +117,14 @@ impl RefreshSessionStore for SqlRefreshSessionStore {
              WHERE family = $1 AND current_digest = $2 AND ended = 0",
         )
         .bind(record.family)
-        .bind(hex(&expected))
-        .bind(hex(&record.current))
-        .bind(record.previous.as_ref().map(hex))
+        .bind(RefreshDigest::to_hex(&expected))
+        .bind(RefreshDigest::to_hex(&record.current))
+        .bind(record.previous.as_ref().map(RefreshDigest::to_hex))
         .bind(millis(record.rotated_at))
         .bind(millis(record.expires_at))
         .bind(i64::from(record.ended))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn digests_round_trip_through_hex() {
-        let original = RefreshDigest::of_token("a.b");
-        assert_eq!(digest(&hex(&original)), Some(original));
-        assert_eq!(digest("zz"), None);
-        assert_eq!(digest(&"g".repeat(64)), None);
     }
 }

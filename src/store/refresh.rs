@@ -20,6 +20,24 @@ impl RefreshDigest {
         Self(Sha256::digest(token.as_bytes()).into())
     }
 
+    /// Lowercase hex, as the SQL and Redis stores keep it.
+    pub fn to_hex(&self) -> String {
+        crate::hex::lower_hex(&self.0)
+    }
+
+    /// The digest written as [`to_hex`](Self::to_hex) wrote it; `None`
+    /// for anything else.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (index, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(index * 2..index * 2 + 2)?, 16).ok()?;
+        }
+        Some(Self(bytes))
+    }
+
     /// Whether `other` is the same digest (in constant time).
     pub fn matches(&self, other: &RefreshDigest) -> bool {
         self.0.ct_eq(&other.0).into()
@@ -157,5 +175,21 @@ impl RefreshSessionStore for InMemoryRefreshSessionStore {
             }
             _ => Ok(false),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_round_trip_through_hex() {
+        let original = RefreshDigest::of_token("a.b");
+        assert_eq!(RefreshDigest::from_hex(&original.to_hex()), Some(original));
+        assert_eq!(RefreshDigest::from_hex("zz"), None);
+        assert_eq!(RefreshDigest::from_hex(&"g".repeat(64)), None);
+        assert!(original.matches(&RefreshDigest::of_token("a.b")));
+        assert!(!original.matches(&RefreshDigest::of_token("a.c")));
+        assert_eq!(format!("{original:?}"), "RefreshDigest(..)");
     }
 }
