@@ -26,7 +26,7 @@ use wsgate::audit::{JsonLinesAudit, TracingAudit};
 use wsgate::authenticate::BasicAuthenticator;
 use wsgate::authenticate::CertificateAuthenticator;
 use wsgate::certificate::{ClientCertificate, ClientCertificates};
-use wsgate::confirmation::Confirmation;
+use wsgate::confirmation::{Confirmation, Possession};
 use wsgate::dpop::{DpopMode, ProofRequest, TargetUrl};
 use wsgate::limit::InMemoryFailureLimiter;
 use wsgate::oidc::{OidcProvider, OidcVerifier};
@@ -36,15 +36,19 @@ use wsgate::redis::RedisStores;
 use wsgate::serve::{ServerTls, Serving};
 use wsgate::session::ConnectionId;
 use wsgate::socket::GatedSender;
-use wsgate::sql::SqlCredentialStore;
+use wsgate::handshake::OriginAllowlist;
+use wsgate::refresh_sessions::RefreshSessions;
+use wsgate::sql::{SqlCredentialStore, SqlRefreshSessionStore};
 use wsgate::store::{AccountStore as _, CredentialStore as _, StoredUser};
-use wsgate::{BoxedVerifier, ErrorKind, Secret};
+use wsgate::{AuthMethod, BoxedVerifier, ErrorKind, Secret, TokenVerifier as _};
 
 const ISSUER: &str = "wsgate-demo";
 const AUDIENCE: &str = "wsgate-chat";
 const TOKEN_TYPE: &str = "at+jwt";
 const APPLICATION_PROTOCOL: &str = "chat.v1";
 const COOKIE_NAME: &str = "wsgate_token";
+/// The refresh token's cookie: HttpOnly, sent only to `/token`.
+const REFRESH_COOKIE: &str = "wsgate_refresh";
 const MAX_ROOM_NAME: usize = 64;
 
 /// Settings from `WSGATE_*` environment variables.
@@ -52,6 +56,8 @@ struct Settings {
     address: SocketAddr,
     keys: KeyPair,
     token_lifetime: Duration,
+    /// How long a refresh token lives after its last use.
+    refresh_lifetime: Duration,
     allowed_origins: Vec<String>,
     audit_log: Option<String>,
     auth_timeout: Duration,
@@ -124,6 +130,7 @@ impl Settings {
             address: setting("WSGATE_ADDR", SocketAddr::from(([127, 0, 0, 1], 3000)))?,
             keys,
             token_lifetime: Duration::from_secs(setting("WSGATE_TOKEN_TTL_SECS", 900)?),
+            refresh_lifetime: Duration::from_secs(setting("WSGATE_REFRESH_TTL_SECS", 604_800)?),
             allowed_origins: setting(
                 "WSGATE_ALLOWED_ORIGINS",
                 "http://127.0.0.1:3000,http://localhost:3000".to_owned(),
@@ -233,6 +240,10 @@ struct App {
     rooms: Rooms,
     feed: admin::AuditFeed,
     accounts: Arc<Accounts<SqlCredentialStore>>,
+    /// Logins that outlive their access tokens (the refresh cookie).
+    sessions: RefreshSessions<SqlRefreshSessionStore>,
+    /// The Origins a cookie route takes.
+    origins: OriginAllowlist,
 }
 
 impl FromRef<App> for Gate {
@@ -386,6 +397,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .otherwise(members()),
         )
         .build()?;
+    // Refresh sessions in the credential database (they survive a
+    // restart), ending through the gate's registry.
+    let sessions = RefreshSessions::builder(
+        users.refresh_sessions(),
+        gate.registry().clone(),
+        &refresh_secret(&users).await?,
+    )?
+    .lifetime(settings.refresh_lifetime)
+    .build()?;
     // Sockets take every transport; explicit credentials come before the
     // cookie a browser attaches on its own, and the client certificate
     // (when asked for) comes after everything the request carries.
@@ -431,9 +451,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         )
         .merge(pages::routes())
         .route("/login", post(login))
+        .route("/token", post(refresh_token))
+        .route("/logout", post(logout))
         .with_state(App {
             tls: settings.tls.is_some(),
             issuer,
+            sessions,
+            origins: OriginAllowlist::new(&settings.allowed_origins)?,
             rooms: Rooms::default(),
             feed,
             accounts: Arc::new(Accounts::new(
@@ -590,7 +614,7 @@ async fn login(
     };
     // A DPoP proof for this request binds the token to its key; checked
     // before the password, so a bad proof costs no hashing.
-    let jkt = match login_proof(&app, &headers).await {
+    let jkt = match request_proof(&app, &headers, "/login").await {
         Ok(jkt) => jkt,
         Err(()) => return json_error(StatusCode::BAD_REQUEST, "invalid_dpop_proof"),
     };
@@ -610,7 +634,7 @@ async fn login(
     };
     // Bound to the proof's key, and to the client certificate of the
     // connection (RFC 8705) when it presented one: such a token works
-    // only beside that certificate.
+    // only beside that certificate. The refresh session is bound alike.
     let mut confirmation = Confirmation::default();
     if let Some(jkt) = &jkt {
         confirmation = confirmation.with_jkt(jkt.clone());
@@ -618,46 +642,225 @@ async fn login(
     if let Some(axum::Extension(certificate)) = &certificate {
         confirmation = confirmation.with_certificate(certificate.thumbprint());
     }
-    let issued = app.issuer.issue_confirmed_token(&principal, &confirmation);
-    let Ok(issued) = issued else {
+    let Ok(started) = app.sessions.start(&principal, &confirmation).await else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    };
+    let principal = principal.with_claim("sid", started.session_id.clone().into());
+    tracing::info!(%peer, sub = principal.subject(), bound = confirmation.is_bound(), "login accepted");
+    tokens_response(&app, &principal, &confirmation, &started.refresh_token, started.expires_at)
+}
+
+/// The answer that hands out tokens (`/login`, `/token`): the access
+/// token in the body (and, unless bound to a key, as the cookie the
+/// cookie transport reads), the refresh token as an HttpOnly cookie that
+/// only `/token` ever receives.
+fn tokens_response(
+    app: &App,
+    principal: &Principal,
+    confirmation: &Confirmation,
+    refresh_token: &Secret,
+    refresh_expires_at: SystemTime,
+) -> Response {
+    let Ok(issued) = app.issuer.issue_confirmed_token(principal, confirmation) else {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     };
     let expires_in = app.issuer.lifetime().as_secs();
-    if jkt.is_some() {
-        // A cookie cannot carry a proof: a bound token is never set as one.
-        tracing::info!(%peer, sub = principal.subject(), "login accepted, token bound to a key");
-        return no_store(
-            Json(json!({
-                "access_token": issued.token().expose(),
-                "token_type": "DPoP",
-                "expires_in": expires_in,
-            }))
-            .into_response(),
-        );
-    }
-    let cookie = format!(
-        "{COOKIE_NAME}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={expires_in}{}",
-        issued.token().expose(),
-        if app.tls { "; Secure" } else { "" }
-    );
+    // RFC 8705 keeps `Bearer` for certificate-bound tokens.
+    let bound_to_key = confirmation.jkt().is_some();
     let mut response = Json(json!({
         "access_token": issued.token().expose(),
-        "token_type": "Bearer",
+        "token_type": if bound_to_key { "DPoP" } else { "Bearer" },
         "expires_in": expires_in,
     }))
     .into_response();
-    if let Ok(mut value) = HeaderValue::from_str(&cookie) {
-        value.set_sensitive(true);
-        response.headers_mut().insert(header::SET_COOKIE, value);
+    let secure = if app.tls { "; Secure" } else { "" };
+    let refresh_max_age = refresh_expires_at
+        .duration_since(SystemTime::now())
+        .unwrap_or_default()
+        .as_secs();
+    let mut cookies = vec![format!(
+        "{REFRESH_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/token; Max-Age={refresh_max_age}{secure}",
+        refresh_token.expose()
+    )];
+    // A cookie cannot carry a proof: a key-bound token is never set as one.
+    if !bound_to_key {
+        cookies.push(format!(
+            "{COOKIE_NAME}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={expires_in}{secure}",
+            issued.token().expose()
+        ));
     }
-    tracing::info!(%peer, sub = principal.subject(), "login accepted");
+    set_cookies(&mut response, cookies);
     no_store(response)
 }
 
-/// The key thumbprint of the login's DPoP proof (`POST` to this `/login`,
-/// no token): `Ok(None)` without one (refused under `required`), `Err`
-/// for a proof that fails, or more than one.
-async fn login_proof(app: &App, headers: &axum::http::HeaderMap) -> Result<Option<String>, ()> {
+fn set_cookies(response: &mut Response, cookies: Vec<String>) {
+    for cookie in cookies {
+        if let Ok(mut value) = HeaderValue::from_str(&cookie) {
+            value.set_sensitive(true);
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+}
+
+/// The value of cookie `name` in the request, if exactly one.
+fn request_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    let mut found = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(cookie, _)| *cookie == name)
+        .map(|(_, value)| value.to_owned());
+    let value = found.next()?;
+    found.next().is_none().then_some(value)
+}
+
+/// Whether a cookie route's request comes from an allowed Origin: a
+/// browser attaches the cookie to cross-site requests on its own.
+fn origin_allowed(app: &App, headers: &axum::http::HeaderMap) -> bool {
+    let mut origins = headers.get_all(header::ORIGIN).iter();
+    match (origins.next(), origins.next()) {
+        (Some(origin), None) => origin
+            .to_str()
+            .is_ok_and(|origin| app.origins.allows(origin)),
+        _ => false,
+    }
+}
+
+/// `POST /token`: the refresh cookie (from an allowed Origin) for a new
+/// access token and the next refresh token; a spent one ends the session.
+async fn refresh_token(
+    State(app): State<App>,
+    certificate: Option<axum::Extension<ClientCertificate>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if !origin_allowed(&app, &headers) {
+        return json_error(StatusCode::FORBIDDEN, "origin_not_allowed");
+    }
+    let Some(token) = request_cookie(&headers, REFRESH_COOKIE) else {
+        return json_error(StatusCode::UNAUTHORIZED, "invalid_grant");
+    };
+    let mut possession = Possession::default();
+    match request_proof(&app, &headers, "/token").await {
+        Ok(Some(jkt)) => possession = Possession::dpop(jkt),
+        Ok(None) => {}
+        Err(()) => return json_error(StatusCode::UNAUTHORIZED, "invalid_dpop_proof"),
+    }
+    if let Some(axum::Extension(certificate)) = &certificate {
+        possession = possession.with_certificate(certificate.thumbprint());
+    }
+    let refreshed = match app.sessions.refresh(&token, &possession).await {
+        Ok(refreshed) => refreshed,
+        Err(error) => {
+            let (status, code) = match error.kind() {
+                ErrorKind::Dpop(_) => (StatusCode::UNAUTHORIZED, "invalid_dpop_proof"),
+                ErrorKind::Backend(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                _ => (StatusCode::UNAUTHORIZED, "invalid_grant"),
+            };
+            tracing::info!(reason = %error, "refresh refused");
+            return json_error(status, code);
+        }
+    };
+    // The account as it is now: its current roles, and still allowed in.
+    let user = match app.accounts.store().find_user(&refreshed.subject).await {
+        Ok(Some(user)) if !user.is_disabled() => user,
+        Ok(_) => return json_error(StatusCode::UNAUTHORIZED, "invalid_grant"),
+        Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
+    let principal = Principal::new(refreshed.subject.clone(), AuthMethod::Token)
+        .with_roles(user.roles().iter().cloned())
+        .with_claim("sid", refreshed.session_id.clone().into());
+    tokens_response(
+        &app,
+        &principal,
+        &refreshed.confirmation,
+        &refreshed.refresh_token,
+        refreshed.expires_at,
+    )
+}
+
+/// `POST /logout`: a Bearer token of the session (what a page sends: the
+/// refresh cookie's path keeps it from here), or the refresh cookie from
+/// an allowed Origin. The session ends (its tokens refused, its sockets
+/// closed 4403) and the cookies are cleared: 204.
+async fn logout(State(app): State<App>, headers: axum::http::HeaderMap) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let ended = if let Some(token) = bearer {
+        let principal = match app.gate.verifier().verify(token.trim()).await {
+            Ok(principal) => principal,
+            Err(_) => return json_error(StatusCode::UNAUTHORIZED, "invalid_token"),
+        };
+        // A key-bound token works only beside a proof: a copy of one must
+        // not end its owner's session. Such a page logs out by cookie.
+        if Confirmation::of(&principal).map_or(true, |binding| binding.is_bound()) {
+            return json_error(StatusCode::UNAUTHORIZED, "invalid_token");
+        }
+        match principal.session_id() {
+            Some(sid) => app.sessions.end_session(sid).await,
+            None => Ok(false),
+        }
+    } else if let Some(token) = request_cookie(&headers, REFRESH_COOKIE) {
+        if !origin_allowed(&app, &headers) {
+            return json_error(StatusCode::FORBIDDEN, "origin_not_allowed");
+        }
+        app.sessions.end(&token).await
+    } else {
+        return json_error(StatusCode::UNAUTHORIZED, "invalid_request");
+    };
+    if ended.is_err() {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    }
+    let secure = if app.tls { "; Secure" } else { "" };
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    set_cookies(
+        &mut response,
+        vec![
+            format!("{REFRESH_COOKIE}=; HttpOnly; SameSite=Strict; Path=/token; Max-Age=0{secure}"),
+            format!("{COOKIE_NAME}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"),
+        ],
+    );
+    response
+}
+
+/// The refresh sessions' secret: made once and kept in the credential
+/// database, so the grace and logging out by `sid` go on working across
+/// restarts and across processes that share the database.
+async fn refresh_secret(users: &SqlCredentialStore) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    use base64::Engine as _;
+    let pool = users.pool();
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS wsgate_demo_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    )
+    .execute(pool)
+    .await?;
+    let mut fresh = [0u8; 32];
+    getrandom::fill(&mut fresh).map_err(|error| error.to_string())?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(fresh);
+    sqlx::query(
+        "INSERT INTO wsgate_demo_secrets (name, value) VALUES ('refresh', $1) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(encoded)
+    .execute(pool)
+    .await?;
+    let row = sqlx::query("SELECT value FROM wsgate_demo_secrets WHERE name = 'refresh'")
+        .fetch_one(pool)
+        .await?;
+    let value: String = sqlx::Row::try_get(&row, "value")?;
+    Ok(base64::engine::general_purpose::STANDARD.decode(value)?)
+}
+
+/// The key thumbprint of the DPoP proof of a `POST` to `path` (`/login`,
+/// `/token`; no access token): `Ok(None)` without one (refused under
+/// `required`), `Err` for a proof that fails, or more than one.
+async fn request_proof(
+    app: &App,
+    headers: &axum::http::HeaderMap,
+    path: &str,
+) -> Result<Option<String>, ()> {
     let gate = &app.gate;
     let mut proofs = headers.get_all("dpop").iter();
     let proof = match (proofs.next(), proofs.next()) {
@@ -673,7 +876,7 @@ async fn login_proof(app: &App, headers: &axum::http::HeaderMap) -> Result<Optio
         .get(header::HOST)
         .and_then(|host| host.to_str().ok())
         .ok_or(())?;
-    let target = TargetUrl::of_request(app.tls, host, "/login").ok_or(())?;
+    let target = TargetUrl::of_request(app.tls, host, path).ok_or(())?;
     let request = ProofRequest {
         method: "POST",
         target: &target,

@@ -22,7 +22,9 @@ pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
 ///
 /// Every token carries `sub`, `iat` (to the millisecond), `exp`, a random
 /// `jti`, `roles`, and
-/// `iss`, `aud` and `scope` when there are some; the header carries the
+/// `iss`, `aud`, `scope` and `sid` (the principal's
+/// [`session_id`](Principal::session_id): a refresh session's) when there
+/// are some; the header carries the
 /// key's `kid` and the configured `typ`. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct JwtIssuer {
@@ -59,6 +61,10 @@ struct Claims<'a> {
     roles: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<String>,
+    /// The login session (a refresh session's id), when the principal has
+    /// one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
     /// What the token is bound to (RFC 7800): a DPoP key's thumbprint, a
     /// client certificate's.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -171,6 +177,7 @@ impl JwtIssuer {
             jti: &token_id,
             roles: principal.roles(),
             scope: (!principal.scopes().is_empty()).then(|| principal.scopes().join(" ")),
+            sid: principal.session_id(),
             cnf,
         };
         let mut header = Header::new(config.key.algorithm);
@@ -284,6 +291,11 @@ mod tests {
         assert_eq!(verified.roles(), ["user", "admin"]);
         assert_eq!(verified.scopes(), ["read"]);
         assert_eq!(verified.token_id(), issued.token_id());
+        assert_eq!(verified.session_id(), None);
+        let in_session = principal.with_claim("sid", "S1".into());
+        let issued = issuer.issue_token(&in_session).unwrap();
+        let verified = verifier.verify_token(issued.token().expose()).unwrap();
+        assert_eq!(verified.session_id(), Some("S1"));
 
         clock.advance(Duration::from_secs(60));
         assert!(verifier.verify_token(issued.token().expose()).is_err());
