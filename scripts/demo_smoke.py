@@ -111,7 +111,6 @@ def login(username):
 
 
 async def live_connection_checks(token, basic):
-    bearer = lambda token: {"Authorization": f"Bearer {token}"}
     admin = login("admin")
 
     async with websockets.connect(WS + "/ws", additional_headers=bearer(token)) as socket:
@@ -223,6 +222,75 @@ def slow_headers_are_cut_off():
     check(elapsed < 15, f"slow request headers are cut off ({elapsed:.1f} s)")
 
 
+def cookies_of(path, body=None, headers=None):
+    """POSTs and returns (status, {cookie name: (value, attributes)}, body),
+    every Set-Cookie header kept."""
+    data = json.dumps(body).encode() if body is not None else b""
+    request = urllib.request.Request(BASE + path, data=data, method="POST", headers=headers or {})
+    try:
+        response = urllib.request.urlopen(request)
+    except urllib.error.HTTPError as error:
+        response = error
+    cookies = {}
+    for header in response.headers.get_all("Set-Cookie") or []:
+        pair, _, attributes = header.partition(";")
+        name, _, value = pair.partition("=")
+        cookies[name.strip()] = (value, attributes)
+    return response.status if hasattr(response, "status") else response.code, cookies, parse(response.read())
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def claims_of(token):
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+async def session_checks():
+    """Refresh sessions: the cookie, rotation, the grace, reuse as theft,
+    logout (DESIGN.md, "Sessions")."""
+    status, cookies, body = cookies_of("/login", {"username": "alice", "password": "alice-password-1"})
+    refresh, attributes = cookies.get("wsgate_refresh", ("", ""))
+    check(status == 200 and len(refresh) == 66 and "HttpOnly" in attributes and "SameSite=Strict" in attributes
+          and "Path=/token" in attributes, "login sets wsgate_refresh: HttpOnly, SameSite=Strict, Path=/token")
+    sid = claims_of(body["access_token"]).get("sid")
+    check(isinstance(sid, str) and len(sid) >= 16, "every access token carries the session's sid")
+    socket = await websockets.connect(WS + "/ws", additional_headers=bearer(body["access_token"]))
+    await socket.recv()
+
+    cookie = lambda token: {"Cookie": f"wsgate_refresh={token}", "Origin": ORIGIN}
+    check(cookies_of("/token", headers={"Cookie": f"wsgate_refresh={refresh}"})[0] == 403,
+          "POST /token without an Origin is 403")
+    check(cookies_of("/token", headers={"Origin": ORIGIN})[0] == 401, "POST /token without the cookie is 401")
+    status, rotated, body = cookies_of("/token", headers=cookie(refresh))
+    second = rotated.get("wsgate_refresh", ("",))[0]
+    check(status == 200 and body["token_type"] == "Bearer" and second and second != refresh
+          and claims_of(body["access_token"]).get("sid") == sid, "POST /token rotates, same sid")
+    status, again, _ = cookies_of("/token", headers=cookie(refresh))
+    check(status == 200 and again.get("wsgate_refresh", ("",))[0] == second,
+          "the previous token within the grace (a second tab) gets the same successor")
+    status, third_cookies, _ = cookies_of("/token", headers=cookie(second))
+    third = third_cookies.get("wsgate_refresh", ("",))[0]
+    check(status == 200 and third not in (refresh, second), "and that one rotates on")
+    status, _, body = cookies_of("/token", headers=cookie(refresh))
+    check(status == 401 and body == {"error": "invalid_grant"}, "an older spent token is theft: 401 invalid_grant")
+    check(await close_of(socket) == (4403, "token revoked"), "the stolen session's socket closes 4403")
+    check(cookies_of("/token", headers=cookie(third))[0] == 401, "and its latest refresh token is dead too")
+    check(await refused_status(WS + "/ws", additional_headers=bearer(body.get("access_token", "x"))) == 401,
+          "its access tokens are refused")
+
+    status, cookies, body = cookies_of("/login", {"username": "alice", "password": "alice-password-1"})
+    refresh = cookies["wsgate_refresh"][0]
+    socket = await websockets.connect(WS + "/ws", additional_headers=bearer(body["access_token"]))
+    await socket.recv()
+    status, cleared, _ = cookies_of("/logout", headers=bearer(body["access_token"]))
+    check(status == 204 and cleared.get("wsgate_refresh", ("x",))[0] == "", "logout is 204 and clears the cookie")
+    check(await close_of(socket) == (4403, "token revoked"), "logout closes the session's sockets")
+    check(cookies_of("/token", headers=cookie(refresh))[0] == 401, "and its refresh token is refused")
+
+
 def page_checks():
     """The page and its files come with headers that defend them."""
     pages = [("/", "text/html"), ("/chat.js", "text/javascript"), ("/chat.css", "text/css"),
@@ -248,7 +316,6 @@ async def account_checks():
     policy, a password change and a disabled account reaching live
     sockets."""
     import secrets as random
-    bearer = lambda token: {"Authorization": f"Bearer {token}"}
     admin = bearer(login("admin"))
     name = f"carol-{random.token_hex(4)}"
     first, second = "violet-Harbour-47-tundra", "amber-Quarry-81-glacier"
@@ -296,7 +363,6 @@ async def account_checks():
 async def admin_checks():
     """The routes the admin page is a client of: users, live sockets, a
     kick, and the audit trail as it happens on /admin/events."""
-    bearer = lambda token: {"Authorization": f"Bearer {token}"}
     admin_token = login("admin")
     admin, alice = bearer(admin_token), bearer(login("alice"))
     status, _, body = post("/admin/users", headers=admin, method="GET")
@@ -321,7 +387,12 @@ async def admin_checks():
             check(status == 200 and body == {"closed": 1}, "a kick reports the closed socket")
             check(await close_of(socket) == (4403, "forbidden"), "a kicked socket closes 4403 forbidden")
         frames = []
-        while not any(frame.get("event", {}).get("event") == "close" and frame["event"].get("sub") == "alice" for frame in frames):
+        # The feed may first replay recent events (earlier closes of
+        # alice's sessions among them): wait for the kick's.
+        kicked = lambda frame: (frame.get("event", {}).get("event") == "close"
+                                and frame["event"].get("sub") == "alice"
+                                and frame["event"].get("reason") == "forbidden")
+        while not any(kicked(frame) for frame in frames):
             frames.append(json.loads(await asyncio.wait_for(feed.recv(), 5)))
         check(all(frame["type"] == "audit" for frame in frames), "the feed sends audit events")
         seen = [frame["event"] for frame in frames]
@@ -392,6 +463,7 @@ async def main():
         check(await asyncio.wait_for(echo.recv(), 5) == "ping 1", "echo route echoes")
 
     page_checks()
+    await session_checks()
     await account_checks()
     await admin_checks()
     await live_connection_checks(token, basic)
