@@ -1,9 +1,17 @@
-// The demo page's script: served from the page's own origin, never inline,
-// so its Content-Security-Policy needs no 'unsafe-inline'. Client text is
-// always inserted as text (textContent), never as HTML.
-"use strict";
+// The demo page's script: a module served from the page's own origin,
+// never inline, so its Content-Security-Policy needs no 'unsafe-inline'.
+// Client text is always inserted as text (textContent), never as HTML.
+//
+// The socket's life is wsgate's browser client's (/wsgate-client.js): it
+// refreshes the token in-band before it expires (a fresh one from
+// POST /token, which the HttpOnly refresh cookie authorizes), reconnects
+// by close code, and follows the page's life. The page holds no
+// long-lived secret: the access token lives in memory only.
+import { WsgateClient, fetchToken } from "/wsgate-client.js";
+
 const $ = (selector) => document.querySelector(selector);
-let socket = null;
+let client = null;
+const rooms = new Set();
 
 function show(text, kind) {
   const line = document.createElement("div");
@@ -23,50 +31,71 @@ async function login(username, password) {
   });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(body.error || ("HTTP " + response.status));
-  return body.access_token;
+  return { token: body.access_token, serverTime: Date.parse(response.headers.get("Date") ?? "") || undefined };
 }
 
-function connect(token) {
+function start(first) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  // Browsers cannot set Authorization on a WebSocket: the token travels as a
-  // subprotocol entry, and the server selects "chat.v1", never the token.
-  socket = new WebSocket(scheme + "//" + location.host + "/ws", ["chat.v1", "wsgate.bearer." + token]);
-  socket.onopen = () => { status("connected (" + socket.protocol + ")"); $("#chat").hidden = false; };
-  socket.onmessage = (event) => {
-    let message;
-    try { message = JSON.parse(event.data); } catch { show(event.data); return; }
-    switch (message.type) {
+  let unused = first;
+  client = new WsgateClient({
+    url: scheme + "//" + location.host + "/ws",
+    protocols: ["chat.v1"],
+    // The login's token first; every later one from the token route.
+    getToken: async () => {
+      if (unused) {
+        const token = unused;
+        unused = null;
+        return token;
+      }
+      return fetchToken({ url: "/token" });
+    },
+  });
+  client.on("state", ({ state }) => {
+    if (state === "connecting") status("connecting…");
+    if (state === "waiting") status("reconnecting…");
+  });
+  client.on("message", ({ data, json }) => {
+    if (!json || typeof json !== "object") { show(data); return; }
+    switch (json.type) {
       case "welcome":
-        show("welcome, " + message.sub + " (roles: " + message.roles.join(", ") + ")", "system");
+        status("connected (chat.v1)");
+        $("#chat").hidden = false;
+        show("welcome, " + json.sub + " (roles: " + json.roles.join(", ") + ")", "system");
+        // After a reconnect, back into the rooms this page was in.
+        for (const room of rooms) client.send({ type: "join", room });
+        break;
+      case "auth.refreshed":
         break;
       case "message":
-        show("[" + message.room + "] " + message.from + ": " + message.text);
+        show("[" + json.room + "] " + json.from + ": " + json.text);
         break;
       case "error":
-        show("refused " + (message.ref || "message") + ": " + message.code, "error");
+        show("refused " + (json.ref || "message") + ": " + json.code, "error");
         break;
       default:
-        show(event.data, "system");
+        show(data, "system");
     }
-  };
-  socket.onclose = (event) => {
-    socket = null;
-    if (event.code === 4401) {
-      status("session expired: log in again");
-      show("closed: " + event.code + " " + event.reason + " (log in again)", "error");
-    } else if (event.code === 4403) {
-      status("disconnected by the server");
-      show("closed: " + event.code + " " + event.reason, "error");
+  });
+  client.on("closed", ({ code, reason, retry, delayMs }) => {
+    const phrase = "closed: " + code + (reason ? " " + reason : "");
+    if (retry.kind === "stop") {
+      status(code === 4403 ? "disconnected by the server" : "disconnected");
+      show(phrase, "error");
+      $("#login").hidden = false;
     } else {
-      status("disconnected");
-      show("closed: " + event.code + (event.reason ? " " + event.reason : ""), "system");
+      show(phrase + " (reconnecting" + (delayMs ? " in " + Math.ceil(delayMs / 1000) + " s" : "") + ")", "system");
     }
-    $("#login").hidden = false;
-  };
-}
-
-function send(message) {
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+  });
+  client.on("error", ({ error }) => {
+    // The token route refused: the session is over.
+    if (error && error.status === 401) {
+      client.close();
+      status("session expired: log in again");
+      show("the session ended: log in again", "error");
+      $("#login").hidden = false;
+    }
+  });
+  client.connect();
 }
 
 $("#login").addEventListener("submit", async (event) => {
@@ -74,9 +103,10 @@ $("#login").addEventListener("submit", async (event) => {
   const form = new FormData(event.target);
   try {
     status("logging in…");
-    const token = await login(form.get("username"), form.get("password"));
+    const first = await login(form.get("username"), form.get("password"));
     $("#login").hidden = true;
-    connect(token);
+    client?.close();
+    start(first);
   } catch (error) {
     status("login failed: " + error.message);
   }
@@ -85,13 +115,14 @@ $("#login").addEventListener("submit", async (event) => {
 $("#join").addEventListener("submit", (event) => {
   event.preventDefault();
   const room = new FormData(event.target).get("room");
-  send({ type: "join", room });
+  rooms.add(room);
+  client?.send({ type: "join", room });
   show("joined " + room, "system");
 });
 
 $("#say").addEventListener("submit", (event) => {
   event.preventDefault();
   const form = new FormData(event.target);
-  send({ type: "say", room: form.get("room"), text: form.get("text") });
+  client?.send({ type: "say", room: form.get("room"), text: form.get("text") });
   event.target.elements.text.value = "";
 });

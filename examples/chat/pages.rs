@@ -22,6 +22,12 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(|| file(HTML, include_str!("chat.html"))))
         .route("/chat.js", get(|| file(SCRIPT, include_str!("chat.js"))))
+        // wsgate's browser client, as `clients/js` builds it (CI checks the
+        // committed build is what its sources make).
+        .route(
+            "/wsgate-client.js",
+            get(|| file(SCRIPT, include_str!("../../clients/js/dist/wsgate-client.js"))),
+        )
         .route("/chat.css", get(|| file(STYLE, include_str!("chat.css"))))
         .route("/admin", get(|| file(HTML, include_str!("admin.html"))))
         .route("/admin.js", get(|| file(SCRIPT, include_str!("admin.js"))))
