@@ -3,7 +3,8 @@
 // holds no data of its own: it signs in, keeps the token in memory (never
 // in storage), and reads and changes everything through the admin routes.
 // Server text is always inserted as text (textContent), never as HTML.
-"use strict";
+import { WsgateClient, fetchToken } from "/wsgate-client.js";
+
 const $ = (selector) => document.querySelector(selector);
 let token = null;
 let feed = null;
@@ -143,29 +144,57 @@ function showEvent(event) {
   if (opened || event.event === "close" || event.event === "revoke") socketsChanged();
 }
 
-function openFeed() {
+// The feed is a socket of wsgate's browser client: a token that expires
+// (4401) is replaced from POST /token and the feed reopens at once; a
+// network loss backs off and reopens; a revocation (4403) signs out.
+function openFeed(first) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  // The token travels as a subprotocol entry; the server selects admin.v1.
-  feed = new WebSocket(scheme + "//" + location.host + "/admin/events", ["admin.v1", "wsgate.bearer." + token]);
-  feed.onopen = () => { $("#feed").textContent = "(live)"; };
+  let unused = first;
+  feed = new WsgateClient({
+    url: scheme + "//" + location.host + "/admin/events",
+    protocols: ["admin.v1"],
+    getToken: async () => {
+      if (unused) {
+        const given = unused;
+        unused = null;
+        return given;
+      }
+      const fresh = await fetchToken({ url: "/token" });
+      token = fresh.token; // the admin routes' calls use the fresh one too
+      return fresh;
+    },
+  });
   const poll = setInterval(() => { if (token) loadSockets().catch(() => {}); }, POLL_MS);
-  feed.onmessage = (message) => {
-    let frame;
-    try { frame = JSON.parse(message.data); } catch { return; }
+  feed.on("state", ({ state }) => {
+    if (state === "open") $("#feed").textContent = "(live)";
+    if (state === "waiting" || state === "connecting") $("#feed").textContent = "(reconnecting)";
+  });
+  feed.on("message", ({ json: frame }) => {
+    if (!frame || typeof frame !== "object") return;
     if (frame.type === "audit") showEvent(frame.event);
     else if (frame.type === "lagged") showEvent({ ts: Date.now(), event: "feed", outcome: "missed " + frame.missed });
-  };
-  feed.onclose = (event) => {
-    clearInterval(poll);
-    feed = null;
-    $("#feed").textContent = "(closed: " + event.code + (event.reason ? " " + event.reason : "") + ")";
-    if (event.code === 4401 || event.code === 4403) signedOut("signed out by the server: " + event.reason);
-  };
+  });
+  feed.on("closed", ({ code, reason, retry }) => {
+    $("#feed").textContent = "(closed: " + code + (reason ? " " + reason : "") + ")";
+    if (retry.kind === "stop") {
+      clearInterval(poll);
+      signedOut("signed out by the server: " + reason);
+    }
+  });
+  feed.on("error", ({ error }) => {
+    if (error && error.status === 401) {
+      clearInterval(poll);
+      signedOut("signed out: the session ended");
+    }
+  });
+  feed.connect();
 }
 
 function signedOut(text) {
   token = null;
-  if (feed) feed.close();
+  const open = feed;
+  feed = null;
+  if (open) open.close();
   status(text);
   $("#console").hidden = true;
   $("#login").hidden = false;
@@ -183,6 +212,7 @@ $("#login").addEventListener("submit", async (event) => {
   const body = await response.json().catch(() => ({}));
   if (!response.ok) { status("login failed: " + (body.error || "HTTP " + response.status)); return; }
   token = body.access_token;
+  const first = { token, serverTime: Date.parse(response.headers.get("Date") ?? "") || undefined };
   try {
     await Promise.all([loadUsers(), loadSockets()]);
   } catch (error) {
@@ -194,7 +224,7 @@ $("#login").addEventListener("submit", async (event) => {
   status("signed in as " + signedIn);
   $("#login").hidden = true;
   $("#console").hidden = false;
-  openFeed();
+  openFeed(first);
 });
 
 $("#create").addEventListener("submit", (event) => {

@@ -37,11 +37,7 @@ export class Demo {
   }
 
   async start() {
-    this.process = spawn(process.env.WSGATE_DEMO ?? path.join(root, "target/debug/examples/chat"), [], {
-      env: this.env,
-      stdio: "inherit",
-    });
-    await this.#listening();
+    await this.#spawn();
     this.browser = await chromium.launch({
       executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
       args: [
@@ -59,6 +55,24 @@ export class Demo {
   async stop() {
     await this.browser?.close();
     this.process?.kill();
+  }
+
+  // The demo process killed and started again on the same port (the
+  // browser stays): what a deploy or a crash does to the pages open.
+  async restart({ downMs = 0 } = {}) {
+    const exited = new Promise((resolve) => this.process.once("exit", resolve));
+    this.process.kill("SIGKILL");
+    await exited;
+    await sleep(downMs);
+    await this.#spawn();
+  }
+
+  async #spawn() {
+    this.process = spawn(process.env.WSGATE_DEMO ?? path.join(root, "target/debug/examples/chat"), [], {
+      env: this.env,
+      stdio: "inherit",
+    });
+    await this.#listening();
   }
 
   async #listening() {

@@ -157,6 +157,9 @@ var WsgateClient = class {
     const factory = this.options.socket ?? ((url2, protocols2) => new WebSocket(url2, protocols2));
     const socket = factory(url, protocols);
     this.socket = socket;
+    socket.onopen = () => {
+      if (socket === this.socket) this.setState("open");
+    };
     socket.onmessage = (event) => this.received(socket, String(event.data));
     socket.onclose = (event) => this.closed(socket, event.code, event.reason);
     socket.onerror = () => {
@@ -173,12 +176,10 @@ var WsgateClient = class {
       json = JSON.parse(data);
     } catch {
     }
+    this.attempt = 0;
+    this.setState("open");
     const message = json;
     if (message && typeof message === "object") {
-      if (message.type === "welcome") {
-        this.attempt = 0;
-        this.setState("open");
-      }
       if ((message.type === "welcome" || message.type === "auth.refreshed") && typeof message.expires_at === "number") {
         this.scheduleRefresh(message.expires_at);
       }

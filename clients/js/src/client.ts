@@ -216,6 +216,12 @@ export class WsgateClient {
     const factory = this.options.socket ?? ((url, protocols) => new WebSocket(url, protocols) as unknown as SocketLike);
     const socket = factory(url, protocols);
     this.socket = socket;
+    // Open once the server accepted the handshake; the back-off resets at
+    // the first message, so a server that accepts and closes at once is
+    // not hammered.
+    socket.onopen = () => {
+      if (socket === this.socket) this.setState("open");
+    };
     socket.onmessage = (event) => this.received(socket, String(event.data));
     socket.onclose = (event) => this.closed(socket, event.code, event.reason);
     socket.onerror = () => {};
@@ -234,12 +240,10 @@ export class WsgateClient {
     } catch {
       // Not JSON: the application's own framing.
     }
+    this.attempt = 0;
+    this.setState("open");
     const message = json as { type?: unknown; expires_at?: unknown } | undefined;
     if (message && typeof message === "object") {
-      if (message.type === "welcome") {
-        this.attempt = 0;
-        this.setState("open");
-      }
       if ((message.type === "welcome" || message.type === "auth.refreshed") && typeof message.expires_at === "number") {
         this.scheduleRefresh(message.expires_at);
       }
