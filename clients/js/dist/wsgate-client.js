@@ -52,6 +52,7 @@ var WsgateClient = class {
     this.socket = null;
     this.timer = null;
     this.refreshTimer = null;
+    this.answerTimer = null;
     this.attempt = 0;
     this.offsetMs = 0;
     this.current = "idle";
@@ -113,10 +114,12 @@ var WsgateClient = class {
     this.emit("state", { state });
   }
   stopTimers() {
-    if (this.timer !== null) this.clock.clearTimeout(this.timer);
-    if (this.refreshTimer !== null) this.clock.clearTimeout(this.refreshTimer);
+    for (const timer of [this.timer, this.refreshTimer, this.answerTimer]) {
+      if (timer !== null) this.clock.clearTimeout(timer);
+    }
     this.timer = null;
     this.refreshTimer = null;
+    this.answerTimer = null;
   }
   learnServerTime(token) {
     if (token.serverTime !== void 0) this.offsetMs = token.serverTime - this.clock.now();
@@ -171,6 +174,10 @@ var WsgateClient = class {
   }
   received(socket, data) {
     if (socket !== this.socket) return;
+    if (this.answerTimer !== null) {
+      this.clock.clearTimeout(this.answerTimer);
+      this.answerTimer = null;
+    }
     let json = void 0;
     try {
       json = JSON.parse(data);
@@ -203,6 +210,14 @@ var WsgateClient = class {
       this.learnServerTime(token);
       if (socket === null || socket !== this.socket || this.current !== "open") return;
       socket.send(JSON.stringify({ type: this.options.refreshType ?? "auth.refresh", token: token.token }));
+      this.answerTimer = this.clock.setTimeout(() => {
+        this.answerTimer = null;
+        if (socket !== this.socket) return;
+        this.socket = null;
+        this.stopTimers();
+        socket.close(4e3, "no answer");
+        this.scheduleReconnect({ kind: "back-off" }, 1006, "no answer from the server");
+      }, this.options.answerTimeoutMs ?? 1e4);
     } catch (error) {
       this.emit("error", { error });
       this.refreshTimer = this.clock.setTimeout(() => void this.refresh(), 5e3);

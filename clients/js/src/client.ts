@@ -81,6 +81,10 @@ export interface ClientOptions {
   dpopNonce?: () => string | undefined;
   /** The in-band refresh message's type; `auth.refresh` by default. */
   refreshType?: string;
+  /** How long the server may take to answer an in-band refresh before the
+   * socket is taken for dead (a server that stopped answering: closed
+   * here, then reconnected with back-off). 10 s by default. */
+  answerTimeoutMs?: number;
   clock?: Clock;
   random?: () => number;
   socket?: SocketFactory;
@@ -98,6 +102,7 @@ export class WsgateClient {
   private socket: SocketLike | null = null;
   private timer: unknown = null;
   private refreshTimer: unknown = null;
+  private answerTimer: unknown = null;
   private attempt = 0;
   private offsetMs = 0;
   private current: State = "idle";
@@ -170,10 +175,12 @@ export class WsgateClient {
   }
 
   private stopTimers(): void {
-    if (this.timer !== null) this.clock.clearTimeout(this.timer);
-    if (this.refreshTimer !== null) this.clock.clearTimeout(this.refreshTimer);
+    for (const timer of [this.timer, this.refreshTimer, this.answerTimer]) {
+      if (timer !== null) this.clock.clearTimeout(timer);
+    }
     this.timer = null;
     this.refreshTimer = null;
+    this.answerTimer = null;
   }
 
   private learnServerTime(token: Token): void {
@@ -234,6 +241,11 @@ export class WsgateClient {
 
   private received(socket: SocketLike, data: string): void {
     if (socket !== this.socket) return;
+    // The server answers: whatever it was waiting for, it is alive.
+    if (this.answerTimer !== null) {
+      this.clock.clearTimeout(this.answerTimer);
+      this.answerTimer = null;
+    }
     let json: unknown = undefined;
     try {
       json = JSON.parse(data);
@@ -269,6 +281,17 @@ export class WsgateClient {
       this.learnServerTime(token);
       if (socket === null || socket !== this.socket || this.current !== "open") return;
       socket.send(JSON.stringify({ type: this.options.refreshType ?? "auth.refresh", token: token.token }));
+      // No answer in time: the server (or the path to it) is gone without
+      // a close the browser would see for minutes. Take the socket for
+      // dead and come back.
+      this.answerTimer = this.clock.setTimeout(() => {
+        this.answerTimer = null;
+        if (socket !== this.socket) return;
+        this.socket = null;
+        this.stopTimers();
+        socket.close(4000, "no answer");
+        this.scheduleReconnect({ kind: "back-off" }, 1006, "no answer from the server");
+      }, this.options.answerTimeoutMs ?? 10_000);
     } catch (error) {
       this.emit("error", { error });
       // Try again shortly; the socket closes 4401 at expiry if it never works.

@@ -220,3 +220,27 @@ test("close() is for good", async () => {
   assert.equal(h.sockets.length, 1);
   assert.deepEqual(h.clock.pending(), []);
 });
+
+test("a server that stops answering: no reply to the refresh in 10 s, the socket is dropped and reopened", async () => {
+  const h = harness();
+  h.client.connect();
+  await settle();
+  h.welcome(100);
+  await h.clock.advance(90_000);
+  assert.equal(h.last().sent.length, 1, "the refresh went out");
+  await h.clock.advance(10_000);
+  assert.deepEqual(h.last().closedWith, [4000, "no answer"]);
+  assert.equal(h.client.state, "waiting");
+  const closed = h.events.filter((event) => event.type === "closed").pop()!.event as Events["closed"];
+  assert.equal(closed.reason, "no answer from the server");
+  await h.clock.advance(250);
+  assert.equal(h.sockets.length, 2, "reopened after the back-off");
+
+  // A server that answers keeps the socket.
+  h.welcome(100);
+  await h.clock.advance(90_000);
+  h.last().receive({ type: "auth.refreshed", expires_at: Math.floor(h.clock.now() / 1000) + 100 });
+  await h.clock.advance(9_000);
+  assert.equal(h.last().closedWith, null);
+  assert.equal(h.sockets.length, 2);
+});
