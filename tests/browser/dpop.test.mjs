@@ -100,3 +100,59 @@ test("a page's WebCrypto key binds its token and proves it on the socket", async
   assert.deepEqual(demo.violations, []);
   assert.deepEqual(demo.dialogs, []);
 });
+
+test("wsgate's browser client: its key stays across reloads, cannot be read, and keeps a bound session going", async () => {
+  const page = await demo.open("/");
+  const first = await page.evaluate(async () => {
+    const { DpopKey } = await import("/wsgate-client.js");
+    const key = await DpopKey.load();
+    return { jkt: await key.thumbprint(), extractable: key.extractable };
+  });
+  assert.equal(first.extractable, false, "the private key cannot be read out");
+  await page.reload();
+  const result = await page.evaluate(async () => {
+    const { DpopKey, WsgateClient, fetchToken } = await import("/wsgate-client.js");
+    const key = await DpopKey.load();
+    const jkt = await key.thumbprint();
+    const proof = await key.proof({ method: "POST", url: `${location.origin}/login`, nowMs: Date.now() });
+    const login = await fetch("/login", {
+      method: "POST",
+      headers: { "content-type": "application/json", DPoP: proof },
+      body: JSON.stringify({ username: "alice", password: "alice-password-1" }),
+    });
+    const issued = await login.json();
+    const claims = JSON.parse(atob(issued.access_token.split(".")[1].replaceAll("-", "+").replaceAll("_", "/")));
+    // The client proves the key on the socket, and its refreshes go to
+    // /token with a proof too (a bound session's refresh needs one).
+    let unused = { token: issued.access_token };
+    const client = new WsgateClient({
+      url: `ws://${location.host}/ws`,
+      protocols: ["chat.v1"],
+      dpop: key,
+      getToken: async () => {
+        if (unused) {
+          const token = unused;
+          unused = null;
+          return token;
+        }
+        return fetchToken({ url: "/token", dpop: key });
+      },
+    });
+    const welcome = await new Promise((resolve) => {
+      client.on("message", ({ json }) => json?.type === "welcome" && resolve(json));
+      client.connect();
+    });
+    const refreshed = await fetchToken({ url: "/token", dpop: key });
+    const refreshedClaims = JSON.parse(atob(refreshed.token.split(".")[1].replaceAll("-", "+").replaceAll("_", "/")));
+    const withoutProof = (await fetch("/token", { method: "POST" })).status;
+    client.close();
+    return { jkt, tokenType: issued.token_type, cnf: claims.cnf, sub: welcome.sub, refreshedCnf: refreshedClaims.cnf, withoutProof };
+  });
+  assert.equal(result.jkt, first.jkt, "the same key after a reload (IndexedDB)");
+  assert.equal(result.tokenType, "DPoP");
+  assert.deepEqual(result.cnf, { jkt: first.jkt });
+  assert.equal(result.sub, "alice", "the client's proof opened the socket");
+  assert.deepEqual(result.refreshedCnf, { jkt: first.jkt }, "a refresh with a proof stays bound to the key");
+  assert.equal(result.withoutProof, 401, "a bound session's refresh needs a proof of its key");
+  await page.close();
+});
