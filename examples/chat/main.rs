@@ -28,16 +28,16 @@ use wsgate::authenticate::CertificateAuthenticator;
 use wsgate::certificate::{ClientCertificate, ClientCertificates};
 use wsgate::confirmation::{Confirmation, Possession};
 use wsgate::dpop::{DpopMode, ProofRequest, TargetUrl};
+use wsgate::handshake::OriginAllowlist;
 use wsgate::limit::InMemoryFailureLimiter;
 use wsgate::oidc::{OidcProvider, OidcVerifier};
 use wsgate::password::{PasswordPolicy, PasswordVerifier};
 use wsgate::prelude::*;
 use wsgate::redis::RedisStores;
+use wsgate::refresh_sessions::RefreshSessions;
 use wsgate::serve::{ServerTls, Serving};
 use wsgate::session::ConnectionId;
 use wsgate::socket::GatedSender;
-use wsgate::handshake::OriginAllowlist;
-use wsgate::refresh_sessions::RefreshSessions;
 use wsgate::sql::{SqlCredentialStore, SqlRefreshSessionStore};
 use wsgate::store::{AccountStore as _, CredentialStore as _, StoredUser};
 use wsgate::{AuthMethod, BoxedVerifier, ErrorKind, Secret, TokenVerifier as _};
@@ -647,7 +647,13 @@ async fn login(
     };
     let principal = principal.with_claim("sid", started.session_id.clone().into());
     tracing::info!(%peer, sub = principal.subject(), bound = confirmation.is_bound(), "login accepted");
-    tokens_response(&app, &principal, &confirmation, &started.refresh_token, started.expires_at)
+    tokens_response(
+        &app,
+        &principal,
+        &confirmation,
+        &started.refresh_token,
+        started.expires_at,
+    )
 }
 
 /// The answer that hands out tokens (`/login`, `/token`): the access

@@ -26,7 +26,12 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         // committed build is what its sources make).
         .route(
             "/wsgate-client.js",
-            get(|| file(SCRIPT, include_str!("../../clients/js/dist/wsgate-client.js"))),
+            get(|| {
+                file(
+                    SCRIPT,
+                    include_str!("../../clients/js/dist/wsgate-client.js"),
+                )
+            }),
         )
         .route("/chat.css", get(|| file(STYLE, include_str!("chat.css"))))
         .route("/admin", get(|| file(HTML, include_str!("admin.html"))))
