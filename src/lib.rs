@@ -133,6 +133,29 @@
 //! - Secrets never reach a log, an error message or a `Debug` output.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// `get_ref`, `get_mut` and `into_inner` for a service that wraps the next
+/// one in its field `inner`, as tower-http's services have them.
+macro_rules! inner_service_accessors {
+    ($service:ident < $($param:ident),+ >) => {
+        impl<$($param),+> $service<$($param),+> {
+            /// The service this one wraps.
+            pub fn get_ref(&self) -> &S {
+                &self.inner
+            }
+
+            /// The service this one wraps, to change.
+            pub fn get_mut(&mut self) -> &mut S {
+                &mut self.inner
+            }
+
+            /// The service this one wraps, taken out.
+            pub fn into_inner(self) -> S {
+                self.inner
+            }
+        }
+    };
+}
+
 // Below every stage: identities, errors, the one classification of
 // refusals, and what the socket stage and the pipeline share.
 mod boxed;

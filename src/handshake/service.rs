@@ -34,6 +34,8 @@ pub struct Handshake<S, A, L = InMemoryFailureLimiter> {
     config: Arc<Config<A, L>>,
 }
 
+inner_service_accessors!(Handshake<S, A, L>);
+
 impl<S, A, L> Handshake<S, A, L> {
     pub(super) fn new(inner: S, config: Arc<Config<A, L>>) -> Self {
         Self { inner, config }

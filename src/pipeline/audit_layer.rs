@@ -33,6 +33,8 @@ pub struct AuditService<S> {
     record_allowed: bool,
 }
 
+inner_service_accessors!(AuditService<S>);
+
 impl AuditLayer {
     /// Records to `auditor`.
     pub fn new(auditor: Auditor) -> Self {
@@ -125,5 +127,18 @@ where
             auditor: self.auditor.clone(),
             record_allowed: self.record_allowed,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wrapped_service_can_be_reached_and_taken_out() {
+        let mut service = AuditLayer::new(Auditor::tracing()).layer(7_u32);
+        assert_eq!(*service.get_ref(), 7);
+        *service.get_mut() = 8;
+        assert_eq!(service.into_inner(), 8);
     }
 }

@@ -61,6 +61,8 @@ pub struct MessageToken<S, V, R, E = JsonField> {
     kept: Option<KeptToken>,
 }
 
+inner_service_accessors!(MessageToken<S, V, R, E>);
+
 /// A connection's last verified message token and what it verified as.
 #[derive(Debug, Clone)]
 struct KeptToken {

@@ -49,6 +49,8 @@ pub struct RefreshService<S, V, R> {
     layer: Arc<RefreshLayer<V, R>>,
 }
 
+inner_service_accessors!(RefreshService<S, V, R>);
+
 impl<S: Clone, V, R> Clone for RefreshService<S, V, R> {
     fn clone(&self) -> Self {
         Self {

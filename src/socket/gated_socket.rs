@@ -64,6 +64,11 @@ impl GatedSocket {
     }
 
     /// The next delivered message; `None` once the connection has ended.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future (a `tokio::select!` branch that
+    /// lost) loses no message; the next call gets it.
     pub async fn recv(&mut self) -> Option<Inbound> {
         self.inbound.recv().await
     }

@@ -191,6 +191,7 @@ impl GatedUpgrade {
     /// enforces. The application protocol the handshake layer selected is
     /// echoed to the client. `gate` is a [`Gate`](crate::Gate) or a
     /// [`SocketGate`].
+    #[must_use = "the upgrade happens only when this response is returned to the client"]
     pub fn on_upgrade<G, F, Fut>(self, gate: &G, handler: F) -> Response
     where
         G: AsRef<SocketGate>,
@@ -226,6 +227,7 @@ impl DeferredUpgrade {
     /// or a [`SocketGate`] built with
     /// [`first_message`](crate::socket::SocketGateBuilder::first_message);
     /// without one the route answers 500.
+    #[must_use = "the upgrade happens only when this response is returned to the client"]
     pub fn on_upgrade<G, F, Fut>(self, gate: &G, handler: F) -> Response
     where
         G: AsRef<SocketGate>,

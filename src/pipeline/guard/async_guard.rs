@@ -93,6 +93,8 @@ pub struct AsyncRoleGuard<S, P> {
     on_deny: OnDeny,
 }
 
+inner_service_accessors!(AsyncRoleGuard<S, P>);
+
 impl<P: AsyncPolicy> AsyncRoleGuardLayer<P> {
     /// Guards messages with `policy`; denied messages get a reply.
     pub fn new(policy: P) -> Self {

@@ -108,6 +108,8 @@ pub struct RoleGuard<S, P> {
     principal: KeptPrincipal,
 }
 
+inner_service_accessors!(RoleGuard<S, P>);
+
 impl<P: Policy> RoleGuardLayer<P> {
     /// Guards messages with `policy`; denied messages get a reply.
     pub fn new(policy: P) -> Self {
