@@ -84,6 +84,15 @@ pub(crate) fn unix_millis(time: SystemTime) -> u64 {
         })
 }
 
+/// The time `millis` after the Unix epoch: the inverse of [`unix_millis`].
+#[cfg_attr(
+    not(any(feature = "redis", feature = "sqlite", feature = "postgres")),
+    allow(dead_code)
+)]
+pub(crate) fn from_unix_millis(millis: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(millis)
+}
+
 /// The last second of the year 9999: as late as a claim's time is taken.
 const LATEST_UNIX_SECONDS: u64 = 253_402_300_799;
 

@@ -125,14 +125,8 @@ struct Inner<S> {
 /// Builds [`RefreshSessions`].
 #[must_use]
 pub struct RefreshSessionsBuilder<S> {
-    store: S,
-    key: hmac::Key,
-    registry: Registry,
-    lifetime: Duration,
-    max_lifetime: Duration,
-    grace: Duration,
-    clock: Clock,
-    auditor: Auditor,
+    /// What the sessions will hold, set as the builder goes.
+    inner: Inner<S>,
 }
 
 impl<S: RefreshSessionStore> RefreshSessions<S> {
@@ -154,14 +148,16 @@ impl<S: RefreshSessionStore> RefreshSessions<S> {
             return Err(ConfigError::WeakRefreshSecret);
         }
         Ok(RefreshSessionsBuilder {
-            store,
-            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
-            auditor: registry.auditor().clone(),
-            registry,
-            lifetime: DEFAULT_REFRESH_LIFETIME,
-            max_lifetime: DEFAULT_MAX_SESSION_LIFETIME,
-            grace: DEFAULT_REFRESH_GRACE,
-            clock: Clock::system(),
+            inner: Inner {
+                store,
+                key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+                auditor: registry.auditor().clone(),
+                registry,
+                lifetime: DEFAULT_REFRESH_LIFETIME,
+                max_lifetime: DEFAULT_MAX_SESSION_LIFETIME,
+                grace: DEFAULT_REFRESH_GRACE,
+                clock: Clock::system(),
+            },
         })
     }
 
@@ -477,34 +473,34 @@ impl<S> RefreshSessionsBuilder<S> {
     /// How long a refresh token lives after its last use. Defaults to
     /// [`DEFAULT_REFRESH_LIFETIME`] (7 days).
     pub fn lifetime(mut self, lifetime: Duration) -> Self {
-        self.lifetime = lifetime;
+        self.inner.lifetime = lifetime;
         self
     }
 
     /// The longest a session lives from its login. Defaults to
     /// [`DEFAULT_MAX_SESSION_LIFETIME`] (30 days).
     pub fn max_lifetime(mut self, max_lifetime: Duration) -> Self {
-        self.max_lifetime = max_lifetime;
+        self.inner.max_lifetime = max_lifetime;
         self
     }
 
     /// How long the previous token still gets its successor after a
     /// rotation. Defaults to [`DEFAULT_REFRESH_GRACE`] (10 s).
     pub fn grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
+        self.inner.grace = grace;
         self
     }
 
     /// The clock (tests). Defaults to the system clock.
     pub fn clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
+        self.inner.clock = clock;
         self
     }
 
     /// Where refresh decisions are recorded. Defaults to the registry's
     /// auditor.
     pub fn audit(mut self, auditor: Auditor) -> Self {
-        self.auditor = auditor;
+        self.inner.auditor = auditor;
         self
     }
 
@@ -514,20 +510,11 @@ impl<S> RefreshSessionsBuilder<S> {
     ///
     /// [`ConfigError::ZeroLimit`] for a zero lifetime.
     pub fn build(self) -> Result<RefreshSessions<S>, ConfigError> {
-        if self.lifetime.is_zero() || self.max_lifetime.is_zero() {
+        if self.inner.lifetime.is_zero() || self.inner.max_lifetime.is_zero() {
             return Err(ConfigError::ZeroLimit("refresh session lifetime"));
         }
         Ok(RefreshSessions {
-            inner: Arc::new(Inner {
-                store: self.store,
-                key: self.key,
-                registry: self.registry,
-                lifetime: self.lifetime,
-                max_lifetime: self.max_lifetime,
-                grace: self.grace,
-                clock: self.clock,
-                auditor: self.auditor,
-            }),
+            inner: Arc::new(self.inner),
         })
     }
 }
@@ -546,8 +533,8 @@ impl<S: fmt::Debug> fmt::Debug for RefreshSessions<S> {
 impl<S: fmt::Debug> fmt::Debug for RefreshSessionsBuilder<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RefreshSessionsBuilder")
-            .field("store", &self.store)
-            .field("lifetime", &self.lifetime)
+            .field("store", &self.inner.store)
+            .field("lifetime", &self.inner.lifetime)
             .finish_non_exhaustive()
     }
 }

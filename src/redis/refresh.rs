@@ -1,11 +1,11 @@
 //! Refresh sessions in Redis, shared by every process: a rotation on one
 //! is seen by all, and reuse detected on any ends the session everywhere.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::unix_millis;
+use crate::clock::{from_unix_millis, unix_millis};
 use crate::redis::Commands;
 use crate::redis::revocations::RedisStoreError;
 use crate::store::{RefreshDigest, RefreshRecord, RefreshSessionStore};
@@ -50,10 +50,6 @@ struct Stored {
     ended: bool,
 }
 
-fn time(ms: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
-}
-
 impl Stored {
     fn of(record: &RefreshRecord) -> Self {
         Self {
@@ -83,9 +79,9 @@ impl Stored {
                 Some(previous) => Some(RefreshDigest::from_hex(&previous)?),
                 None => None,
             },
-            rotated_at: time(self.rotated_ms),
-            created_at: time(self.created_ms),
-            expires_at: time(self.expires_ms),
+            rotated_at: from_unix_millis(self.rotated_ms),
+            created_at: from_unix_millis(self.created_ms),
+            expires_at: from_unix_millis(self.expires_ms),
             ended: self.ended,
         })
     }

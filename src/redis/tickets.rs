@@ -7,7 +7,7 @@ use redis::AsyncCommands as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::clock::unix_millis;
+use crate::clock::{from_unix_millis, unix_millis};
 use crate::principal::{AuthMethod, Principal};
 use crate::redis::Commands;
 use crate::redis::revocations::RedisStoreError;
@@ -67,10 +67,6 @@ struct Stored {
     until_ms: u64,
 }
 
-fn time(ms: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
-}
-
 impl Stored {
     fn of(principal: &Principal, until: SystemTime) -> Self {
         Self {
@@ -104,10 +100,10 @@ impl Stored {
             .with_scopes(self.scopes)
             .with_claims(self.claims);
         if let Some(ms) = self.expires_ms {
-            principal = principal.with_expires_at(time(ms));
+            principal = principal.with_expires_at(from_unix_millis(ms));
         }
         if let Some(ms) = self.issued_ms {
-            principal = principal.with_issued_at(time(ms));
+            principal = principal.with_issued_at(from_unix_millis(ms));
         }
         if let Some(jti) = self.jti {
             principal = principal.with_token_id(jti);

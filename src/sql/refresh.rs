@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use sqlx::{AnyPool, Row as _};
 
-use crate::clock::unix_millis;
+use crate::clock::{from_unix_millis, unix_millis};
 use crate::sql::SqlStoreError;
 use crate::store::{RefreshDigest, RefreshRecord, RefreshSessionStore};
 
@@ -40,7 +40,7 @@ fn millis(time: SystemTime) -> i64 {
 }
 
 fn time(millis: i64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+    from_unix_millis(u64::try_from(millis).unwrap_or(0))
 }
 
 fn record_of(row: &sqlx::any::AnyRow) -> Result<RefreshRecord, sqlx::Error> {
