@@ -565,3 +565,73 @@ fn close_of(
         other => panic!("expected a close frame: {other:?}"),
     }
 }
+
+/// A gate's `rejection_response` answers every refusal of every route it
+/// wires: its socket routes' handshake layers, its first-message routes'
+/// upgrade refusals and its bearer layer (the ticket route); the status,
+/// the challenge, `Retry-After` and the audit stay wsgate's.
+#[tokio::test]
+async fn a_gates_rejection_response_answers_on_every_route() {
+    use axum::response::IntoResponse;
+    use wsgate::handshake::HandshakeRejection;
+
+    fn json_refusal(rejection: HandshakeRejection) -> Response {
+        let body = json!({ "error": rejection.reason().as_str() }).to_string();
+        let json = [(http::header::CONTENT_TYPE, "application/json")];
+        (rejection.status(), rejection, json, body).into_response()
+    }
+    let served = Served::start(|builder| {
+        builder
+            .rejection_response(json_refusal)
+            .limits(
+                wsgate::socket::Limits::default()
+                    .max_unauthenticated(1, 1)
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    })
+    .await;
+
+    // A socket route's handshake layer.
+    let (status, _, body) = served
+        .handshake("not-a-token")
+        .await
+        .refusal("a forged token");
+    assert_eq!(status, 401);
+    assert_eq!(body, r#"{"error":"invalid token"}"#);
+
+    // The bearer layer of the ticket route, with its challenge.
+    let refused = reqwest::Client::new()
+        .post(format!("http://{}/tickets", served.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(
+        refused.headers()["www-authenticate"],
+        "Bearer realm=\"wsgate\""
+    );
+    assert_eq!(refused.headers()["content-type"], "application/json");
+    assert_eq!(
+        refused.json::<Value>().await.unwrap(),
+        json!({"error": "missing credentials"})
+    );
+
+    // A first-message route's upgrade, refused while another socket of the
+    // address waits for its first message.
+    let url = format!("ws://{}/ws/deferred", served.addr);
+    let (_waiting, _) = tokio_tungstenite::connect_async(url.clone()).await.unwrap();
+    let Err(tokio_tungstenite::tungstenite::Error::Http(response)) =
+        tokio_tungstenite::connect_async(url).await
+    else {
+        panic!("a second pending first-message socket of one address was accepted");
+    };
+    let (status, retry_after, body) = common::refusal(&response).refusal("the second");
+    assert_eq!((status, retry_after.as_deref()), (429, Some("1")));
+    assert_eq!(body, r#"{"error":"too many attempts"}"#);
+
+    let refusals = served.events(EventKind::Handshake);
+    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    assert!(refusals.iter().all(|event| event.outcome == Decision::Deny));
+}

@@ -6,11 +6,13 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use axum::Router;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use common::*;
+use http::header::CONTENT_TYPE;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wsgate::authenticate::BearerAuthenticator;
-use wsgate::handshake::{Authenticated, HandshakeLayer};
+use wsgate::handshake::{Authenticated, HandshakeLayer, HandshakeRejection};
 use wsgate::{ConfigError, Transport};
 
 #[tokio::test]
@@ -45,6 +47,59 @@ async fn every_refusal_gets_its_exact_status_and_challenge() {
     )
     .await;
     assert_eq!(outcome.status(), 101);
+}
+
+/// An application that answers JSON everywhere: the body is its own, the
+/// status and the challenges stay wsgate's.
+fn json_refusal(rejection: HandshakeRejection) -> Response {
+    let body = serde_json::json!({ "error": rejection.reason().as_str() }).to_string();
+    let json = [(CONTENT_TYPE, "application/json")];
+    (rejection.status(), rejection, json, body).into_response()
+}
+
+#[tokio::test]
+async fn refusals_can_be_answered_in_the_applications_own_format() {
+    let plain = Server::start().await;
+    let json = Server::answering(json_refusal).await;
+    let cases = refusal_cases(&json).await;
+    // The same catalogue for the plain server: tokens and tickets are each
+    // server's own.
+    let plain_cases = refusal_cases(&plain).await;
+    let mut failures = Vec::new();
+    for (case, plain_case) in cases.iter().zip(&plain_cases) {
+        let Outcome::Refused {
+            status,
+            challenges,
+            retry_after,
+            body,
+        } = connect(json.addr, &case.handshake).await
+        else {
+            failures.push(format!("{}: accepted", case.name));
+            continue;
+        };
+        if status != case.status || challenges != case.challenges {
+            failures.push(format!("{}: got {status} {challenges:?}", case.name));
+        }
+        // The plain server names the same reason, with the same
+        // Retry-After.
+        let Ok(answer) = serde_json::from_str::<serde_json::Value>(&body) else {
+            failures.push(format!("{}: body {body:?} is not JSON", case.name));
+            continue;
+        };
+        if let Outcome::Refused {
+            body: phrase,
+            retry_after: plain_retry,
+            ..
+        } = connect(plain.addr, &plain_case.handshake).await
+            && (answer["error"] != phrase.as_str() || plain_retry != retry_after)
+        {
+            failures.push(format!(
+                "{}: {answer} / {retry_after:?} where plain says {phrase:?} / {plain_retry:?}",
+                case.name
+            ));
+        }
+    }
+    common::assert_no_failures(&failures, cases.len());
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::dpop::{DpopMode, DpopVerifier};
 use crate::error::ConfigError;
 use crate::gate::{Gate, Shared, handshake_builder};
+use crate::handshake::{HandshakeSettings, RejectionResponse, Rejections};
 use crate::limit::{
     AnyLeaseStore, BoxedFailureLimiter, FailureLimiter, InMemoryFailureLimiter, SocketLimit,
 };
@@ -65,6 +66,7 @@ struct Parts {
     auditor: Auditor,
     trusted_proxies: Vec<IpAddr>,
     forwarded_certificates: Option<ForwardedCertificates>,
+    rejections: Rejections,
     clock: Clock,
     close_codes: CloseCodes,
     limits: Limits,
@@ -92,6 +94,7 @@ impl GateBuilder {
             auditor: Auditor::tracing(),
             trusted_proxies: Vec::new(),
             forwarded_certificates: None,
+            rejections: Rejections::default(),
             clock: Clock::system(),
             close_codes: CloseCodes::default(),
             limits: Limits::default(),
@@ -271,6 +274,16 @@ impl<G> GateBuilder<G> {
         self
     }
 
+    /// How refused handshakes are answered, on every route of the gate
+    /// (socket routes, first-message routes, the bearer layer):
+    /// [`DefaultRejectionResponse`](crate::handshake::DefaultRejectionResponse)
+    /// (a plain-text reason) unless set. See
+    /// [`RejectionResponse`](crate::handshake::RejectionResponse).
+    pub fn rejection_response<R: RejectionResponse>(mut self, respond: R) -> Self {
+        self.parts.rejections = Rejections::new(respond);
+        self
+    }
+
     /// The clock for socket expiry, tickets, the token cache and the
     /// default failure limiter (the token verifier keeps its own). Defaults
     /// to the system clock.
@@ -382,31 +395,36 @@ where
         let socket_limit = parts
             .max_sockets_per_subject
             .map(|max| SocketLimit::new(parts.socket_leases, max, parts.at_socket_limit));
+        let handshake = HandshakeSettings {
+            trusted_proxies: parts.trusted_proxies,
+            auditor: auditor.clone(),
+            revocations: Some(revocations.clone()),
+            sockets: socket_limit,
+            dpop: parts.dpop,
+            dpop_mode: parts.dpop_mode,
+            forwarded_certificates: parts.forwarded_certificates,
+            rejections: parts.rejections,
+            ..HandshakeSettings::default()
+        };
         let sockets = SocketGate::builder(registry.clone())
             .pipeline(pipeline)
             .limits(parts.limits)
             .close_codes(parts.close_codes)
             .clock(clock.clone())
-            .trusted_proxies(parts.trusted_proxies.clone())
             .first_message(authenticator.clone())
-            .socket_limit(socket_limit.clone())
-            .dpop(parts.dpop.clone(), parts.dpop_mode)
+            .handshake(&handshake)
             .build();
 
         // HTTP routes (tickets, admin) take a token from `Authorization`
-        // only: nothing a browser attaches on its own, so no Origin rule.
-        let dpop = (parts.dpop, parts.dpop_mode);
-        let bearer_layer = handshake_builder(
-            &authenticator,
-            &limiter,
-            &parts.trusted_proxies,
-            &auditor,
-            &registry,
-            &dpop,
-            parts.forwarded_certificates.as_ref(),
-        )
-        .transports([Transport::Bearer])
-        .build()?;
+        // only: nothing a browser attaches on its own, so no Origin rule;
+        // and they hold no socket.
+        let bearer = HandshakeSettings {
+            sockets: None,
+            ..handshake.clone()
+        };
+        let bearer_layer = handshake_builder(&authenticator, &limiter, &bearer)
+            .transports([Transport::Bearer])
+            .build()?;
         Ok(Gate {
             shared: Arc::new(Shared {
                 verifier: parts.verifier,
@@ -415,11 +433,8 @@ where
                 tickets,
                 limiter,
                 auditor,
-                trusted_proxies: parts.trusted_proxies,
                 sockets,
-                socket_limit,
-                dpop,
-                forwarded_certificates: parts.forwarded_certificates,
+                handshake,
                 audit,
                 refresh,
                 message_tokens,

@@ -11,11 +11,10 @@ use tower_service::Service;
 
 use crate::audit::Auditor;
 use crate::authenticate::{Authenticator, BearerAuthenticator, BoxedAuthenticator, Credential};
-use crate::certificate::ForwardedCertificates;
 use crate::dpop::{DpopMode, DpopVerifier};
 use crate::error::{Error, ErrorKind};
-use crate::handshake::{HandshakeLayer, HandshakeLayerBuilder};
-use crate::limit::{BoxedFailureLimiter, SocketLimit, check_with_limits};
+use crate::handshake::{HandshakeLayer, HandshakeLayerBuilder, HandshakeSettings};
+use crate::limit::{BoxedFailureLimiter, check_with_limits};
 use crate::pipeline::{AuditLayer, MessageTokenLayer, RefreshLayer};
 use crate::principal::Principal;
 use crate::secret::Secret;
@@ -107,14 +106,11 @@ struct Shared {
     tickets: Tickets<BoxedTicketStore>,
     limiter: BoxedFailureLimiter,
     auditor: Auditor,
-    trusted_proxies: Vec<IpAddr>,
     sockets: SocketGate,
-    /// Handed to every socket route's handshake layer.
-    socket_limit: Option<SocketLimit>,
-    /// Handed to every handshake layer.
-    dpop: (DpopVerifier, DpopMode),
-    /// Handed to every handshake layer.
-    forwarded_certificates: Option<ForwardedCertificates>,
+    /// What every socket route's handshake layer starts from: trusted
+    /// proxies, revocations, DPoP, forwarded certificates, the limit of
+    /// sockets per subject, the audit, how refusals are answered.
+    handshake: HandshakeSettings,
     audit: AuditLayer,
     refresh: RefreshLayer<BoxedVerifier, BoxedRevocationStore>,
     message_tokens: MessageTokenLayer<BoxedVerifier, BoxedRevocationStore>,
@@ -125,23 +121,9 @@ struct Shared {
 fn handshake_builder(
     authenticator: &BoxedAuthenticator,
     limiter: &BoxedFailureLimiter,
-    trusted_proxies: &[IpAddr],
-    auditor: &Auditor,
-    registry: &Registry,
-    (dpop, dpop_mode): &(DpopVerifier, DpopMode),
-    forwarded_certificates: Option<&ForwardedCertificates>,
+    settings: &HandshakeSettings,
 ) -> GateHandshakeLayerBuilder {
-    let builder = HandshakeLayer::builder(authenticator.clone())
-        .failure_limiter(limiter.clone())
-        .trusted_proxies(trusted_proxies.iter().copied())
-        .audit(auditor.clone())
-        .revocations(registry.revocations().clone())
-        .dpop_verifier(dpop.clone())
-        .dpop(*dpop_mode);
-    match forwarded_certificates {
-        Some(forwarded) => builder.forwarded_certificates(forwarded.clone()),
-        None => builder,
-    }
+    HandshakeLayerBuilder::from_settings(authenticator.clone(), limiter.clone(), settings.clone())
 }
 
 impl Gate {
@@ -163,16 +145,7 @@ impl Gate {
     /// [`application_protocols`](HandshakeLayerBuilder::application_protocols).
     pub fn handshake(&self) -> GateHandshakeLayerBuilder {
         let shared = &*self.shared;
-        handshake_builder(
-            &shared.authenticator,
-            &shared.limiter,
-            &shared.trusted_proxies,
-            &shared.auditor,
-            self.registry(),
-            &shared.dpop,
-            shared.forwarded_certificates.as_ref(),
-        )
-        .socket_limit(shared.socket_limit.clone())
+        handshake_builder(&shared.authenticator, &shared.limiter, &shared.handshake)
     }
 
     /// A handshake layer for HTTP routes of token holders (issuing
@@ -239,17 +212,17 @@ impl Gate {
     /// checks its request's proof with it (`htm` `POST`, no `ath`), so a
     /// proof used there is a replay everywhere else.
     pub fn dpop_verifier(&self) -> &DpopVerifier {
-        &self.shared.dpop.0
+        &self.shared.handshake.dpop
     }
 
     /// Whether bound tokens are taken, and only they.
     pub fn dpop_mode(&self) -> DpopMode {
-        self.shared.dpop.1
+        self.shared.handshake.dpop_mode
     }
 
     /// The reverse proxies trusted to name the client.
     pub fn trusted_proxies(&self) -> &[IpAddr] {
-        &self.shared.trusted_proxies
+        &self.shared.handshake.trusted_proxies
     }
 
     /// Issues a single-use ticket that redeems to `principal` (at a

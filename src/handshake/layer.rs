@@ -1,32 +1,26 @@
 //! The handshake layer and its builder.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::ConnectInfo;
-use http::Request;
 use tower_layer::Layer;
 
 use crate::audit::Auditor;
-use crate::authenticate::{Authenticator, Credential};
-use crate::certificate::{ClientCertificate, ForwardedCertificates, ForwardedError};
-use crate::dpop::{DpopMode, DpopVerifier, TargetUrl};
+use crate::authenticate::Authenticator;
+use crate::certificate::ForwardedCertificates;
+use crate::dpop::{DpopMode, DpopVerifier};
 use crate::error::ConfigError;
-use crate::handshake::client_address::forwarded_https;
-use crate::handshake::origin::{OriginAllowlist, OriginCheck};
-use crate::handshake::rejection::HandshakeRejection;
+use crate::handshake::config::{Config, Settings};
+use crate::handshake::origin::OriginAllowlist;
+use crate::handshake::rejection::{RejectionResponse, Rejections};
 use crate::handshake::service::Handshake;
-use crate::handshake::subprotocol::{Offer, strip_proof_prefix, strip_token_prefix};
-use crate::handshake::target::Addressed;
-use crate::handshake::transport::RequestCredentials;
-use crate::limit::{FailureLimiter, InMemoryFailureLimiter, SocketLimit};
+use crate::handshake::subprotocol::{strip_proof_prefix, strip_token_prefix};
+use crate::limit::{FailureLimiter, InMemoryFailureLimiter};
 use crate::principal::Transport;
-use crate::refusal::RejectionReason;
-use crate::secret::Secret;
 use crate::store::{BoxedRevocationStore, RevocationStore};
 
-/// Default name of the cookie transport's cookie.
-pub const DEFAULT_COOKIE_NAME: &str = "wsgate_token";
+#[cfg(doc)]
+use crate::handshake::SecureTransport;
 
 /// Authenticates requests and puts the [`Principal`](crate::Principal) into their extensions.
 ///
@@ -43,29 +37,6 @@ pub struct HandshakeLayerBuilder<A, L = InMemoryFailureLimiter> {
     query_tokens_allowed: bool,
 }
 
-pub(super) struct Config<A, L> {
-    pub(super) authenticator: A,
-    pub(super) limiter: L,
-    pub(super) trusted_proxies: Vec<IpAddr>,
-    pub(super) require_secure_transport: bool,
-    pub(super) transports: Vec<Transport>,
-    pub(super) origins: Option<OriginAllowlist>,
-    pub(super) application_protocols: Vec<String>,
-    pub(super) cookie_name: String,
-    pub(super) query_token_parameter: Option<String>,
-    pub(super) realm: &'static str,
-    pub(super) auditor: Auditor,
-    /// Checked after authentication, by the one session rule.
-    pub(super) revocations: Option<BoxedRevocationStore>,
-    /// Each upgrade takes its subject's place here, after the checks.
-    pub(super) sockets: Option<SocketLimit>,
-    /// Checks the proofs of key-bound tokens.
-    pub(super) dpop: DpopVerifier,
-    pub(super) dpop_mode: DpopMode,
-    /// Where a trusted proxy forwards client certificates.
-    pub(super) forwarded_certificates: Option<ForwardedCertificates>,
-}
-
 impl<A: Authenticator> HandshakeLayer<A> {
     /// Starts a layer that authenticates with `authenticator`.
     ///
@@ -74,24 +45,22 @@ impl<A: Authenticator> HandshakeLayer<A> {
     /// `wsgate_token`; realm `wsgate`; failed Basic attempts limited by an
     /// [`InMemoryFailureLimiter`]; no trusted proxies.
     pub fn builder(authenticator: A) -> HandshakeLayerBuilder<A> {
+        HandshakeLayerBuilder::from_settings(
+            authenticator,
+            InMemoryFailureLimiter::new(),
+            Settings::default(),
+        )
+    }
+}
+
+impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
+    /// Starts a layer from a [`Gate`](crate::Gate)'s settings.
+    pub(crate) fn from_settings(authenticator: A, limiter: L, settings: Settings) -> Self {
         HandshakeLayerBuilder {
             config: Config {
                 authenticator,
-                limiter: InMemoryFailureLimiter::new(),
-                trusted_proxies: Vec::new(),
-                require_secure_transport: false,
-                transports: vec![Transport::Bearer, Transport::Subprotocol, Transport::Ticket],
-                origins: None,
-                application_protocols: Vec::new(),
-                cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
-                query_token_parameter: None,
-                realm: "wsgate",
-                auditor: Auditor::tracing(),
-                revocations: None,
-                sockets: None,
-                dpop: DpopVerifier::new(),
-                dpop_mode: DpopMode::Allowed,
-                forwarded_certificates: None,
+                limiter,
+                settings,
             },
             query_tokens_allowed: false,
         }
@@ -121,8 +90,8 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     where
         I: IntoIterator<Item = Transport>,
     {
-        self.config.transports = transports.into_iter().collect();
-        self.config.transports.dedup();
+        self.config.settings.transports = transports.into_iter().collect();
+        self.config.settings.transports.dedup();
         self
     }
 
@@ -138,7 +107,7 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.config.origins = Some(OriginAllowlist::new(origins)?);
+        self.config.settings.origins = Some(OriginAllowlist::new(origins)?);
         Ok(self)
     }
 
@@ -163,7 +132,7 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
                 return Err(ConfigError::InvalidName("subprotocol"));
             }
         }
-        self.config.application_protocols = protocols;
+        self.config.settings.application_protocols = protocols;
         Ok(self)
     }
 
@@ -175,7 +144,7 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     pub fn cookie_name(mut self, name: impl Into<String>) -> Result<Self, ConfigError> {
         let name = name.into();
         check_name(&name, "cookie")?;
-        self.config.cookie_name = name;
+        self.config.settings.cookie_name = name;
         Ok(self)
     }
 
@@ -192,7 +161,7 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
         {
             return Err(ConfigError::InvalidName("realm"));
         }
-        self.config.realm = realm;
+        self.config.settings.realm = realm;
         Ok(self)
     }
 
@@ -203,25 +172,11 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     /// login route by passing a clone); [`NoLimits`](crate::limit::NoLimits)
     /// turns it off.
     pub fn failure_limiter<L2: FailureLimiter>(self, limiter: L2) -> HandshakeLayerBuilder<A, L2> {
-        let config = self.config;
         HandshakeLayerBuilder {
             config: Config {
-                authenticator: config.authenticator,
+                authenticator: self.config.authenticator,
                 limiter,
-                trusted_proxies: config.trusted_proxies,
-                require_secure_transport: config.require_secure_transport,
-                transports: config.transports,
-                origins: config.origins,
-                application_protocols: config.application_protocols,
-                cookie_name: config.cookie_name,
-                query_token_parameter: config.query_token_parameter,
-                realm: config.realm,
-                auditor: config.auditor,
-                revocations: config.revocations,
-                sockets: config.sockets,
-                dpop: config.dpop,
-                dpop_mode: config.dpop_mode,
-                forwarded_certificates: config.forwarded_certificates,
+                settings: self.config.settings,
             },
             query_tokens_allowed: self.query_tokens_allowed,
         }
@@ -231,7 +186,7 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     /// client (for the failure limiter and the audit). Requests from any
     /// other peer are taken at their socket address. Defaults to none.
     pub fn trusted_proxies<I: IntoIterator<Item = IpAddr>>(mut self, proxies: I) -> Self {
-        self.config.trusted_proxies = proxies.into_iter().collect();
+        self.config.settings.trusted_proxies = proxies.into_iter().collect();
         self
     }
 
@@ -241,14 +196,14 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     /// trusted proxy says so (`X-Forwarded-Proto: https`, `Forwarded:
     /// proto=https`). Defaults to off; turn it on in production.
     pub fn require_secure_transport(mut self, required: bool) -> Self {
-        self.config.require_secure_transport = required;
+        self.config.settings.require_secure_transport = required;
         self
     }
 
     /// Where handshake decisions are recorded: one audit event per accepted
     /// or refused handshake. Defaults to [`Auditor::tracing`].
     pub fn audit(mut self, auditor: Auditor) -> Self {
-        self.config.auditor = auditor;
+        self.config.settings.auditor = auditor;
         self
     }
 
@@ -258,7 +213,7 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     /// [`Gate`](crate::Gate) sets this to its own store; without one, a
     /// layer built here checks nothing. Defaults to none.
     pub fn revocations<R: RevocationStore>(mut self, revocations: R) -> Self {
-        self.config.revocations = Some(BoxedRevocationStore::new(revocations));
+        self.config.settings.revocations = Some(BoxedRevocationStore::new(revocations));
         self
     }
 
@@ -268,7 +223,7 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     /// <token>` with a `DPoP` header, or the `wsgate.dpop.<proof>`
     /// subprotocol entry beside `wsgate.bearer.<token>`.
     pub fn dpop(mut self, mode: DpopMode) -> Self {
-        self.config.dpop_mode = mode;
+        self.config.settings.dpop_mode = mode;
         self
     }
 
@@ -277,7 +232,7 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     /// process; a [`Gate`](crate::Gate) hands its own to every layer it
     /// makes.
     pub fn dpop_verifier(mut self, verifier: DpopVerifier) -> Self {
-        self.config.dpop = verifier;
+        self.config.settings.dpop = verifier;
         self
     }
 
@@ -291,14 +246,16 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     /// [`Serving`](https://docs.rs/wsgate/latest/wsgate/serve/struct.Serving.html)
     /// or your TLS acceptor) counts.
     pub fn forwarded_certificates(mut self, forwarded: ForwardedCertificates) -> Self {
-        self.config.forwarded_certificates = Some(forwarded);
+        self.config.settings.forwarded_certificates = Some(forwarded);
         self
     }
 
-    /// Caps each subject's sockets: a [`Gate`](crate::Gate)'s
-    /// [`max_sockets_per_subject`](crate::GateBuilder::max_sockets_per_subject).
-    pub(crate) fn socket_limit(mut self, limit: Option<SocketLimit>) -> Self {
-        self.config.sockets = limit;
+    /// How refusals are answered: [`DefaultRejectionResponse`](crate::handshake::DefaultRejectionResponse)
+    /// (a plain-text reason) unless set; any `Fn(HandshakeRejection) ->
+    /// Response` will do (see [`RejectionResponse`]). The status, the
+    /// audit and the metrics stay wsgate's.
+    pub fn rejection_response<R: RejectionResponse>(mut self, respond: R) -> Self {
+        self.config.settings.rejections = Rejections::new(respond);
         self
     }
 
@@ -316,7 +273,7 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     ) -> Result<Self, ConfigError> {
         let parameter = parameter.into();
         check_name(&parameter, "query parameter")?;
-        self.config.query_token_parameter = Some(parameter);
+        self.config.settings.query_token_parameter = Some(parameter);
         self.query_tokens_allowed = true;
         Ok(self)
     }
@@ -333,30 +290,30 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
     /// [`ConfigError::OriginAllowlistRequired`] for the cookie or Basic
     /// transport without an Origin allowlist.
     pub fn build(mut self) -> Result<HandshakeLayer<A, L>, ConfigError> {
-        let config = &mut self.config;
+        let settings = &mut self.config.settings;
         if self.query_tokens_allowed {
-            if !config.transports.contains(&Transport::QueryToken) {
-                config.transports.push(Transport::QueryToken);
+            if !settings.transports.contains(&Transport::QueryToken) {
+                settings.transports.push(Transport::QueryToken);
             }
-        } else if config.transports.contains(&Transport::QueryToken) {
+        } else if settings.transports.contains(&Transport::QueryToken) {
             return Err(ConfigError::QueryTokensNotAllowed);
         }
-        if config.transports.is_empty() {
+        if settings.transports.is_empty() {
             return Err(ConfigError::NoTransports);
         }
         // The certificate is always there on a mutual-TLS connection: it is
         // the credential of last resort, after everything the request
         // carries.
-        config
+        settings
             .transports
             .sort_by_key(|transport| *transport == Transport::Certificate);
-        if config.transports.contains(&Transport::Subprotocol)
-            && config.application_protocols.is_empty()
+        if settings.transports.contains(&Transport::Subprotocol)
+            && settings.application_protocols.is_empty()
         {
             return Err(ConfigError::ApplicationProtocolsRequired);
         }
-        if config.origins.is_none()
-            && let Some(ambient) = config
+        if settings.origins.is_none()
+            && let Some(ambient) = settings
                 .transports
                 .iter()
                 .find(|transport| transport.is_ambient())
@@ -368,185 +325,6 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
         Ok(HandshakeLayer {
             config: Arc::new(self.config),
         })
-    }
-}
-
-/// Whether `request` asks for a WebSocket (an HTTP/1.1 upgrade, or an
-/// HTTP/2 extended CONNECT): only those take a place among their subject's
-/// sockets, not the HTTP routes behind the same layer.
-pub(super) fn is_websocket_request<B>(request: &Request<B>) -> bool {
-    request.method() == http::Method::CONNECT
-        || request
-            .headers()
-            .get_all(http::header::UPGRADE)
-            .iter()
-            .any(|value| {
-                value
-                    .as_bytes()
-                    .split(|&byte| byte == b',')
-                    .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"websocket"))
-            })
-}
-
-/// A request that passed the synchronous checks, with its credential.
-pub(super) struct Prepared {
-    pub(super) credential: Credential,
-    pub(super) transport: Transport,
-    pub(super) selected_protocol: Option<String>,
-    pub(super) offer: Offer,
-    /// The DPoP proof that came with it, unless proofs are off.
-    pub(super) proof: Option<Secret>,
-    /// Whether the token came as `Authorization: DPoP`.
-    pub(super) dpop_scheme: bool,
-    /// The URL the request was sent to, as a proof must name it.
-    pub(super) target: Option<TargetUrl>,
-    /// The request's method.
-    pub(super) method: http::Method,
-    /// Whether it asks for a WebSocket.
-    pub(super) opens_socket: bool,
-    /// The client certificate of the connection, or the one a trusted
-    /// proxy forwarded.
-    pub(super) certificate: Option<ClientCertificate>,
-}
-
-/// Marks a request that arrived over TLS: insert it into the request
-/// extensions in your TLS acceptor, for
-/// [`HandshakeLayerBuilder::require_secure_transport`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SecureTransport;
-
-impl<A, L> Config<A, L> {
-    pub(super) fn is_secure<B>(&self, request: &Request<B>) -> bool {
-        request.extensions().get::<SecureTransport>().is_some()
-            || request.uri().scheme() == Some(&http::uri::Scheme::HTTPS)
-            || forwarded_https(peer(request), request.headers(), &self.trusted_proxies)
-    }
-
-    pub(super) fn refuse(&self, reason: RejectionReason) -> HandshakeRejection {
-        let rejection = HandshakeRejection::new(reason)
-            .with_challenge(self.realm, self.transports.contains(&Transport::Basic));
-        if self.dpop_mode == DpopMode::Off {
-            return rejection;
-        }
-        let algorithms: Vec<String> = self
-            .dpop
-            .algorithms()
-            .iter()
-            .map(|algorithm| format!("{algorithm:?}"))
-            .collect();
-        rejection
-            .with_dpop_challenge(algorithms.join(" "), self.dpop_mode == DpopMode::Required)
-            // Only a 401 hands a nonce out: no HMAC for other refusals.
-            .with_dpop_nonce(
-                (reason.status() == http::StatusCode::UNAUTHORIZED)
-                    .then(|| self.dpop.nonce())
-                    .flatten(),
-            )
-    }
-
-    /// Everything that needs no I/O: query, Origin, extraction, subprotocol.
-    pub(super) fn prepare<B>(
-        &self,
-        request: &Request<B>,
-    ) -> Result<Prepared, (RejectionReason, Option<Transport>)> {
-        let headers = request.headers();
-        let offer = Offer::parse(headers).map_err(|reason| (reason, None))?;
-        let certificate = self
-            .client_certificate(request)
-            .map_err(|reason| (reason, None))?;
-        let credentials = RequestCredentials {
-            headers,
-            query: request.uri().query(),
-            offer: &offer,
-            cookie_name: &self.cookie_name,
-            query_token_parameter: self.query_token_parameter.as_deref(),
-            certificate: certificate.as_ref(),
-        };
-        credentials.check_query().map_err(|reason| (reason, None))?;
-
-        let origin = match &self.origins {
-            Some(allowlist) => allowlist.check(headers),
-            None => OriginCheck::Absent,
-        };
-        if origin == OriginCheck::Refused {
-            return Err((RejectionReason::OriginNotAllowed, None));
-        }
-
-        let mut found = None;
-        for &transport in &self.transports {
-            if let Some(credential) = credentials
-                .extract(transport)
-                .map_err(|reason| (reason, Some(transport)))?
-            {
-                found = Some((credential, transport));
-                break;
-            }
-        }
-        let (credential, transport) = found.ok_or((RejectionReason::MissingCredentials, None))?;
-        if transport.is_ambient() && origin != OriginCheck::Allowed {
-            return Err((RejectionReason::OriginRequired, Some(transport)));
-        }
-
-        let selected_protocol = offer.select(&self.application_protocols);
-        // A browser fails the connection unless the server selects one of
-        // the protocols it offered; the token and proof entries must never
-        // be that one.
-        if (offer.token.is_some() || offer.proof.is_some()) && selected_protocol.is_none() {
-            return Err((
-                RejectionReason::ApplicationProtocolRequired,
-                Some(transport),
-            ));
-        }
-        let proof = if self.dpop_mode == DpopMode::Off {
-            None
-        } else {
-            credentials
-                .dpop_proof()
-                .map_err(|reason| (reason, Some(transport)))?
-        };
-        // Only a proof names a URL to compare.
-        let target = proof.as_ref().and_then(|_| {
-            Addressed::of(request.headers(), request.uri(), request.extensions())
-                .target(peer(request), &self.trusted_proxies)
-        });
-        let dpop_scheme = transport == Transport::Bearer && credentials.uses_dpop_scheme();
-        Ok(Prepared {
-            credential,
-            transport,
-            selected_protocol,
-            offer,
-            proof,
-            dpop_scheme,
-            target,
-            method: request.method().clone(),
-            opens_socket: is_websocket_request(request),
-            certificate,
-        })
-    }
-
-    /// The client's certificate: the one a trusted proxy forwarded, or the
-    /// connection's own when the peer is no proxy.
-    fn client_certificate<B>(
-        &self,
-        request: &Request<B>,
-    ) -> Result<Option<ClientCertificate>, RejectionReason> {
-        let from_proxy =
-            peer(request).is_some_and(|peer| self.trusted_proxies.contains(&peer.ip()));
-        if let Some(forwarded) = &self.forwarded_certificates {
-            match forwarded.read(request.headers(), from_proxy) {
-                Ok(Some(certificate)) => return Ok(Some(certificate)),
-                Ok(None) => {}
-                Err(ForwardedError::Untrusted) => {
-                    return Err(RejectionReason::UntrustedCertificateHeader);
-                }
-                Err(ForwardedError::Invalid) => return Err(RejectionReason::InvalidCertificate),
-            }
-        }
-        if from_proxy {
-            // The proxy's own certificate, if it has one, is not the client's.
-            return Ok(None);
-        }
-        Ok(request.extensions().get::<ClientCertificate>().cloned())
     }
 }
 
@@ -563,37 +341,6 @@ impl<S, A, L> Layer<S> for HandshakeLayer<A, L> {
 
     fn layer(&self, inner: S) -> Self::Service {
         Handshake::new(inner, self.config.clone())
-    }
-}
-
-/// The socket peer, when the server recorded it (`ConnectInfo`).
-pub(super) fn peer<B>(request: &Request<B>) -> Option<SocketAddr> {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0)
-}
-
-impl<A: std::fmt::Debug, L: std::fmt::Debug> std::fmt::Debug for Config<A, L> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HandshakeConfig")
-            .field("authenticator", &self.authenticator)
-            .field("transports", &self.transports)
-            .field("origins", &self.origins)
-            .field("application_protocols", &self.application_protocols)
-            .field("cookie_name", &self.cookie_name)
-            .field("query_token_parameter", &self.query_token_parameter)
-            .field("realm", &self.realm)
-            .field("auditor", &self.auditor)
-            .field("limiter", &self.limiter)
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("require_secure_transport", &self.require_secure_transport)
-            .field("revocations", &self.revocations)
-            .field("sockets", &self.sockets)
-            .field("dpop", &self.dpop)
-            .field("dpop_mode", &self.dpop_mode)
-            .field("forwarded_certificates", &self.forwarded_certificates)
-            .finish()
     }
 }
 
@@ -691,7 +438,7 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(
-            layer.config.transports,
+            layer.config.settings.transports,
             [Transport::Bearer, Transport::QueryToken]
         );
     }

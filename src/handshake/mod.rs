@@ -60,7 +60,12 @@
 //! | 429 + `Retry-After` | too many attempts; too many sockets of the subject |
 //! | 503 | a backend failed (wsgate fails closed) |
 //!
-//! The [`RejectionReason`] rides in the response extensions.
+//! The [`RejectionReason`] rides in the response extensions. The body is
+//! the reason's phrase as plain text unless the application answers
+//! refusals its own way ([`RejectionResponse`], set with
+//! [`GateBuilder::rejection_response`](crate::GateBuilder::rejection_response)
+//! or [`HandshakeLayerBuilder::rejection_response`]): the status, the
+//! challenges and the audit stay the same.
 //!
 //! # Security
 //!
@@ -108,8 +113,12 @@
 //! revocation store with
 //! [`revocations`](HandshakeLayerBuilder::revocations).
 
+// The files follow tower-http's split: what is configured and the checks
+// that need no I/O (`config`), below the builder (`layer`) and the
+// service's `call` (`service`).
 mod authenticated;
 mod client_address;
+mod config;
 mod future;
 mod layer;
 mod origin;
@@ -119,17 +128,19 @@ mod subprotocol;
 mod target;
 
 pub(crate) use self::target::Addressed;
+pub use self::target::SecureTransport;
 mod transport;
 
 pub use self::authenticated::{Authenticated, MissingHandshakeLayer};
 pub use self::client_address::{ClientAddr, client_address};
 pub(crate) use self::client_address::{audited_peer, forwarding_headers};
+pub use self::config::DEFAULT_COOKIE_NAME;
+pub(crate) use self::config::Settings as HandshakeSettings;
 pub use self::future::ResponseFuture;
-pub use self::layer::{
-    DEFAULT_COOKIE_NAME, HandshakeLayer, HandshakeLayerBuilder, SecureTransport,
-};
+pub use self::layer::{HandshakeLayer, HandshakeLayerBuilder};
 pub use self::origin::OriginAllowlist;
-pub use self::rejection::HandshakeRejection;
+pub(crate) use self::rejection::Rejections;
+pub use self::rejection::{DefaultRejectionResponse, HandshakeRejection, RejectionResponse};
 pub use self::service::Handshake;
 pub use self::subprotocol::{PROOF_PROTOCOL_PREFIX, SelectedProtocol, TOKEN_PROTOCOL_PREFIX};
 pub use crate::refusal::RejectionReason;

@@ -1,9 +1,10 @@
 //! Handshake refusals: HTTP responses sent before any upgrade.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, StatusCode};
 
@@ -22,6 +23,12 @@ pub(crate) static DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("
 ///   knows better);
 /// - the body is the reason's stable phrase, never a secret;
 /// - the [`RejectionReason`] rides in the response extensions.
+///
+/// As [`IntoResponseParts`] it is everything but the status and the body
+/// (the challenges, `Retry-After`, `Cache-Control: no-store`, the reason in
+/// the extensions), for an answer of your own:
+/// `(rejection.status(), rejection, your_body)`. See
+/// [`RejectionResponse`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HandshakeRejection {
@@ -73,6 +80,14 @@ impl HandshakeRejection {
         self
     }
 
+    /// How long the client should wait before it tries again, when the
+    /// refusal says (429, 503).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+            .or((self.status() == StatusCode::SERVICE_UNAVAILABLE)
+                .then_some(Duration::from_secs(1)))
+    }
+
     /// Why.
     pub fn reason(&self) -> RejectionReason {
         self.reason
@@ -99,13 +114,18 @@ impl std::error::Error for HandshakeRejection {}
 
 impl IntoResponse for HandshakeRejection {
     fn into_response(self) -> Response {
+        let (status, body) = (self.status(), self.body_text());
+        let plain_text = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
+        (status, self, plain_text, body).into_response()
+    }
+}
+
+impl IntoResponseParts for HandshakeRejection {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, mut parts: ResponseParts) -> Result<ResponseParts, Self::Error> {
         let status = self.status();
-        let mut response = (status, self.body_text()).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
+        let headers = parts.headers_mut();
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::BAD_REQUEST {
             let error = |code: &str| {
@@ -160,17 +180,98 @@ impl IntoResponse for HandshakeRejection {
                 }
             }
         }
-        // Busy or down now: a client should wait before it tries again, a
-        // second unless the cause knows better.
-        let retry_after = self
-            .retry_after
-            .or((status == StatusCode::SERVICE_UNAVAILABLE).then_some(Duration::from_secs(1)));
-        if let Some(retry_after) = retry_after {
+        // Busy or down now: a client should wait before it tries again.
+        if let Some(retry_after) = self.retry_after() {
             let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             headers.insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
-        response.extensions_mut().insert(self.reason);
+        parts.extensions_mut().insert(self.reason);
+        Ok(parts)
+    }
+}
+
+/// How refused handshakes are answered: [`DefaultRejectionResponse`]
+/// unless the application sets its own, with
+/// [`GateBuilder::rejection_response`](crate::GateBuilder::rejection_response)
+/// or
+/// [`HandshakeLayerBuilder::rejection_response`](crate::handshake::HandshakeLayerBuilder::rejection_response).
+///
+/// Any `Fn(HandshakeRejection) -> Response` is one. Whatever it answers,
+/// the [`RejectionReason`] is put into the response's extensions; the
+/// audit and the metrics do not depend on it.
+///
+/// # Example
+///
+/// An application that answers JSON everywhere, keeping the status and
+/// the challenges (`WWW-Authenticate`, `Retry-After`):
+///
+/// ```
+/// use axum::response::{IntoResponse, Response};
+/// use http::header::CONTENT_TYPE;
+/// use wsgate::handshake::HandshakeRejection;
+///
+/// fn json_refusal(rejection: HandshakeRejection) -> Response {
+///     let body = format!(r#"{{"error":"{}"}}"#, rejection.reason());
+///     let json = [(CONTENT_TYPE, "application/json")];
+///     (rejection.status(), rejection, json, body).into_response()
+/// }
+/// # let _: fn(HandshakeRejection) -> Response = json_refusal;
+/// ```
+///
+/// Then `Gate::builder(verifier).rejection_response(json_refusal)`.
+pub trait RejectionResponse: Send + Sync + 'static {
+    /// The response to `rejection`.
+    fn respond(&self, rejection: HandshakeRejection) -> Response;
+}
+
+impl<F> RejectionResponse for F
+where
+    F: Fn(HandshakeRejection) -> Response + Send + Sync + 'static,
+{
+    fn respond(&self, rejection: HandshakeRejection) -> Response {
+        self(rejection)
+    }
+}
+
+/// The answer wsgate gives by default: the rejection's own response, a
+/// plain-text reason (see [`HandshakeRejection`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultRejectionResponse;
+
+impl RejectionResponse for DefaultRejectionResponse {
+    fn respond(&self, rejection: HandshakeRejection) -> Response {
+        rejection.into_response()
+    }
+}
+
+/// The configured [`RejectionResponse`], shared by every layer and socket
+/// gate of one configuration.
+#[derive(Clone)]
+pub(crate) struct Rejections(Arc<dyn RejectionResponse>);
+
+impl Rejections {
+    pub(crate) fn new<R: RejectionResponse>(respond: R) -> Self {
+        Self(Arc::new(respond))
+    }
+
+    /// The application's answer, with the reason in its extensions.
+    pub(crate) fn answer(&self, rejection: HandshakeRejection) -> Response {
+        let reason = rejection.reason();
+        let mut response = self.0.respond(rejection);
+        response.extensions_mut().insert(reason);
         response
+    }
+}
+
+impl Default for Rejections {
+    fn default() -> Self {
+        Self::new(DefaultRejectionResponse)
+    }
+}
+
+impl fmt::Debug for Rejections {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejections").finish_non_exhaustive()
     }
 }
 

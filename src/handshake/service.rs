@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Uri};
@@ -16,8 +16,8 @@ use crate::authenticate::{Authenticator, Credential};
 use crate::certificate::ClientCertificate;
 use crate::dpop;
 use crate::handshake::client_address::{ClientAddr, audited_peer, client_address};
+use crate::handshake::config::{Config, Prepared, peer};
 use crate::handshake::future::ResponseFuture;
-use crate::handshake::layer::{Config, Prepared, peer};
 use crate::handshake::rejection::DPOP_NONCE;
 use crate::handshake::subprotocol::{Offer, SelectedProtocol};
 use crate::handshake::transport::strip_query_credentials;
@@ -102,7 +102,7 @@ where
         }
         _ => config.authenticator.authenticate(credential).await?,
     };
-    if let Some(revocations) = &config.revocations {
+    if let Some(revocations) = &config.settings.revocations {
         check_revocation(revocations, &principal, None).await?;
     }
     confirm(config, prepared, &principal).await?;
@@ -143,7 +143,13 @@ async fn confirm<A, L>(
             .as_ref()
             .map(ClientCertificate::thumbprint),
     };
-    dpop::confirm(&config.dpop, config.dpop_mode, principal, &presented).await
+    dpop::confirm(
+        &config.settings.dpop,
+        config.settings.dpop_mode,
+        principal,
+        &presented,
+    )
+    .await
 }
 
 impl<S, A, L, B> Service<Request<B>> for Handshake<S, A, L>
@@ -166,21 +172,31 @@ where
         let client = client_address(
             peer(&request),
             request.headers(),
-            &self.config.trusted_proxies,
+            &self.config.settings.trusted_proxies,
         );
         let peer = audited_peer(peer(&request), client);
-        if self.config.require_secure_transport && !self.config.is_secure(&request) {
+        if self.config.settings.require_secure_transport
+            && !self.config.settings.is_secure(&request)
+        {
             let reason = RejectionReason::InsecureTransport;
             let event = AuditEvent::handshake_denied(reason.as_str(), None, peer);
-            self.config.auditor.record(&event);
-            return ResponseFuture::ready(self.config.refuse(reason).into_response());
+            self.config.settings.auditor.record(&event);
+            return ResponseFuture::ready(
+                self.config
+                    .settings
+                    .answer(self.config.settings.refuse(reason)),
+            );
         }
-        let prepared = match self.config.prepare(&request) {
+        let prepared = match self.config.settings.prepare(&request) {
             Ok(prepared) => prepared,
             Err((reason, transport)) => {
                 let event = AuditEvent::handshake_denied(reason.as_str(), transport, peer);
-                self.config.auditor.record(&event);
-                return ResponseFuture::ready(self.config.refuse(reason).into_response());
+                self.config.settings.auditor.record(&event);
+                return ResponseFuture::ready(
+                    self.config
+                        .settings
+                        .answer(self.config.settings.refuse(reason)),
+                );
             }
         };
         // The clone that was polled ready is the one that must be called.
@@ -201,7 +217,7 @@ where
             // After every check, so a refused handshake holds no place (and
             // a ticket shown at one refused for the limit is spent).
             // The subject is named in the audit of a refusal for its limit.
-            let limit = config.sockets.as_ref().filter(|_| opens_socket);
+            let limit = config.settings.sockets.as_ref().filter(|_| opens_socket);
             let outcome = match outcome {
                 Ok(principal) => admit(limit, principal)
                     .await
@@ -218,21 +234,22 @@ where
                     if let Some(subject) = subject {
                         event = event.with_sub(subject);
                     }
-                    config.auditor.record(&event);
-                    let mut refusal = config.refuse(reason);
+                    config.settings.auditor.record(&event);
+                    let mut refusal = config.settings.refuse(reason);
                     if let Some(retry_after) = error.retry_after() {
                         refusal = refusal.with_retry_after(retry_after);
                     }
-                    return Ok(refusal.into_response());
+                    return Ok(config.settings.answer(refusal));
                 }
             };
             config
+                .settings
                 .auditor
                 .record(&AuditEvent::handshake_allowed(&principal, peer).with_cert(cert));
             scrub(
                 &mut request,
                 &prepared.offer,
-                config.query_token_parameter.as_deref(),
+                config.settings.query_token_parameter.as_deref(),
             );
             let extensions = request.extensions_mut();
             extensions.insert(principal);
@@ -246,7 +263,10 @@ where
                 extensions.insert(lease);
             }
             // The next proof's nonce, for a client that sent one.
-            let nonce = prepared.proof.as_ref().and_then(|_| config.dpop.nonce());
+            let nonce = prepared
+                .proof
+                .as_ref()
+                .and_then(|_| config.settings.dpop.nonce());
             let mut response = inner.call(request).await?;
             if let Some(nonce) = nonce.and_then(|nonce| HeaderValue::from_str(&nonce).ok()) {
                 response.headers_mut().insert(&DPOP_NONCE, nonce);

@@ -7,7 +7,12 @@ use http::{Extensions, HeaderMap, Uri};
 
 use crate::dpop::TargetUrl;
 use crate::handshake::client_address::{forwarded_host, forwarded_https};
-use crate::handshake::layer::SecureTransport;
+
+/// Marks a request that arrived over TLS: insert it into the request
+/// extensions in your TLS acceptor, for
+/// [`HandshakeLayerBuilder::require_secure_transport`](crate::handshake::HandshakeLayerBuilder::require_secure_transport).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SecureTransport;
 
 /// What a request says about where it was sent, kept until someone
 /// decides which proxies to believe (a first-message route decides after

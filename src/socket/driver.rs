@@ -774,7 +774,13 @@ async fn authenticate_first_message(
                 .as_ref()
                 .map(ClientCertificate::thumbprint),
         };
-        dpop::confirm(&config.dpop.0, config.dpop.1, &principal, &presented).await?;
+        dpop::confirm(
+            &config.handshake.dpop,
+            config.handshake.dpop_mode,
+            &principal,
+            &presented,
+        )
+        .await?;
         Ok(principal)
     }
     .await;
@@ -827,7 +833,7 @@ pub(crate) async fn serve_deferred<F, Fut>(
     // Then the subject's place among its sockets; a refusal for the limit
     // names the subject in the audit.
     let outcome = match outcome {
-        Ok(principal) => admit(config.socket_limit.as_ref(), principal)
+        Ok(principal) => admit(config.handshake.sockets.as_ref(), principal)
             .await
             .map_err(|(error, subject)| (Close::for_failed_credential(&error), Some(subject))),
         Err(close) => Err((close, None)),

@@ -8,8 +8,7 @@ use tower_service::Service;
 
 use crate::authenticate::{Authenticator, BoxedAuthenticator};
 use crate::clock::Clock;
-use crate::dpop::{DpopMode, DpopVerifier};
-use crate::limit::SocketLimit;
+use crate::handshake::HandshakeSettings;
 use crate::session::{BoxedPipeline, CloseCodes, Deliver, Inbound, Verdict, boxed_pipeline};
 use crate::socket::limits::Limits;
 use crate::socket::registry::Registry;
@@ -34,13 +33,11 @@ pub(crate) struct GateConfig {
     pub(crate) close_codes: CloseCodes,
     pub(crate) clock: Clock,
     pub(crate) queue: usize,
-    pub(crate) trusted_proxies: Vec<IpAddr>,
     pub(crate) first_message: Option<BoxedAuthenticator>,
-    /// Caps each subject's sockets on first-message routes (the handshake
-    /// layer does on the others).
-    pub(crate) socket_limit: Option<SocketLimit>,
-    /// Checks the proofs of bound tokens on first-message routes.
-    pub(crate) dpop: (DpopVerifier, DpopMode),
+    /// What first-message routes share with the handshake layers: trusted
+    /// proxies, the limit of sockets per subject, the checks of DPoP
+    /// proofs, how refusals are answered.
+    pub(crate) handshake: HandshakeSettings,
 }
 
 /// Builds a [`SocketGate`].
@@ -63,10 +60,8 @@ impl SocketGate {
                 close_codes: CloseCodes::default(),
                 clock: Clock::system(),
                 queue: 32,
-                trusted_proxies: Vec::new(),
                 first_message: None,
-                socket_limit: None,
-                dpop: (DpopVerifier::new(), DpopMode::Allowed),
+                handshake: HandshakeSettings::default(),
             },
             pipeline: boxed_pipeline(Deliver),
         }
@@ -142,22 +137,16 @@ impl SocketGateBuilder {
     /// client from the layer's own
     /// [`trusted_proxies`](crate::handshake::HandshakeLayerBuilder::trusted_proxies).)
     pub fn trusted_proxies<I: IntoIterator<Item = IpAddr>>(mut self, proxies: I) -> Self {
-        self.config.trusted_proxies = proxies.into_iter().collect();
+        self.config.handshake.trusted_proxies = proxies.into_iter().collect();
         self
     }
 
-    /// Caps each subject's sockets on first-message routes: a
-    /// [`Gate`](crate::Gate)'s
-    /// [`max_sockets_per_subject`](crate::GateBuilder::max_sockets_per_subject).
-    pub(crate) fn socket_limit(mut self, limit: Option<SocketLimit>) -> Self {
-        self.config.socket_limit = limit;
-        self
-    }
-
-    /// How first-message routes check the DPoP proofs of bound tokens: a
-    /// [`Gate`](crate::Gate)'s verifier and mode.
-    pub(crate) fn dpop(mut self, verifier: DpopVerifier, mode: DpopMode) -> Self {
-        self.config.dpop = (verifier, mode);
+    /// What first-message routes share with a [`Gate`](crate::Gate)'s
+    /// handshake layers: trusted proxies, the limit of sockets per subject
+    /// ([`max_sockets_per_subject`](crate::GateBuilder::max_sockets_per_subject)),
+    /// the DPoP verifier and mode, how refusals are answered.
+    pub(crate) fn handshake(mut self, settings: &HandshakeSettings) -> Self {
+        self.config.handshake = settings.clone();
         self
     }
 

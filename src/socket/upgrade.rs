@@ -241,7 +241,11 @@ impl DeferredUpgrade {
             tracing::error!(target: "wsgate::socket", "{problem}");
             return (StatusCode::INTERNAL_SERVER_ERROR, problem).into_response();
         };
-        let client = client_address(self.peer, &self.forwarding, &config.trusted_proxies);
+        let client = client_address(
+            self.peer,
+            &self.forwarding,
+            &config.handshake.trusted_proxies,
+        );
         let peer = audited_peer(self.peer, client);
         let limits = &config.limits;
         let slot = match config.registry.reserve_unauthenticated(
@@ -261,16 +265,18 @@ impl DeferredUpgrade {
                     peer,
                 );
                 config.registry.auditor().record(&event);
-                return HandshakeRejection::new(reason)
-                    .with_retry_after(std::time::Duration::from_secs(1))
-                    .into_response();
+                let rejection = HandshakeRejection::new(reason)
+                    .with_retry_after(std::time::Duration::from_secs(1));
+                return config.handshake.rejections.answer(rejection);
             }
         };
-        let target = self.addressed.target(self.peer, &config.trusted_proxies);
+        let target = self
+            .addressed
+            .target(self.peer, &config.handshake.trusted_proxies);
         // A trusted proxy's own certificate is not its client's.
         let from_proxy = self
             .peer
-            .is_some_and(|peer| config.trusted_proxies.contains(&peer.ip()));
+            .is_some_and(|peer| config.handshake.trusted_proxies.contains(&peer.ip()));
         let certificate = self.certificate.filter(|_| !from_proxy);
         let gate = gate.clone();
         let upgrade = limited(self.upgrade, limits);

@@ -258,6 +258,11 @@ impl Server {
     /// store (alice; bob disabled), tickets, an Origin allowlist, and the
     /// application protocol `chat.v1`.
     pub async fn start() -> Self {
+        Self::answering(wsgate::handshake::DefaultRejectionResponse).await
+    }
+
+    /// The same server, answering refusals with `respond`.
+    pub async fn answering(respond: impl wsgate::handshake::RejectionResponse) -> Self {
         let keys = Keys::load();
         remember_secret(ALICE_PASSWORD);
         remember_secret(BOB_PASSWORD);
@@ -295,6 +300,7 @@ impl Server {
             .unwrap()
             .application_protocols(["chat.v1"])
             .unwrap()
+            .rejection_response(respond)
             .build()
             .unwrap();
         let addr = serve(Router::new().route("/ws", get(welcome)).route_layer(gate)).await;
