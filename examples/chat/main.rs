@@ -37,7 +37,7 @@ use wsgate::redis::RedisStores;
 use wsgate::refresh_sessions::RefreshSessions;
 use wsgate::serve::{ServerTls, Serving};
 use wsgate::session::ConnectionId;
-use wsgate::socket::GatedSender;
+use wsgate::socket::{GatedSender, TrySendError};
 use wsgate::sql::{SqlCredentialStore, SqlRefreshSessionStore};
 use wsgate::store::{AccountStore as _, CredentialStore as _, StoredUser};
 use wsgate::{AuthMethod, BoxedVerifier, ErrorKind, Secret, TokenVerifier as _};
@@ -1029,11 +1029,14 @@ fn handle(app: &App, socket: &GatedSocket, inbound: &Inbound) -> Option<Value> {
             let out = frame(&json!({
                 "type": "message", "room": room, "from": socket.principal().subject(), "text": text,
             }));
-            let rooms = app.rooms.lock().unwrap();
-            for member in rooms.get(room).into_iter().flat_map(HashMap::values) {
+            let mut rooms = app.rooms.lock().unwrap();
+            if let Some(members) = rooms.get_mut(room) {
                 // A client too slow to drain its queue misses messages
-                // rather than stalling the room.
-                let _ = member.try_send(out.clone());
+                // rather than stalling the room; a closed one leaves it.
+                members.retain(|_, member| match member.try_send(out.clone()) {
+                    Err(TrySendError::Closed(_)) => false,
+                    Ok(()) | Err(TrySendError::Full(_)) => true,
+                });
             }
             None
         }

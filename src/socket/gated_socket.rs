@@ -7,7 +7,7 @@ use axum::extract::ws::Message;
 
 use crate::principal::Principal;
 use crate::session::{Close, ConnectionId, Inbound, Session};
-use crate::socket::queue::{QueueReceiver, QueueSender};
+use crate::socket::queue::{QueueReceiver, QueueSender, TrySendError};
 
 /// A WebSocket whose every inbound message has passed the pipeline, and
 /// whose lifecycle (expiry, revocation, limits, pings) wsgate enforces.
@@ -107,13 +107,16 @@ impl GatedSender {
     }
 
     /// Sends a message if there is room in the outbound queue; a slow
-    /// client misses it rather than stalling the sender.
+    /// client misses it rather than stalling the sender (a broadcast to a
+    /// room).
     ///
     /// # Errors
     ///
-    /// [`SocketClosed`] when the connection has ended or its queue is full.
-    pub fn try_send(&self, message: Message) -> Result<(), SocketClosed> {
-        self.outbound.try_send(message).map_err(|_| SocketClosed)
+    /// [`TrySendError::Full`] when the queue is full (the socket is still
+    /// open), [`TrySendError::Closed`] when the connection has ended; the
+    /// message comes back in both.
+    pub fn try_send(&self, message: Message) -> Result<(), TrySendError<Message>> {
+        self.outbound.try_send(message)
     }
 
     /// Whether the connection has ended.
@@ -135,5 +138,28 @@ impl fmt::Debug for GatedSender {
         f.debug_struct("GatedSender")
             .field("closed", &self.is_closed())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::queue::queue;
+
+    #[test]
+    fn try_send_tells_a_full_queue_from_a_closed_socket_and_gives_the_message_back() {
+        let (outbound, receiver) = queue(1);
+        let sender = GatedSender { outbound };
+        sender.try_send(Message::text("first")).unwrap();
+        let full = sender.try_send(Message::text("second")).unwrap_err();
+        assert!(!full.is_closed());
+        assert_eq!(full.to_string(), "outbound queue full");
+        assert_eq!(full.into_inner(), Message::text("second"));
+        assert!(!sender.is_closed());
+
+        drop(receiver);
+        let closed = sender.try_send(Message::text("third")).unwrap_err();
+        assert_eq!(closed, TrySendError::Closed(Message::text("third")));
+        assert!(closed.is_closed());
     }
 }

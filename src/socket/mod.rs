@@ -80,6 +80,7 @@ pub use self::gated_socket::{GatedSender, GatedSocket, SocketClosed};
 pub use self::limits::{
     DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_READ_BUFFER_BYTES, DEFAULT_WRITE_TIMEOUT, Limits,
 };
+pub use self::queue::TrySendError;
 pub use self::registry::{ConnectionInfo, Registry};
 pub use self::socket_gate::{SocketGate, SocketGateBuilder};
 pub use self::upgrade::{DeferredUpgrade, GatedUpgrade, GatedUpgradeRejection};

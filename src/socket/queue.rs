@@ -150,14 +150,42 @@ pub(crate) struct QueueSender<T> {
 #[derive(Debug, Default)]
 pub(crate) struct Place(Option<u64>);
 
-/// Why a message was not queued; it comes back with the error.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum TrySendError<T> {
-    /// The queue is full (or senders wait for room before this one).
+/// Why [`GatedSender::try_send`](crate::socket::GatedSender::try_send)
+/// sent nothing; the message comes back with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrySendError<T> {
+    /// The outbound queue is full (or senders wait for room before this
+    /// one): the client is slow to take what it is sent. The socket is
+    /// still open; try later, or let that client miss the message.
     Full(T),
-    /// The receiver is gone: nothing will read the message.
+    /// The connection has ended: nothing will send the message.
     Closed(T),
 }
+
+impl<T> TrySendError<T> {
+    /// The message that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Full(message) | Self::Closed(message) => message,
+        }
+    }
+
+    /// Whether the connection has ended (rather than being slow).
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Self::Closed(_))
+    }
+}
+
+impl<T> std::fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Full(_) => "outbound queue full",
+            Self::Closed(_) => "socket closed",
+        })
+    }
+}
+
+impl<T: std::fmt::Debug> std::error::Error for TrySendError<T> {}
 
 /// The receiver is gone: nothing will read the message.
 #[derive(Debug, PartialEq, Eq)]
