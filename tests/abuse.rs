@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wsgate::Transport;
 use wsgate::authenticate::BasicAuthenticator;
 use wsgate::handshake::HandshakeLayer;
-use wsgate::limit::{FailureLimiter, InMemoryFailureLimiter, NoLimits};
+use wsgate::limit::{FailureLimiter, FailureLimits, InMemoryFailureLimiter, NoLimits};
 use wsgate::password::{Argon2id, PasswordVerifier};
 use wsgate::store::InMemoryCredentialStore;
 
@@ -57,11 +57,12 @@ fn cheap_passwords() -> PasswordVerifier {
 
 #[tokio::test]
 async fn a_locked_account_gets_429_even_with_the_right_password() {
-    let limiter = InMemoryFailureLimiter::builder()
-        .account_threshold(3)
-        .unwrap()
-        .lockout(Duration::from_secs(30), Duration::from_secs(3_600))
-        .build();
+    let limiter = InMemoryFailureLimiter::with_limits(
+        FailureLimits::default()
+            .account_threshold(3)
+            .unwrap()
+            .lockout(Duration::from_secs(30), Duration::from_secs(3_600)),
+    );
     let addr = basic_server(limiter, cheap_passwords()).await;
     for _ in 0..3 {
         assert_eq!(
@@ -85,12 +86,13 @@ async fn a_locked_account_gets_429_even_with_the_right_password() {
 
 #[tokio::test]
 async fn spraying_many_accounts_from_one_address_gets_429() {
-    let limiter = InMemoryFailureLimiter::builder()
-        .account_threshold(100)
-        .unwrap()
-        .address_threshold(4)
-        .unwrap()
-        .build();
+    let limiter = InMemoryFailureLimiter::with_limits(
+        FailureLimits::default()
+            .account_threshold(100)
+            .unwrap()
+            .address_threshold(4)
+            .unwrap(),
+    );
     let addr = basic_server(limiter, cheap_passwords()).await;
     for user in ["alice", "bob", "carol", "dave"] {
         assert_eq!(

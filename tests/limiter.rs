@@ -9,7 +9,7 @@ use wsgate::limit::InMemoryFailureLimiter;
 #[tokio::test]
 async fn the_in_memory_limiter_keeps_every_rule() {
     common::limiter_cases::run_all(|clock| async move {
-        common::limiter_cases::rules(InMemoryFailureLimiter::builder(), &clock).build()
+        InMemoryFailureLimiter::with_limits(common::limiter_cases::limits(&clock))
     })
     .await;
 }

@@ -17,7 +17,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tokio_tungstenite::tungstenite::Message;
 use wsgate::audit::metrics::{HANDSHAKE_DURATION, HANDSHAKE_DURATION_BUCKETS};
 use wsgate::authenticate::BasicAuthenticator;
-use wsgate::limit::InMemoryFailureLimiter;
+use wsgate::limit::{FailureLimits, InMemoryFailureLimiter};
 use wsgate::password::{Argon2id, PasswordVerifier};
 use wsgate::socket::{GatedUpgrade, Limits};
 use wsgate::store::InMemoryCredentialStore;
@@ -82,12 +82,9 @@ async fn counters_move_as_handshakes_are_refused_and_sockets_close() {
     );
     let gate = Gate::builder(keys.verifier())
         .passwords(BasicAuthenticator::new(users, passwords))
-        .failure_limiter(
-            InMemoryFailureLimiter::builder()
-                .account_threshold(2)
-                .unwrap()
-                .build(),
-        )
+        .failure_limiter(InMemoryFailureLimiter::with_limits(
+            FailureLimits::default().account_threshold(2).unwrap(),
+        ))
         .limits(Limits::default().max_message_bytes(64).unwrap())
         .max_sockets_per_subject(1)
         .unwrap()

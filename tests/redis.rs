@@ -599,12 +599,7 @@ async fn the_redis_limiter_keeps_every_rule_of_the_in_memory_one() {
             .prefix(prefix)
             .build()
             .unwrap();
-        async move {
-            stores.failure_limiter(common::limiter_cases::rules(
-                wsgate::limit::InMemoryFailureLimiter::builder(),
-                &clock,
-            ))
-        }
+        async move { stores.failure_limiter(common::limiter_cases::limits(&clock)) }
     })
     .await;
 }
@@ -652,10 +647,7 @@ async fn the_acl_in_security_md_is_enough_for_every_store() {
             .unwrap()
     );
     let clock = common::limiter_cases::clock();
-    let limiter = stores.failure_limiter(common::limiter_cases::rules(
-        wsgate::limit::InMemoryFailureLimiter::builder(),
-        &clock,
-    ));
+    let limiter = stores.failure_limiter(common::limiter_cases::limits(&clock));
     common::limiter_cases::accounts_lock_with_growing_back_off(&limiter, &clock).await;
 
     let keys = Keys::load();
@@ -985,16 +977,15 @@ async fn close_politely(mut client: Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lockout_counts_failures_on_every_instance() {
-    use wsgate::limit::{Admission, Attempt, FailureLimiter, InMemoryFailureLimiter};
+    use wsgate::limit::{Admission, Attempt, FailureLimiter, FailureLimits};
     let Some(redis) = RedisServer::start().await else {
         return;
     };
     let limiter = |url: String| {
-        RedisStores::builder(url).build().unwrap().failure_limiter(
-            InMemoryFailureLimiter::builder()
-                .account_threshold(3)
-                .unwrap(),
-        )
+        RedisStores::builder(url)
+            .build()
+            .unwrap()
+            .failure_limiter(FailureLimits::default().account_threshold(3).unwrap())
     };
     let (a, b) = (limiter(redis.url()), limiter(redis.url()));
     let client = Some("203.0.113.7".parse().unwrap());

@@ -29,7 +29,7 @@ use wsgate::certificate::{ClientCertificate, ClientCertificates};
 use wsgate::confirmation::{Confirmation, Possession};
 use wsgate::dpop::{DpopMode, ProofRequest, TargetUrl};
 use wsgate::handshake::OriginAllowlist;
-use wsgate::limit::InMemoryFailureLimiter;
+use wsgate::limit::{FailureLimits, InMemoryFailureLimiter};
 use wsgate::oidc::{OidcProvider, OidcVerifier};
 use wsgate::password::{PasswordPolicy, PasswordVerifier};
 use wsgate::prelude::*;
@@ -338,7 +338,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // One gate for every route: revocations, tickets, the failure limiter
     // (/login and Basic handshakes count towards the same lock) and the
     // audit trail are shared by every stage; with Redis, by every process.
-    let rules = InMemoryFailureLimiter::builder()
+    let limits = FailureLimits::default()
         .account_threshold(settings.lockout_threshold)?
         .address_threshold(settings.address_failure_limit)?;
     let client_certificates = settings
@@ -354,7 +354,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         gate = gate.authenticator(CertificateAuthenticator::new().roles(["user"]));
     }
     gate = match &settings.redis {
-        None => gate.failure_limiter(rules.build()),
+        None => gate.failure_limiter(InMemoryFailureLimiter::with_limits(limits)),
         Some((url, max_staleness)) => {
             let redis = RedisStores::builder(url.clone())
                 .max_staleness(*max_staleness)
@@ -370,7 +370,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .tickets(redis.tickets())
                 .socket_leases(redis.socket_leases())
                 .dpop_verifier(dpop)
-                .failure_limiter(redis.failure_limiter(rules))
+                .failure_limiter(redis.failure_limiter(limits))
         }
     };
     if settings.max_tickets_per_subject > 0 {

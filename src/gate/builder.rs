@@ -19,7 +19,8 @@ use crate::error::ConfigError;
 use crate::gate::{Gate, Shared, handshake_builder};
 use crate::handshake::{HandshakeSettings, RejectionResponse, Rejections};
 use crate::limit::{
-    AnyLeaseStore, BoxedFailureLimiter, FailureLimiter, InMemoryFailureLimiter, SocketLimit,
+    AnyLeaseStore, BoxedFailureLimiter, FailureLimiter, FailureLimits, InMemoryFailureLimiter,
+    SocketLimit,
 };
 use crate::pipeline::{
     AsyncPolicy, AsyncRoleGuardLayer, AuditLayer, MessageTokenLayer, Policy, RefreshLayer,
@@ -363,11 +364,9 @@ where
             .max_per_subject(parts.max_tickets_per_subject)
             .clock(clock.clone());
         let limiter = parts.limiter.unwrap_or_else(|| {
-            BoxedFailureLimiter::new(
-                InMemoryFailureLimiter::builder()
-                    .clock(clock.clone())
-                    .build(),
-            )
+            BoxedFailureLimiter::new(InMemoryFailureLimiter::with_limits(
+                FailureLimits::default().clock(clock.clone()),
+            ))
         });
 
         // Tokens first, then what the application added, then passwords,

@@ -7,9 +7,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::clock::Clock;
-use crate::error::ConfigError;
-use crate::limit::{Admission, Attempt, FailureLimiter};
+use crate::limit::{Admission, Attempt, FailureLimiter, FailureLimits};
 
 /// Failed attempts per account and per address, in memory (single node).
 ///
@@ -27,19 +25,8 @@ use crate::limit::{Admission, Attempt, FailureLimiter};
 /// stops counting as in flight after a minute.
 #[derive(Clone, Debug)]
 pub struct InMemoryFailureLimiter {
-    config: Arc<Config>,
+    config: Arc<FailureLimits>,
     state: Arc<Mutex<State>>,
-}
-
-#[derive(Debug)]
-pub(crate) struct Config {
-    pub(crate) account_threshold: u32,
-    pub(crate) address_threshold: u32,
-    pub(crate) window: Duration,
-    pub(crate) lockout: Duration,
-    pub(crate) max_lockout: Duration,
-    max_entries: usize,
-    pub(crate) clock: Clock,
 }
 
 #[derive(Debug, Default)]
@@ -61,16 +48,9 @@ struct Count {
 /// How long an admitted attempt counts as in flight without a report.
 pub(crate) const IN_FLIGHT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Builds an [`InMemoryFailureLimiter`].
-#[derive(Debug)]
-#[must_use]
-pub struct InMemoryFailureLimiterBuilder {
-    config: Config,
-}
-
 impl Default for InMemoryFailureLimiter {
     fn default() -> Self {
-        Self::builder().build()
+        Self::with_limits(FailureLimits::default())
     }
 }
 
@@ -80,18 +60,11 @@ impl InMemoryFailureLimiter {
         Self::default()
     }
 
-    /// Starts a limiter from the defaults.
-    pub fn builder() -> InMemoryFailureLimiterBuilder {
-        InMemoryFailureLimiterBuilder {
-            config: Config {
-                account_threshold: 5,
-                address_threshold: 50,
-                window: Duration::from_secs(15 * 60),
-                lockout: Duration::from_secs(30),
-                max_lockout: Duration::from_secs(3_600),
-                max_entries: 100_000,
-                clock: Clock::system(),
-            },
+    /// A limiter by `limits`.
+    pub fn with_limits(limits: FailureLimits) -> Self {
+        Self {
+            config: Arc::new(limits),
+            state: Arc::default(),
         }
     }
 
@@ -100,84 +73,6 @@ impl InMemoryFailureLimiter {
             .duration_since(now)
             .unwrap_or_default()
             .max(Duration::from_secs(1))
-    }
-}
-
-impl InMemoryFailureLimiterBuilder {
-    /// Failures per account within the window before it is locked.
-    /// Defaults to 5.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::ZeroLimit`] for zero.
-    pub fn account_threshold(mut self, failures: u32) -> Result<Self, ConfigError> {
-        if failures == 0 {
-            return Err(ConfigError::ZeroLimit("account_threshold"));
-        }
-        self.config.account_threshold = failures;
-        Ok(self)
-    }
-
-    /// Failures per client address within the window before it is
-    /// refused. Defaults to 50.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::ZeroLimit`] for zero.
-    pub fn address_threshold(mut self, failures: u32) -> Result<Self, ConfigError> {
-        if failures == 0 {
-            return Err(ConfigError::ZeroLimit("address_threshold"));
-        }
-        self.config.address_threshold = failures;
-        Ok(self)
-    }
-
-    /// The window failures are counted in. Defaults to 15 minutes.
-    pub fn window(mut self, window: Duration) -> Self {
-        self.config.window = window;
-        self
-    }
-
-    /// The first lock's length, doubled for each further lock up to
-    /// `max`. Defaults to 30 s and one hour.
-    pub fn lockout(mut self, first: Duration, max: Duration) -> Self {
-        self.config.lockout = first;
-        self.config.max_lockout = max.max(first);
-        self
-    }
-
-    /// How many accounts (and, separately, addresses) to track at most.
-    /// Defaults to 100 000.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::ZeroLimit`] for zero.
-    pub fn max_entries(mut self, max: usize) -> Result<Self, ConfigError> {
-        if max == 0 {
-            return Err(ConfigError::ZeroLimit("max_entries"));
-        }
-        self.config.max_entries = max;
-        Ok(self)
-    }
-
-    /// The clock. Defaults to the system clock.
-    pub fn clock(mut self, clock: Clock) -> Self {
-        self.config.clock = clock;
-        self
-    }
-
-    /// The rules, for a limiter kept elsewhere (Redis).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn into_config(self) -> Config {
-        self.config
-    }
-
-    /// Finishes the limiter.
-    pub fn build(self) -> InMemoryFailureLimiter {
-        InMemoryFailureLimiter {
-            config: Arc::new(self.config),
-            state: Arc::default(),
-        }
     }
 }
 
@@ -270,7 +165,7 @@ fn make_room<K: Eq + Hash + Clone>(
 fn tracked<'a, K, Q>(
     map: &'a mut HashMap<K, Count>,
     key: &Q,
-    config: &Config,
+    config: &FailureLimits,
     now: SystemTime,
 ) -> &'a mut Count
 where
@@ -413,10 +308,8 @@ mod tests {
 
     #[tokio::test]
     async fn memory_stays_bounded() {
-        let limiter = InMemoryFailureLimiter::builder()
-            .max_entries(100)
-            .unwrap()
-            .build();
+        let limiter =
+            InMemoryFailureLimiter::with_limits(FailureLimits::default().max_entries(100).unwrap());
         for index in 0..1_000 {
             fail(&limiter, &format!("invented-{index}"), None).await;
         }

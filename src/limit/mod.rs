@@ -27,6 +27,7 @@
 //! [`HandshakeLayerBuilder::failure_limiter`]: crate::handshake::HandshakeLayerBuilder::failure_limiter
 
 mod boxed;
+mod limits;
 mod memory;
 mod sockets;
 
@@ -39,16 +40,11 @@ use crate::error::{Error, ErrorKind};
 use crate::refusal::RejectionReason;
 
 pub use self::boxed::BoxedFailureLimiter;
+pub use self::limits::FailureLimits;
 #[cfg(feature = "redis")]
-pub(crate) use self::memory::{Config as Rules, IN_FLIGHT_TIMEOUT};
-pub use self::memory::{InMemoryFailureLimiter, InMemoryFailureLimiterBuilder};
+pub(crate) use self::memory::IN_FLIGHT_TIMEOUT;
+pub use self::memory::InMemoryFailureLimiter;
 pub(crate) use self::sockets::{AnyLeaseStore, SocketLease, SocketLimit, admit};
-
-/// The rules of a failure limiter (thresholds, window, back-off, clock):
-/// [`build`](InMemoryFailureLimiterBuilder::build) makes the in-memory
-/// limiter; with the `redis` feature, `RedisStores::failure_limiter(rules)`
-/// makes one that counts across processes by the same rules.
-pub type LimitRules = InMemoryFailureLimiterBuilder;
 
 /// How long an attempt waits for the attempts in flight before it
 /// ([`Admission::Busy`]): 2 s. Past it, it is refused with 429 and a

@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::Script;
 
 use crate::clock::unix_millis;
-use crate::limit::{Admission, Attempt, FailureLimiter, IN_FLIGHT_TIMEOUT, LimitRules};
+use crate::limit::{Admission, Attempt, FailureLimiter, FailureLimits, IN_FLIGHT_TIMEOUT};
 use crate::redis::Commands;
 use crate::redis::revocations::RedisStoreError;
 
@@ -116,18 +116,18 @@ pub struct RedisFailureLimiter {
 struct Inner {
     commands: Commands,
     prefix: String,
-    rules: crate::limit::Rules,
+    rules: FailureLimits,
     admit: Script,
     record: Script,
 }
 
 impl RedisFailureLimiter {
-    pub(crate) fn new(commands: Commands, prefix: &str, rules: LimitRules) -> Self {
+    pub(crate) fn new(commands: Commands, prefix: &str, rules: FailureLimits) -> Self {
         Self {
             inner: Arc::new(Inner {
                 commands,
                 prefix: prefix.to_owned(),
-                rules: rules.into_config(),
+                rules,
                 admit: Script::new(ADMIT),
                 record: Script::new(RECORD),
             }),

@@ -165,10 +165,10 @@ impl RedisStores {
         self.socket_leases.clone()
     }
 
-    /// A failure limiter that counts across every process by `rules`
-    /// (`InMemoryFailureLimiter::builder()` and its settings).
-    pub fn failure_limiter(&self, rules: crate::limit::LimitRules) -> RedisFailureLimiter {
-        RedisFailureLimiter::new(self.commands.clone(), &self.prefix, rules)
+    /// A failure limiter that counts across every process by `limits`
+    /// (`max_entries` aside: Redis keys expire on their own).
+    pub fn failure_limiter(&self, limits: crate::limit::FailureLimits) -> RedisFailureLimiter {
+        RedisFailureLimiter::new(self.commands.clone(), &self.prefix, limits)
     }
 }
 

@@ -34,7 +34,7 @@ use wsgate::audit::{
     AuditEvent, AuditSink, Auditor, EventKind, JsonLinesAudit, Outcome as Decision, TracingAudit,
 };
 use wsgate::authenticate::BasicAuthenticator;
-use wsgate::limit::InMemoryFailureLimiter;
+use wsgate::limit::{FailureLimits, InMemoryFailureLimiter};
 use wsgate::password::{Argon2id, PasswordVerifier};
 use wsgate::pipeline::{OnDeny, Requirement, RoleGuardLayer, RolePolicy};
 use wsgate::session::Deliver;
@@ -180,13 +180,14 @@ impl Fortress {
 
         let ticket_store = InMemoryTicketStore::new();
         let tickets = Tickets::new(ticket_store.clone());
-        let limiter = InMemoryFailureLimiter::builder()
-            .account_threshold(ACCOUNT_THRESHOLD)
-            .unwrap()
-            .address_threshold(ADDRESS_THRESHOLD)
-            .unwrap()
-            .lockout(Duration::from_secs(30), Duration::from_secs(3_600))
-            .build();
+        let limiter = InMemoryFailureLimiter::with_limits(
+            FailureLimits::default()
+                .account_threshold(ACCOUNT_THRESHOLD)
+                .unwrap()
+                .address_threshold(ADDRESS_THRESHOLD)
+                .unwrap()
+                .lockout(Duration::from_secs(30), Duration::from_secs(3_600)),
+        );
         let policy = || {
             RolePolicy::by_type()
                 .prefix("admin.", Requirement::any_role(["admin"]))

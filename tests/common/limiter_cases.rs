@@ -1,20 +1,17 @@
 //! The failure limiter's behaviour, one function per rule, run against
 //! every limiter (in memory, Redis): the same semantics, the same tests.
-//! Each takes a limiter built by [`rules`] on a manual clock.
+//! Each takes a limiter built by [`limits`] on a manual clock.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use wsgate::Clock;
-use wsgate::limit::{Admission, Attempt, FailureLimiter, InMemoryFailureLimiterBuilder};
+use wsgate::limit::{Admission, Attempt, FailureLimiter, FailureLimits};
 
 /// The rules every case assumes: 3 failures per account, 5 per address,
 /// a 60 s window, locks of 10 s doubling up to 25 s.
-pub fn rules(
-    builder: InMemoryFailureLimiterBuilder,
-    clock: &Clock,
-) -> InMemoryFailureLimiterBuilder {
-    builder
+pub fn limits(clock: &Clock) -> FailureLimits {
+    FailureLimits::default()
         .account_threshold(3)
         .unwrap()
         .address_threshold(5)

@@ -406,7 +406,7 @@ impl Instance {
             .socket_lease(lease)
             .build()
             .unwrap();
-        let limiter = stores.failure_limiter(wsgate::limit::InMemoryFailureLimiter::builder());
+        let limiter = stores.failure_limiter(wsgate::limit::FailureLimits::default());
         let dpop = wsgate::dpop::DpopVerifier::builder()
             .replays(stores.proof_replays())
             .build();
