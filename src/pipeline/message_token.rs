@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
-use futures_util::future::Either;
 use sha2::{Digest as _, Sha256};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -14,6 +13,7 @@ use tower_service::Service;
 use crate::audit::token_fingerprint;
 use crate::clock::Clock;
 use crate::confirmation::same_binding;
+use crate::pipeline::future::ResponseFuture;
 use crate::pipeline::token_extractor::{JsonField, TokenExtractor};
 use crate::principal::Principal;
 use crate::session::{
@@ -173,7 +173,7 @@ where
     /// The inner service's own future when the message passes without
     /// waiting (its token the connection's last, not revoked by a store
     /// that answers at once); a boxed one when there is work to wait for.
-    type Future = Either<S::Future, BoxedVerdict>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -183,9 +183,9 @@ where
         inbound.find_fields();
         if self.shared.passes_now(&inbound, &mut self.kept) {
             // Nothing to wait for, so no clone of the inner service to own.
-            return Either::Left(self.inner.call(inbound));
+            return ResponseFuture::inner(self.inner.call(inbound));
         }
-        Either::Right(self.check(inbound))
+        ResponseFuture::boxed(self.check(inbound))
     }
 }
 

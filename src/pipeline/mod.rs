@@ -79,17 +79,19 @@
 //! # }
 //! ```
 
-mod audit_layer;
+mod audit;
+mod future;
 mod guard;
 mod message_token;
 mod refresh;
 mod token_extractor;
 
-pub use self::audit_layer::{AuditFuture, AuditLayer, AuditService};
+pub use self::audit::{Audit, AuditLayer};
+pub use self::future::ResponseFuture;
 pub use self::guard::{
-    Access, AsyncPolicy, AsyncRoleGuard, AsyncRoleGuardLayer, GuardFuture, OnDeny, Policy,
-    Requirement, RoleGuard, RoleGuardLayer, RolePolicy,
+    Access, AsyncPolicy, AsyncRoleGuard, AsyncRoleGuardLayer, OnDeny, Policy, Requirement,
+    RoleGuard, RoleGuardLayer, RolePolicy,
 };
 pub use self::message_token::{DEFAULT_CACHE_CAPACITY, MessageToken, MessageTokenLayer};
-pub use self::refresh::{RefreshLayer, RefreshService};
+pub use self::refresh::{Refresh, RefreshLayer};
 pub use self::token_extractor::{JsonField, TokenExtractor};

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::ws::{Message, Utf8Bytes};
-use futures_util::future::Either;
 use serde_json::json;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -14,8 +13,9 @@ use tower_service::Service;
 use crate::audit::token_fingerprint;
 use crate::clock::unix_seconds;
 use crate::confirmation::same_binding;
+use crate::pipeline::future::ResponseFuture;
 use crate::principal::AuthMethod;
-use crate::session::{BoxedVerdict, Close, CloseKind, Decision, Inbound, Outcome, Verdict, reason};
+use crate::session::{Close, CloseKind, Decision, Inbound, Outcome, Verdict, reason};
 use crate::store::{RevocationStore, check_revocation};
 use crate::token::TokenVerifier;
 
@@ -42,16 +42,16 @@ pub struct RefreshLayer<V, R> {
 
 /// The service made by [`RefreshLayer`].
 #[derive(Debug)]
-pub struct RefreshService<S, V, R> {
+pub struct Refresh<S, V, R> {
     inner: S,
     // One Arc: every connection holds a clone of its pipeline, and tower's
     // clone-and-call clones the service for every message.
     layer: Arc<RefreshLayer<V, R>>,
 }
 
-inner_service_accessors!(RefreshService<S, V, R>);
+inner_service_accessors!(Refresh<S, V, R>);
 
-impl<S: Clone, V, R> Clone for RefreshService<S, V, R> {
+impl<S: Clone, V, R> Clone for Refresh<S, V, R> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -92,10 +92,10 @@ impl<V: TokenVerifier, R: RevocationStore> RefreshLayer<V, R> {
 }
 
 impl<S, V: Clone, R: Clone> Layer<S> for RefreshLayer<V, R> {
-    type Service = RefreshService<S, V, R>;
+    type Service = Refresh<S, V, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RefreshService {
+        Refresh {
             inner,
             layer: Arc::new(self.clone()),
         }
@@ -109,7 +109,7 @@ fn refused(close: Close, token: Option<String>) -> Verdict {
     }
 }
 
-impl<S, V, R> Service<Inbound> for RefreshService<S, V, R>
+impl<S, V, R> Service<Inbound> for Refresh<S, V, R>
 where
     S: Service<Inbound, Response = Verdict, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
@@ -121,7 +121,7 @@ where
     /// Every message but a refresh goes on to the inner service with its
     /// own future; a refresh is answered here, boxed (the verifier's and
     /// the store's futures are the user's types).
-    type Future = Either<S::Future, BoxedVerdict>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -130,10 +130,10 @@ where
     fn call(&mut self, mut inbound: Inbound) -> Self::Future {
         inbound.find_fields();
         if inbound.json_str("type") != Some(self.layer.message_type) {
-            return Either::Left(self.inner.call(inbound));
+            return ResponseFuture::inner(self.inner.call(inbound));
         }
         let layer = self.layer.clone();
-        Either::Right(Box::pin(async move {
+        ResponseFuture::boxed(Box::pin(async move {
             let invalid = Close::new(CloseKind::Unauthenticated, reason::INVALID_TOKEN);
             let Some(token) = inbound.json_str(layer.token_field) else {
                 return Ok(refused(invalid, None));

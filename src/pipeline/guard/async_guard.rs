@@ -6,11 +6,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_util::future::BoxFuture;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::Error;
+use crate::pipeline::future::ResponseFuture;
 use crate::pipeline::guard::{Access, OnDeny};
 use crate::principal::Principal;
 use crate::session::{Close, CloseKind, Inbound, Verdict, reason};
@@ -132,7 +132,7 @@ where
     type Response = Verdict;
     type Error = Infallible;
     // Boxed once: the policy's future is the user's and has no name.
-    type Future = BoxFuture<'static, Result<Verdict, Infallible>>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -144,7 +144,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let on_deny = self.on_deny;
-        Box::pin(async move {
+        ResponseFuture::boxed(Box::pin(async move {
             match check.await {
                 Ok(Access::Allow) => inner.call(inbound).await,
                 Ok(Access::Deny { action }) => Ok(on_deny.verdict(action)),
@@ -159,7 +159,7 @@ where
                     Ok(Verdict::close_message(close, &inbound, None))
                 }
             }
-        })
+        }))
     }
 }
 

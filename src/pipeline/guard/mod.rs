@@ -5,16 +5,14 @@ mod async_guard;
 mod role_policy;
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::extract::ws::{Message, Utf8Bytes};
-use pin_project_lite::pin_project;
 use serde_json::json;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::pipeline::future::ResponseFuture;
 use crate::principal::Principal;
 use crate::session::{
     Close, CloseKind, Decision, Inbound, KeptPrincipal, Outcome, Verdict, reason,
@@ -139,39 +137,6 @@ impl<S, P: Clone> Layer<S> for RoleGuardLayer<P> {
     }
 }
 
-pin_project! {
-    /// Response future of [`RoleGuard`].
-    pub struct GuardFuture<F> {
-        #[pin]
-        state: GuardState<F>,
-    }
-}
-
-pin_project! {
-    #[project = GuardStateProjection]
-    enum GuardState<F> {
-        Allowed { #[pin] inner: F },
-        Denied { verdict: Option<Verdict> },
-    }
-}
-
-impl<F> Future for GuardFuture<F>
-where
-    F: Future<Output = Result<Verdict, Infallible>>,
-{
-    type Output = Result<Verdict, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            GuardStateProjection::Allowed { inner } => inner.poll(cx),
-            GuardStateProjection::Denied { verdict } => match verdict.take() {
-                Some(verdict) => Poll::Ready(Ok(verdict)),
-                None => panic!("GuardFuture polled after completion"),
-            },
-        }
-    }
-}
-
 impl<S, P> Service<Inbound> for RoleGuard<S, P>
 where
     S: Service<Inbound, Response = Verdict, Error = Infallible>,
@@ -179,7 +144,7 @@ where
 {
     type Response = Verdict;
     type Error = Infallible;
-    type Future = GuardFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -189,19 +154,8 @@ where
         inbound.find_fields();
         let principal = self.principal.of(inbound.session());
         match self.policy.check(principal, &inbound) {
-            Access::Allow => GuardFuture {
-                state: GuardState::Allowed {
-                    inner: self.inner.call(inbound),
-                },
-            },
-            Access::Deny { action } => {
-                let verdict = self.on_deny.verdict(action);
-                GuardFuture {
-                    state: GuardState::Denied {
-                        verdict: Some(verdict),
-                    },
-                }
-            }
+            Access::Allow => ResponseFuture::inner(self.inner.call(inbound)),
+            Access::Deny { action } => ResponseFuture::answered(self.on_deny.verdict(action)),
         }
     }
 }

@@ -1,17 +1,14 @@
 //! The audit layer of the message pipeline.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::audit::{AuditEvent, Auditor, Outcome};
-use crate::session::{Decision, Inbound, Session, Verdict};
+use crate::audit::Auditor;
+use crate::pipeline::future::{Recording, ResponseFuture};
+use crate::session::{Inbound, Verdict};
 
 /// Records the decisions of the layers inside it: every refused message,
 /// every refresh, and — only when [`record_allowed`](Self::record_allowed)
@@ -27,13 +24,13 @@ pub struct AuditLayer {
 
 /// The service made by [`AuditLayer`].
 #[derive(Debug, Clone)]
-pub struct AuditService<S> {
+pub struct Audit<S> {
     inner: S,
     auditor: Auditor,
     record_allowed: bool,
 }
 
-inner_service_accessors!(AuditService<S>);
+inner_service_accessors!(Audit<S>);
 
 impl AuditLayer {
     /// Records to `auditor`.
@@ -53,10 +50,10 @@ impl AuditLayer {
 }
 
 impl<S> Layer<S> for AuditLayer {
-    type Service = AuditService<S>;
+    type Service = Audit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuditService {
+        Audit {
             inner,
             auditor: self.auditor.clone(),
             record_allowed: self.record_allowed,
@@ -64,69 +61,25 @@ impl<S> Layer<S> for AuditLayer {
     }
 }
 
-pin_project! {
-    /// Response future of [`AuditService`].
-    pub struct AuditFuture<F> {
-        #[pin]
-        inner: F,
-        session: Arc<Session>,
-        auditor: Auditor,
-        record_allowed: bool,
-    }
-}
-
-fn record(auditor: &Auditor, session: &Session, decision: &Decision) {
-    auditor.record(&AuditEvent::decision(session, decision));
-}
-
-impl<F> Future for AuditFuture<F>
-where
-    F: Future<Output = Result<Verdict, Infallible>>,
-{
-    type Output = Result<Verdict, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let verdict = match this.inner.poll(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Ok(verdict)) => verdict,
-            Poll::Ready(Err(never)) => match never {},
-        };
-        match &verdict {
-            Verdict::Deliver(inbound) => {
-                if *this.record_allowed {
-                    let decision = Decision::message(Outcome::Allow, None, inbound.action());
-                    record(this.auditor, this.session, &decision);
-                }
-            }
-            Verdict::Reply { decision, .. } | Verdict::Close { decision, .. } => {
-                record(this.auditor, this.session, decision);
-            }
-        }
-        Poll::Ready(Ok(verdict))
-    }
-}
-
-impl<S> Service<Inbound> for AuditService<S>
+impl<S> Service<Inbound> for Audit<S>
 where
     S: Service<Inbound, Response = Verdict, Error = Infallible>,
 {
     type Response = Verdict;
     type Error = Infallible;
-    type Future = AuditFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, inbound: Inbound) -> Self::Future {
-        let session = inbound.session().clone();
-        AuditFuture {
-            inner: self.inner.call(inbound),
-            session,
+        let audit = Recording {
+            session: inbound.session().clone(),
             auditor: self.auditor.clone(),
             record_allowed: self.record_allowed,
-        }
+        };
+        ResponseFuture::audited(self.inner.call(inbound), audit)
     }
 }
 
