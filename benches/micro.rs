@@ -20,10 +20,11 @@ use wsgate::audit::{AuditEvent, Auditor, EventKind, Outcome};
 use wsgate::authenticate::{Authenticator, Credential};
 use wsgate::handshake::HandshakeLayer;
 use wsgate::jwt::{Algorithm, JwtIssuer, JwtVerifier, KeyPair};
+use wsgate::pipeline::Deliver;
 use wsgate::pipeline::{
     AuditLayer, MessageTokenLayer, Policy, RefreshLayer, Requirement, RoleGuardLayer, RolePolicy,
 };
-use wsgate::session::{BoxedPipeline, ConnectionId, Deliver, Inbound, Session};
+use wsgate::session::{BoxedPipeline, ConnectionId, Inbound, Session};
 use wsgate::store::InMemoryRevocationStore;
 use wsgate::ticket::Tickets;
 use wsgate::{AuthMethod, Principal, Transport};

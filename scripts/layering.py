@@ -20,9 +20,14 @@ import re
 import sys
 from pathlib import Path
 
+# Files that stand apart from their module, at a rank of their own: a small
+# vocabulary every stage names (audit's event kinds and outcomes are named
+# by the session's decisions, below the audit sink itself).
+SHARED_FILES = {"audit/kind"}
+
 RANKS = [
     # Below every stage.
-    {"lib", "error", "secret", "clock", "hex", "random", "recheck", "principal", "token", "boxed", "claims", "confirmation", "certificate"},
+    {"audit/kind", "lib", "error", "secret", "clock", "hex", "random", "recheck", "principal", "token", "boxed", "claims", "confirmation", "certificate"},
     {"session"},
     {"refusal"},
     # The parts.
@@ -42,14 +47,19 @@ RANK = {module: rank for rank, modules in enumerate(RANKS) for module in modules
 
 def module_of(path: Path, src: Path) -> str:
     parts = path.relative_to(src).with_suffix("").parts
-    return parts[0]
+    shared = "/".join(parts[:2])
+    return shared if shared in SHARED_FILES else parts[0]
 
 
 def imports(text: str):
     # `use crate::x…` and `crate::x::…` paths in code (doc comments and
     # line comments left out).
     code = "\n".join(line.split("//")[0] for line in text.splitlines())
-    return set(re.findall(r"\bcrate::([a-z_]+)", code))
+    found = set()
+    for first, second in re.findall(r"\bcrate::([a-z_]+)(?:::([a-z_]+))?", code):
+        shared = f"{first}/{second}"
+        found.add(shared if shared in SHARED_FILES else first)
+    return found
 
 
 def file_module(path: Path, src: Path) -> tuple:

@@ -17,7 +17,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_tungstenite::tungstenite;
-use wsgate::audit::{AuditEvent, Auditor, EventKind, Outcome as Decision};
+use wsgate::audit::{self, AuditEvent, Auditor, EventKind};
 use wsgate::authenticate::{CertificateAuthenticator, CertificateSubject};
 use wsgate::certificate::{ClientCertificates, ForwardedCertificateHeader, ForwardedCertificates};
 use wsgate::{Gate, GateBuilder, Transport};
@@ -248,7 +248,7 @@ async fn a_certificate_of_the_ca_authenticates_a_handshake_that_carries_nothing_
         .iter()
         .find(|event| event.sub.as_deref() == Some("alice"))
         .unwrap();
-    assert_eq!(allowed.outcome, Decision::Allow);
+    assert_eq!(allowed.outcome, audit::Outcome::Allow);
     assert_eq!(allowed.transport, Some("certificate"));
     assert_eq!(allowed.cert.as_deref(), Some(alice.fingerprint().as_str()));
     assert_eq!(allowed.binding, Some("certificate"));

@@ -15,7 +15,7 @@ use common::{DPOP_CHALLENGE, Handshake, Keys, Outcome, connect, serve};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use wsgate::Transport;
-use wsgate::audit::{AuditEvent, Auditor, Outcome as Decision};
+use wsgate::audit::{self, AuditEvent, Auditor};
 use wsgate::dpop::{DpopMode, DpopNonces, DpopVerifier};
 use wsgate::{Gate, GateBuilder};
 
@@ -141,7 +141,7 @@ async fn a_bound_token_opens_a_socket_with_a_fresh_proof_of_its_key_once() {
         let allowed = events
             .iter()
             .rev()
-            .find(|event| event.outcome == Decision::Allow)
+            .find(|event| event.outcome == audit::Outcome::Allow)
             .unwrap();
         assert_eq!(allowed.binding, Some("dpop"));
         assert_eq!(allowed.jkt.as_deref(), Some(key.jkt().as_str()));

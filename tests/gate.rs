@@ -19,7 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use wsgate::audit::{AuditEvent, Auditor, EventKind, Outcome as Decision};
+use wsgate::audit::{self, AuditEvent, Auditor, EventKind};
 use wsgate::claims::ClaimPaths;
 use wsgate::jwt::{JwtVerifier, VerificationKey};
 use wsgate::pipeline::{Access, Requirement, RolePolicy};
@@ -261,11 +261,9 @@ async fn a_subject_holds_at_most_its_limit_of_sockets_on_every_route() {
         .filter(|event| event.reason == Some("too many connections"))
         .collect();
     assert_eq!(refusals.len(), 3, "each refusal audited: {refusals:?}");
-    assert!(
-        refusals
-            .iter()
-            .all(|event| event.outcome == Decision::Deny && event.sub.as_deref() == Some("alice"))
-    );
+    assert!(refusals.iter().all(
+        |event| event.outcome == audit::Outcome::Deny && event.sub.as_deref() == Some("alice")
+    ));
     assert!(refusals.iter().any(
         |event| event.transport == Some(Transport::FirstMessage.as_str())
             && event.code == Some(4429)
@@ -393,7 +391,7 @@ async fn a_session_revocation_refuses_a_first_message_login() {
     let refused = served
         .events(EventKind::Handshake)
         .into_iter()
-        .filter(|event| event.outcome == Decision::Deny)
+        .filter(|event| event.outcome == audit::Outcome::Deny)
         .map(|event| (event.transport, event.reason, event.code))
         .collect::<Vec<_>>();
     assert_eq!(
@@ -633,5 +631,9 @@ async fn a_gates_rejection_response_answers_on_every_route() {
 
     let refusals = served.events(EventKind::Handshake);
     assert_eq!(refusals.len(), 3, "{refusals:?}");
-    assert!(refusals.iter().all(|event| event.outcome == Decision::Deny));
+    assert!(
+        refusals
+            .iter()
+            .all(|event| event.outcome == audit::Outcome::Deny)
+    );
 }

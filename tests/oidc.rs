@@ -21,7 +21,7 @@ use common::idp::{
 use common::{Handshake, connect, now, remember_secret};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
-use wsgate::audit::{EventKind, Outcome as Decision};
+use wsgate::audit::{self, EventKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn es256_and_rs256_access_tokens_open_sockets_on_bearer_and_subprotocol() {
@@ -56,7 +56,7 @@ async fn es256_and_rs256_access_tokens_open_sockets_on_bearer_and_subprotocol() 
     );
     // The startup fetch was audited with the keys it added.
     let fetched = site
-        .wait_for_keys_event(|event| event.outcome == Decision::Allow)
+        .wait_for_keys_event(|event| event.outcome == audit::Outcome::Allow)
         .await;
     assert_eq!(fetched.issuer.as_deref(), Some(provider.issuer.as_str()));
     assert_eq!(fetched.added, Some(2));
@@ -292,7 +292,7 @@ async fn keys_are_refreshed_in_the_background_as_cache_control_says() {
     let refreshed = site
         .wait_for_keys_event(|event| event.action.as_deref() == Some("refresh"))
         .await;
-    assert_eq!(refreshed.outcome, Decision::Allow);
+    assert_eq!(refreshed.outcome, audit::Outcome::Allow);
     // A rotation is picked up by the refresh, without any token asking.
     provider.control("/control/rotate").await;
     site.wait_for_keys_event(|event| {
@@ -360,8 +360,8 @@ async fn opaque_tokens_active_inactive_and_revoked_while_the_socket_is_open() {
         .iter()
         .map(|event| (event.outcome, event.reason))
         .collect();
-    assert!(outcomes.contains(&(Decision::Allow, None)));
-    assert!(outcomes.contains(&(Decision::Deny, Some("token inactive"))));
+    assert!(outcomes.contains(&(audit::Outcome::Allow, None)));
+    assert!(outcomes.contains(&(audit::Outcome::Deny, Some("token inactive"))));
 }
 
 /// DPoP-bound access tokens from the provider (client credentials with a
@@ -445,7 +445,7 @@ async fn dpop_bound_provider_tokens_open_sockets_only_with_a_proof_of_their_key(
     let allowed: Vec<_> = site
         .events(EventKind::Handshake)
         .into_iter()
-        .filter(|event| event.outcome == Decision::Allow)
+        .filter(|event| event.outcome == audit::Outcome::Allow)
         .collect();
     assert_eq!(allowed.len(), 4);
     for event in allowed {
@@ -680,7 +680,7 @@ async fn a_discovery_document_of_another_issuer_is_logged_and_refused() {
         .await;
     let site = Site::start(&[&provider], |builder| builder).await;
     let failed = site
-        .wait_for_keys_event(|event| event.outcome == Decision::Deny)
+        .wait_for_keys_event(|event| event.outcome == audit::Outcome::Deny)
         .await;
     assert_eq!(failed.reason, Some("issuer mismatch"));
     // Back to the truth: the provider's tokens work after the cooldown.
@@ -761,7 +761,7 @@ async fn certificate_bound_provider_tokens_open_sockets_only_beside_their_certif
     let allowed: Vec<_> = site
         .events(EventKind::Handshake)
         .into_iter()
-        .filter(|event| event.outcome == Decision::Allow)
+        .filter(|event| event.outcome == audit::Outcome::Allow)
         .collect();
     assert_eq!(allowed.len(), 2);
     for event in allowed {

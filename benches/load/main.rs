@@ -44,8 +44,8 @@ use wsgate::authenticate::{Authenticator, BasicAuthenticator, BearerAuthenticato
 use wsgate::handshake::HandshakeLayer;
 use wsgate::jwt::{Algorithm, JwtIssuer, JwtVerifier, KeyPair};
 use wsgate::password::PasswordVerifier;
+use wsgate::pipeline::Deliver;
 use wsgate::pipeline::{Requirement, RoleGuardLayer, RolePolicy};
-use wsgate::session::Deliver;
 use wsgate::socket::{DeferredUpgrade, GatedSocket, GatedUpgrade, Registry, SocketGate};
 use wsgate::store::{InMemoryCredentialStore, Revocation};
 use wsgate::{AuthMethod, Gate, Principal, Transport};

@@ -12,7 +12,8 @@ use libfuzzer_sys::fuzz_target;
 use tower::{Service, ServiceBuilder};
 use wsgate::jwt::{Algorithm, JwtVerifier, VerificationKey};
 use wsgate::pipeline::{MessageTokenLayer, RefreshLayer, Requirement, RoleGuardLayer, RolePolicy};
-use wsgate::session::{Deliver, Inbound, Session};
+use wsgate::pipeline::Deliver;
+use wsgate::session::{Inbound, Session};
 use wsgate::store::InMemoryRevocationStore;
 use wsgate::{AuthMethod, Principal};
 

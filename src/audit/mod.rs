@@ -53,7 +53,9 @@ use crate::session::{Close, ConnectionId, Decision, Session};
 use crate::store::Revocation;
 
 pub use self::json_lines::{DEFAULT_AUDIT_QUEUE, JsonLinesAudit};
-pub use crate::session::{EventKind, Outcome};
+pub(crate) mod kind;
+
+pub use self::kind::{EventKind, Outcome};
 
 /// One decision.
 #[derive(Debug, Clone, PartialEq)]

@@ -23,11 +23,11 @@ use crate::limit::{
     SocketLimit,
 };
 use crate::pipeline::{
-    AsyncPolicy, AsyncRoleGuardLayer, AuditLayer, MessageTokenLayer, Policy, RefreshLayer,
+    AsyncPolicy, AsyncRoleGuardLayer, AuditLayer, Deliver, MessageTokenLayer, Policy, RefreshLayer,
     RoleGuardLayer,
 };
 use crate::principal::Transport;
-use crate::session::{CloseCodes, Deliver, Inbound, Verdict};
+use crate::session::{CloseCodes, Inbound, Verdict};
 use crate::socket::{Limits, Registry, SocketGate};
 use crate::store::{
     AtSocketLimit, BoxedRevocationStore, BoxedTicketStore, InMemoryRevocationStore,

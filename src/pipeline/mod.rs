@@ -5,7 +5,7 @@
 //! A [`Gate`](crate::Gate) builds the usual pipeline from its shared parts
 //! (audit, refresh, per-message tokens when asked for, the role guard); the
 //! layers are here for pipelines of your own, built in the order you choose
-//! around [`Deliver`](crate::session::Deliver) and handed to
+//! around [`Deliver`] and handed to
 //! [`Gate::sockets_with`](crate::Gate::sockets_with) or
 //! [`SocketGateBuilder::pipeline`](crate::socket::SocketGateBuilder::pipeline):
 //!
@@ -54,7 +54,8 @@
 //! use wsgate::audit::{AuditEvent, Auditor};
 //! use wsgate::jwt::{Algorithm, JwtVerifier, VerificationKey};
 //! use wsgate::pipeline::{Access, AuditLayer, RefreshLayer, RoleGuardLayer};
-//! use wsgate::session::{Deliver, Inbound};
+//! use wsgate::pipeline::Deliver;
+//! use wsgate::session::Inbound;
 //! use wsgate::store::InMemoryRevocationStore;
 //! use wsgate::Principal;
 //!
@@ -80,6 +81,7 @@
 //! ```
 
 mod audit;
+mod deliver;
 mod future;
 mod guard;
 mod message_token;
@@ -87,6 +89,7 @@ mod refresh;
 mod token_extractor;
 
 pub use self::audit::{Audit, AuditLayer};
+pub use self::deliver::Deliver;
 pub use self::future::ResponseFuture;
 pub use self::guard::{
     Access, AsyncPolicy, AsyncRoleGuard, AsyncRoleGuardLayer, OnDeny, Policy, Requirement,

@@ -10,12 +10,13 @@ use serde_json::json;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::audit::Outcome;
 use crate::audit::token_fingerprint;
 use crate::clock::unix_seconds;
 use crate::confirmation::same_binding;
 use crate::pipeline::future::ResponseFuture;
 use crate::principal::AuthMethod;
-use crate::session::{Close, CloseKind, Decision, Inbound, Outcome, Verdict, reason};
+use crate::session::{Close, CloseKind, Decision, Inbound, Verdict, reason};
 use crate::store::{RevocationStore, check_revocation};
 use crate::token::TokenVerifier;
 

@@ -1,14 +1,12 @@
-//! What the message pipeline decides about a message, and the innermost
-//! service of every pipeline.
+//! What the message pipeline decides about a message.
 
 use std::convert::Infallible;
-use std::future::{Ready, ready};
-use std::task::{Context, Poll};
 
 use axum::extract::ws::Message;
 use tower::util::BoxCloneSyncService;
 use tower_service::Service;
 
+use crate::audit::kind::{EventKind, Outcome};
 use crate::boxed::clone_as;
 use crate::session::close::Close;
 use crate::session::inbound::Inbound;
@@ -33,59 +31,13 @@ where
     clone_as(&pipeline).unwrap_or_else(|| BoxedPipeline::new(pipeline))
 }
 
-/// What a decision is about: the `event` of its audit record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum EventKind {
-    /// A handshake was accepted or refused.
-    Handshake,
-    /// A message was refused (or, when asked for, allowed).
-    Message,
-    /// An in-band token refresh was accepted or refused.
-    Refresh,
-    /// Tokens, a subject or a session were revoked.
-    Revoke,
-    /// wsgate closed a socket.
-    Close,
-    /// An identity provider's keys were fetched (or the fetch failed).
-    Keys,
-    /// An identity provider was asked whether a token is active (RFC 7662).
-    Introspection,
-}
-
-impl EventKind {
-    /// The stable name: `handshake`, `message`, `refresh`, `revoke`,
-    /// `close`, `keys`, `introspection`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Handshake => "handshake",
-            EventKind::Message => "message",
-            EventKind::Refresh => "refresh",
-            EventKind::Revoke => "revoke",
-            EventKind::Close => "close",
-            EventKind::Keys => "keys",
-            EventKind::Introspection => "introspection",
-        }
-    }
-}
-
-/// Whether a decision let the thing through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// Let through.
-    Allow,
-    /// Refused.
-    Deny,
-}
-
-impl Outcome {
-    /// `allow` or `deny`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Allow => "allow",
-            Outcome::Deny => "deny",
-        }
-    }
+/// A pipeline that delivers every message: a socket gate's until it is
+/// given one ([`Deliver`](crate::pipeline::Deliver) is the service to
+/// build pipelines around).
+pub(crate) fn delivering_pipeline() -> BoxedPipeline {
+    BoxedPipeline::new(tower::service_fn(|inbound| {
+        std::future::ready(Ok(Verdict::Deliver(inbound)))
+    }))
 }
 
 /// What the pipeline decided about a message.
@@ -166,24 +118,5 @@ impl Verdict {
             decision: Decision::message(Outcome::Deny, Some(close.reason), inbound.action())
                 .with_token(token),
         }
-    }
-}
-
-/// The innermost service of a pipeline: delivers every message to the
-/// application.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Deliver;
-
-impl Service<Inbound> for Deliver {
-    type Response = Verdict;
-    type Error = Infallible;
-    type Future = Ready<Result<Verdict, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, inbound: Inbound) -> Self::Future {
-        ready(Ok(Verdict::Deliver(inbound)))
     }
 }

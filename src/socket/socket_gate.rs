@@ -9,7 +9,9 @@ use tower_service::Service;
 use crate::authenticate::{Authenticator, BoxedAuthenticator};
 use crate::clock::Clock;
 use crate::handshake::HandshakeSettings;
-use crate::session::{BoxedPipeline, CloseCodes, Deliver, Inbound, Verdict, boxed_pipeline};
+use crate::session::{
+    BoxedPipeline, CloseCodes, Inbound, Verdict, boxed_pipeline, delivering_pipeline,
+};
 use crate::socket::limits::Limits;
 use crate::socket::registry::Registry;
 
@@ -63,7 +65,7 @@ impl SocketGate {
                 first_message: None,
                 handshake: HandshakeSettings::default(),
             },
-            pipeline: boxed_pipeline(Deliver),
+            pipeline: delivering_pipeline(),
         }
     }
 

@@ -31,13 +31,13 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tower::ServiceBuilder;
 use wsgate::audit::{
-    AuditEvent, AuditSink, Auditor, EventKind, JsonLinesAudit, Outcome as Decision, TracingAudit,
+    self, AuditEvent, AuditSink, Auditor, EventKind, JsonLinesAudit, TracingAudit,
 };
 use wsgate::authenticate::BasicAuthenticator;
 use wsgate::limit::{FailureLimits, InMemoryFailureLimiter};
 use wsgate::password::{Argon2id, PasswordVerifier};
+use wsgate::pipeline::Deliver;
 use wsgate::pipeline::{OnDeny, Requirement, RoleGuardLayer, RolePolicy};
-use wsgate::session::Deliver;
 use wsgate::socket::{DeferredUpgrade, GatedUpgrade, Limits, Registry, SocketGate};
 use wsgate::store::{
     InMemoryCredentialStore, InMemoryRevocationStore, InMemoryTicketStore, Revocation,
@@ -571,7 +571,7 @@ pub enum Audit {
     /// when given).
     Event {
         kind: EventKind,
-        outcome: Decision,
+        outcome: audit::Outcome,
         reason: Option<&'static str>,
         code: Option<u16>,
     },
@@ -603,7 +603,7 @@ impl Audit {
 fn handshake_denied(reason: &'static str) -> Audit {
     Audit::Event {
         kind: EventKind::Handshake,
-        outcome: Decision::Deny,
+        outcome: audit::Outcome::Deny,
         reason: Some(reason),
         code: None,
     }
@@ -612,7 +612,7 @@ fn handshake_denied(reason: &'static str) -> Audit {
 fn handshake_allowed() -> Audit {
     Audit::Event {
         kind: EventKind::Handshake,
-        outcome: Decision::Allow,
+        outcome: audit::Outcome::Allow,
         reason: None,
         code: None,
     }
@@ -623,7 +623,7 @@ fn handshake_allowed() -> Audit {
 fn first_message_denied(code: u16, reason: &'static str) -> Audit {
     Audit::Event {
         kind: EventKind::Handshake,
-        outcome: Decision::Deny,
+        outcome: audit::Outcome::Deny,
         reason: Some(reason),
         code: Some(code),
     }
@@ -632,7 +632,7 @@ fn first_message_denied(code: u16, reason: &'static str) -> Audit {
 fn socket_closed(code: u16, reason: &'static str) -> Audit {
     Audit::Event {
         kind: EventKind::Close,
-        outcome: Decision::Deny,
+        outcome: audit::Outcome::Deny,
         reason: Some(reason),
         code: Some(code),
     }
@@ -641,7 +641,7 @@ fn socket_closed(code: u16, reason: &'static str) -> Audit {
 fn message_denied(reason: &'static str) -> Audit {
     Audit::Event {
         kind: EventKind::Message,
-        outcome: Decision::Deny,
+        outcome: audit::Outcome::Deny,
         reason: Some(reason),
         code: None,
     }
@@ -650,7 +650,7 @@ fn message_denied(reason: &'static str) -> Audit {
 fn refresh_denied(reason: &'static str) -> Audit {
     Audit::Event {
         kind: EventKind::Refresh,
-        outcome: Decision::Deny,
+        outcome: audit::Outcome::Deny,
         reason: Some(reason),
         code: None,
     }

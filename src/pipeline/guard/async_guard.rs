@@ -168,8 +168,9 @@ mod tests {
     use futures_util::FutureExt as _;
 
     use super::*;
+    use crate::pipeline::Deliver;
     use crate::principal::AuthMethod;
-    use crate::session::{Deliver, Session};
+    use crate::session::Session;
 
     fn inbound(text: &str) -> Inbound {
         let principal = Principal::new("alice", AuthMethod::Token).with_roles(["user"]);

@@ -12,11 +12,10 @@ use serde_json::json;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::audit::Outcome;
 use crate::pipeline::future::ResponseFuture;
 use crate::principal::Principal;
-use crate::session::{
-    Close, CloseKind, Decision, Inbound, KeptPrincipal, Outcome, Verdict, reason,
-};
+use crate::session::{Close, CloseKind, Decision, Inbound, KeptPrincipal, Verdict, reason};
 
 pub use self::async_guard::{AsyncPolicy, AsyncRoleGuard, AsyncRoleGuardLayer};
 pub use self::role_policy::{Requirement, RolePolicy};
