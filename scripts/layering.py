@@ -34,6 +34,8 @@ RANKS = [
     {"store", "password", "jwt", "ticket", "dpop"},
     {"audit"},
     {"limit", "authenticate", "oidc", "redis", "sql"},
+    # The settings every stage shares.
+    {"wiring"},
     # The stages, in the order data flows (the earlier layout's names too).
     {"handshake"},
     {"socket"},

@@ -27,9 +27,10 @@ def main() -> None:
     doc = json.load(open(args[0] if args else "target/doc/wsgate.json"))
     index = doc["index"]
     seen = {}
-    stack = [(str(doc["root"]), "wsgate")]
+    # (item, the path of the module that names it, or the item's own path)
+    stack = [(str(doc["root"]), None)]
     while stack:
-        item_id, path = stack.pop()
+        item_id, parent = stack.pop()
         item = index.get(item_id)
         if item is None or item.get("crate_id") != 0:
             continue
@@ -37,19 +38,29 @@ def main() -> None:
         if kind == "use":
             use = item["inner"]["use"]
             if use["id"] is not None:
-                name = path if use["is_glob"] else path.rsplit("::", 1)[0] + "::" + use["name"]
-                stack.append((str(use["id"]), name))
+                # A glob re-export names the module's items in `parent`.
+                target = index.get(str(use["id"]))
+                if use["is_glob"] and target and kind_of(target) == "module":
+                    for child in target["inner"]["module"]["items"]:
+                        stack.append((str(child), parent))
+                else:
+                    stack.append((str(use["id"]), f"{parent}::{use['name']}"))
             continue
         if item_id in seen:
             continue
+        if parent is None:
+            path = "wsgate"
+        elif parent.endswith("::" + (item["name"] or "")):
+            path = parent
+        else:
+            path = f"{parent}::{item['name']}"
         seen[item_id] = (kind, path)
         if kind == "module":
             for child in item["inner"]["module"]["items"]:
                 child_item = index.get(str(child))
                 if child_item is None or child_item["visibility"] != "public":
                     continue
-                name = child_item["name"] or ""
-                stack.append((str(child), f"{path}::{name}" if name else path))
+                stack.append((str(child), path))
         elif kind in ("struct", "enum"):
             for impl_id in item["inner"][kind]["impls"]:
                 impl = index.get(str(impl_id))
@@ -58,8 +69,9 @@ def main() -> None:
                 for method in impl["inner"]["impl"]["items"]:
                     method_item = index.get(str(method))
                     if method_item and method_item["visibility"] == "public":
-                        method_path = f"{path}::{method_item['name']}"
-                        seen[str(method)] = ("method" if kind_of(method_item) == "function" else kind_of(method_item), method_path)
+                        method_kind = kind_of(method_item)
+                        method_kind = "method" if method_kind == "function" else method_kind
+                        seen[str(method)] = (method_kind, f"{path}::{method_item['name']}")
     counts = Counter(kind for kind, _ in seen.values())
     types = sum(counts[kind] for kind in TYPES)
     functions = counts["function"] + counts["method"]

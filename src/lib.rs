@@ -194,6 +194,8 @@ pub mod store;
 pub mod ticket;
 
 // The stages, in the order data flows through them.
+pub mod wiring;
+
 pub mod handshake;
 pub mod pipeline;
 pub mod socket;

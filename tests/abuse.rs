@@ -17,6 +17,7 @@ use wsgate::handshake::HandshakeLayer;
 use wsgate::limit::{FailureLimiter, FailureLimits, InMemoryFailureLimiter, NoLimits};
 use wsgate::password::{Argon2id, PasswordVerifier};
 use wsgate::store::InMemoryCredentialStore;
+use wsgate::wiring::Wiring;
 
 const ORIGIN: &str = "http://app.test:8080";
 
@@ -39,7 +40,7 @@ async fn basic_server<H: wsgate::password::PasswordHasher>(
         .application_protocols(["chat.v1"])
         .unwrap()
         .failure_limiter(limiter)
-        .trusted_proxies(["127.0.0.1".parse().unwrap()])
+        .wiring(&Wiring::new().trusted_proxies(["127.0.0.1".parse().unwrap()]))
         .build()
         .unwrap();
     serve(Router::new().route("/ws", get(welcome)).route_layer(gate)).await
@@ -335,7 +336,7 @@ async fn secure_only_server(
     let gate = HandshakeLayer::builder(BearerAuthenticator::new(keys.verifier()))
         .transports([Transport::Bearer])
         .require_secure_transport(true)
-        .trusted_proxies(trusted.iter().copied())
+        .wiring(&Wiring::new().trusted_proxies(trusted.iter().copied()))
         .build()
         .unwrap();
     let router = Router::new().route("/ws", get(welcome)).route_layer(gate);

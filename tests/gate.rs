@@ -637,3 +637,81 @@ async fn a_gates_rejection_response_answers_on_every_route() {
             .all(|event| event.outcome == audit::Outcome::Deny)
     );
 }
+
+/// A part wired by hand beside a gate, from the gate's wiring, agrees with
+/// it: a revocation through the gate's registry is refused by the
+/// hand-wired layer; a refusal there is recorded by the gate's audit and
+/// answered the gate's way; the client address behind a trusted proxy is
+/// the one the gate's stages take.
+#[tokio::test]
+async fn parts_wired_by_hand_from_a_gates_wiring_agree_with_it() {
+    use axum::response::IntoResponse;
+    use wsgate::authenticate::BearerAuthenticator;
+    use wsgate::handshake::{HandshakeLayer, HandshakeRejection};
+
+    let proxy: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let served = Served::start(|builder| {
+        builder
+            .trusted_proxies([proxy])
+            .rejection_response(|rejection: HandshakeRejection| {
+                (
+                    rejection.status(),
+                    rejection,
+                    "refused by the gate's answer",
+                )
+                    .into_response()
+            })
+            .build()
+            .unwrap()
+    })
+    .await;
+    let by_hand = HandshakeLayer::builder(BearerAuthenticator::new(served.keys.verifier()))
+        .transports([Transport::Bearer])
+        .wiring(served.gate.wiring())
+        .build()
+        .unwrap();
+    let addr = serve(
+        Router::new()
+            .route("/by-hand", get(common::welcome))
+            .route_layer(by_hand),
+    )
+    .await;
+    let token = served.token_with("alice", |claims| claims["jti"] = json!("jti-by-hand"));
+    let open = |token: String| async move {
+        connect(addr, &Handshake::to("/by-hand").bearer(&token)).await
+    };
+    assert_eq!(status(&open(token.clone()).await), 101);
+
+    served
+        .gate
+        .registry()
+        .revoke(Revocation::token("jti-by-hand"))
+        .await
+        .unwrap();
+    let (status, _, body) = open(token).await.refusal("a revoked token");
+    assert_eq!(
+        (status, body.as_str()),
+        (401, "refused by the gate's answer")
+    );
+    let refusals: Vec<_> = served
+        .events(EventKind::Handshake)
+        .into_iter()
+        .filter(|event| event.reason == Some("token revoked"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "the gate's audit records the refusal");
+
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+    let behind_proxy = served
+        .gate
+        .client_address("127.0.0.1:40000".parse().unwrap(), &headers);
+    assert_eq!(behind_proxy.to_string(), "203.0.113.9");
+    let elsewhere = served
+        .gate
+        .client_address("192.0.2.1:40000".parse().unwrap(), &headers);
+    assert_eq!(
+        elsewhere.to_string(),
+        "192.0.2.1",
+        "headers of an untrusted peer are ignored"
+    );
+}

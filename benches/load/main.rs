@@ -265,11 +265,10 @@ async fn gated_server_with(redis: Option<&wsgate::redis::RedisStores>) -> Gated 
             .unwrap()
     };
     // ES256 tokens at the handshake: a layer of its own over the gate's
-    // revocations and audit.
+    // wiring (revocations, audit).
     let es256_handshake = HandshakeLayer::builder(BearerAuthenticator::new(es_verifier))
         .transports([Transport::Bearer])
-        .revocations(gate.registry().revocations().clone())
-        .audit(auditor.clone())
+        .wiring(gate.wiring())
         .build()
         .unwrap();
     let sockets = gate.sockets().clone();

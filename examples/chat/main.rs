@@ -623,7 +623,11 @@ async fn login(
     // 429 — the right password too.
     let checked = app
         .gate
-        .check_password(&username, &password, Some(peer.ip()))
+        .check_password(
+            &username,
+            &password,
+            Some(app.gate.client_address(peer, &headers)),
+        )
         .await;
     let principal = match checked {
         Ok(principal) => principal,
@@ -911,6 +915,7 @@ async fn change_password(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Authenticated(principal): Authenticated,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let Ok(PasswordChange {
@@ -924,7 +929,11 @@ async fn change_password(
     let current = Secret::new(current_password);
     if let Err(error) = app
         .gate
-        .check_password(&username, &current, Some(peer.ip()))
+        .check_password(
+            &username,
+            &current,
+            Some(app.gate.client_address(peer, &headers)),
+        )
         .await
     {
         return password_refused(&error);

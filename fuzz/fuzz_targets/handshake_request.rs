@@ -15,6 +15,7 @@ use axum::body::Body;
 use axum::response::Response;
 use libfuzzer_sys::fuzz_target;
 use tower::{ServiceBuilder, ServiceExt as _};
+use wsgate::wiring::Wiring;
 use wsgate::Transport;
 use wsgate::authenticate::{Authenticator, BasicAuthenticator, BearerAuthenticator};
 use wsgate::certificate::{ForwardedCertificateHeader, ForwardedCertificates};
@@ -72,8 +73,13 @@ fuzz_target!(|data: &[u8]| {
             .unwrap()
             .application_protocols(["chat.v1"])
             .unwrap()
-            .trusted_proxies(["127.0.0.1".parse().unwrap()])
-            .forwarded_certificates(ForwardedCertificates::new(ForwardedCertificateHeader::EnvoyXfcc))
+            .wiring(
+                &Wiring::new()
+                    .trusted_proxies(["127.0.0.1".parse().unwrap()])
+                    .forwarded_certificates(ForwardedCertificates::new(
+                        ForwardedCertificateHeader::EnvoyXfcc,
+                    )),
+            )
             .build()
             .unwrap();
         let inner = tower::service_fn(|_request: http::Request<Body>| async {

@@ -5,9 +5,8 @@
 //! [`AuditEvent`], handed to an [`AuditSink`]. Allowed messages are not
 //! recorded one by one unless asked for
 //! ([`AuditLayer::record_allowed`](crate::pipeline::AuditLayer::record_allowed)).
-//! The events are made by the constructors here
-//! ([`AuditEvent::handshake_denied`], [`AuditEvent::closed`], …), whichever
-//! stage decides.
+//! The stage that decides makes the event; an application recording
+//! events of its own starts from [`AuditEvent::new`].
 //!
 //! With the `metrics` feature, every event also moves the counters listed
 //! in [`metrics`], so the audit trail and the dashboards always agree.
@@ -129,7 +128,7 @@ impl AuditEvent {
 
     /// A handshake refused for `reason` (a stable phrase), with the
     /// transport its credentials came by when known.
-    pub fn handshake_denied(
+    pub(crate) fn handshake_denied(
         reason: &'static str,
         transport: Option<Transport>,
         peer: Option<SocketAddr>,
@@ -142,7 +141,7 @@ impl AuditEvent {
 
     /// A handshake accepted for `principal`, by the transport it came by,
     /// with the binding of its token (its proof was checked by then).
-    pub fn handshake_allowed(principal: &Principal, peer: Option<SocketAddr>) -> Self {
+    pub(crate) fn handshake_allowed(principal: &Principal, peer: Option<SocketAddr>) -> Self {
         let mut event = Self::new(EventKind::Handshake, Outcome::Allow)
             .with_sub(principal.subject())
             .with_transport(principal.transport())
@@ -160,7 +159,7 @@ impl AuditEvent {
     }
 
     /// wsgate closed `session`'s socket with `close`, sending `code`.
-    pub fn closed(session: &Session, close: Close, code: u16) -> Self {
+    pub(crate) fn closed(session: &Session, close: Close, code: u16) -> Self {
         let principal = session.principal();
         Self::new(EventKind::Close, Outcome::Deny)
             .with_reason(close.reason)
@@ -173,7 +172,7 @@ impl AuditEvent {
 
     /// A layer of the message pipeline decided about a message of
     /// `session`.
-    pub fn decision(session: &Session, decision: &Decision) -> Self {
+    pub(crate) fn decision(session: &Session, decision: &Decision) -> Self {
         let mut event = Self::new(decision.event, decision.outcome)
             .with_sub(session.subject())
             .with_peer(session.peer())
@@ -185,7 +184,7 @@ impl AuditEvent {
     }
 
     /// `revocation` was recorded and closed `closed` live sockets.
-    pub fn revoked(revocation: &Revocation, closed: usize) -> Self {
+    pub(crate) fn revoked(revocation: &Revocation, closed: usize) -> Self {
         let event = Self::new(EventKind::Revoke, Outcome::Allow).with_closed(closed);
         match revocation {
             Revocation::Token(id) => event.with_token(Some(id.clone())),
@@ -196,7 +195,12 @@ impl AuditEvent {
 
     /// `issuer`'s key set was fetched because of `trigger`: `added` keys
     /// came in, `removed` left.
-    pub fn keys_fetched(issuer: &str, trigger: &'static str, added: usize, removed: usize) -> Self {
+    pub(crate) fn keys_fetched(
+        issuer: &str,
+        trigger: &'static str,
+        added: usize,
+        removed: usize,
+    ) -> Self {
         let mut event = Self::new(EventKind::Keys, Outcome::Allow)
             .with_action(Some(trigger.to_owned()))
             .with_issuer(issuer);
@@ -207,7 +211,7 @@ impl AuditEvent {
 
     /// Fetching `issuer`'s keys (or its discovery document) failed for
     /// `reason`.
-    pub fn keys_failed(issuer: &str, trigger: &'static str, reason: &'static str) -> Self {
+    pub(crate) fn keys_failed(issuer: &str, trigger: &'static str, reason: &'static str) -> Self {
         Self::new(EventKind::Keys, Outcome::Deny)
             .with_action(Some(trigger.to_owned()))
             .with_issuer(issuer)
@@ -217,7 +221,7 @@ impl AuditEvent {
     /// `issuer` answered an introspection request: active (`Allow`, with
     /// the subject), inactive (`Deny`, `token inactive`), or no usable
     /// answer (`Deny` with the reason).
-    pub fn introspected(
+    pub(crate) fn introspected(
         issuer: &str,
         outcome: Outcome,
         reason: Option<&'static str>,
@@ -442,7 +446,7 @@ impl fmt::Debug for Auditor {
 
 /// The fingerprint of a token for logs: its `jti` when it has one, else the
 /// first 8 bytes of its SHA-256 in hex. Never the token itself.
-pub fn token_fingerprint(token: &str, token_id: Option<&str>) -> String {
+pub(crate) fn token_fingerprint(token: &str, token_id: Option<&str>) -> String {
     match token_id {
         Some(id) => id.to_owned(),
         None => {

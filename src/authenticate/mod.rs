@@ -14,7 +14,7 @@
 //!
 //! Revoked tokens are refused by the stage that asks (the handshake layer,
 //! a first-message route), not by the authenticator: see
-//! [`HandshakeLayerBuilder::revocations`](crate::handshake::HandshakeLayerBuilder::revocations).
+//! [`Wiring::revocations`](crate::wiring::Wiring::revocations).
 //!
 //! # Example
 //!

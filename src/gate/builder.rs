@@ -17,7 +17,7 @@ use crate::clock::Clock;
 use crate::dpop::{DpopMode, DpopVerifier};
 use crate::error::ConfigError;
 use crate::gate::{Gate, Shared, handshake_builder};
-use crate::handshake::{HandshakeSettings, RejectionResponse, Rejections};
+use crate::handshake::{HandshakeSettings, RejectionResponse};
 use crate::limit::{
     AnyLeaseStore, BoxedFailureLimiter, FailureLimiter, FailureLimits, InMemoryFailureLimiter,
     SocketLimit,
@@ -30,11 +30,12 @@ use crate::principal::Transport;
 use crate::session::{CloseCodes, Inbound, Verdict};
 use crate::socket::{Limits, Registry, SocketGate};
 use crate::store::{
-    AtSocketLimit, BoxedRevocationStore, BoxedTicketStore, InMemoryRevocationStore,
-    InMemorySocketLeaseStore, InMemoryTicketStore, RevocationStore, SocketLeaseStore, TicketStore,
+    AtSocketLimit, BoxedTicketStore, InMemorySocketLeaseStore, InMemoryTicketStore,
+    RevocationStore, SocketLeaseStore, TicketStore,
 };
 use crate::ticket::{MAX_TICKET_LIFETIME, Tickets, check_lifetime};
 use crate::token::BoxedVerifier;
+use crate::wiring::Wiring;
 
 /// Builds a [`Gate`]. Start with [`Gate::builder`].
 ///
@@ -49,26 +50,20 @@ pub struct GateBuilder<G = Identity> {
 
 /// Everything but the guard, so changing the guard's type moves one value.
 struct Parts {
+    /// What every stage shares.
+    wiring: Wiring,
     verifier: BoxedVerifier,
     /// Bearer credentials checked by the verifier.
     bearer: BoxedAuthenticator,
     authenticators: Vec<BoxedAuthenticator>,
     passwords: Option<BoxedAuthenticator>,
-    revocations: BoxedRevocationStore,
     tickets: BoxedTicketStore,
     ticket_lifetime: Duration,
     max_tickets_per_subject: Option<usize>,
     socket_leases: AnyLeaseStore,
     max_sockets_per_subject: Option<usize>,
     at_socket_limit: AtSocketLimit,
-    dpop: DpopVerifier,
-    dpop_mode: DpopMode,
     limiter: Option<BoxedFailureLimiter>,
-    auditor: Auditor,
-    trusted_proxies: Vec<IpAddr>,
-    forwarded_certificates: Option<ForwardedCertificates>,
-    rejections: Rejections,
-    clock: Clock,
     close_codes: CloseCodes,
     limits: Limits,
     message_tokens: bool,
@@ -78,25 +73,18 @@ struct Parts {
 impl GateBuilder {
     pub(super) fn new(verifier: BoxedVerifier, bearer: BoxedAuthenticator) -> Self {
         let parts = Parts {
+            wiring: Wiring::default(),
             verifier,
             bearer,
             authenticators: Vec::new(),
             passwords: None,
-            revocations: BoxedRevocationStore::new(InMemoryRevocationStore::new()),
             tickets: BoxedTicketStore::new(InMemoryTicketStore::new()),
             ticket_lifetime: MAX_TICKET_LIFETIME,
             max_tickets_per_subject: None,
             socket_leases: AnyLeaseStore::new(InMemorySocketLeaseStore::new()),
             max_sockets_per_subject: None,
             at_socket_limit: AtSocketLimit::RefuseNewest,
-            dpop: DpopVerifier::new(),
-            dpop_mode: DpopMode::Allowed,
             limiter: None,
-            auditor: Auditor::tracing(),
-            trusted_proxies: Vec::new(),
-            forwarded_certificates: None,
-            rejections: Rejections::default(),
-            clock: Clock::system(),
             close_codes: CloseCodes::default(),
             limits: Limits::default(),
             message_tokens: false,
@@ -132,9 +120,9 @@ impl<G> GateBuilder<G> {
 
     /// Where revocations are kept; checked on every path (handshake,
     /// first message, refresh, per-message token). Defaults to an
-    /// [`InMemoryRevocationStore`] (one process).
+    /// [`InMemoryRevocationStore`](crate::store::InMemoryRevocationStore) (one process).
     pub fn revocations<R: RevocationStore>(mut self, revocations: R) -> Self {
-        self.parts.revocations = BoxedRevocationStore::new(revocations);
+        self.parts.wiring = self.parts.wiring.revocations(revocations);
         self
     }
 
@@ -222,7 +210,7 @@ impl<G> GateBuilder<G> {
     /// (`cnf.jkt`) needs a fresh proof of that key; it never passes as a
     /// bearer token.
     pub fn dpop(mut self, mode: DpopMode) -> Self {
-        self.parts.dpop_mode = mode;
+        self.parts.wiring = self.parts.wiring.dpop(mode);
         self
     }
 
@@ -231,7 +219,7 @@ impl<G> GateBuilder<G> {
     /// `RedisStores::proof_replays` across processes). Defaults to
     /// [`DpopVerifier::new`]: ES256 and EdDSA, 60 s, in memory.
     pub fn dpop_verifier(mut self, verifier: DpopVerifier) -> Self {
-        self.parts.dpop = verifier;
+        self.parts.wiring = self.parts.wiring.dpop_verifier(verifier);
         self
     }
 
@@ -245,7 +233,7 @@ impl<G> GateBuilder<G> {
 
     /// Where every decision is recorded. Defaults to [`Auditor::tracing`].
     pub fn audit(mut self, auditor: Auditor) -> Self {
-        self.parts.auditor = auditor;
+        self.parts.wiring = self.parts.wiring.audit(auditor);
         self
     }
 
@@ -261,17 +249,17 @@ impl<G> GateBuilder<G> {
     /// unauthenticated sockets, secure-transport checks and the audit
     /// trail. List exactly your proxies. Defaults to none.
     pub fn trusted_proxies<I: IntoIterator<Item = IpAddr>>(mut self, proxies: I) -> Self {
-        self.parts.trusted_proxies = proxies.into_iter().collect();
+        self.parts.wiring = self.parts.wiring.trusted_proxies(proxies);
         self
     }
 
     /// Client certificates forwarded by a TLS-terminating proxy, for every
     /// handshake layer the gate makes: see
-    /// [`HandshakeLayerBuilder::forwarded_certificates`](crate::handshake::HandshakeLayerBuilder::forwarded_certificates).
+    /// [`Wiring::forwarded_certificates`](crate::wiring::Wiring::forwarded_certificates).
     /// Believed only from [`trusted_proxies`](Self::trusted_proxies).
     /// Defaults to none.
     pub fn forwarded_certificates(mut self, forwarded: ForwardedCertificates) -> Self {
-        self.parts.forwarded_certificates = Some(forwarded);
+        self.parts.wiring = self.parts.wiring.forwarded_certificates(forwarded);
         self
     }
 
@@ -281,7 +269,7 @@ impl<G> GateBuilder<G> {
     /// (a plain-text reason) unless set. See
     /// [`RejectionResponse`](crate::handshake::RejectionResponse).
     pub fn rejection_response<R: RejectionResponse>(mut self, respond: R) -> Self {
-        self.parts.rejections = Rejections::new(respond);
+        self.parts.wiring = self.parts.wiring.rejection_response(respond);
         self
     }
 
@@ -289,7 +277,7 @@ impl<G> GateBuilder<G> {
     /// default failure limiter (the token verifier keeps its own). Defaults
     /// to the system clock.
     pub fn clock(mut self, clock: Clock) -> Self {
-        self.parts.clock = clock;
+        self.parts.wiring = self.parts.wiring.clock(clock);
         self
     }
 
@@ -355,10 +343,11 @@ where
     pub fn build(self) -> Result<Gate, ConfigError> {
         let guard = self.guard;
         let parts = self.parts;
-        let clock = parts.clock;
-        let revocations = parts.revocations;
-        let auditor = parts.auditor;
-        let registry = Registry::new(revocations.clone(), auditor.clone());
+        let wiring = parts.wiring;
+        let clock = wiring.clock.clone();
+        let revocations = wiring.revocations.clone();
+        let auditor = wiring.auditor.clone();
+        let registry = Registry::new(&wiring);
         let tickets = Tickets::new(parts.tickets)
             .lifetime(parts.ticket_lifetime)?
             .max_per_subject(parts.max_tickets_per_subject)
@@ -395,21 +384,14 @@ where
             .max_sockets_per_subject
             .map(|max| SocketLimit::new(parts.socket_leases, max, parts.at_socket_limit));
         let handshake = HandshakeSettings {
-            trusted_proxies: parts.trusted_proxies,
-            auditor: auditor.clone(),
-            revocations: Some(revocations.clone()),
             sockets: socket_limit,
-            dpop: parts.dpop,
-            dpop_mode: parts.dpop_mode,
-            forwarded_certificates: parts.forwarded_certificates,
-            rejections: parts.rejections,
+            wiring,
             ..HandshakeSettings::default()
         };
         let sockets = SocketGate::builder(registry.clone())
             .pipeline(pipeline)
             .limits(parts.limits)
             .close_codes(parts.close_codes)
-            .clock(clock.clone())
             .first_message(authenticator.clone())
             .handshake(&handshake)
             .build();
@@ -450,7 +432,7 @@ impl<G> std::fmt::Debug for GateBuilder<G> {
             .field("verifier", &parts.verifier)
             .field("authenticators", &parts.authenticators)
             .field("passwords", &parts.passwords)
-            .field("revocations", &parts.revocations)
+            .field("wiring", &parts.wiring)
             .field("tickets", &parts.tickets)
             .field("limits", &parts.limits)
             .field("message_tokens", &parts.message_tokens)

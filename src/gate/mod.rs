@@ -4,7 +4,7 @@ mod builder;
 mod ticket_route;
 
 use std::convert::Infallible;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use tower_service::Service;
@@ -13,7 +13,7 @@ use crate::audit::Auditor;
 use crate::authenticate::{Authenticator, BearerAuthenticator, BoxedAuthenticator, Credential};
 use crate::dpop::{DpopMode, DpopVerifier};
 use crate::error::{Error, ErrorKind};
-use crate::handshake::{HandshakeLayer, HandshakeLayerBuilder, HandshakeSettings};
+use crate::handshake::{HandshakeLayer, HandshakeLayerBuilder, HandshakeSettings, client_address};
 use crate::limit::{BoxedFailureLimiter, check_with_limits};
 use crate::pipeline::{AuditLayer, MessageTokenLayer, RefreshLayer};
 use crate::principal::Principal;
@@ -23,6 +23,7 @@ use crate::socket::{Registry, SocketGate};
 use crate::store::{BoxedRevocationStore, BoxedTicketStore};
 use crate::ticket::{IssuedTicket, Tickets};
 use crate::token::{BoxedVerifier, TokenVerifier};
+use crate::wiring::Wiring;
 
 pub use self::builder::GateBuilder;
 
@@ -212,17 +213,24 @@ impl Gate {
     /// checks its request's proof with it (`htm` `POST`, no `ath`), so a
     /// proof used there is a replay everywhere else.
     pub fn dpop_verifier(&self) -> &DpopVerifier {
-        &self.shared.handshake.dpop
+        &self.shared.handshake.wiring.dpop
     }
 
     /// Whether bound tokens are taken, and only they.
     pub fn dpop_mode(&self) -> DpopMode {
-        self.shared.handshake.dpop_mode
+        self.shared.handshake.wiring.dpop_mode
+    }
+
+    /// The settings the gate's stages share, for parts wired by hand
+    /// beside it (a [`SocketGate`] with [`Registry::new`], a
+    /// [`HandshakeLayer`] of its own): see [`crate::wiring`].
+    pub fn wiring(&self) -> &Wiring {
+        &self.shared.handshake.wiring
     }
 
     /// The reverse proxies trusted to name the client.
     pub fn trusted_proxies(&self) -> &[IpAddr] {
-        &self.shared.handshake.trusted_proxies
+        &self.shared.handshake.wiring.trusted_proxies
     }
 
     /// Issues a single-use ticket that redeems to `principal` (at a
@@ -235,9 +243,26 @@ impl Gate {
         self.shared.tickets.issue(principal).await
     }
 
+    /// The address of the client behind a request from `peer`, as every
+    /// stage of the gate takes it: `peer` itself, unless it is one of the
+    /// [trusted proxies](GateBuilder::trusted_proxies); then the
+    /// right-most address in `X-Forwarded-For` (or `Forwarded: for=`) that
+    /// is not itself a trusted proxy. Headers from any other peer are
+    /// ignored: anyone can send them. For routes of your own (a login
+    /// route's [`check_password`](Self::check_password)); routes behind a
+    /// handshake layer have it as [`ClientAddr`](crate::handshake::ClientAddr).
+    pub fn client_address(&self, peer: SocketAddr, headers: &http::HeaderMap) -> IpAddr {
+        client_address(
+            Some(peer),
+            headers,
+            &self.shared.handshake.wiring.trusted_proxies,
+        )
+        .unwrap_or(peer.ip())
+    }
+
     /// Checks a username and password (a login route), under the failure
-    /// limiter: `client` is the caller's address (see
-    /// [`client_address`](crate::handshake::client_address) behind a proxy).
+    /// limiter: `client` is the caller's address
+    /// ([`client_address`](Self::client_address)).
     ///
     /// # Errors
     ///

@@ -38,7 +38,7 @@ pub(crate) fn forwarding_headers(headers: &HeaderMap) -> HeaderMap {
 /// `trusted_proxies`; then the right-most address in `X-Forwarded-For` (or
 /// `Forwarded: for=`) that is not itself a trusted proxy. Headers from an
 /// untrusted peer are ignored: anyone can send them.
-pub fn client_address(
+pub(crate) fn client_address(
     peer: Option<SocketAddr>,
     headers: &HeaderMap,
     trusted_proxies: &[IpAddr],

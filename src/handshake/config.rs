@@ -3,27 +3,26 @@
 //! and the subprotocol. The [layer](super::layer) builds a [`Config`]; the
 //! [service](super::service) runs its checks, then authenticates.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use axum::extract::ConnectInfo;
 use axum::response::Response;
 use http::Request;
 
-use crate::audit::Auditor;
 use crate::authenticate::Credential;
-use crate::certificate::{ClientCertificate, ForwardedCertificates, ForwardedError};
-use crate::dpop::{DpopMode, DpopVerifier, TargetUrl};
+use crate::certificate::{ClientCertificate, ForwardedError};
+use crate::dpop::{DpopMode, TargetUrl};
 use crate::handshake::client_address::forwarded_https;
 use crate::handshake::origin::{OriginAllowlist, OriginCheck};
-use crate::handshake::rejection::{HandshakeRejection, Rejections};
 use crate::handshake::subprotocol::Offer;
 use crate::handshake::target::{Addressed, SecureTransport};
 use crate::handshake::transport::RequestCredentials;
 use crate::limit::SocketLimit;
 use crate::principal::Transport;
+use crate::refusal::HandshakeRejection;
 use crate::refusal::RejectionReason;
 use crate::secret::Secret;
-use crate::store::BoxedRevocationStore;
+use crate::wiring::Wiring;
 
 /// Default name of the cookie transport's cookie.
 pub const DEFAULT_COOKIE_NAME: &str = "wsgate_token";
@@ -41,7 +40,6 @@ pub(super) struct Config<A, L> {
 /// layer it makes from it.
 #[derive(Clone)]
 pub(crate) struct Settings {
-    pub(crate) trusted_proxies: Vec<IpAddr>,
     pub(crate) require_secure_transport: bool,
     pub(crate) transports: Vec<Transport>,
     pub(crate) origins: Option<OriginAllowlist>,
@@ -49,24 +47,16 @@ pub(crate) struct Settings {
     pub(crate) cookie_name: String,
     pub(crate) query_token_parameter: Option<String>,
     pub(crate) realm: &'static str,
-    pub(crate) auditor: Auditor,
-    /// Checked after authentication, by the one session rule.
-    pub(crate) revocations: Option<BoxedRevocationStore>,
     /// Each upgrade takes its subject's place here, after the checks.
     pub(crate) sockets: Option<SocketLimit>,
-    /// Checks the proofs of key-bound tokens.
-    pub(crate) dpop: DpopVerifier,
-    pub(crate) dpop_mode: DpopMode,
-    /// Where a trusted proxy forwards client certificates.
-    pub(crate) forwarded_certificates: Option<ForwardedCertificates>,
-    /// How refusals are answered.
-    pub(crate) rejections: Rejections,
+    /// What every stage shares: trusted proxies, the audit, revocations,
+    /// DPoP, forwarded certificates, how refusals are answered.
+    pub(crate) wiring: Wiring,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            trusted_proxies: Vec::new(),
             require_secure_transport: false,
             transports: vec![Transport::Bearer, Transport::Subprotocol, Transport::Ticket],
             origins: None,
@@ -74,13 +64,8 @@ impl Default for Settings {
             cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
             query_token_parameter: None,
             realm: "wsgate",
-            auditor: Auditor::tracing(),
-            revocations: None,
             sockets: None,
-            dpop: DpopVerifier::new(),
-            dpop_mode: DpopMode::Allowed,
-            forwarded_certificates: None,
-            rejections: Rejections::default(),
+            wiring: Wiring::default(),
         }
     }
 }
@@ -128,28 +113,36 @@ impl Settings {
     pub(super) fn is_secure<B>(&self, request: &Request<B>) -> bool {
         request.extensions().get::<SecureTransport>().is_some()
             || request.uri().scheme() == Some(&http::uri::Scheme::HTTPS)
-            || forwarded_https(peer(request), request.headers(), &self.trusted_proxies)
+            || forwarded_https(
+                peer(request),
+                request.headers(),
+                &self.wiring.trusted_proxies,
+            )
     }
 
     /// The refusal for `reason`, with this layer's challenges.
     pub(super) fn refuse(&self, reason: RejectionReason) -> HandshakeRejection {
         let rejection = HandshakeRejection::new(reason)
             .with_challenge(self.realm, self.transports.contains(&Transport::Basic));
-        if self.dpop_mode == DpopMode::Off {
+        if self.wiring.dpop_mode == DpopMode::Off {
             return rejection;
         }
         let algorithms: Vec<String> = self
+            .wiring
             .dpop
             .algorithms()
             .iter()
             .map(|algorithm| format!("{algorithm:?}"))
             .collect();
         rejection
-            .with_dpop_challenge(algorithms.join(" "), self.dpop_mode == DpopMode::Required)
+            .with_dpop_challenge(
+                algorithms.join(" "),
+                self.wiring.dpop_mode == DpopMode::Required,
+            )
             // Only a 401 hands a nonce out: no HMAC for other refusals.
             .with_dpop_nonce(
                 (reason.status() == http::StatusCode::UNAUTHORIZED)
-                    .then(|| self.dpop.nonce())
+                    .then(|| self.wiring.dpop.nonce())
                     .flatten(),
             )
     }
@@ -207,7 +200,7 @@ impl Settings {
                 Some(transport),
             ));
         }
-        let proof = if self.dpop_mode == DpopMode::Off {
+        let proof = if self.wiring.dpop_mode == DpopMode::Off {
             None
         } else {
             credentials
@@ -217,7 +210,7 @@ impl Settings {
         // Only a proof names a URL to compare.
         let target = proof.as_ref().and_then(|_| {
             Addressed::of(request.headers(), request.uri(), request.extensions())
-                .target(peer(request), &self.trusted_proxies)
+                .target(peer(request), &self.wiring.trusted_proxies)
         });
         let dpop_scheme = transport == Transport::Bearer && credentials.uses_dpop_scheme();
         Ok(Prepared {
@@ -241,8 +234,8 @@ impl Settings {
         request: &Request<B>,
     ) -> Result<Option<ClientCertificate>, RejectionReason> {
         let from_proxy =
-            peer(request).is_some_and(|peer| self.trusted_proxies.contains(&peer.ip()));
-        if let Some(forwarded) = &self.forwarded_certificates {
+            peer(request).is_some_and(|peer| self.wiring.trusted_proxies.contains(&peer.ip()));
+        if let Some(forwarded) = &self.wiring.forwarded_certificates {
             match forwarded.read(request.headers(), from_proxy) {
                 Ok(Some(certificate)) => return Ok(Some(certificate)),
                 Ok(None) => {}
@@ -260,9 +253,9 @@ impl Settings {
     }
 
     /// The answer to a refused handshake: the application's, through
-    /// [`rejection_response`](super::HandshakeLayerBuilder::rejection_response).
+    /// [`rejection_response`](crate::wiring::Wiring::rejection_response).
     pub(super) fn answer(&self, rejection: HandshakeRejection) -> Response {
-        self.rejections.answer(rejection)
+        self.wiring.rejections.answer(rejection)
     }
 }
 
@@ -283,15 +276,9 @@ impl std::fmt::Debug for Settings {
             .field("cookie_name", &self.cookie_name)
             .field("query_token_parameter", &self.query_token_parameter)
             .field("realm", &self.realm)
-            .field("auditor", &self.auditor)
-            .field("trusted_proxies", &self.trusted_proxies)
             .field("require_secure_transport", &self.require_secure_transport)
-            .field("revocations", &self.revocations)
             .field("sockets", &self.sockets)
-            .field("dpop", &self.dpop)
-            .field("dpop_mode", &self.dpop_mode)
-            .field("forwarded_certificates", &self.forwarded_certificates)
-            .field("rejections", &self.rejections)
+            .field("wiring", &self.wiring)
             .finish()
     }
 }

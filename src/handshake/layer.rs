@@ -1,23 +1,18 @@
 //! The handshake layer and its builder.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use crate::audit::Auditor;
 use crate::authenticate::Authenticator;
-use crate::certificate::ForwardedCertificates;
-use crate::dpop::{DpopMode, DpopVerifier};
 use crate::error::ConfigError;
 use crate::handshake::config::{Config, Settings};
 use crate::handshake::origin::OriginAllowlist;
-use crate::handshake::rejection::{RejectionResponse, Rejections};
 use crate::handshake::service::Handshake;
 use crate::handshake::subprotocol::{strip_proof_prefix, strip_token_prefix};
 use crate::limit::{FailureLimiter, InMemoryFailureLimiter};
 use crate::principal::Transport;
-use crate::store::{BoxedRevocationStore, RevocationStore};
+use crate::wiring::Wiring;
 
 #[cfg(doc)]
 use crate::handshake::SecureTransport;
@@ -182,14 +177,6 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
         }
     }
 
-    /// Proxies whose `X-Forwarded-For` / `Forwarded` headers name the
-    /// client (for the failure limiter and the audit). Requests from any
-    /// other peer are taken at their socket address. Defaults to none.
-    pub fn trusted_proxies<I: IntoIterator<Item = IpAddr>>(mut self, proxies: I) -> Self {
-        self.config.settings.trusted_proxies = proxies.into_iter().collect();
-        self
-    }
-
     /// Refuses (403) handshakes that did not come over TLS. A request is
     /// secure when the server marked it with [`SecureTransport`] (your TLS
     /// acceptor does that), when its URI scheme is `https`, or when a
@@ -200,62 +187,14 @@ impl<A: Authenticator, L: FailureLimiter> HandshakeLayerBuilder<A, L> {
         self
     }
 
-    /// Where handshake decisions are recorded: one audit event per accepted
-    /// or refused handshake. Defaults to [`Auditor::tracing`].
-    pub fn audit(mut self, auditor: Auditor) -> Self {
-        self.config.settings.auditor = auditor;
-        self
-    }
-
-    /// Refuses (401 `token revoked`) principals that `revocations` says
-    /// are revoked, by token id, subject, or the session their token's
-    /// `sid` names — checked after authentication, on every transport. A
-    /// [`Gate`](crate::Gate) sets this to its own store; without one, a
-    /// layer built here checks nothing. Defaults to none.
-    pub fn revocations<R: RevocationStore>(mut self, revocations: R) -> Self {
-        self.config.settings.revocations = Some(BoxedRevocationStore::new(revocations));
-        self
-    }
-
-    /// Whether DPoP-bound tokens are taken, and only they
-    /// ([`DpopMode`]). Defaults to [`DpopMode::Allowed`]. In every mode a
-    /// token bound to a key needs a proof of it: `Authorization: DPoP
-    /// <token>` with a `DPoP` header, or the `wsgate.dpop.<proof>`
-    /// subprotocol entry beside `wsgate.bearer.<token>`.
-    pub fn dpop(mut self, mode: DpopMode) -> Self {
-        self.config.settings.dpop_mode = mode;
-        self
-    }
-
-    /// The checks of DPoP proofs (algorithms, age, the replay store).
-    /// Defaults to [`DpopVerifier::new`], which remembers proofs in this
-    /// process; a [`Gate`](crate::Gate) hands its own to every layer it
-    /// makes.
-    pub fn dpop_verifier(mut self, verifier: DpopVerifier) -> Self {
-        self.config.settings.dpop = verifier;
-        self
-    }
-
-    /// Takes client certificates from the header a TLS-terminating proxy
-    /// sets ([`ForwardedCertificates`]), believed only from
-    /// [`trusted_proxies`](Self::trusted_proxies); from any other peer a
-    /// request carrying the header is refused (400 `untrusted certificate
-    /// header`). A request from a trusted proxy never uses the
-    /// certificate of the proxy's own connection. Defaults to none: only
-    /// the connection's certificate (put into the request by
-    /// [`Serving`](https://docs.rs/wsgate/latest/wsgate/serve/struct.Serving.html)
-    /// or your TLS acceptor) counts.
-    pub fn forwarded_certificates(mut self, forwarded: ForwardedCertificates) -> Self {
-        self.config.settings.forwarded_certificates = Some(forwarded);
-        self
-    }
-
-    /// How refusals are answered: [`DefaultRejectionResponse`](crate::handshake::DefaultRejectionResponse)
-    /// (a plain-text reason) unless set; any `Fn(HandshakeRejection) ->
-    /// Response` will do (see [`RejectionResponse`]). The status, the
-    /// audit and the metrics stay wsgate's.
-    pub fn rejection_response<R: RejectionResponse>(mut self, respond: R) -> Self {
-        self.config.settings.rejections = Rejections::new(respond);
+    /// The settings every stage shares ([`Wiring`]): trusted proxies (the
+    /// failure limiter, secure-transport checks, DPoP's URL, the audit
+    /// trail), the audit, the revocation store checked after
+    /// authentication on every transport, DPoP, forwarded certificates,
+    /// how refusals are answered. Defaults to [`Wiring::default`]; a
+    /// [`Gate`](crate::Gate)'s layers have the gate's.
+    pub fn wiring(mut self, wiring: &Wiring) -> Self {
+        self.config.settings.wiring = wiring.clone();
         self
     }
 

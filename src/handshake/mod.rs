@@ -64,7 +64,7 @@
 //! the reason's phrase as plain text unless the application answers
 //! refusals its own way ([`RejectionResponse`], set with
 //! [`GateBuilder::rejection_response`](crate::GateBuilder::rejection_response)
-//! or [`HandshakeLayerBuilder::rejection_response`]): the status, the
+//! or [`Wiring::rejection_response`](crate::wiring::Wiring::rejection_response)): the status, the
 //! challenges and the audit stay the same.
 //!
 //! # Security
@@ -110,8 +110,8 @@
 //!
 //! By hand, [`HandshakeLayer::builder`] takes any
 //! [`Authenticator`](crate::authenticate::Authenticator); give it the
-//! revocation store with
-//! [`revocations`](HandshakeLayerBuilder::revocations).
+//! revocation store, trusted proxies and the rest every stage shares with
+//! [`wiring`](HandshakeLayerBuilder::wiring) (see [`crate::wiring`]).
 
 // The files follow tower-http's split: what is configured and the checks
 // that need no I/O (`config`), below the builder (`layer`) and the
@@ -122,7 +122,6 @@ mod config;
 mod future;
 mod layer;
 mod origin;
-mod rejection;
 mod service;
 mod subprotocol;
 mod target;
@@ -132,18 +131,18 @@ pub use self::target::SecureTransport;
 mod transport;
 
 pub use self::authenticated::{Authenticated, MissingHandshakeLayer};
-pub use self::client_address::{ClientAddr, client_address};
+pub use self::client_address::ClientAddr;
+pub(crate) use self::client_address::client_address;
 pub(crate) use self::client_address::{audited_peer, forwarding_headers};
 pub use self::config::DEFAULT_COOKIE_NAME;
 pub(crate) use self::config::Settings as HandshakeSettings;
 pub use self::future::ResponseFuture;
 pub use self::layer::{HandshakeLayer, HandshakeLayerBuilder};
 pub use self::origin::OriginAllowlist;
-pub(crate) use self::rejection::Rejections;
-pub use self::rejection::{DefaultRejectionResponse, HandshakeRejection, RejectionResponse};
 pub use self::service::Handshake;
 pub use self::subprotocol::{PROOF_PROTOCOL_PREFIX, SelectedProtocol, TOKEN_PROTOCOL_PREFIX};
 pub use crate::refusal::RejectionReason;
+pub use crate::refusal::{DefaultRejectionResponse, HandshakeRejection, RejectionResponse};
 
 #[cfg(doc)]
 use crate::principal::{Principal, Transport};

@@ -18,12 +18,12 @@ use crate::dpop;
 use crate::handshake::client_address::{ClientAddr, audited_peer, client_address};
 use crate::handshake::config::{Config, Prepared, peer};
 use crate::handshake::future::ResponseFuture;
-use crate::handshake::rejection::DPOP_NONCE;
 use crate::handshake::subprotocol::{Offer, SelectedProtocol};
 use crate::handshake::transport::strip_query_credentials;
 use crate::limit::{FailureLimiter, InMemoryFailureLimiter, admit, check_with_limits};
 use crate::principal::Principal;
 use crate::principal::Transport;
+use crate::refusal::DPOP_NONCE;
 use crate::refusal::RejectionReason;
 use crate::secret::Secret;
 use crate::store::check_revocation;
@@ -102,9 +102,7 @@ where
         }
         _ => config.authenticator.authenticate(credential).await?,
     };
-    if let Some(revocations) = &config.settings.revocations {
-        check_revocation(revocations, &principal, None).await?;
-    }
+    check_revocation(&config.settings.wiring.revocations, &principal, None).await?;
     confirm(config, prepared, &principal).await?;
     Ok(principal)
 }
@@ -144,8 +142,8 @@ async fn confirm<A, L>(
             .map(ClientCertificate::thumbprint),
     };
     dpop::confirm(
-        &config.settings.dpop,
-        config.settings.dpop_mode,
+        &config.settings.wiring.dpop,
+        config.settings.wiring.dpop_mode,
         principal,
         &presented,
     )
@@ -172,7 +170,7 @@ where
         let client = client_address(
             peer(&request),
             request.headers(),
-            &self.config.settings.trusted_proxies,
+            &self.config.settings.wiring.trusted_proxies,
         );
         let peer = audited_peer(peer(&request), client);
         if self.config.settings.require_secure_transport
@@ -180,7 +178,7 @@ where
         {
             let reason = RejectionReason::InsecureTransport;
             let event = AuditEvent::handshake_denied(reason.as_str(), None, peer);
-            self.config.settings.auditor.record(&event);
+            self.config.settings.wiring.auditor.record(&event);
             return ResponseFuture::ready(
                 self.config
                     .settings
@@ -191,7 +189,7 @@ where
             Ok(prepared) => prepared,
             Err((reason, transport)) => {
                 let event = AuditEvent::handshake_denied(reason.as_str(), transport, peer);
-                self.config.settings.auditor.record(&event);
+                self.config.settings.wiring.auditor.record(&event);
                 return ResponseFuture::ready(
                     self.config
                         .settings
@@ -234,7 +232,7 @@ where
                     if let Some(subject) = subject {
                         event = event.with_sub(subject);
                     }
-                    config.settings.auditor.record(&event);
+                    config.settings.wiring.auditor.record(&event);
                     let mut refusal = config.settings.refuse(reason);
                     if let Some(retry_after) = error.retry_after() {
                         refusal = refusal.with_retry_after(retry_after);
@@ -244,6 +242,7 @@ where
             };
             config
                 .settings
+                .wiring
                 .auditor
                 .record(&AuditEvent::handshake_allowed(&principal, peer).with_cert(cert));
             scrub(
@@ -266,7 +265,7 @@ where
             let nonce = prepared
                 .proof
                 .as_ref()
-                .and_then(|_| config.settings.dpop.nonce());
+                .and_then(|_| config.settings.wiring.dpop.nonce());
             let mut response = inner.call(request).await?;
             if let Some(nonce) = nonce.and_then(|nonce| HeaderValue::from_str(&nonce).ok()) {
                 response.headers_mut().insert(&DPOP_NONCE, nonce);

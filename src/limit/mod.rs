@@ -11,7 +11,7 @@
 //!
 //! The client address is the socket's peer, or — only when that peer is a
 //! configured trusted proxy — the client named by `X-Forwarded-For` or
-//! `Forwarded` ([`client_address`](crate::handshake::client_address)). The
+//! `Forwarded` (see [`Wiring::trusted_proxies`](crate::wiring::Wiring::trusted_proxies)). The
 //! handshake layer hands the address it found on as
 //! [`ClientAddr`](crate::handshake::ClientAddr), so the socket stage and its
 //! audit events name the same client.

@@ -41,5 +41,6 @@ pub use self::close::{Close, CloseCodes, CloseKind, reason};
 pub(crate) use self::connection::KeptPrincipal;
 pub use self::connection::{ConnectionId, Session};
 pub use self::inbound::Inbound;
-pub use self::verdict::{BoxedPipeline, BoxedVerdict, Decision, Verdict};
+pub(crate) use self::verdict::BoxedVerdict;
+pub use self::verdict::{BoxedPipeline, Decision, Verdict};
 pub(crate) use self::verdict::{boxed_pipeline, delivering_pipeline};

@@ -18,7 +18,7 @@ pub type BoxedPipeline = BoxCloneSyncService<Inbound, Verdict, Infallible>;
 
 /// A verdict that must be waited for, boxed: what a layer returns when its
 /// work awaits the user's verifier or store, whose futures are their types.
-pub type BoxedVerdict =
+pub(crate) type BoxedVerdict =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Verdict, Infallible>> + Send>>;
 
 /// Boxes `pipeline` once: one that is already a [`BoxedPipeline`] is kept

@@ -377,7 +377,7 @@ impl<'a> Driver<'a> {
     ) -> Self {
         let limits = &config.limits;
         let last_heard = Instant::now();
-        let expiry = expiry_deadline(session, &config.clock);
+        let expiry = expiry_deadline(session, &config.handshake.wiring.clock);
         let next_ping = limits.ping_interval.map(|every| last_heard + every);
         let mut driver = Self {
             config,
@@ -505,7 +505,7 @@ impl<'a> Driver<'a> {
         self.woken.set(self.session.notified());
         self.waking.mark();
         self.start_recheck_if_asked();
-        self.expiry = expiry_deadline(self.session, &self.config.clock);
+        self.expiry = expiry_deadline(self.session, &self.config.handshake.wiring.clock);
         self.rearm();
         Step::Progressed
     }
@@ -775,8 +775,8 @@ async fn authenticate_first_message(
                 .map(ClientCertificate::thumbprint),
         };
         dpop::confirm(
-            &config.handshake.dpop,
-            config.handshake.dpop_mode,
+            &config.handshake.wiring.dpop,
+            config.handshake.wiring.dpop_mode,
             &principal,
             &presented,
         )

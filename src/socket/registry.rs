@@ -13,9 +13,9 @@ use crate::limit::SocketLease;
 use crate::principal::Transport;
 use crate::session::{Close, CloseKind, ConnectionId, Session, reason};
 use crate::store::{
-    BoxedRevocationStore, InMemoryRevocationStore, Revocation, RevocationStore, StoreNotice,
-    check_revocation,
+    BoxedRevocationStore, Revocation, RevocationStore, StoreNotice, check_revocation,
 };
+use crate::wiring::Wiring;
 use tokio::sync::broadcast;
 
 /// The live connections of this node, with the revocation store and the
@@ -59,19 +59,21 @@ pub struct ConnectionInfo {
 }
 
 impl Registry {
-    /// A registry with an [`InMemoryRevocationStore`] and the `tracing`
+    /// A registry with an [`InMemoryRevocationStore`](crate::store::InMemoryRevocationStore) and the `tracing`
     /// audit sink.
     pub fn in_memory() -> Self {
-        Self::new(InMemoryRevocationStore::new(), Auditor::tracing())
+        Self::new(&Wiring::default())
     }
 
-    /// A registry over `revocations`, recording to `auditor`.
+    /// A registry over the wiring's revocation store, recording to its
+    /// audit.
     ///
     /// When the store is shared with other processes (it gives
     /// [`StoreNotice`]s), their revocations close this registry's sockets
     /// through the same path as its own ([`Registry::revoke`]).
-    pub fn new(revocations: impl RevocationStore, auditor: Auditor) -> Self {
-        let revocations = BoxedRevocationStore::new(revocations);
+    pub fn new(wiring: &Wiring) -> Self {
+        let revocations = wiring.revocations.clone();
+        let auditor = wiring.auditor.clone();
         let registry = Self {
             inner: Arc::new(Inner {
                 connections: Mutex::new(HashMap::new()),

@@ -1,19 +1,18 @@
 //! The per-route configuration of live connections.
 
 use std::convert::Infallible;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use tower_service::Service;
 
 use crate::authenticate::{Authenticator, BoxedAuthenticator};
-use crate::clock::Clock;
 use crate::handshake::HandshakeSettings;
 use crate::session::{
     BoxedPipeline, CloseCodes, Inbound, Verdict, boxed_pipeline, delivering_pipeline,
 };
 use crate::socket::limits::Limits;
 use crate::socket::registry::Registry;
+use crate::wiring::Wiring;
 
 /// Everything a gated socket enforces: the message pipeline, limits,
 /// timeouts and close codes, and the [`Registry`] it belongs to.
@@ -33,7 +32,6 @@ pub(crate) struct GateConfig {
     pub(crate) registry: Registry,
     pub(crate) limits: Limits,
     pub(crate) close_codes: CloseCodes,
-    pub(crate) clock: Clock,
     pub(crate) queue: usize,
     pub(crate) first_message: Option<BoxedAuthenticator>,
     /// What first-message routes share with the handshake layers: trusted
@@ -60,7 +58,6 @@ impl SocketGate {
                 registry,
                 limits: Limits::default(),
                 close_codes: CloseCodes::default(),
-                clock: Clock::system(),
                 queue: 32,
                 first_message: None,
                 handshake: HandshakeSettings::default(),
@@ -131,15 +128,13 @@ impl SocketGateBuilder {
         self
     }
 
-    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` name the
-    /// client of a first-message route, for the per-address cap and the
-    /// audit trail; list exactly your proxies. Other peers are taken at
-    /// their socket address. Defaults to none. (Routes behind the
-    /// [`HandshakeLayer`](crate::handshake::HandshakeLayer) get their
-    /// client from the layer's own
-    /// [`trusted_proxies`](crate::handshake::HandshakeLayerBuilder::trusted_proxies).)
-    pub fn trusted_proxies<I: IntoIterator<Item = IpAddr>>(mut self, proxies: I) -> Self {
-        self.config.handshake.trusted_proxies = proxies.into_iter().collect();
+    /// The settings every stage shares ([`Wiring`]): here, the clock
+    /// token expiry is read against, and for first-message routes the
+    /// trusted proxies (the per-address cap, the audit trail), DPoP and
+    /// how refusals are answered. Defaults to [`Wiring::default`]; give
+    /// the one your handshake layers and registry have.
+    pub fn wiring(mut self, wiring: &Wiring) -> Self {
+        self.config.handshake.wiring = wiring.clone();
         self
     }
 
@@ -155,12 +150,6 @@ impl SocketGateBuilder {
     /// The close codes. Defaults to [`CloseCodes::default`].
     pub fn close_codes(mut self, codes: CloseCodes) -> Self {
         self.config.close_codes = codes;
-        self
-    }
-
-    /// The clock token expiry is read against. Defaults to the system clock.
-    pub fn clock(mut self, clock: Clock) -> Self {
-        self.config.clock = clock;
         self
     }
 

@@ -244,7 +244,7 @@ impl DeferredUpgrade {
         let client = client_address(
             self.peer,
             &self.forwarding,
-            &config.handshake.trusted_proxies,
+            &config.handshake.wiring.trusted_proxies,
         );
         let peer = audited_peer(self.peer, client);
         let limits = &config.limits;
@@ -267,16 +267,16 @@ impl DeferredUpgrade {
                 config.registry.auditor().record(&event);
                 let rejection = HandshakeRejection::new(reason)
                     .with_retry_after(std::time::Duration::from_secs(1));
-                return config.handshake.rejections.answer(rejection);
+                return config.handshake.wiring.rejections.answer(rejection);
             }
         };
         let target = self
             .addressed
-            .target(self.peer, &config.handshake.trusted_proxies);
+            .target(self.peer, &config.handshake.wiring.trusted_proxies);
         // A trusted proxy's own certificate is not its client's.
         let from_proxy = self
             .peer
-            .is_some_and(|peer| config.handshake.trusted_proxies.contains(&peer.ip()));
+            .is_some_and(|peer| config.handshake.wiring.trusted_proxies.contains(&peer.ip()));
         let certificate = self.certificate.filter(|_| !from_proxy);
         let gate = gate.clone();
         let upgrade = limited(self.upgrade, limits);

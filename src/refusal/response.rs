@@ -1,4 +1,5 @@
-//! Handshake refusals: HTTP responses sent before any upgrade.
+//! Refused handshakes as HTTP responses, sent before any upgrade, and the
+//! application's hook to answer them its own way.
 
 use std::fmt;
 use std::sync::Arc;
@@ -194,7 +195,7 @@ impl IntoResponseParts for HandshakeRejection {
 /// unless the application sets its own, with
 /// [`GateBuilder::rejection_response`](crate::GateBuilder::rejection_response)
 /// or
-/// [`HandshakeLayerBuilder::rejection_response`](crate::handshake::HandshakeLayerBuilder::rejection_response).
+/// [`Wiring::rejection_response`](crate::wiring::Wiring::rejection_response).
 ///
 /// Any `Fn(HandshakeRejection) -> Response` is one. Whatever it answers,
 /// the [`RejectionReason`] is put into the response's extensions; the

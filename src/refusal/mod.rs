@@ -1,5 +1,7 @@
 //! Why a credential or a request was refused: one classification for
-//! every stage.
+//! every stage, and how a refused handshake is answered.
+
+mod response;
 
 use std::fmt;
 
@@ -7,6 +9,9 @@ use http::StatusCode;
 
 use crate::error::{CredentialError, DpopError, Error, ErrorKind, TokenError};
 use crate::session::{Close, CloseKind, reason};
+
+pub(crate) use self::response::{DPOP_NONCE, Rejections};
+pub use self::response::{DefaultRejectionResponse, HandshakeRejection, RejectionResponse};
 
 /// Why a handshake was refused. Rides in the response extensions, so outer
 /// layers (logging, metrics) can see it without parsing the body.
