@@ -10,12 +10,9 @@ use criterion::{Criterion, criterion_group};
 use wsgate::jwt::{Algorithm, JwtIssuer, JwtVerifier, KeyPair};
 use wsgate::{AuthMethod, Principal};
 
+/// A key of the fixtures, built into the binary (it runs anywhere).
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/jwt/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
+    wsgate_testkit::fixtures::jwt(name).to_vec()
 }
 
 fn verification(c: &mut Criterion) {

@@ -429,8 +429,7 @@ impl ProofMaker {
 /// `s` runs in variable time, so one fixed signature is a biased sample of
 /// what a verification costs.
 fn dpop(c: &mut Criterion) {
-    let pair = KeyPair::from_private_pem(include_bytes!("../tests/fixtures/jwt/es256-private.pem"))
-        .unwrap();
+    let pair = KeyPair::from_private_pem(wsgate_testkit::fixtures::ES256_PRIVATE).unwrap();
     let (signing, verification) = pair.into_parts();
     let issuer = JwtIssuer::builder(signing).build();
     let verifier = JwtVerifier::builder()

@@ -9,12 +9,9 @@ use axum::Router;
 use axum::routing::get;
 use wsgate::jwt::Algorithm;
 
+/// A key of the fixtures, built into the binary (it runs anywhere).
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/jwt/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
+    wsgate_testkit::fixtures::jwt(name).to_vec()
 }
 
 pub const IDP_KID: &str = "idp-es256";

@@ -189,12 +189,9 @@ fn route<A: Authenticator, L: wsgate::limit::FailureLimiter>(
         .with_state(gate)
 }
 
+/// A key of the fixtures, built into the binary (it runs anywhere).
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/jwt/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
+    wsgate_testkit::fixtures::jwt(name).to_vec()
 }
 
 /// One gated server with a route per variant: `/ws` (HS256, token cache),
@@ -1466,7 +1463,7 @@ async fn accounts_in_sql(plan: &Plan) {
     ))
     .await
     .unwrap();
-    let postgres_server = common::postgres::Postgres::start();
+    let postgres_server = wsgate_testkit::postgres::Postgres::start();
     let postgres = match &postgres_server {
         Some(server) => Some(
             wsgate::sql::SqlCredentialStore::connect(&server.url())

@@ -195,6 +195,7 @@ impl AuditEvent {
 
     /// `issuer`'s key set was fetched because of `trigger`: `added` keys
     /// came in, `removed` left.
+    #[cfg_attr(not(feature = "oidc"), allow(dead_code))]
     pub(crate) fn keys_fetched(
         issuer: &str,
         trigger: &'static str,
@@ -211,6 +212,7 @@ impl AuditEvent {
 
     /// Fetching `issuer`'s keys (or its discovery document) failed for
     /// `reason`.
+    #[cfg_attr(not(feature = "oidc"), allow(dead_code))]
     pub(crate) fn keys_failed(issuer: &str, trigger: &'static str, reason: &'static str) -> Self {
         Self::new(EventKind::Keys, Outcome::Deny)
             .with_action(Some(trigger.to_owned()))
@@ -221,6 +223,7 @@ impl AuditEvent {
     /// `issuer` answered an introspection request: active (`Allow`, with
     /// the subject), inactive (`Deny`, `token inactive`), or no usable
     /// answer (`Deny` with the reason).
+    #[cfg_attr(not(feature = "oidc"), allow(dead_code))]
     pub(crate) fn introspected(
         issuer: &str,
         outcome: Outcome,

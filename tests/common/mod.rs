@@ -1,23 +1,21 @@
 //! Shared harness of the integration tests: a real axum server behind
 //! wsgate, real `tokio-tungstenite` clients, token minting, and the table of
 //! refusal cases.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub mod dpop;
 pub mod idp;
 pub mod limiter_cases;
-pub mod pki;
-pub mod postgres;
 pub mod raw;
 pub mod redis;
 pub mod refresh;
-pub mod servers;
+
+pub use wsgate_testkit::clients::*;
+pub use wsgate_testkit::{dpop, now, pki, postgres, servers};
 
 use axum::Router;
 use axum::extract::ws::{Message, WebSocketUpgrade};
@@ -47,32 +45,10 @@ pub const ALICE_PASSWORD: &str = "alice-correct-horse-battery";
 pub const BOB_PASSWORD: &str = "bob-disabled-but-correct";
 pub const LEEWAY_SECS: u64 = 5;
 
-/// Every secret the harness made or used, for the test that checks none of
-/// them reached a log.
-static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-pub fn remember_secret(secret: impl Into<String>) -> String {
-    let secret = secret.into();
-    SECRETS.lock().unwrap().push(secret.clone());
-    secret
-}
-
-pub fn remembered_secrets() -> Vec<String> {
-    SECRETS.lock().unwrap().clone()
-}
+pub use wsgate_testkit::{remember_secret, remembered_secrets};
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/jwt")
-        .join(name);
-    std::fs::read(path).unwrap()
-}
-
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    wsgate_testkit::fixtures::jwt(name).to_vec()
 }
 
 /// A password hasher that counts its calls.
@@ -450,9 +426,6 @@ pub async fn issue_expired_ticket(store: &InMemoryTicketStore, subject: &str) ->
     remember_secret(issuer.issue(&principal).await.unwrap().ticket().expose())
 }
 
-pub type Client =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// Opens `ws://addr{path}` with `Authorization: Bearer token`; panics
 /// unless upgraded.
 pub async fn open_with_bearer(addr: SocketAddr, path: &str, token: &str) -> Client {
@@ -472,21 +445,6 @@ pub fn assert_no_failures(failures: &[String], cases: usize) {
         failures.len(),
         failures.join("\n")
     );
-}
-
-/// Serves `router` on a free loopback port, with peer addresses.
-pub async fn serve(router: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    addr
 }
 
 /// Sends a welcome describing what the handler saw, then echoes text.
@@ -521,153 +479,6 @@ pub async fn welcome(
                 }
             }
         })
-}
-
-/// One handshake to make.
-#[derive(Clone, Debug, Default)]
-pub struct Handshake {
-    pub path: String,
-    pub headers: Vec<(&'static str, String)>,
-}
-
-impl Handshake {
-    pub fn to(path: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            headers: Vec::new(),
-        }
-    }
-
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
-    }
-
-    pub fn bearer(self, token: &str) -> Self {
-        self.header("authorization", format!("Bearer {token}"))
-    }
-
-    /// The same handshake to another path (with its query).
-    pub fn path(mut self, path: impl Into<String>) -> Self {
-        self.path = path.into();
-        self
-    }
-
-    pub fn origin(self, origin: &str) -> Self {
-        self.header("origin", origin)
-    }
-}
-
-/// What came of a handshake.
-#[derive(Debug)]
-pub enum Outcome {
-    Accepted {
-        welcome: Value,
-        protocol: Option<String>,
-    },
-    Refused {
-        status: u16,
-        challenges: Vec<String>,
-        retry_after: Option<String>,
-        body: String,
-    },
-}
-
-impl Outcome {
-    pub fn status(&self) -> u16 {
-        match self {
-            Outcome::Accepted { .. } => 101,
-            Outcome::Refused { status, .. } => *status,
-        }
-    }
-
-    /// The status, `Retry-After` and body of a refusal; panics, naming
-    /// `what`, when the handshake was accepted.
-    pub fn refusal(self, what: &str) -> (u16, Option<String>, String) {
-        match self {
-            Outcome::Refused {
-                status,
-                retry_after,
-                body,
-                ..
-            } => (status, retry_after, body),
-            accepted => panic!("{what} was accepted: {accepted:?}"),
-        }
-    }
-}
-
-pub async fn connect(addr: SocketAddr, handshake: &Handshake) -> Outcome {
-    let request = handshake_request(&format!("ws://{addr}"), handshake);
-    outcome(tokio_tungstenite::connect_async(request).await)
-        .await
-        .unwrap_or_else(|error| panic!("handshake failed below HTTP: {error}"))
-}
-
-/// `handshake` to `base` (a `ws://` or `wss://` origin), as a client request.
-pub fn handshake_request(
-    base: &str,
-    handshake: &Handshake,
-) -> tungstenite::handshake::client::Request {
-    let mut request = format!("{base}{}", handshake.path)
-        .into_client_request()
-        .unwrap();
-    for (name, value) in &handshake.headers {
-        let value = http::HeaderValue::from_str(value).unwrap();
-        // The client sets `Host` from the URL; a test's own replaces it.
-        if *name == "host" {
-            request.headers_mut().insert(*name, value);
-        } else {
-            request.headers_mut().append(*name, value);
-        }
-    }
-    request
-}
-
-/// What came of a client's handshake: `Err` when it failed below HTTP (a
-/// TLS handshake the server ended, a reset).
-pub async fn outcome<S>(
-    connected: Result<
-        (
-            tokio_tungstenite::WebSocketStream<S>,
-            tungstenite::handshake::client::Response,
-        ),
-        tungstenite::Error,
-    >,
-) -> Result<Outcome, tungstenite::Error>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    match connected {
-        Ok((mut stream, response)) => {
-            let protocol = response
-                .headers()
-                .get(http::header::SEC_WEBSOCKET_PROTOCOL)
-                .map(|value| value.to_str().unwrap().to_owned());
-            let first = stream.next().await.unwrap().unwrap();
-            let welcome = serde_json::from_str(first.to_text().unwrap()).unwrap();
-            Ok(Outcome::Accepted { welcome, protocol })
-        }
-        Err(tungstenite::Error::Http(response)) => Ok(refusal(&response)),
-        Err(error) => Err(error),
-    }
-}
-
-/// What a refused upgrade answered.
-pub fn refusal(response: &http::Response<Option<Vec<u8>>>) -> Outcome {
-    Outcome::Refused {
-        status: response.status().as_u16(),
-        challenges: response
-            .headers()
-            .get_all(http::header::WWW_AUTHENTICATE)
-            .iter()
-            .map(|value| value.to_str().unwrap().to_owned())
-            .collect(),
-        retry_after: response
-            .headers()
-            .get(http::header::RETRY_AFTER)
-            .map(|value| value.to_str().unwrap().to_owned()),
-        body: String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned(),
-    }
 }
 
 pub const BASIC_CHALLENGE: &str = "Basic realm=\"wsgate\", charset=\"UTF-8\"";
@@ -1325,27 +1136,6 @@ pub async fn open_with(addr: SocketAddr, headers: &[(&'static str, &str)]) -> Cl
     let (mut client, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let _welcome = client.next().await.unwrap().unwrap();
     client
-}
-
-/// The close frame's code and reason, read within `within`: `(0, "")`
-/// for a socket that ended without one, `(0, "still open")` when nothing
-/// came in time.
-pub async fn close_within(client: &mut Client, within: Duration) -> (u16, String) {
-    let read = async {
-        while let Some(message) = client.next().await {
-            match message {
-                Ok(tungstenite::Message::Close(Some(frame))) => {
-                    return (u16::from(frame.code), frame.reason.to_string());
-                }
-                Ok(tungstenite::Message::Close(None)) | Err(_) => return (0, String::new()),
-                Ok(_) => {}
-            }
-        }
-        (0, String::new())
-    };
-    tokio::time::timeout(within, read)
-        .await
-        .unwrap_or((0, "still open".to_owned()))
 }
 
 /// A gated socket route's handler: a welcome naming the principal

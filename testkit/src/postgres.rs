@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use super::servers::free_port;
+use crate::servers::free_port;
 
 fn binary(name: &str) -> Option<PathBuf> {
     let on_path = Command::new("sh")
@@ -34,7 +34,7 @@ pub fn available() -> bool {
     if binary("initdb").is_some() && binary("pg_ctl").is_some() {
         return true;
     }
-    super::servers::missing("the PostgreSQL tests need the server (apt-get install -y postgresql)")
+    crate::servers::missing("the PostgreSQL tests need the server (apt-get install -y postgresql)")
 }
 
 fn is_root() -> bool {

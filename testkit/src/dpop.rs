@@ -12,7 +12,7 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::now;
+use crate::now;
 
 /// A client's DPoP key.
 pub struct ClientKey {

@@ -244,7 +244,7 @@ pub async fn connect_tls(
     addr: std::net::SocketAddr,
     server: &Leaf,
     client: Option<&Leaf>,
-    handshake: &super::Handshake,
+    handshake: &crate::clients::Handshake,
 ) -> Result<
     (
         TlsClient,
@@ -253,7 +253,7 @@ pub async fn connect_tls(
     tokio_tungstenite::tungstenite::Error,
 > {
     let base = format!("wss://localhost:{}", addr.port());
-    let request = super::handshake_request(&base, handshake);
+    let request = crate::clients::handshake_request(&base, handshake);
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     tokio_tungstenite::client_async_tls_with_config(
         request,
