@@ -293,7 +293,7 @@ impl FailureLimiter for InMemoryFailureLimiter {
     }
 }
 
-// The limiter's rules are tested in `tests/limiter.rs`, against this
+// The limiter's rules are tested in `tests/it/limiter.rs`, against this
 // limiter and the Redis one alike (`tests/common/limiter_cases.rs`).
 #[cfg(test)]
 mod tests {

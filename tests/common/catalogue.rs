@@ -3,7 +3,7 @@
 //! close code and reason, or reply) and the audit event it must leave.
 //!
 //! One server (the [`Fortress`]) takes every attack in turn, so each case
-//! also shows that what came before did not break it; `tests/hostile.rs`
+//! also shows that what came before did not break it; `tests/it/hostile.rs`
 //! checks the outcomes, `tests/no_secrets_in_logs.rs` replays the same
 //! traffic and searches the logs for secrets.
 #![allow(dead_code, unreachable_pub)]

@@ -33,6 +33,10 @@ pub fn scope_policy() -> RolePolicy {
         .otherwise(Requirement::any_scope(["chat"]))
 }
 
+/// The sites' refetch cooldown: short, so that a test waits it out in a
+/// fraction of a second.
+pub const COOLDOWN: Duration = Duration::from_millis(200);
+
 /// An application served by one gate over an [`OidcVerifier`], with local
 /// tokens as the fallback and every audit event kept.
 pub struct Site {
@@ -64,7 +68,7 @@ impl Site {
         let mut builder = OidcVerifier::builder()
             .fallback(keys.verifier())
             .audit(auditor.clone())
-            .refetch_cooldown(Duration::from_secs(1));
+            .refetch_cooldown(COOLDOWN);
         for provider in providers {
             builder = builder.provider(provider_of(provider));
         }
@@ -89,6 +93,25 @@ impl Site {
 
     pub async fn bearer(&self, token: &str) -> Outcome {
         connect(self.addr, &Handshake::to("/ws").bearer(token)).await
+    }
+
+    /// Shows `token` until a socket opens (its keys fetched once the
+    /// cooldown allows), within 10 s; the subject it opened as.
+    pub async fn eventually_accepts(&self, token: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Outcome::Accepted { welcome, .. } = self.bearer(token).await {
+                return welcome["sub"].as_str().unwrap().to_owned();
+            }
+            assert!(Instant::now() < deadline, "not accepted within 10 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits out the refetch cooldown: an unknown `kid` shown after it
+    /// starts a refetch.
+    pub async fn past_cooldown(&self) {
+        tokio::time::sleep(COOLDOWN + Duration::from_millis(50)).await;
     }
 
     pub async fn subprotocol(&self, token: &str) -> Outcome {

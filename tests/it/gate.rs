@@ -3,18 +3,16 @@
 //! rule) and on HTTP routes of token holders; claims mappings reach the
 //! role guard; an async policy that fails closes the socket, audited.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use crate::common::{Handshake, Keys, Outcome, connect, now, serve};
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::Message as ServerMessage;
 use axum::response::Response;
 use axum::routing::get;
-use common::{Handshake, Keys, Outcome, connect, now, serve};
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
@@ -28,7 +26,7 @@ use wsgate::socket::{DeferredUpgrade, GatedUpgrade};
 use wsgate::store::Revocation;
 use wsgate::{Error, Gate, Principal, Transport};
 
-type Client = common::Client;
+type Client = crate::common::Client;
 
 async fn welcome_then_echo(State(gate): State<Gate>, upgrade: GatedUpgrade) -> Response {
     upgrade.on_upgrade(&gate, echo)
@@ -134,12 +132,12 @@ fn status(outcome: &Outcome) -> u16 {
 
 #[tokio::test]
 async fn the_in_memory_socket_lease_store_keeps_the_limit_per_subject() {
-    common::socket_lease_cases(wsgate::store::InMemorySocketLeaseStore::new()).await;
+    crate::common::socket_lease_cases(wsgate::store::InMemorySocketLeaseStore::new()).await;
 }
 
 #[tokio::test]
 async fn the_in_memory_ticket_store_keeps_the_limit_per_subject() {
-    common::ticket_limit_cases(wsgate::store::InMemoryTicketStore::new()).await;
+    crate::common::ticket_limit_cases(wsgate::store::InMemoryTicketStore::new()).await;
 }
 
 /// The ticket route of a gate with a limit of 2 tickets a subject: the
@@ -207,12 +205,12 @@ async fn a_subject_holds_at_most_its_limit_of_sockets_on_every_route() {
         let alice = alice.clone();
         async move {
             let issued = gate.issue_ticket(&alice).await.unwrap();
-            common::remember_secret(issued.ticket().expose())
+            crate::common::remember_secret(issued.ticket().expose())
         }
     };
     let by_ticket = ticket(served.gate.clone()).await;
     let mut held = vec![
-        common::open_bearer(served.addr, &token).await,
+        crate::common::open_bearer(served.addr, &token).await,
         open_first_message(served.addr, &token).await,
     ];
     let ticket_path = format!("/ws?ticket={by_ticket}");
@@ -252,7 +250,7 @@ async fn a_subject_holds_at_most_its_limit_of_sockets_on_every_route() {
         401,
         "the ticket shown at the refused handshake was spent"
     );
-    let reopened = common::open_bearer(served.addr, &token).await;
+    let reopened = crate::common::open_bearer(served.addr, &token).await;
     held.push(reopened);
 
     let refusals: Vec<AuditEvent> = served
@@ -284,11 +282,11 @@ async fn at_the_limit_the_oldest_socket_can_make_room() {
     })
     .await;
     let token = served.token_with("alice", |_| {});
-    let mut oldest = common::open_bearer(served.addr, &token).await;
-    let mut second = common::open_bearer(served.addr, &token).await;
+    let mut oldest = crate::common::open_bearer(served.addr, &token).await;
+    let mut second = crate::common::open_bearer(served.addr, &token).await;
     let mut newest = open_first_message(served.addr, &token).await;
     assert_eq!(
-        common::close_within(&mut oldest, std::time::Duration::from_secs(2)).await,
+        crate::common::close_within(&mut oldest, std::time::Duration::from_secs(2)).await,
         (4403, "too many connections".to_owned())
     );
     for client in [&mut second, &mut newest] {
@@ -439,7 +437,7 @@ async fn a_claims_mapping_reaches_the_role_guard() {
             json!({"type": "error", "code": "forbidden", "ref": "admin.stats"}),
         ),
     ] {
-        let mut client = common::open_with_bearer(addr, "/ws", &token(roles)).await;
+        let mut client = crate::common::open_with_bearer(addr, "/ws", &token(roles)).await;
         let welcome = next_json(&mut client).await;
         assert_eq!(welcome["sub"], "dana");
         send_json(&mut client, json!({"type": "admin.stats"})).await;
@@ -468,7 +466,7 @@ async fn an_async_policy_decides_and_its_failure_closes_with_1011() {
     })
     .await;
     let token = served.token_with("erin", |claims| claims["tenant"] = json!(42));
-    let mut client = common::open_with_bearer(served.addr, "/ws", &token).await;
+    let mut client = crate::common::open_with_bearer(served.addr, "/ws", &token).await;
     next_json(&mut client).await;
     for (room, expect) in [
         ("lobby", json!({"room": "lobby"})),
@@ -515,7 +513,7 @@ async fn one_gate_serves_every_stage_with_the_same_parts() {
 
     // A revocation through the registry closes the live socket with 4403.
     let token = served.token_with("grace", |_| {});
-    let mut client = common::open_with_bearer(served.addr, "/ws", &token).await;
+    let mut client = crate::common::open_with_bearer(served.addr, "/ws", &token).await;
     next_json(&mut client).await;
     let closed = served
         .gate
@@ -625,7 +623,7 @@ async fn a_gates_rejection_response_answers_on_every_route() {
     else {
         panic!("a second pending first-message socket of one address was accepted");
     };
-    let (status, retry_after, body) = common::refusal(&response).refusal("the second");
+    let (status, retry_after, body) = crate::common::refusal(&response).refusal("the second");
     assert_eq!((status, retry_after.as_deref()), (429, Some("1")));
     assert_eq!(body, r#"{"error":"too many attempts"}"#);
 
@@ -672,7 +670,7 @@ async fn parts_wired_by_hand_from_a_gates_wiring_agree_with_it() {
         .unwrap();
     let addr = serve(
         Router::new()
-            .route("/by-hand", get(common::welcome))
+            .route("/by-hand", get(crate::common::welcome))
             .route_layer(by_hand),
     )
     .await;

@@ -9,15 +9,14 @@
 //!
 //! Failures are collected and reported together, by case name.
 
-#[path = "common/catalogue.rs"]
+#[path = "../common/catalogue.rs"]
 mod catalogue;
-mod common;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use crate::common::{Capture, Handshake, connect};
 use catalogue::{Audit, Fortress, catalogue, next_text, send_json};
-use common::{Capture, Handshake, connect};
 use futures_util::future::FutureExt;
 use serde_json::json;
 use tokio::time::{Instant, sleep, timeout};
@@ -181,5 +180,5 @@ async fn the_hostile_input_catalogue() {
     }
     let _ = std::fs::remove_file(&fortress.audit_file);
 
-    common::assert_no_failures(&failures, cases.len());
+    crate::common::assert_no_failures(&failures, cases.len());
 }

@@ -6,19 +6,17 @@
 //! Node.js and `npm ci` in `tests/idp` they print what to install and pass,
 //! unless `WSGATE_TEST_REQUIRE_SERVERS=1` (CI).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::Outcome;
-use common::dpop::ClientKey;
-use common::idp::{
+use crate::common::Outcome;
+use crate::common::dpop::ClientKey;
+use crate::common::idp::{
     self, CHAT_ADMIN, CHAT_USER, ES256, INTROSPECTOR, Idp, NO_SCOPE, OPAQUE, RS256, Site, close_of,
     jwt_provider_of, next_text, observed, retry_after, send_json, sub_of, test_es256_jwk,
 };
-use common::{Handshake, connect, now, remember_secret};
+use crate::common::{Handshake, connect, now, remember_secret};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use wsgate::audit::{self, EventKind};
@@ -123,8 +121,7 @@ async fn a_second_issuer_is_accepted_only_where_it_is_configured() {
     let own = both.forged(&second.issuer, Algorithm::ES256, &victim_kid);
     // The key is in the second provider's set (its cache fetches it for
     // the kid it does not hold yet, once the cooldown has passed)...
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(sub_of(&both.bearer(&own).await), "mallory");
+    assert_eq!(both.eventually_accepts(&own).await, "mallory");
     // ...and still cannot speak for the first issuer.
     assert_eq!(
         observed(&both.bearer(&attack).await),
@@ -144,10 +141,20 @@ async fn a_rotated_key_is_accepted_after_the_cooldown_and_the_old_one_refused_on
     let old = provider.token(CHAT_USER, ES256).await;
     assert_eq!(sub_of(&site.bearer(&old).await), "chat-user");
 
-    // A refetch now (an unknown kid), so the cooldown runs from here.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // A refetch now (an unknown kid), so the cooldown runs from here: the
+    // junk is shown until it starts one.
     let junk = site.forged(&provider.issuer, Algorithm::ES256, "junk");
-    assert_eq!(observed(&site.bearer(&junk).await).0, 401);
+    let refetched = |site: &Site| {
+        site.events(EventKind::Keys)
+            .iter()
+            .any(|event| event.action.as_deref() == Some("unknown-kid"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !refetched(&site) {
+        assert_eq!(observed(&site.bearer(&junk).await).0, 401);
+        assert!(Instant::now() < deadline, "no refetch within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     provider.control("/control/rotate").await;
     let new = provider.token(CHAT_USER, ES256).await;
     // Inside the cooldown: refused at once, no fetch.
@@ -158,8 +165,7 @@ async fn a_rotated_key_is_accepted_after_the_cooldown_and_the_old_one_refused_on
     );
     assert!(started.elapsed() < Duration::from_secs(1));
     // After it: one refetch, and the new key verifies.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(sub_of(&site.bearer(&new).await), "chat-user");
+    assert_eq!(site.eventually_accepts(&new).await, "chat-user");
     // The old key left the set, and so the cache.
     assert_eq!(
         observed(&site.bearer(&old).await),
@@ -183,7 +189,7 @@ async fn fifty_unknown_kids_at_once_make_at_most_one_refetch() {
         sub_of(&site.bearer(&provider.token(CHAT_USER, ES256).await).await),
         "chat-user"
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    site.past_cooldown().await;
     let before = provider.stats().await["jwks"].as_u64().unwrap();
     let forged: Vec<String> = (0..50)
         .map(|n| site.forged(&provider.issuer, Algorithm::ES256, &format!("unknown-{n}")))
@@ -260,13 +266,23 @@ async fn stale_keys_serve_while_the_provider_is_down_then_fail_closed() {
     assert_eq!(sub_of(&site.bearer(&token).await), "chat-user");
     provider.stop().await;
     // A failed refetch (an unknown kid) keeps the last good keys.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    site.past_cooldown().await;
     let junk = site.forged(&provider.issuer, Algorithm::ES256, "junk");
     assert_eq!(observed(&site.bearer(&junk).await).0, 401);
     assert_eq!(sub_of(&site.bearer(&token).await), "chat-user");
     // Past the bound: fail closed.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let outcome = site.bearer(&token).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let outcome = loop {
+        let outcome = site.bearer(&token).await;
+        if observed(&outcome).0 != 101 {
+            break outcome;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stale keys served past the bound"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(observed(&outcome), (503, "backend unavailable".to_owned()));
     assert!(retry_after(&outcome).is_some());
 }
@@ -686,8 +702,7 @@ async fn a_discovery_document_of_another_issuer_is_logged_and_refused() {
     // Back to the truth: the provider's tokens work after the cooldown.
     provider.control("/control/discovery").await;
     let token = provider.token(CHAT_USER, ES256).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(sub_of(&site.bearer(&token).await), "chat-user");
+    assert_eq!(site.eventually_accepts(&token).await, "chat-user");
 }
 
 /// RFC 8705 with the real provider: a client with
@@ -699,8 +714,8 @@ async fn a_discovery_document_of_another_issuer_is_logged_and_refused() {
 /// it.
 #[tokio::test]
 async fn certificate_bound_provider_tokens_open_sockets_only_beside_their_certificate() {
-    use common::idp::CHAT_DEVICE;
-    use common::pki::{Authority, Kind};
+    use crate::common::idp::CHAT_DEVICE;
+    use crate::common::pki::{Authority, Kind};
     use wsgate::certificate::{ForwardedCertificateHeader, ForwardedCertificates};
     let Some(provider) = Idp::start().await else {
         return;

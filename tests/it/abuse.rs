@@ -1,13 +1,11 @@
 //! Abuse resistance over real sockets: lockout per account and per
 //! address, and bounded password hashing.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::{ALICE_PASSWORD, Handshake, Outcome, basic, connect, serve, welcome};
 use axum::Router;
 use axum::routing::get;
-use common::{ALICE_PASSWORD, Handshake, Outcome, basic, connect, serve, welcome};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -293,7 +291,7 @@ async fn storms_of_100_wrong_passwords_get_503_or_429_for_the_excess_while_socke
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_correct_passwords_all_get_in_and_wrong_ones_stop_at_the_threshold() {
     let verifies = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let hasher = common::CountingHasher {
+    let hasher = crate::common::CountingHasher {
         inner: Argon2id::new(256, 1, 1).unwrap(),
         verifies: verifies.clone(),
     };
@@ -327,7 +325,7 @@ async fn simultaneous_correct_passwords_all_get_in_and_wrong_ones_stop_at_the_th
 }
 
 async fn secure_only_server(
-    keys: &common::Keys,
+    keys: &crate::common::Keys,
     trusted: &[std::net::IpAddr],
     mark_tls: bool,
 ) -> std::net::SocketAddr {
@@ -356,7 +354,7 @@ async fn secure_only_server(
 
 #[tokio::test]
 async fn plain_handshakes_are_refused_where_a_secure_transport_is_required() {
-    let keys = common::Keys::load();
+    let keys = crate::common::Keys::load();
     let token = keys.token("alice");
     let handshake = Handshake::to("/ws").bearer(&token);
     let https = handshake.clone().header("x-forwarded-proto", "https");

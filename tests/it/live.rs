@@ -7,19 +7,17 @@
 //! to the next timer whenever everything is waiting, so an expiry 10 s
 //! away takes no real time and is measured exactly.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::common::raw::{RawFrame, RawSocket, TEXT, server_side_open};
+use crate::common::{Keys, now, remember_secret, serve};
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
-use common::raw::{RawFrame, RawSocket, TEXT, server_side_open};
-use common::{Keys, now, remember_secret, serve};
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
@@ -188,7 +186,7 @@ impl Live {
     }
 
     async fn connect(&self, token: &str) -> (Client, Value) {
-        let mut client = common::open_with_bearer(self.addr, "/ws", token).await;
+        let mut client = crate::common::open_with_bearer(self.addr, "/ws", token).await;
         let welcome = next_json(&mut client).await;
         (client, welcome)
     }
@@ -283,7 +281,7 @@ async fn refused_refreshes_close_with_4401() {
     let bad_signature = {
         let mut claims = Keys::claims("alice");
         claims["exp"] = json!(now() + 600);
-        common::forge(
+        crate::common::forge(
             &json!({"alg": "HS256", "kid": "hs", "typ": "at+jwt"}),
             &claims,
             foreign_key,
@@ -495,7 +493,7 @@ async fn a_handler_that_stops_reading_does_not_hold_back_a_kick() {
     })
     .await;
     let token = live.token("alice", &["user"], 300, "a");
-    let mut client = common::open_with_bearer(live.addr, "/ws/stalled", &token).await;
+    let mut client = crate::common::open_with_bearer(live.addr, "/ws/stalled", &token).await;
     assert_eq!(next_json(&mut client).await["type"], "welcome");
     // Far more than the handler's queue holds: the driver stops reading
     // and waits for room.
@@ -865,7 +863,7 @@ async fn a_repeated_message_token_still_expires_and_is_still_revoked() {
     }
     // Past `exp` and the verifier's leeway (real time: the cache reads the
     // system clock).
-    tokio::time::sleep(Duration::from_secs(common::LEEWAY_SECS + 2)).await;
+    tokio::time::sleep(Duration::from_secs(crate::common::LEEWAY_SECS + 2)).await;
     send_json(&mut client, json!({"type": "say", "token": short})).await;
     let (code, reason) = next_close(&mut client).await;
     assert_eq!(
@@ -1204,7 +1202,7 @@ async fn a_policy_that_never_answers_does_not_hold_back_a_revocation() {
         .unwrap();
     let (addr, registry) = serve_echo(gate).await;
     let token = alice_with_jti(&keys, "a");
-    let mut client = common::open_with_bearer(addr, "/ws", &token).await;
+    let mut client = crate::common::open_with_bearer(addr, "/ws", &token).await;
     assert_eq!(next_json(&mut client).await["type"], "welcome");
     send_json(&mut client, json!({"type": "say", "n": 1})).await;
     assert_eq!(next_json(&mut client).await["n"], 1);
@@ -1277,7 +1275,7 @@ async fn a_revocation_between_the_handshake_and_the_registration_closes_the_sock
     store.registry.set(gate.registry().clone()).unwrap();
     let (addr, registry) = serve_echo(gate).await;
     let token = alice_with_jti(&keys, "between");
-    let mut client = common::open_with_bearer(addr, "/ws", &token).await;
+    let mut client = crate::common::open_with_bearer(addr, "/ws", &token).await;
     let closed = timeout(Duration::from_secs(2), next_close(&mut client)).await;
     assert_eq!(
         closed.expect("the socket runs on a revoked token"),

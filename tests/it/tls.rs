@@ -1,14 +1,12 @@
 //! A gated WebSocket over TLS 1.3 with a certificate made at test time:
 //! `require_secure_transport` accepts it, and a TLS 1.2 client is refused.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::common::{Keys, welcome};
 use axum::Router;
 use axum::routing::get;
-use common::{Keys, welcome};
 use futures_util::StreamExt;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_tungstenite::Connector;

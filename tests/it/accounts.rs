@@ -3,14 +3,12 @@
 //! closes them with 4403 `token revoked` and refuses earlier tokens, a
 //! disabled account closes them with 4403 `forbidden` and refuses logins.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::{Handshake, Keys, basic, close_within, connect, open_bearer, serve};
 use axum::Router;
 use axum::routing::get;
-use common::{Handshake, Keys, basic, close_within, connect, open_bearer, serve};
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 use wsgate::accounts::{AccountError, Accounts};
@@ -47,7 +45,7 @@ impl Site {
             .build()
             .unwrap();
         let router = Router::new()
-            .route("/ws", get(common::welcome_then_echo))
+            .route("/ws", get(crate::common::welcome_then_echo))
             .route_layer(handshake)
             .with_state(gate.clone());
         let accounts = Accounts::new(

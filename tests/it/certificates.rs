@@ -3,16 +3,14 @@
 //! refusals, certificate-bound tokens (RFC 8705) on every path, and
 //! certificates forwarded by a proxy.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::pki::{Authority, Kind, Leaf, TlsClient, connect_tls, connector, serve_mtls};
+use crate::common::{Handshake, Keys, Outcome, handshake_request, outcome};
 use axum::Router;
 use axum::routing::get;
-use common::pki::{Authority, Kind, Leaf, TlsClient, connect_tls, connector, serve_mtls};
-use common::{Handshake, Keys, Outcome, handshake_request, outcome};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -79,9 +77,12 @@ fn router(keys: &Keys, options: Options, events: &Arc<Mutex<Vec<AuditEvent>>>) -
         .build()
         .unwrap();
     let router = Router::new()
-        .route("/ws", get(common::welcome_then_echo))
+        .route("/ws", get(crate::common::welcome_then_echo))
         .route_layer(handshake)
-        .route("/ws/deferred", get(common::welcome_then_echo_deferred))
+        .route(
+            "/ws/deferred",
+            get(crate::common::welcome_then_echo_deferred),
+        )
         .route("/tickets", gate.ticket_route())
         .with_state(gate.clone());
     (router, gate)
@@ -547,7 +548,7 @@ async fn a_socket_opened_by_a_certificate_closes_when_the_certificate_expires() 
     let short = ca.leaf("alice", &[], Kind::EndsIn(3));
     let started = tokio::time::Instant::now();
     let mut client = site.open(&short, &socket()).await;
-    let (code, reason) = common::close_within(&mut client, Duration::from_secs(10)).await;
+    let (code, reason) = crate::common::close_within(&mut client, Duration::from_secs(10)).await;
     assert_eq!((code, reason.as_str()), (4401, "token expired"));
     let elapsed = started.elapsed();
     assert!(
@@ -574,7 +575,7 @@ async fn a_certificate_session_refreshes_only_to_a_token_bound_to_its_certificat
     let other = ca.leaf("alice", &[], Kind::Client);
     let later = |certificate: Option<&Leaf>| {
         let mut claims = Keys::claims("alice");
-        claims["exp"] = json!(common::now() + 600);
+        claims["exp"] = json!(crate::common::now() + 600);
         if let Some(certificate) = certificate {
             claims["cnf"] = json!({"x5t#S256": certificate.thumbprint()});
         }
@@ -596,7 +597,7 @@ async fn a_certificate_session_refreshes_only_to_a_token_bound_to_its_certificat
         client.send(refresh(later(Some(&alice)))).await.unwrap();
         if opened_by == "the certificate" {
             assert_eq!(
-                common::close_within(&mut client, Duration::from_secs(2)).await,
+                crate::common::close_within(&mut client, Duration::from_secs(2)).await,
                 (4401, "invalid token".to_owned()),
                 "a certificate's session is not refreshed by a token"
             );
@@ -622,7 +623,7 @@ async fn a_certificate_session_refreshes_only_to_a_token_bound_to_its_certificat
                 let mut client = site.open(&alice, &handshake).await;
                 client.send(message).await.unwrap();
                 assert_eq!(
-                    common::close_within(&mut client, Duration::from_secs(2)).await,
+                    crate::common::close_within(&mut client, Duration::from_secs(2)).await,
                     (4401, "invalid token".to_owned()),
                     "opened by {opened_by}, then {name}"
                 );
@@ -649,7 +650,7 @@ async fn revoking_the_subject_closes_its_certificate_sockets() {
         .await
         .unwrap();
     assert_eq!(closed, 1);
-    let (code, reason) = common::close_within(&mut client, Duration::from_secs(5)).await;
+    let (code, reason) = crate::common::close_within(&mut client, Duration::from_secs(5)).await;
     assert_eq!((code, reason.as_str()), (4403, "token revoked"));
     let (code, body) = body(site.connect(Some(&alice), &socket()).await, "after");
     assert_eq!((code, body.as_str()), (401, "token revoked"));
@@ -680,7 +681,7 @@ async fn a_forwarded_certificate_is_believed_only_from_a_trusted_proxy() {
         tune: Box::new(tune),
         ..Options::default()
     };
-    let addr = common::serve(router(&keys, options, &events).0).await;
+    let addr = crate::common::serve(router(&keys, options, &events).0).await;
 
     let alice = ca.leaf("alice", &[], Kind::Client);
     let encoded = |leaf: &Leaf| utf8_percent_encode(&leaf.pem, NON_ALPHANUMERIC).to_string();
@@ -694,7 +695,7 @@ async fn a_forwarded_certificate_is_believed_only_from_a_trusted_proxy() {
     let forwarded = socket().header("x-forwarded-client-cert", xfcc(&alice));
 
     // From the trusted proxy (127.0.0.1).
-    let welcome = match common::connect(addr, &forwarded).await {
+    let welcome = match crate::common::connect(addr, &forwarded).await {
         Outcome::Accepted { welcome, .. } => welcome,
         refused => panic!("{refused:?}"),
     };
@@ -708,7 +709,7 @@ async fn a_forwarded_certificate_is_believed_only_from_a_trusted_proxy() {
         keys.sign_with(Algorithm::HS256, &claims, |_| {})
     };
     assert_eq!(
-        common::connect(addr, &forwarded.clone().bearer(&bound))
+        crate::common::connect(addr, &forwarded.clone().bearer(&bound))
             .await
             .status(),
         101
@@ -717,15 +718,17 @@ async fn a_forwarded_certificate_is_believed_only_from_a_trusted_proxy() {
     let wrong = socket()
         .header("x-forwarded-client-cert", xfcc(&bob))
         .bearer(&bound);
-    assert_eq!(common::connect(addr, &wrong).await.status(), 401);
+    assert_eq!(crate::common::connect(addr, &wrong).await.status(), 401);
     assert_eq!(
-        common::connect(addr, &socket().bearer(&bound))
+        crate::common::connect(addr, &socket().bearer(&bound))
             .await
             .status(),
         401
     );
     let garbage = socket().header("x-forwarded-client-cert", "Cert=\"not a certificate\"");
-    let (code, _, body) = common::connect(addr, &garbage).await.refusal("garbage");
+    let (code, _, body) = crate::common::connect(addr, &garbage)
+        .await
+        .refusal("garbage");
     assert_eq!((code, body.as_str()), (401, "invalid certificate"));
 
     // From a peer that is no proxy (127.0.0.2): refused, whatever it says.
@@ -755,16 +758,24 @@ async fn a_forwarded_certificate_is_believed_only_from_a_trusted_proxy() {
         tune: Box::new(verified),
         ..Options::default()
     };
-    let addr = common::serve(router(&keys, options, &events).0).await;
+    let addr = crate::common::serve(router(&keys, options, &events).0).await;
     let nginx = |leaf: &Leaf| socket().header("x-ssl-client-cert", encoded(leaf));
-    assert_eq!(common::connect(addr, &nginx(&alice)).await.status(), 101);
+    assert_eq!(
+        crate::common::connect(addr, &nginx(&alice)).await.status(),
+        101
+    );
     let stranger = other.leaf("alice", &[], Kind::Client);
-    let (code, _, body) = common::connect(addr, &nginx(&stranger))
+    let (code, _, body) = crate::common::connect(addr, &nginx(&stranger))
         .await
         .refusal("another CA");
     assert_eq!((code, body.as_str()), (401, "invalid certificate"));
     let expired = ca.leaf("alice", &[], Kind::Expired);
-    assert_eq!(common::connect(addr, &nginx(&expired)).await.status(), 401);
+    assert_eq!(
+        crate::common::connect(addr, &nginx(&expired))
+            .await
+            .status(),
+        401
+    );
 }
 
 /// `handshake` from local address `source` (loopback has them all).

@@ -3,7 +3,7 @@
 //! from `POST /tickets`, then `?ticket=` — works against it exactly once.
 
 #[allow(dead_code)]
-#[path = "../examples/minimal.rs"]
+#[path = "../../examples/minimal.rs"]
 mod minimal;
 
 use std::net::SocketAddr;
@@ -52,7 +52,7 @@ async fn ticket(addr: SocketAddr, token: &str) -> (u16, Value) {
 
 #[test]
 fn the_readme_opens_with_the_minimal_example() {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let block = readme
         .split("```rust")
         .nth(1)
@@ -60,7 +60,7 @@ fn the_readme_opens_with_the_minimal_example() {
         .and_then(|(_, rest)| rest.split_once("```"))
         .map(|(block, _)| block)
         .expect("the README has a rust block");
-    assert_eq!(block, include_str!("../examples/minimal.rs"));
+    assert_eq!(block, include_str!("../../examples/minimal.rs"));
     assert!(
         block.lines().count() <= 30,
         "the quick start fits in 30 lines"

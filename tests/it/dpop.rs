@@ -3,15 +3,13 @@
 //! A bound token opens a socket only with a fresh proof of its key, for
 //! that URL, once; on every transport that carries tokens; in every mode.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::common::dpop::ClientKey;
+use crate::common::{DPOP_CHALLENGE, Handshake, Keys, Outcome, connect, serve};
 use axum::Router;
 use axum::routing::get;
-use common::dpop::ClientKey;
-use common::{DPOP_CHALLENGE, Handshake, Keys, Outcome, connect, serve};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use wsgate::Transport;
@@ -47,9 +45,12 @@ impl Server {
             .build()
             .unwrap();
         let router = Router::new()
-            .route("/ws", get(common::welcome_then_echo))
+            .route("/ws", get(crate::common::welcome_then_echo))
             .route_layer(handshake)
-            .route("/ws/deferred", get(common::welcome_then_echo_deferred))
+            .route(
+                "/ws/deferred",
+                get(crate::common::welcome_then_echo_deferred),
+            )
             .route("/tickets", gate.ticket_route())
             .with_state(gate);
         Self {
@@ -114,7 +115,7 @@ fn proof_refused(description: &str) -> Vec<String> {
 
 fn token_refused() -> Vec<String> {
     vec![
-        common::bearer_challenge(Some(("invalid_token", "invalid token"))),
+        crate::common::bearer_challenge(Some(("invalid_token", "invalid token"))),
         DPOP_CHALLENGE.to_owned(),
     ]
 }
@@ -211,7 +212,7 @@ async fn a_bound_token_without_its_proof_opens_nothing() {
             dpop(
                 &token,
                 &key.proof_with(&url, Some(&token), |claims| {
-                    claims["iat"] = json!(common::now() - 120);
+                    claims["iat"] = json!(crate::common::now() - 120);
                 }),
             ),
             proof_refused_401("invalid dpop proof"),
@@ -435,7 +436,7 @@ async fn a_bound_session_refreshes_only_to_a_token_of_its_key() {
     let key = ClientKey::es256();
     let later = |key: Option<&ClientKey>| {
         let mut claims = Keys::claims("alice");
-        claims["exp"] = json!(common::now() + 600);
+        claims["exp"] = json!(crate::common::now() + 600);
         if let Some(key) = key {
             claims["cnf"] = json!({"jkt": key.jkt()});
         }
@@ -449,7 +450,7 @@ async fn a_bound_session_refreshes_only_to_a_token_of_its_key() {
             .iter()
             .map(|(name, value)| (*name, value.as_str()))
             .collect();
-        common::open_with(server.addr, &headers).await
+        crate::common::open_with(server.addr, &headers).await
     };
     let refresh =
         |token: String| Message::text(json!({"type": "auth.refresh", "token": token}).to_string());
@@ -469,7 +470,7 @@ async fn a_bound_session_refreshes_only_to_a_token_of_its_key() {
         let mut socket = open().await;
         socket.send(refresh(token)).await.unwrap();
         assert_eq!(
-            common::close_within(&mut socket, std::time::Duration::from_secs(2)).await,
+            crate::common::close_within(&mut socket, std::time::Duration::from_secs(2)).await,
             (4401, "invalid token".to_owned()),
             "{name}"
         );
@@ -490,16 +491,16 @@ async fn a_bound_session_refreshes_only_to_a_token_of_its_key() {
         let mut socket = open().await;
         socket.send(say(token)).await.unwrap();
         assert_eq!(
-            common::close_within(&mut socket, std::time::Duration::from_secs(2)).await,
+            crate::common::close_within(&mut socket, std::time::Duration::from_secs(2)).await,
             (4401, "invalid token".to_owned()),
             "a message with {name}"
         );
     }
 
-    let mut unbound = common::open_bearer(server.addr, &server.token(None)).await;
+    let mut unbound = crate::common::open_bearer(server.addr, &server.token(None)).await;
     unbound.send(refresh(later(Some(&key)))).await.unwrap();
     assert_eq!(
-        common::close_within(&mut unbound, std::time::Duration::from_secs(2)).await,
+        crate::common::close_within(&mut unbound, std::time::Duration::from_secs(2)).await,
         (4401, "invalid token".to_owned()),
         "an unbound session stays unbound"
     );
@@ -568,7 +569,7 @@ async fn a_nested_route_is_named_by_its_whole_path() {
         .build()
         .unwrap();
     let inner = Router::new()
-        .route("/ws", get(common::welcome_then_echo))
+        .route("/ws", get(crate::common::welcome_then_echo))
         .route_layer(handshake)
         .with_state(gate);
     let addr = serve(Router::new().nest("/v1", inner)).await;

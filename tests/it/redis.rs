@@ -4,12 +4,10 @@
 //! across both; the staleness bound. The fault cases run as a catalogue
 //! with exact outcomes.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::redis::{Instance, Proxy, RedisServer, SOCKET_LEASE, STALENESS};
-use common::{Handshake, Keys, Outcome, connect};
+use crate::common::redis::{Instance, Proxy, RedisServer, SOCKET_LEASE, STALENESS};
+use crate::common::{Handshake, Keys, Outcome, connect};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 use wsgate::Secret;
@@ -20,7 +18,7 @@ use wsgate::redis::RedisStores;
 use wsgate::sql::SqlCredentialStore;
 use wsgate::store::{AtSocketLimit, Revocation};
 
-type Client = common::Client;
+type Client = crate::common::Client;
 
 /// Whether the socket is still open and echoing.
 async fn still_open(client: &mut Client) -> bool {
@@ -58,7 +56,7 @@ async fn a_revocation_on_one_instance_closes_the_other_instances_sockets() {
         "{{\"closed\"}} counts the serving instance's sockets"
     );
     assert_eq!(
-        common::close_within(&mut on_b, Duration::from_secs(1)).await,
+        crate::common::close_within(&mut on_b, Duration::from_secs(1)).await,
         (4403, "token revoked".to_owned())
     );
     assert!(started.elapsed() < Duration::from_secs(1));
@@ -144,7 +142,7 @@ async fn a_revocation_whose_reply_is_lost_still_closes_the_revoking_process_sock
     assert!(revoked.is_err(), "the reply was lost, yet revoke succeeded");
     for (name, socket) in [("B's", &mut on_b), ("A's own", &mut on_a)] {
         assert_eq!(
-            common::close_within(socket, Duration::from_secs(3)).await,
+            crate::common::close_within(socket, Duration::from_secs(3)).await,
             (4403, "token revoked".to_owned()),
             "{name} socket"
         );
@@ -168,7 +166,7 @@ async fn after_a_dropped_link_the_first_request_of_each_kind_succeeds() {
     let users = wsgate::store::InMemoryCredentialStore::new();
     let passwords = PasswordVerifier::with_hasher(Argon2id::new(256, 1, 1).unwrap()).unwrap();
     let hash = passwords
-        .hash(&Secret::new(common::ALICE_PASSWORD))
+        .hash(&Secret::new(crate::common::ALICE_PASSWORD))
         .await
         .unwrap();
     users.insert(
@@ -195,7 +193,7 @@ async fn after_a_dropped_link_the_first_request_of_each_kind_succeeds() {
     let ticket = a.ticket("alice").await.unwrap();
     assert_eq!(ticket_handshake(ticket).await, 101);
     login().await.unwrap();
-    assert_eq!(a.basic("alice", common::ALICE_PASSWORD).await, 101);
+    assert_eq!(a.basic("alice", crate::common::ALICE_PASSWORD).await, 101);
 
     // A quiet second once Redis answers again (the tail's own link is
     // back), as the requests of a quiet process come.
@@ -228,7 +226,7 @@ async fn after_a_dropped_link_the_first_request_of_each_kind_succeeds() {
         redis.restart().await;
         settle(&a).await;
         assert_eq!(
-            a.basic("alice", common::ALICE_PASSWORD).await,
+            a.basic("alice", crate::common::ALICE_PASSWORD).await,
             101,
             "round {round}: the first Basic handshake"
         );
@@ -243,8 +241,10 @@ async fn a_credential_change_on_one_instance_reaches_the_others_sockets() {
     let Some(redis) = RedisServer::start().await else {
         return;
     };
-    let dir =
-        std::env::temp_dir().join(format!("wsgate-accounts-{}", common::servers::free_port()));
+    let dir = std::env::temp_dir().join(format!(
+        "wsgate-accounts-{}",
+        crate::common::servers::free_port()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let database = format!("sqlite://{}", dir.join("accounts.db").display());
     // A cheap hash keeps the test quick; the cost is not what it checks.
@@ -290,7 +290,7 @@ async fn a_credential_change_on_one_instance_reaches_the_others_sockets() {
         .unwrap();
     assert_eq!(closed_on_a, 0, "A held none of carol's sockets");
     assert_eq!(
-        common::close_within(&mut on_b, Duration::from_secs(1)).await,
+        crate::common::close_within(&mut on_b, Duration::from_secs(1)).await,
         (4403, "token revoked".to_owned()),
         "A's password change closes B's socket"
     );
@@ -312,7 +312,7 @@ async fn a_credential_change_on_one_instance_reaches_the_others_sockets() {
     // Other processes learn of the revocation, not of its cause: their
     // sockets close with the revocation's phrase.
     assert_eq!(
-        common::close_within(&mut on_b, Duration::from_secs(1)).await,
+        crate::common::close_within(&mut on_b, Duration::from_secs(1)).await,
         (4403, "token revoked".to_owned()),
         "A's disable closes B's socket"
     );
@@ -413,7 +413,7 @@ async fn fault_catalogue() {
         .await
         .unwrap();
     proxy.stall(false);
-    let outcome = common::close_within(&mut socket, Duration::from_secs(5)).await;
+    let outcome = crate::common::close_within(&mut socket, Duration::from_secs(5)).await;
     record(
         case.name,
         killed >= 1 && outcome == (4403, "token revoked".to_owned()),
@@ -441,7 +441,7 @@ async fn fault_catalogue() {
         .unwrap();
     redis.restart().await;
     proxy.stall(false);
-    let outcome = common::close_within(&mut socket, Duration::from_secs(6)).await;
+    let outcome = crate::common::close_within(&mut socket, Duration::from_secs(6)).await;
     record(
         case.name,
         outcome == (4403, "token revoked".to_owned()),
@@ -470,7 +470,8 @@ async fn fault_catalogue() {
     let mut socket = b.open(&keys.token("erin")).await;
     let stalled_at = Instant::now();
     proxy.stall(true);
-    let outcome = common::close_within(&mut socket, STALENESS + Duration::from_secs(3)).await;
+    let outcome =
+        crate::common::close_within(&mut socket, STALENESS + Duration::from_secs(3)).await;
     let took = stalled_at.elapsed();
     record(
         case.name,
@@ -521,7 +522,7 @@ async fn fault_catalogue() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     proxy.stall(false);
     for (n, socket) in sockets.iter_mut().enumerate() {
-        let outcome = common::close_within(socket, Duration::from_secs(3)).await;
+        let outcome = crate::common::close_within(socket, Duration::from_secs(3)).await;
         record(
             case.name,
             outcome == (4403, "token revoked".to_owned()),
@@ -550,7 +551,8 @@ async fn fault_catalogue() {
         ticket.is_err(),
         "a ticket was issued without Redis".into(),
     );
-    let outcome = common::close_within(&mut socket, STALENESS + Duration::from_secs(3)).await;
+    let outcome =
+        crate::common::close_within(&mut socket, STALENESS + Duration::from_secs(3)).await;
     record(
         case.name,
         outcome == (1011, "backend unavailable".to_owned()),
@@ -589,7 +591,7 @@ async fn the_redis_limiter_keeps_every_rule_of_the_in_memory_one() {
     };
     let url = redis.url();
     let round = std::sync::atomic::AtomicUsize::new(0);
-    common::limiter_cases::run_all(|clock| {
+    crate::common::limiter_cases::run_all(|clock| {
         // A prefix per case: each starts from nothing.
         let prefix = format!(
             "case{}",
@@ -599,7 +601,7 @@ async fn the_redis_limiter_keeps_every_rule_of_the_in_memory_one() {
             .prefix(prefix)
             .build()
             .unwrap();
-        async move { stores.failure_limiter(common::limiter_cases::limits(&clock)) }
+        async move { stores.failure_limiter(crate::common::limiter_cases::limits(&clock)) }
     })
     .await;
 }
@@ -614,7 +616,7 @@ async fn the_acl_in_security_md_is_enough_for_every_store() {
     let Some(redis) = RedisServer::start().await else {
         return;
     };
-    let security = include_str!("../SECURITY.md");
+    let security = include_str!("../../SECURITY.md");
     let command = security
         .split("```text\n")
         .find_map(|block| block.strip_prefix("  ACL SETUSER "))
@@ -636,8 +638,8 @@ async fn the_acl_in_security_md_is_enough_for_every_store() {
         .socket_lease(SOCKET_LEASE)
         .build()
         .unwrap();
-    common::ticket_limit_cases(stores.tickets()).await;
-    common::socket_lease_cases(stores.socket_leases()).await;
+    crate::common::ticket_limit_cases(stores.tickets()).await;
+    crate::common::socket_lease_cases(stores.socket_leases()).await;
     let proof = wsgate::store::ProofId::of("key", "jti");
     let replays = stores.proof_replays();
     let window = Duration::from_secs(65);
@@ -646,9 +648,9 @@ async fn the_acl_in_security_md_is_enough_for_every_store() {
             .await
             .unwrap()
     );
-    let clock = common::limiter_cases::clock();
-    let limiter = stores.failure_limiter(common::limiter_cases::limits(&clock));
-    common::limiter_cases::accounts_lock_with_growing_back_off(&limiter, &clock).await;
+    let clock = crate::common::limiter_cases::clock();
+    let limiter = stores.failure_limiter(crate::common::limiter_cases::limits(&clock));
+    crate::common::limiter_cases::accounts_lock_with_growing_back_off(&limiter, &clock).await;
 
     let keys = Keys::load();
     let evict = AtSocketLimit::CloseOldest;
@@ -659,7 +661,7 @@ async fn the_acl_in_security_md_is_enough_for_every_store() {
     let mut on_a = a.open(&token).await;
     let _on_b = b.open(&token).await;
     assert_eq!(
-        common::close_within(&mut on_a, Duration::from_secs(3)).await,
+        crate::common::close_within(&mut on_a, Duration::from_secs(3)).await,
         (4403, "too many connections".to_owned()),
         "the eviction reached the other instance"
     );
@@ -721,7 +723,7 @@ async fn a_dpop_proof_replayed_on_another_process_is_refused() {
     let keys = Keys::load();
     let a = Instance::start(&redis.url(), &keys).await;
     let b = Instance::start(&redis.url(), &keys).await;
-    let key = common::dpop::ClientKey::es256();
+    let key = crate::common::dpop::ClientKey::es256();
     let mut claims = Keys::claims("alice");
     claims["cnf"] = serde_json::json!({"jkt": key.jkt()});
     let token = keys.sign_with(jsonwebtoken::Algorithm::HS256, &claims, |_| {});
@@ -755,7 +757,7 @@ async fn the_redis_socket_lease_store_keeps_the_rules_of_the_in_memory_one() {
         .socket_lease(SOCKET_LEASE)
         .build()
         .unwrap();
-    common::socket_lease_cases(stores.socket_leases()).await;
+    crate::common::socket_lease_cases(stores.socket_leases()).await;
 
     let store = stores.socket_leases();
     let refuse = AtSocketLimit::RefuseNewest;
@@ -797,7 +799,7 @@ async fn the_redis_ticket_store_keeps_the_limit_per_subject_across_processes() {
         return;
     };
     let stores = || RedisStores::builder(redis.url()).build().unwrap();
-    common::ticket_limit_cases(stores().tickets()).await;
+    crate::common::ticket_limit_cases(stores().tickets()).await;
     let limited = |store| wsgate::ticket::Tickets::new(store).max_per_subject(Some(2));
     let (a, b) = (limited(stores().tickets()), limited(stores().tickets()));
     let carol = wsgate::Principal::new("carol", wsgate::AuthMethod::Token);
@@ -860,7 +862,7 @@ async fn a_subjects_sockets_are_counted_across_instances() {
     let started = Instant::now();
     let mut newest = d.open(&carol).await;
     assert_eq!(
-        common::close_within(&mut oldest, Duration::from_secs(3)).await,
+        crate::common::close_within(&mut oldest, Duration::from_secs(3)).await,
         (4403, "too many connections".to_owned()),
         "the oldest, on the other instance, closes on the eviction's notice"
     );
@@ -876,7 +878,8 @@ async fn a_subjects_sockets_are_counted_across_instances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_processes_sockets_stop_counting_when_their_leases_expire() {
     const HOLDER: &str = "WSGATE_TEST_LEASE_HOLDER";
-    const NAME: &str = "a_killed_processes_sockets_stop_counting_when_their_leases_expire";
+    // Its name in the one test binary: the module, then the function.
+    const NAME: &str = "redis::a_killed_processes_sockets_stop_counting_when_their_leases_expire";
     let mut keys = Keys::load();
     let refuse = AtSocketLimit::RefuseNewest;
     if let Ok(url) = std::env::var(HOLDER) {
@@ -926,8 +929,8 @@ async fn a_killed_processes_sockets_stop_counting_when_their_leases_expire() {
 
     let token = keys.token("alice");
     let held = [
-        common::open_bearer(holder_addr, &token).await,
-        common::open_bearer(holder_addr, &token).await,
+        crate::common::open_bearer(holder_addr, &token).await,
+        crate::common::open_bearer(holder_addr, &token).await,
     ];
     assert_eq!(
         a.status(&token).await,
@@ -1072,7 +1075,7 @@ async fn rediss_carries_revocations_and_tickets_over_tls() {
 /// session close 4403 and its refresh token is dead there too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_token_reused_on_one_process_ends_the_session_on_every_one() {
-    use common::refresh::{REFRESH_SECRET, refresh_session_cases};
+    use crate::common::refresh::{REFRESH_SECRET, refresh_session_cases};
     use wsgate::confirmation::{Confirmation, Possession};
     use wsgate::refresh_sessions::RefreshSessions;
     let Some(redis) = RedisServer::start().await else {
@@ -1116,7 +1119,7 @@ async fn a_refresh_token_reused_on_one_process_ends_the_session_on_every_one() {
         "reuse"
     );
     assert_eq!(
-        common::close_within(&mut socket_on_a, Duration::from_secs(2)).await,
+        crate::common::close_within(&mut socket_on_a, Duration::from_secs(2)).await,
         (4403, "token revoked".to_owned()),
         "the session's socket on the other process"
     );

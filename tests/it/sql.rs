@@ -1,16 +1,14 @@
 //! Credentials in real databases: SQLite (in memory and a file) and a
 //! PostgreSQL the test starts (`initdb` in a temporary folder).
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::common::postgres::Postgres;
+use crate::common::{CountingHasher, Handshake, Keys, Outcome, basic, connect, serve};
 use axum::Router;
 use axum::routing::get;
-use common::postgres::Postgres;
-use common::{CountingHasher, Handshake, Keys, Outcome, basic, connect, serve};
 use wsgate::accounts::Accounts;
 use wsgate::authenticate::BasicAuthenticator;
 use wsgate::password::{Argon2id, PasswordPolicy, PasswordVerifier};
@@ -39,7 +37,7 @@ async fn site(
         .unwrap();
     serve(
         Router::new()
-            .route("/ws", get(common::welcome_then_echo))
+            .route("/ws", get(crate::common::welcome_then_echo))
             .route_layer(handshake)
             .with_state(gate),
     )
@@ -127,7 +125,10 @@ async fn sqlite_in_memory_keeps_accounts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_file_survives_a_restart_and_holds_no_plaintext() {
-    let dir = std::env::temp_dir().join(format!("wsgate-sqlite-{}", common::servers::free_port()));
+    let dir = std::env::temp_dir().join(format!(
+        "wsgate-sqlite-{}",
+        crate::common::servers::free_port()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("accounts.db").display());
     {
@@ -181,7 +182,10 @@ async fn a_sqlite_file_survives_a_restart_and_holds_no_plaintext() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forty_concurrent_logins_against_sqlite_all_succeed() {
-    let dir = std::env::temp_dir().join(format!("wsgate-sqlite-{}", common::servers::free_port()));
+    let dir = std::env::temp_dir().join(format!(
+        "wsgate-sqlite-{}",
+        crate::common::servers::free_port()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let store = SqlCredentialStore::connect(&format!("sqlite://{}", dir.join("a.db").display()))
         .await
@@ -280,7 +284,7 @@ async fn postgres_keeps_accounts_and_its_outage_is_503_never_401() {
 /// survives the process's restart (a new pool on the same file).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refresh_sessions_in_sqlite_survive_a_restart() {
-    use common::refresh::{refresh, refresh_session_cases, sessions_over, start};
+    use crate::common::refresh::{refresh, refresh_session_cases, sessions_over, start};
     let memory = SqlCredentialStore::connect("sqlite::memory:")
         .await
         .unwrap();
@@ -319,5 +323,5 @@ async fn refresh_sessions_in_postgres() {
         return;
     };
     let store = SqlCredentialStore::connect(&postgres.url()).await.unwrap();
-    common::refresh::refresh_session_cases(store.refresh_sessions()).await;
+    crate::common::refresh::refresh_session_cases(store.refresh_sessions()).await;
 }

@@ -2,14 +2,12 @@
 //! (the session ends: its tokens refused, its sockets closed 4403),
 //! expiry, logout, revocations of the subject, bound sessions.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::common::{Handshake, Keys, connect, serve};
 use axum::Router;
 use axum::routing::get;
-use common::{Handshake, Keys, connect, serve};
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 use wsgate::confirmation::{Confirmation, Possession};
@@ -38,7 +36,7 @@ impl Site {
             .build()
             .unwrap();
         let router = Router::new()
-            .route("/ws", get(common::welcome_then_echo))
+            .route("/ws", get(crate::common::welcome_then_echo))
             .route_layer(handshake)
             .with_state(gate.clone());
         let clock = Clock::manual(SystemTime::now());
@@ -131,12 +129,12 @@ async fn every_refresh_rotates_the_token() {
 async fn a_spent_token_ends_the_whole_session() {
     let site = Site::start().await;
     let (sid, first) = site.login().await;
-    let mut socket = common::open_bearer(site.addr, &site.access_token(&sid)).await;
+    let mut socket = crate::common::open_bearer(site.addr, &site.access_token(&sid)).await;
     let second = site.refresh(&first).await.unwrap();
     site.clock.advance(Duration::from_secs(11));
     assert_eq!(site.refresh(&first).await, Err("invalid grant".to_owned()));
     assert_eq!(
-        common::close_within(&mut socket, Duration::from_secs(5)).await,
+        crate::common::close_within(&mut socket, Duration::from_secs(5)).await,
         (4403, "token revoked".to_owned())
     );
     // The thief's successor and the owner's alike are dead now.
@@ -167,7 +165,7 @@ async fn a_spent_token_ends_the_whole_session() {
 async fn concurrent_refreshes_of_one_token_get_one_successor() {
     let site = Arc::new(Site::start().await);
     let (sid, first) = site.login().await;
-    let mut socket = common::open_bearer(site.addr, &site.access_token(&sid)).await;
+    let mut socket = crate::common::open_bearer(site.addr, &site.access_token(&sid)).await;
     let tabs: Vec<_> = (0..16)
         .map(|_| {
             let site = site.clone();
@@ -188,7 +186,7 @@ async fn concurrent_refreshes_of_one_token_get_one_successor() {
     let next = site.refresh(&successor).await.unwrap();
     assert!(site.refresh(&next).await.is_ok());
     assert_eq!(
-        common::close_within(&mut socket, Duration::from_millis(300))
+        crate::common::close_within(&mut socket, Duration::from_millis(300))
             .await
             .1,
         "still open"
@@ -224,7 +222,7 @@ async fn logout_ends_the_session() {
     let site = Site::start().await;
     for by_sid in [false, true] {
         let (sid, token) = site.login().await;
-        let mut socket = common::open_bearer(site.addr, &site.access_token(&sid)).await;
+        let mut socket = crate::common::open_bearer(site.addr, &site.access_token(&sid)).await;
         let ended = if by_sid {
             site.sessions.end_session(&sid).await.unwrap()
         } else {
@@ -232,7 +230,7 @@ async fn logout_ends_the_session() {
         };
         assert!(ended);
         assert_eq!(
-            common::close_within(&mut socket, Duration::from_secs(5)).await,
+            crate::common::close_within(&mut socket, Duration::from_secs(5)).await,
             (4403, "token revoked".to_owned())
         );
         assert_eq!(site.refresh(&token).await, Err("invalid grant".to_owned()));
@@ -390,5 +388,5 @@ async fn lost_swaps_look_again_and_find_the_grace() {
 /// The store's cases, in memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_in_memory_store_passes_the_store_cases() {
-    common::refresh::refresh_session_cases(InMemoryRefreshSessionStore::new()).await;
+    crate::common::refresh::refresh_session_cases(InMemoryRefreshSessionStore::new()).await;
 }

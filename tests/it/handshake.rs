@@ -1,14 +1,12 @@
 //! The handshake layer against a real axum server and real WebSocket
 //! clients: every transport, and the refusal table.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 
+use crate::common::*;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use common::*;
 use http::header::CONTENT_TYPE;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wsgate::authenticate::BearerAuthenticator;
@@ -38,7 +36,7 @@ async fn every_refusal_gets_its_exact_status_and_challenge() {
             }
         }
     }
-    common::assert_no_failures(&failures, cases.len());
+    crate::common::assert_no_failures(&failures, cases.len());
 
     // The server still serves after all of that.
     let outcome = connect(
@@ -99,7 +97,7 @@ async fn refusals_can_be_answered_in_the_applications_own_format() {
             ));
         }
     }
-    common::assert_no_failures(&failures, cases.len());
+    crate::common::assert_no_failures(&failures, cases.len());
 }
 
 #[tokio::test]

@@ -3,28 +3,26 @@
 //! own, tokens from an identity provider, several processes on one Redis.
 //! Each example's `app` is the one `cargo run --example …` serves.
 
-mod common;
-
 #[allow(dead_code)]
-#[path = "../examples/browser_ticket.rs"]
+#[path = "../../examples/browser_ticket.rs"]
 mod browser_ticket;
 #[allow(dead_code)]
-#[path = "../examples/identity_provider.rs"]
+#[path = "../../examples/identity_provider.rs"]
 mod identity_provider;
 #[allow(dead_code)]
-#[path = "../examples/own_pipeline.rs"]
+#[path = "../../examples/own_pipeline.rs"]
 mod own_pipeline;
 #[allow(dead_code)]
-#[path = "../examples/revoke_and_kick.rs"]
+#[path = "../../examples/revoke_and_kick.rs"]
 mod revoke_and_kick;
 #[allow(dead_code)]
-#[path = "../examples/several_processes.rs"]
+#[path = "../../examples/several_processes.rs"]
 mod several_processes;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Client, close_within, now, serve};
+use crate::common::{Client, close_within, now, serve};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -92,25 +90,28 @@ async fn post(url: String, token: &str) -> (u16, String) {
 /// it.
 #[test]
 fn every_example_is_short_and_listed_in_the_readme() {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let examples = [
-        ("minimal", include_str!("../examples/minimal.rs")),
+        ("minimal", include_str!("../../examples/minimal.rs")),
         (
             "browser_ticket",
-            include_str!("../examples/browser_ticket.rs"),
+            include_str!("../../examples/browser_ticket.rs"),
         ),
         (
             "revoke_and_kick",
-            include_str!("../examples/revoke_and_kick.rs"),
+            include_str!("../../examples/revoke_and_kick.rs"),
         ),
-        ("own_pipeline", include_str!("../examples/own_pipeline.rs")),
+        (
+            "own_pipeline",
+            include_str!("../../examples/own_pipeline.rs"),
+        ),
         (
             "identity_provider",
-            include_str!("../examples/identity_provider.rs"),
+            include_str!("../../examples/identity_provider.rs"),
         ),
         (
             "several_processes",
-            include_str!("../examples/several_processes.rs"),
+            include_str!("../../examples/several_processes.rs"),
         ),
     ];
     for (name, source) in examples {
@@ -208,7 +209,7 @@ async fn own_pipeline_answers_shouting_and_keeps_the_socket_and_the_guard() {
 
 #[tokio::test]
 async fn identity_provider_tokens_open_sockets_and_their_scopes_decide() {
-    use common::idp::{AUDIENCE, CHAT_ADMIN, CHAT_USER, ES256, Idp};
+    use crate::common::idp::{AUDIENCE, CHAT_ADMIN, CHAT_USER, ES256, Idp};
     let Some(idp) = Idp::start().await else {
         return;
     };
@@ -231,7 +232,7 @@ async fn identity_provider_tokens_open_sockets_and_their_scopes_decide() {
 
 #[tokio::test]
 async fn several_processes_share_revocations_and_tickets_through_redis() {
-    let Some(redis) = common::redis::RedisServer::start().await else {
+    let Some(redis) = crate::common::redis::RedisServer::start().await else {
         return;
     };
     let a = serve(several_processes::app(SECRET, &redis.url()).unwrap()).await;
