@@ -23,7 +23,7 @@ from pathlib import Path
 # Files that stand apart from their module, at a rank of their own: a small
 # vocabulary every stage names (audit's event kinds and outcomes are named
 # by the session's decisions, below the audit sink itself).
-SHARED_FILES = {"audit/kind"}
+SHARED_FILES = {"audit/kind", "wiring/settings"}
 
 RANKS = [
     # Below every stage.
@@ -34,15 +34,16 @@ RANKS = [
     {"store", "password", "jwt", "ticket", "dpop"},
     {"audit"},
     {"limit", "authenticate", "oidc", "redis", "sql"},
-    # The settings every stage shares.
-    {"wiring"},
+    # The settings every stage shares (the rest of `wiring` gathers the
+    # hand-wiring kit, above the stages).
+    {"wiring/settings"},
     # The stages, in the order data flows (the earlier layout's names too).
     {"handshake"},
     {"socket"},
     {"pipeline", "message"},
     {"guard"},
     # Above the stages.
-    {"gate", "prelude", "accounts", "refresh_sessions", "serve"},
+    {"gate", "prelude", "accounts", "refresh_sessions", "serve", "wiring"},
 ]
 RANK = {module: rank for rank, modules in enumerate(RANKS) for module in modules}
 

@@ -35,7 +35,7 @@ use crate::store::{
 };
 use crate::ticket::{MAX_TICKET_LIFETIME, Tickets, check_lifetime};
 use crate::token::BoxedVerifier;
-use crate::wiring::Wiring;
+use crate::wiring::settings::Wiring;
 
 /// Builds a [`Gate`]. Start with [`Gate::builder`].
 ///

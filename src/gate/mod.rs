@@ -23,7 +23,7 @@ use crate::socket::{Registry, SocketGate};
 use crate::store::{BoxedRevocationStore, BoxedTicketStore};
 use crate::ticket::{IssuedTicket, Tickets};
 use crate::token::{BoxedVerifier, TokenVerifier};
-use crate::wiring::Wiring;
+use crate::wiring::settings::Wiring;
 
 pub use self::builder::GateBuilder;
 

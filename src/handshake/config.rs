@@ -22,7 +22,7 @@ use crate::principal::Transport;
 use crate::refusal::HandshakeRejection;
 use crate::refusal::RejectionReason;
 use crate::secret::Secret;
-use crate::wiring::Wiring;
+use crate::wiring::settings::Wiring;
 
 /// Default name of the cookie transport's cookie.
 pub const DEFAULT_COOKIE_NAME: &str = "wsgate_token";

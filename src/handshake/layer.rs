@@ -12,7 +12,7 @@ use crate::handshake::service::Handshake;
 use crate::handshake::subprotocol::{strip_proof_prefix, strip_token_prefix};
 use crate::limit::{FailureLimiter, InMemoryFailureLimiter};
 use crate::principal::Transport;
-use crate::wiring::Wiring;
+use crate::wiring::settings::Wiring;
 
 #[cfg(doc)]
 use crate::handshake::SecureTransport;

@@ -15,7 +15,7 @@ use crate::session::{Close, CloseKind, ConnectionId, Session, reason};
 use crate::store::{
     BoxedRevocationStore, Revocation, RevocationStore, StoreNotice, check_revocation,
 };
-use crate::wiring::Wiring;
+use crate::wiring::settings::Wiring;
 use tokio::sync::broadcast;
 
 /// The live connections of this node, with the revocation store and the

@@ -12,7 +12,7 @@ use crate::session::{
 };
 use crate::socket::limits::Limits;
 use crate::socket::registry::Registry;
-use crate::wiring::Wiring;
+use crate::wiring::settings::Wiring;
 
 /// Everything a gated socket enforces: the message pipeline, limits,
 /// timeouts and close codes, and the [`Registry`] it belongs to.

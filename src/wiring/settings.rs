@@ -1,47 +1,6 @@
-//! Wiring the stages by hand: the settings every stage shares, in one
-//! place.
-//!
-//! A [`Gate`](crate::Gate) wires the stages itself, and is the way in for
-//! applications: `Gate::builder(verifier)`, then its layers, its socket
-//! gate and its pipeline. Wire them yourself only when the gate does not
-//! fit (an authenticator of your own without a token verifier, several
-//! socket gates with different registries). The kit:
-//!
-//! | stage | start with | takes |
-//! |---|---|---|
-//! | handshake | [`HandshakeLayer::builder`](crate::handshake::HandshakeLayer::builder) | [`wiring`](crate::handshake::HandshakeLayerBuilder::wiring) |
-//! | registry | [`Registry::new`](crate::socket::Registry::new) | the wiring |
-//! | socket | [`SocketGate::builder`](crate::socket::SocketGate::builder) | [`wiring`](crate::socket::SocketGateBuilder::wiring) |
-//! | pipeline | [`AuditLayer`](crate::pipeline::AuditLayer), [`RefreshLayer`](crate::pipeline::RefreshLayer), [`MessageTokenLayer`](crate::pipeline::MessageTokenLayer), the guards, around [`Deliver`](crate::pipeline::Deliver) | their own settings |
-//!
-//! Build one [`Wiring`] and hand it to each: the trusted proxies, the
-//! clock, the audit, the revocation store, DPoP and forwarded certificates
-//! then agree everywhere, as a gate's do. A gate's own is
-//! [`Gate::wiring`](crate::Gate::wiring), for parts added beside it.
-//!
-//! ```
-//! use std::net::{IpAddr, Ipv4Addr};
-//! use wsgate::authenticate::BearerAuthenticator;
-//! use wsgate::handshake::HandshakeLayer;
-//! use wsgate::jwt::{Algorithm, JwtVerifier, VerificationKey};
-//! use wsgate::socket::{Registry, SocketGate};
-//! use wsgate::Transport;
-//! use wsgate::wiring::Wiring;
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let verifier = JwtVerifier::builder()
-//!     .key(VerificationKey::hmac(b"a-secret-of-at-least-thirty-two-bytes", Algorithm::HS256)?)
-//!     .build()?;
-//! let wiring = Wiring::new().trusted_proxies([IpAddr::V4(Ipv4Addr::LOCALHOST)]);
-//! let layer = HandshakeLayer::builder(BearerAuthenticator::new(verifier))
-//!     .transports([Transport::Bearer])
-//!     .wiring(&wiring)
-//!     .build()?;
-//! let sockets = SocketGate::builder(Registry::new(&wiring)).wiring(&wiring).build();
-//! # let _ = (layer, sockets);
-//! # Ok(())
-//! # }
-//! ```
+//! The settings every stage shares. Below the stages (the layering rule
+//! lists this file on its own): the handshake and the socket stage take
+//! it; the rest of `wiring` gathers the kit above them.
 
 use std::net::IpAddr;
 use std::sync::Arc;

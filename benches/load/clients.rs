@@ -1,0 +1,82 @@
+//! The clients: connections from one or many loopback sources.
+
+use super::*;
+
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Result<Client, String> {
+    connect_from(None, addr, path, headers).await
+}
+
+/// The clients' WebSocket settings: a 4 KiB read buffer instead of
+/// tungstenite's 128 KiB, which it zeroes before every read. The client is
+/// not what is measured; the less it costs, the more surely the server is
+/// what limits a round.
+pub(crate) fn client_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4 * 1024)
+}
+
+/// Connects from `source` (a loopback address: one source address has
+/// only about 28 000 ports, so 50 000 connections use several).
+pub(crate) async fn connect_from(
+    source: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Result<Client, String> {
+    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    let socket = tokio::net::TcpSocket::new_v4().map_err(|error| error.to_string())?;
+    if let Some(source) = source {
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .map_err(|error| error.to_string())?;
+    }
+    let stream = socket
+        .connect(addr)
+        .await
+        .map_err(|error| error.to_string())?;
+    let _ = stream.set_nodelay(true);
+    tokio_tungstenite::client_async_with_config(
+        request,
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+        Some(client_config()),
+    )
+    .await
+    .map(|(client, _)| client)
+    .map_err(|error| error.to_string())
+}
+
+/// Opens `count` connections, 64 handshakes at a time.
+pub(crate) async fn connect_many(
+    count: usize,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&'static str, String)],
+) -> Vec<Client> {
+    futures_util::stream::iter(0..count)
+        .map(|index| {
+            let (path, headers) = (path.to_owned(), headers.to_vec());
+            // 20 000 connections per source address, from 127.0.0.2 up.
+            let source = std::net::Ipv4Addr::new(127, 0, 0, 2 + (index / 20_000) as u8);
+            async move {
+                connect_from(Some(source.into()), addr, &path, &headers)
+                    .await
+                    .unwrap()
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await
+}
+
+pub(crate) fn bearer(token: &str) -> Vec<(&'static str, String)> {
+    vec![("authorization", format!("Bearer {token}"))]
+}

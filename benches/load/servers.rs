@@ -1,0 +1,226 @@
+//! The servers: bare axum, and wsgate's gated echo.
+
+use super::*;
+
+pub(crate) async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+/// Bare axum: echo text frames, counting live sockets.
+pub(crate) fn bare_router(live: Arc<AtomicUsize>) -> Router {
+    bare_router_with(live, None)
+}
+
+/// Bare axum with `read_buffer` (axum's default, 128 KiB, when `None`).
+pub(crate) fn bare_router_with(live: Arc<AtomicUsize>, read_buffer: Option<usize>) -> Router {
+    Router::new().route(
+        "/ws",
+        get(move |ws: WebSocketUpgrade| {
+            let live = live.clone();
+            let ws = match read_buffer {
+                Some(bytes) => ws.read_buffer_size(bytes),
+                None => ws,
+            };
+            async move {
+                ws.on_upgrade(move |mut socket| async move {
+                    live.fetch_add(1, Ordering::SeqCst);
+                    while let Some(Ok(message)) = socket.recv().await {
+                        if let Message::Text(_) = message
+                            && socket.send(message).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                    live.fetch_sub(1, Ordering::SeqCst);
+                })
+            }
+        }),
+    )
+}
+
+pub(crate) async fn gated_echo(State(gate): State<SocketGate>, upgrade: GatedUpgrade) -> Response {
+    upgrade.on_upgrade(&gate, echo)
+}
+
+/// Echoes every delivered message.
+pub(crate) async fn echo(mut socket: GatedSocket) {
+    while let Some(inbound) = socket.recv().await {
+        if socket.send(inbound.into_message()).await.is_err() {
+            break;
+        }
+    }
+}
+
+pub(crate) async fn deferred_echo(
+    State(gate): State<SocketGate>,
+    upgrade: DeferredUpgrade,
+) -> Response {
+    upgrade.on_upgrade(&gate, echo)
+}
+
+pub(crate) struct Gated {
+    pub(crate) addr: SocketAddr,
+    pub(crate) registry: Registry,
+    pub(crate) gate: Gate,
+    pub(crate) hs256: JwtIssuer,
+}
+
+impl Gated {
+    pub(crate) fn token(&self, issuer: &JwtIssuer, subject: &str) -> String {
+        issue(issuer, subject)
+    }
+}
+
+/// A token of `issuer` for `subject` with the role `user`.
+pub(crate) fn issue(issuer: &JwtIssuer, subject: &str) -> String {
+    let principal = Principal::new(subject, AuthMethod::Password).with_roles(["user"]);
+    issuer
+        .issue_token(&principal)
+        .unwrap()
+        .token()
+        .expose()
+        .to_owned()
+}
+
+pub(crate) fn route<A: Authenticator, L: wsgate::limit::FailureLimiter>(
+    path: &str,
+    gate: SocketGate,
+    handshake: HandshakeLayer<A, L>,
+) -> Router {
+    Router::new()
+        .route(path, get(gated_echo))
+        .route_layer(handshake)
+        .with_state(gate)
+}
+
+/// A key of the fixtures, built into the binary (it runs anywhere).
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
+    wsgate_testkit::fixtures::jwt(name).to_vec()
+}
+
+/// One gated server with a route per variant: `/ws` (HS256, token cache),
+/// `/ws/uncached` (HS256, no token cache), `/ws/es256`, `/ws/ticket`,
+/// `/ws/basic` (Basic with argon2id, or Bearer).
+pub(crate) async fn gated_server() -> Gated {
+    gated_server_with(None).await
+}
+
+/// The gated server, with its revocations and tickets in Redis when
+/// `redis` is given.
+pub(crate) async fn gated_server_with(redis: Option<&wsgate::redis::RedisStores>) -> Gated {
+    let (hs_signing, hs_verification) = KeyPair::hmac(&[42; 32], Algorithm::HS256)
+        .unwrap()
+        .into_parts();
+    let (_, es_verification) = es256_keys();
+    let hs_verifier = JwtVerifier::builder().key(hs_verification).build().unwrap();
+    let es_verifier = JwtVerifier::builder().key(es_verification).build().unwrap();
+
+    // The audit sees every decision; allowed messages are not recorded one
+    // by one (the default), so the sink only counts what would be written.
+    let recorded = Arc::new(AtomicU64::new(0));
+    let auditor = Auditor::new(move |_: &AuditEvent| {
+        recorded.fetch_add(1, Ordering::Relaxed);
+    });
+    // One account per concurrent handshake of a storm: the lockout caps
+    // attempts in flight per account, as it should for guesses.
+    let users = InMemoryCredentialStore::new();
+    for account in 0..STORM_HANDSHAKES {
+        users
+            .add_user(&format!("bench{account}"), PASSWORD, ["user"])
+            .unwrap();
+    }
+    // The gate as the README builds it, with per-message tokens on: every
+    // message passes audit, refresh, the token check and the role guard.
+    let mut builder = Gate::builder(hs_verifier.clone());
+    if let Some(redis) = redis {
+        builder = builder
+            .revocations(redis.revocations())
+            .tickets(redis.tickets());
+    }
+    let gate = builder
+        .audit(auditor.clone())
+        .passwords(BasicAuthenticator::new(
+            users,
+            PasswordVerifier::new().unwrap(),
+        ))
+        .message_tokens(true)
+        .policy(RolePolicy::by_type().otherwise(Requirement::any_role(["user"])))
+        .build()
+        .unwrap();
+    let uncached = gate.sockets_with(
+        ServiceBuilder::new()
+            .layer(gate.audit_layer())
+            .layer(gate.refresh_layer())
+            .layer(gate.message_token_layer().cache_capacity(0))
+            .layer(RoleGuardLayer::new(
+                RolePolicy::by_type().otherwise(Requirement::any_role(["user"])),
+            ))
+            .service(Deliver),
+    );
+    let transports = |transports: &[Transport]| {
+        gate.handshake()
+            .transports(transports.iter().copied())
+            .allowed_origins([ORIGIN])
+            .unwrap()
+            .build()
+            .unwrap()
+    };
+    // ES256 tokens at the handshake: a layer of its own over the gate's
+    // wiring (revocations, audit).
+    let es256_handshake = HandshakeLayer::builder(BearerAuthenticator::new(es_verifier))
+        .transports([Transport::Bearer])
+        .wiring(gate.wiring())
+        .build()
+        .unwrap();
+    let sockets = gate.sockets().clone();
+    let router = route("/ws", sockets.clone(), transports(&[Transport::Bearer]))
+        .merge(route(
+            "/ws/uncached",
+            uncached,
+            transports(&[Transport::Bearer]),
+        ))
+        .merge(route("/ws/es256", sockets.clone(), es256_handshake))
+        .merge(route(
+            "/ws/ticket",
+            sockets.clone(),
+            transports(&[Transport::Ticket]),
+        ))
+        .merge(route(
+            "/ws/basic",
+            sockets.clone(),
+            transports(&[Transport::Bearer, Transport::Basic]),
+        ))
+        // The soak's routes: every transport on one, and a first-message one.
+        .merge(route(
+            "/ws/any",
+            sockets.clone(),
+            gate.handshake()
+                .transports([
+                    Transport::Bearer,
+                    Transport::Subprotocol,
+                    Transport::Cookie,
+                    Transport::Ticket,
+                ])
+                .application_protocols(["bench.v1"])
+                .unwrap()
+                .allowed_origins([ORIGIN])
+                .unwrap()
+                .build()
+                .unwrap(),
+        ))
+        .merge(
+            Router::new()
+                .route("/ws/deferred", get(deferred_echo))
+                .with_state(sockets),
+        );
+    let registry = gate.registry().clone();
+    Gated {
+        addr: serve(router).await,
+        registry,
+        gate,
+        hs256: JwtIssuer::builder(hs_signing).build(),
+    }
+}
