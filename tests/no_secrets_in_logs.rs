@@ -5,7 +5,7 @@
 //! audit sink on (the `tracing` sink and a JSON-lines file), then checks
 //! that no token, password, ticket or key reached either.
 
-#[path = "common/catalogue.rs"]
+#[path = "common/catalogue/mod.rs"]
 mod catalogue;
 mod common;
 

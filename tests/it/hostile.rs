@@ -1,4 +1,4 @@
-//! Runs the hostile-input catalogue (`tests/common/catalogue.rs`) against
+//! Runs the hostile-input catalogue (`tests/common/catalogue/`) against
 //! one server, case after case. For every case it checks:
 //!
 //! - the exact outcome: status and body, close code and reason, or reply;
@@ -9,7 +9,7 @@
 //!
 //! Failures are collected and reported together, by case name.
 
-#[path = "../common/catalogue.rs"]
+#[path = "../common/catalogue/mod.rs"]
 mod catalogue;
 
 use std::collections::HashSet;
