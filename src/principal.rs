@@ -217,7 +217,7 @@ impl Principal {
 
     /// Records the transport the credentials came by; the handshake layer
     /// calls this.
-    pub fn with_transport(mut self, transport: Transport) -> Self {
+    pub(crate) fn with_transport(mut self, transport: Transport) -> Self {
         self.transport = Some(transport);
         self
     }
@@ -314,11 +314,6 @@ impl Principal {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|held| held == scope)
     }
-
-    /// Whether the credential has expired at `now`.
-    pub fn is_expired_at(&self, now: SystemTime) -> bool {
-        self.expires_at.is_some_and(|expires_at| expires_at <= now)
-    }
 }
 
 #[cfg(test)]
@@ -337,8 +332,7 @@ mod tests {
         assert!(principal.has_role("user"));
         assert!(!principal.has_role("admin"));
         assert!(principal.has_scope("chat:read"));
-        assert!(!principal.is_expired_at(now));
-        assert!(principal.is_expired_at(now + Duration::from_secs(1)));
+        assert_eq!(principal.expires_at(), Some(now + Duration::from_secs(1)));
         assert_eq!(principal.transport(), None);
     }
 

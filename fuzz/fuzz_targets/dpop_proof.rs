@@ -17,6 +17,7 @@ use futures_util::FutureExt as _;
 use libfuzzer_sys::fuzz_target;
 use wsgate::Clock;
 use wsgate::dpop::{DpopVerifier, ProofRequest, TargetUrl};
+use wsgate_testkit::dpop::ClientKey;
 
 /// The seeds' `iat`.
 const NOW: u64 = 1_800_000_000;
@@ -44,34 +45,18 @@ fn reference_thumbprint(proof: &str) -> String {
         .unwrap()
 }
 
-/// The fuzzer's own client key: its signing key and its public `jwk`.
-fn client_key() -> &'static (jsonwebtoken::EncodingKey, serde_json::Value) {
-    static KEY: OnceLock<(jsonwebtoken::EncodingKey, serde_json::Value)> = OnceLock::new();
-    KEY.get_or_init(|| {
-        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let key = jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref());
-        let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::ES256)
-            .unwrap();
-        let jwk = serde_json::to_value(jwk).unwrap();
-        let public = serde_json::json!({"kty": "EC", "crv": "P-256", "x": jwk["x"], "y": jwk["y"]});
-        (key, public)
-    })
+/// The fuzzer's own client key: the test kit's DPoP client, as the tests
+/// sign their proofs.
+fn client_key() -> &'static ClientKey {
+    static KEY: OnceLock<ClientKey> = OnceLock::new();
+    KEY.get_or_init(ClientKey::es256)
 }
 
 /// `claims` (any bytes) as the payload of a proof signed by the fuzzer's
 /// key.
 fn signed_proof(claims: &[u8]) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let (key, jwk) = client_key();
-    let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
-    let signed = format!("{}.{}", b64.encode(header.to_string()), b64.encode(claims));
-    let signature =
-        jsonwebtoken::crypto::sign(signed.as_bytes(), key, jsonwebtoken::Algorithm::ES256)
-            .unwrap();
-    format!("{signed}.{signature}")
+    let key = client_key();
+    key.sign_payload(&key.header(), claims)
 }
 
 fuzz_target!(|data: &[u8]| {

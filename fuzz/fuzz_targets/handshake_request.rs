@@ -74,7 +74,7 @@ fuzz_target!(|data: &[u8]| {
             .application_protocols(["chat.v1"])
             .unwrap()
             .wiring(
-                &Wiring::new()
+                &Wiring::default()
                     .trusted_proxies(["127.0.0.1".parse().unwrap()])
                     .forwarded_certificates(ForwardedCertificates::new(
                         ForwardedCertificateHeader::EnvoyXfcc,

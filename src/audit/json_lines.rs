@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::audit::{AuditEvent, AuditSink};
 
 /// Events a [`JsonLinesAudit`] holds for its writer by default.
-pub const DEFAULT_AUDIT_QUEUE: usize = 100_000;
+pub(crate) const DEFAULT_AUDIT_QUEUE: usize = 100_000;
 
 enum Command {
     Line(String),
@@ -39,7 +39,8 @@ pub struct JsonLinesAudit {
 }
 
 impl JsonLinesAudit {
-    /// Opens (or creates) `path` for appending.
+    /// Opens (or creates) `path` for appending, holding at most 100 000
+    /// events for the writer.
     ///
     /// # Errors
     ///

@@ -51,7 +51,8 @@ use crate::principal::{Principal, Transport};
 use crate::session::{Close, ConnectionId, Decision, Session};
 use crate::store::Revocation;
 
-pub use self::json_lines::{DEFAULT_AUDIT_QUEUE, JsonLinesAudit};
+pub use self::json_lines::JsonLinesAudit;
+
 pub(crate) mod kind;
 
 pub use self::kind::{EventKind, Outcome};

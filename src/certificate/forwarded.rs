@@ -11,7 +11,7 @@ use crate::certificate::ClientCertificates;
 
 /// Longest forwarded-certificate header read: a chain of a few
 /// certificates, URL-encoded, fits with room to spare.
-pub const MAX_FORWARDED_CERTIFICATE_BYTES: usize = 32 * 1024;
+pub(crate) const MAX_FORWARDED_CERTIFICATE_BYTES: usize = 32 * 1024;
 
 /// Most certificates taken from one forwarded chain.
 const MAX_CHAIN: usize = 8;

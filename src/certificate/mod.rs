@@ -38,9 +38,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest as _, Sha256};
 
 pub(crate) use self::forwarded::ForwardedError;
-pub use self::forwarded::{
-    ForwardedCertificateHeader, ForwardedCertificates, MAX_FORWARDED_CERTIFICATE_BYTES,
-};
+pub use self::forwarded::{ForwardedCertificateHeader, ForwardedCertificates};
 #[cfg(feature = "tls")]
 pub use self::trust::{ClientCertificates, ClientCertificatesBuilder};
 

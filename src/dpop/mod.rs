@@ -42,8 +42,9 @@ use crate::error::{ConfigError, DpopError, Error, TokenError};
 use crate::principal::Principal;
 use crate::store::{InMemoryProofReplayStore, ProofId, ProofReplayStore};
 
-pub use self::nonce::{DEFAULT_NONCE_PERIOD, DpopNonces};
-pub use self::proof::{CheckedProof, MAX_JTI_BYTES, MAX_PROOF_BYTES, ProofRequest};
+pub use self::nonce::DpopNonces;
+
+pub use self::proof::{CheckedProof, ProofRequest};
 pub use self::target::TargetUrl;
 
 /// Whether a gate takes DPoP-bound tokens, and whether it takes anything
@@ -63,10 +64,10 @@ pub enum DpopMode {
 }
 
 /// How old a proof may be: 60 s.
-pub const DEFAULT_MAX_PROOF_AGE: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_MAX_PROOF_AGE: Duration = Duration::from_secs(60);
 
 /// How far ahead of the server's clock a proof may be dated: 5 s.
-pub const MAX_PROOF_AHEAD: Duration = Duration::from_secs(5);
+pub(crate) const MAX_PROOF_AHEAD: Duration = Duration::from_secs(5);
 
 /// Checks DPoP proofs. Cheap to clone; clones share the replay store.
 #[derive(Clone)]

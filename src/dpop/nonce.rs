@@ -19,7 +19,7 @@ use crate::error::ConfigError;
 
 /// How long a nonce is handed out before the next one: 5 minutes. Each
 /// is accepted for up to twice that.
-pub const DEFAULT_NONCE_PERIOD: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_NONCE_PERIOD: Duration = Duration::from_secs(300);
 
 /// The shortest secret accepted: 32 bytes, as for HS256 keys.
 const MIN_SECRET_BYTES: usize = 32;

@@ -21,10 +21,10 @@ use crate::error::DpopError;
 use crate::jwt::{decode_segment, media_type_matches, numeric_date_of, split_compact};
 
 /// The most a proof may weigh.
-pub const MAX_PROOF_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_PROOF_BYTES: usize = 8 * 1024;
 
 /// The longest `jti` a proof may carry.
-pub const MAX_JTI_BYTES: usize = 128;
+pub(crate) const MAX_JTI_BYTES: usize = 128;
 
 /// What a proof is checked against: the request it came with.
 #[derive(Debug, Clone, Copy)]

@@ -422,7 +422,7 @@ async fn every_defect_of_a_proof_is_refused() {
         ("not a JWS", "not.a-proof".to_owned(), DpopError::Malformed),
         (
             "over 8 KiB",
-            format!("{good}{}", "A".repeat(MAX_PROOF_BYTES)),
+            format!("{good}{}", "A".repeat(super::proof::MAX_PROOF_BYTES)),
             DpopError::TooLarge,
         ),
     ];

@@ -413,7 +413,6 @@ where
                 passwords: parts.passwords,
                 tickets,
                 limiter,
-                auditor,
                 sockets,
                 handshake,
                 audit,

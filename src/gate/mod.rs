@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use tower_service::Service;
 
-use crate::audit::Auditor;
 use crate::authenticate::{Authenticator, BearerAuthenticator, BoxedAuthenticator, Credential};
 use crate::dpop::{DpopMode, DpopVerifier};
 use crate::error::{Error, ErrorKind};
@@ -106,7 +105,6 @@ struct Shared {
     passwords: Option<BoxedAuthenticator>,
     tickets: Tickets<BoxedTicketStore>,
     limiter: BoxedFailureLimiter,
-    auditor: Auditor,
     sockets: SocketGate,
     /// What every socket route's handshake layer starts from: trusted
     /// proxies, revocations, DPoP, forwarded certificates, the limit of
@@ -199,11 +197,6 @@ impl Gate {
         self.shared.sockets.registry()
     }
 
-    /// The audit sink every stage records to.
-    pub fn auditor(&self) -> &Auditor {
-        &self.shared.auditor
-    }
-
     /// The token verifier.
     pub fn verifier(&self) -> &BoxedVerifier {
         &self.shared.verifier
@@ -226,11 +219,6 @@ impl Gate {
     /// [`HandshakeLayer`] of its own): see [`crate::wiring`].
     pub fn wiring(&self) -> &Wiring {
         &self.shared.handshake.wiring
-    }
-
-    /// The reverse proxies trusted to name the client.
-    pub fn trusted_proxies(&self) -> &[IpAddr] {
-        &self.shared.handshake.wiring.trusted_proxies
     }
 
     /// Issues a single-use ticket that redeems to `principal` (at a

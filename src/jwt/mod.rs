@@ -59,7 +59,9 @@ pub use jsonwebtoken::jwk::Jwk;
 
 pub use self::issuer::{DEFAULT_TOKEN_LIFETIME, JwtIssuer, JwtIssuerBuilder};
 pub use self::key::{KeyPair, SigningKey, VerificationKey};
-pub use self::verifier::{DEFAULT_MAX_TOKEN_BYTES, JwtVerifier, JwtVerifierBuilder, MAX_LEEWAY};
+#[cfg(feature = "oidc")]
+pub(crate) use self::verifier::DEFAULT_MAX_TOKEN_BYTES;
+pub use self::verifier::{JwtVerifier, JwtVerifierBuilder, MAX_LEEWAY};
 pub(crate) use self::verifier::{
     decode_segment, media_type_matches, numeric_date_of, split_compact,
 };

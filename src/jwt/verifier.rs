@@ -20,7 +20,7 @@ use crate::token::TokenVerifier;
 pub const MAX_LEEWAY: Duration = Duration::from_secs(30);
 
 /// Default cap on the length of a token, in bytes.
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+pub(crate) const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// Claims that have a field of their own in [`Principal`] or are checked
 /// here; the rest go to [`Principal::claims`].

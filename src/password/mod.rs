@@ -32,10 +32,10 @@ mod policy;
 pub use self::policy::{PasswordPolicy, PasswordRule};
 
 /// Default number of hashes that may wait for a slot.
-pub const DEFAULT_QUEUE: usize = 64;
+pub(crate) const DEFAULT_QUEUE: usize = 64;
 
 /// Default cap on a password's length, in bytes.
-pub const DEFAULT_MAX_PASSWORD_BYTES: usize = 1024;
+pub(crate) const DEFAULT_MAX_PASSWORD_BYTES: usize = 1024;
 
 /// Hashes and verifies passwords as PHC strings.
 ///

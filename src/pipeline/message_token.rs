@@ -23,7 +23,7 @@ use crate::store::{RevocationStore, check_revocation, check_revocation_now};
 use crate::token::TokenVerifier;
 
 /// Default number of verified tokens remembered.
-pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+pub(crate) const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
 /// Requires every message to carry a valid token of the session's subject.
 ///

@@ -95,6 +95,6 @@ pub use self::guard::{
     Access, AsyncPolicy, AsyncRoleGuard, AsyncRoleGuardLayer, OnDeny, Policy, Requirement,
     RoleGuard, RoleGuardLayer, RolePolicy,
 };
-pub use self::message_token::{DEFAULT_CACHE_CAPACITY, MessageToken, MessageTokenLayer};
+pub use self::message_token::{MessageToken, MessageTokenLayer};
 pub use self::refresh::{Refresh, RefreshLayer};
 pub use self::token_extractor::{JsonField, TokenExtractor};

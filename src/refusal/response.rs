@@ -45,7 +45,7 @@ pub struct HandshakeRejection {
 
 impl HandshakeRejection {
     /// A refusal for `reason`, in realm `wsgate`.
-    pub fn new(reason: RejectionReason) -> Self {
+    pub(crate) fn new(reason: RejectionReason) -> Self {
         Self {
             reason,
             realm: "wsgate",
@@ -76,7 +76,7 @@ impl HandshakeRejection {
     }
 
     /// Sets `Retry-After` (rounded up to whole seconds, at least 1).
-    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+    pub(crate) fn with_retry_after(mut self, retry_after: Duration) -> Self {
         self.retry_after = Some(retry_after);
         self
     }

@@ -152,7 +152,6 @@ mod tests {
         let sender = GatedSender { outbound };
         sender.try_send(Message::text("first")).unwrap();
         let full = sender.try_send(Message::text("second")).unwrap_err();
-        assert!(!full.is_closed());
         assert_eq!(full.to_string(), "outbound queue full");
         assert_eq!(full.into_inner(), Message::text("second"));
         assert!(!sender.is_closed());
@@ -160,6 +159,5 @@ mod tests {
         drop(receiver);
         let closed = sender.try_send(Message::text("third")).unwrap_err();
         assert_eq!(closed, TrySendError::Closed(Message::text("third")));
-        assert!(closed.is_closed());
     }
 }

@@ -169,11 +169,6 @@ impl<T> TrySendError<T> {
             Self::Full(message) | Self::Closed(message) => message,
         }
     }
-
-    /// Whether the connection has ended (rather than being slow).
-    pub fn is_closed(&self) -> bool {
-        matches!(self, Self::Closed(_))
-    }
 }
 
 impl<T> std::fmt::Display for TrySendError<T> {

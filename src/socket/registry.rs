@@ -59,12 +59,6 @@ pub struct ConnectionInfo {
 }
 
 impl Registry {
-    /// A registry with an [`InMemoryRevocationStore`](crate::store::InMemoryRevocationStore) and the `tracing`
-    /// audit sink.
-    pub fn in_memory() -> Self {
-        Self::new(&Wiring::default())
-    }
-
     /// A registry over the wiring's revocation store, recording to its
     /// audit.
     ///
@@ -136,7 +130,7 @@ impl Registry {
     }
 
     /// The audit sink.
-    pub fn auditor(&self) -> &Auditor {
+    pub(crate) fn auditor(&self) -> &Auditor {
         &self.inner.auditor
     }
 

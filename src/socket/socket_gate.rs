@@ -71,11 +71,6 @@ impl SocketGate {
         &self.config.registry
     }
 
-    /// The limits the gate's sockets enforce.
-    pub fn limits(&self) -> &Limits {
-        &self.config.limits
-    }
-
     /// This gate with another message pipeline: same registry, limits and
     /// close codes.
     pub fn with_pipeline<P>(&self, pipeline: P) -> SocketGate

@@ -35,7 +35,7 @@
 //! let verifier = JwtVerifier::builder()
 //!     .key(VerificationKey::hmac(b"a-secret-of-at-least-thirty-two-bytes", Algorithm::HS256)?)
 //!     .build()?;
-//! let wiring = Wiring::new().trusted_proxies([IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+//! let wiring = Wiring::default().trusted_proxies([IpAddr::V4(Ipv4Addr::LOCALHOST)]);
 //! let layer = HandshakeLayer::builder(BearerAuthenticator::new(verifier))
 //!     .transports([Transport::Bearer])
 //!     .wiring(&wiring)

@@ -47,11 +47,6 @@ impl Default for Wiring {
 }
 
 impl Wiring {
-    /// The defaults.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` name the
     /// client, for every stage: the failure limiter, the caps on
     /// unauthenticated sockets, secure-transport checks, DPoP's URL and

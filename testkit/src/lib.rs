@@ -6,14 +6,25 @@
 //! A server that cannot run here makes the test say so and skip
 //! ([`servers::missing`]), unless `WSGATE_TEST_REQUIRE_SERVERS=1` (CI),
 //! where it fails.
+//!
+//! Without its default feature `servers` it is the keys, DPoP client keys
+//! and the secrets registry alone: what the fuzz targets take, without a
+//! runtime or an HTTP client in their builds.
 
-pub mod clients;
 pub mod dpop;
 pub mod fixtures;
+
+#[cfg(feature = "servers")]
+pub mod clients;
+#[cfg(feature = "servers")]
 pub mod idp;
+#[cfg(feature = "servers")]
 pub mod pki;
+#[cfg(feature = "servers")]
 pub mod postgres;
+#[cfg(feature = "servers")]
 pub mod redis;
+#[cfg(feature = "servers")]
 pub mod servers;
 
 /// Now, in Unix seconds.

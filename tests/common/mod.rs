@@ -276,7 +276,7 @@ impl Server {
             .unwrap()
             .application_protocols(["chat.v1"])
             .unwrap()
-            .wiring(&wsgate::wiring::Wiring::new().rejection_response(respond))
+            .wiring(&wsgate::wiring::Wiring::default().rejection_response(respond))
             .build()
             .unwrap();
         let addr = serve(Router::new().route("/ws", get(welcome)).route_layer(gate)).await;

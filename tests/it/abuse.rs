@@ -38,7 +38,7 @@ async fn basic_server<H: wsgate::password::PasswordHasher>(
         .application_protocols(["chat.v1"])
         .unwrap()
         .failure_limiter(limiter)
-        .wiring(&Wiring::new().trusted_proxies(["127.0.0.1".parse().unwrap()]))
+        .wiring(&Wiring::default().trusted_proxies(["127.0.0.1".parse().unwrap()]))
         .build()
         .unwrap();
     serve(Router::new().route("/ws", get(welcome)).route_layer(gate)).await
@@ -334,7 +334,7 @@ async fn secure_only_server(
     let gate = HandshakeLayer::builder(BearerAuthenticator::new(keys.verifier()))
         .transports([Transport::Bearer])
         .require_secure_transport(true)
-        .wiring(&Wiring::new().trusted_proxies(trusted.iter().copied()))
+        .wiring(&Wiring::default().trusted_proxies(trusted.iter().copied()))
         .build()
         .unwrap();
     let router = Router::new().route("/ws", get(welcome)).route_layer(gate);

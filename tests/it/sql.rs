@@ -60,7 +60,7 @@ async fn accounts(store: &SqlCredentialStore) -> Accounts<SqlCredentialStore> {
         store.clone(),
         cheap(),
         PasswordPolicy::default(),
-        wsgate::socket::Registry::in_memory(),
+        wsgate::socket::Registry::new(&wsgate::wiring::Wiring::default()),
     )
 }
 
@@ -139,7 +139,7 @@ async fn a_sqlite_file_survives_a_restart_and_holds_no_plaintext() {
             store.clone(),
             PasswordVerifier::new().unwrap(),
             PasswordPolicy::default(),
-            wsgate::socket::Registry::in_memory(),
+            wsgate::socket::Registry::new(&wsgate::wiring::Wiring::default()),
         );
         accounts
             .create("bob", &Secret::new("amber-Quarry-81-glacier"), vec![])
