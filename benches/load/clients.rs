@@ -26,18 +26,58 @@ pub(crate) async fn connect_from(
     path: &str,
     headers: &[(&str, String)],
 ) -> Result<Client, String> {
+    let socket = tokio::net::TcpSocket::new_v4().map_err(|error| error.to_string())?;
+    if let Some(source) = source {
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .map_err(|error| error.to_string())?;
+    }
+    open(socket, addr, path, headers).await
+}
+
+/// How many loopback source addresses the connect-and-drop clients take
+/// turns on: 127.0.0.2 and up.
+const DROPPING_SOURCES: u32 = 64;
+
+/// Connects for a client that will drop the connection at once (the
+/// handshake parts): each from the next of [`DROPPING_SOURCES`] loopback
+/// addresses, with `SO_LINGER` 0, so a drop resets the connection and
+/// leaves no port in `TIME_WAIT`. At thousands of handshakes a second, a
+/// single source address's 28 000 ports would sit in `TIME_WAIT` within
+/// seconds, and the client's `connect` (not the server) would set the
+/// rate.
+pub(crate) async fn connect_to_drop(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Result<Client, String> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let turn = NEXT.fetch_add(1, Ordering::Relaxed) % u64::from(DROPPING_SOURCES);
+    let source =
+        std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(127, 0, 0, 2)) + turn as u32);
+    let socket = tokio::net::TcpSocket::new_v4().map_err(|error| error.to_string())?;
+    socket
+        .bind(SocketAddr::new(source.into(), 0))
+        .map_err(|error| error.to_string())?;
+    socket
+        .set_zero_linger()
+        .map_err(|error| error.to_string())?;
+    open(socket, addr, path, headers).await
+}
+
+/// The WebSocket handshake over `socket`, connected to `addr`.
+async fn open(
+    socket: tokio::net::TcpSocket,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Result<Client, String> {
     let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
     for (name, value) in headers {
         request.headers_mut().insert(
             http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
             value.parse().unwrap(),
         );
-    }
-    let socket = tokio::net::TcpSocket::new_v4().map_err(|error| error.to_string())?;
-    if let Some(source) = source {
-        socket
-            .bind(SocketAddr::new(source, 0))
-            .map_err(|error| error.to_string())?;
     }
     let stream = socket
         .connect(addr)

@@ -21,7 +21,7 @@ pub(crate) async fn handshake_latencies(
                 let mut latencies = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
-                    if connect(addr, path, &headers).await.is_ok() {
+                    if connect_to_drop(addr, path, &headers).await.is_ok() {
                         latencies.push(started.elapsed());
                     }
                 }

@@ -199,7 +199,7 @@ where
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let (path, headers) = credentials();
-                    if let Ok(client) = connect(addr, &path, &headers).await {
+                    if let Ok(client) = connect_to_drop(addr, &path, &headers).await {
                         count.fetch_add(1, Ordering::Relaxed);
                         drop(client);
                     }
