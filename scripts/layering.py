@@ -23,12 +23,14 @@ from pathlib import Path
 # Files that stand apart from their module, at a rank of their own: a small
 # vocabulary every stage names (audit's event kinds and outcomes are named
 # by the session's decisions, below the audit sink itself).
-SHARED_FILES = {"audit/kind", "wiring/settings"}
+SHARED_FILES = {"audit/kind", "pipeline/deliver", "wiring/settings"}
 
 RANKS = [
     # Below every stage.
     {"audit/kind", "lib", "error", "secret", "clock", "hex", "random", "recheck", "principal", "token", "boxed", "claims", "confirmation", "certificate"},
     {"session"},
+    # The pipeline's innermost service: a socket gate's default pipeline.
+    {"pipeline/deliver"},
     {"refusal"},
     # The parts.
     {"store", "password", "jwt", "ticket", "dpop"},

@@ -383,11 +383,7 @@ where
         let socket_limit = parts
             .max_sockets_per_subject
             .map(|max| SocketLimit::new(parts.socket_leases, max, parts.at_socket_limit));
-        let handshake = HandshakeSettings {
-            sockets: socket_limit,
-            wiring,
-            ..HandshakeSettings::default()
-        };
+        let handshake = HandshakeSettings::new(wiring, socket_limit);
         let sockets = SocketGate::builder(registry.clone())
             .pipeline(pipeline)
             .limits(parts.limits)

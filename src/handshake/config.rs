@@ -54,8 +54,12 @@ pub(crate) struct Settings {
     pub(crate) wiring: Wiring,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
+impl Settings {
+    /// A layer's defaults over `wiring`, and at most `sockets` a subject:
+    /// transports Bearer, subprotocol and ticket; cookie `wsgate_token`;
+    /// realm `wsgate`; no Origin allowlist, application protocols or query
+    /// tokens.
+    pub(crate) fn new(wiring: Wiring, sockets: Option<SocketLimit>) -> Self {
         Self {
             require_secure_transport: false,
             transports: vec![Transport::Bearer, Transport::Subprotocol, Transport::Ticket],
@@ -64,9 +68,15 @@ impl Default for Settings {
             cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
             query_token_parameter: None,
             realm: "wsgate",
-            sockets: None,
-            wiring: Wiring::default(),
+            sockets,
+            wiring,
         }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self::new(Wiring::default(), None)
     }
 }
 

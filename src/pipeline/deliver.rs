@@ -1,4 +1,6 @@
-//! The innermost service of every pipeline.
+//! The innermost service of every pipeline. A socket gate's pipeline
+//! until it is given one, so it stands below the socket stage (the
+//! layering rule lists this file on its own).
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};

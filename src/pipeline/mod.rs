@@ -81,7 +81,7 @@
 //! ```
 
 mod audit;
-mod deliver;
+pub(crate) mod deliver;
 mod future;
 mod guard;
 mod message_token;

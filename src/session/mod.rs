@@ -42,5 +42,5 @@ pub(crate) use self::connection::KeptPrincipal;
 pub use self::connection::{ConnectionId, Session};
 pub use self::inbound::Inbound;
 pub(crate) use self::verdict::BoxedVerdict;
+pub(crate) use self::verdict::boxed_pipeline;
 pub use self::verdict::{BoxedPipeline, Decision, Verdict};
-pub(crate) use self::verdict::{boxed_pipeline, delivering_pipeline};

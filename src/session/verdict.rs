@@ -31,15 +31,6 @@ where
     clone_as(&pipeline).unwrap_or_else(|| BoxedPipeline::new(pipeline))
 }
 
-/// A pipeline that delivers every message: a socket gate's until it is
-/// given one ([`Deliver`](crate::pipeline::Deliver) is the service to
-/// build pipelines around).
-pub(crate) fn delivering_pipeline() -> BoxedPipeline {
-    BoxedPipeline::new(tower::service_fn(|inbound| {
-        std::future::ready(Ok(Verdict::Deliver(inbound)))
-    }))
-}
-
 /// What the pipeline decided about a message.
 #[derive(Debug)]
 #[non_exhaustive]

@@ -7,9 +7,8 @@ use tower_service::Service;
 
 use crate::authenticate::{Authenticator, BoxedAuthenticator};
 use crate::handshake::HandshakeSettings;
-use crate::session::{
-    BoxedPipeline, CloseCodes, Inbound, Verdict, boxed_pipeline, delivering_pipeline,
-};
+use crate::pipeline::deliver::Deliver;
+use crate::session::{BoxedPipeline, CloseCodes, Inbound, Verdict, boxed_pipeline};
 use crate::socket::limits::Limits;
 use crate::socket::registry::Registry;
 use crate::wiring::settings::Wiring;
@@ -62,7 +61,7 @@ impl SocketGate {
                 first_message: None,
                 handshake: HandshakeSettings::default(),
             },
-            pipeline: delivering_pipeline(),
+            pipeline: boxed_pipeline(Deliver),
         }
     }
 

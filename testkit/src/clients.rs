@@ -196,3 +196,28 @@ pub async fn close_within(client: &mut Client, within: Duration) -> (u16, String
         .await
         .unwrap_or((0, "still open".to_owned()))
 }
+
+/// Polls `poll` every 50 ms until it gives `Some`, and gives that back:
+/// for what comes true in its own time (a cooldown passes, a process
+/// hears from Redis), without sleeping longer than it takes.
+///
+/// # Panics
+///
+/// When `within` passes first, naming `what` was awaited.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut poll: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(found) = poll().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

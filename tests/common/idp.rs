@@ -98,14 +98,13 @@ impl Site {
     /// Shows `token` until a socket opens (its keys fetched once the
     /// cooldown allows), within 10 s; the subject it opened as.
     pub async fn eventually_accepts(&self, token: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Outcome::Accepted { welcome, .. } = self.bearer(token).await {
-                return welcome["sub"].as_str().unwrap().to_owned();
+        super::eventually("the token accepted", Duration::from_secs(10), || async {
+            match self.bearer(token).await {
+                Outcome::Accepted { welcome, .. } => Some(welcome["sub"].as_str()?.to_owned()),
+                Outcome::Refused { .. } => None,
             }
-            assert!(Instant::now() < deadline, "not accepted within 10 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// Waits out the refetch cooldown: an unknown `kid` shown after it

@@ -47,6 +47,16 @@ pub const LEEWAY_SECS: u64 = 5;
 
 pub use wsgate_testkit::{remember_secret, remembered_secrets};
 
+/// How an application that answers JSON everywhere answers a refused
+/// handshake: the body is its own, the status and the challenges stay
+/// wsgate's.
+pub fn json_refusal(rejection: wsgate::handshake::HandshakeRejection) -> Response {
+    use axum::response::IntoResponse;
+    let body = json!({ "error": rejection.reason().as_str() }).to_string();
+    let json = [(http::header::CONTENT_TYPE, "application/json")];
+    (rejection.status(), rejection, json, body).into_response()
+}
+
 pub fn fixture(name: &str) -> Vec<u8> {
     wsgate_testkit::fixtures::jwt(name).to_vec()
 }

@@ -20,12 +20,13 @@ mod revoke_and_kick;
 mod several_processes;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::{Client, close_within, now, serve};
+use crate::common::{
+    Client, Handshake, Outcome, close_within, eventually, handshake_request, now, refusal, serve,
+};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 const SECRET: &[u8] = b"a-secret-of-at-least-thirty-two-bytes!";
@@ -43,18 +44,19 @@ async fn open(
     path: &str,
     headers: &[(&'static str, &str)],
 ) -> Result<Client, (u16, String)> {
-    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
-    for (name, value) in headers {
-        request.headers_mut().insert(*name, value.parse().unwrap());
-    }
+    let handshake = headers
+        .iter()
+        .fold(Handshake::to(path), |handshake, (name, value)| {
+            handshake.header(name, *value)
+        });
+    let request = handshake_request(&format!("ws://{addr}"), &handshake);
     match tokio_tungstenite::connect_async(request).await {
         Ok((client, _)) => Ok(client),
         Err(tungstenite::Error::Http(response)) => {
-            let body = response.body().as_deref().unwrap_or_default();
-            Err((
-                response.status().as_u16(),
-                String::from_utf8_lossy(body).into_owned(),
-            ))
+            let Outcome::Refused { status, body, .. } = refusal(&response) else {
+                unreachable!("a refusal is refused");
+            };
+            Err((status, body))
         }
         Err(error) => panic!("handshake failed below HTTP: {error}"),
     }
@@ -239,14 +241,15 @@ async fn several_processes_share_revocations_and_tickets_through_redis() {
     let b = serve(several_processes::app(SECRET, &redis.url()).unwrap()).await;
     let alice = token("alice", &["user"]);
     // Each process serves once it has heard from Redis.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut socket = loop {
-        if let (Ok(_), Ok(socket)) = (bearer(a, &alice).await, bearer(b, &alice).await) {
-            break socket;
-        }
-        assert!(Instant::now() < deadline, "the processes never served");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let mut socket = eventually(
+        "both processes serving",
+        Duration::from_secs(10),
+        || async {
+            let (on_a, on_b) = (bearer(a, &alice).await, bearer(b, &alice).await);
+            on_a.and(on_b).ok()
+        },
+    )
+    .await;
 
     let (status, issued) = post(format!("http://{a}/tickets"), &alice).await;
     assert_eq!(status, 200);

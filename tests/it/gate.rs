@@ -568,14 +568,8 @@ fn close_of(
 /// the challenge, `Retry-After` and the audit stay wsgate's.
 #[tokio::test]
 async fn a_gates_rejection_response_answers_on_every_route() {
-    use axum::response::IntoResponse;
-    use wsgate::handshake::HandshakeRejection;
+    use crate::common::json_refusal;
 
-    fn json_refusal(rejection: HandshakeRejection) -> Response {
-        let body = json!({ "error": rejection.reason().as_str() }).to_string();
-        let json = [(http::header::CONTENT_TYPE, "application/json")];
-        (rejection.status(), rejection, json, body).into_response()
-    }
     let served = Served::start(|builder| {
         builder
             .rejection_response(json_refusal)

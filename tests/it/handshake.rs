@@ -5,12 +5,10 @@ use std::sync::atomic::Ordering;
 
 use crate::common::*;
 use axum::Router;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http::header::CONTENT_TYPE;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wsgate::authenticate::BearerAuthenticator;
-use wsgate::handshake::{Authenticated, HandshakeLayer, HandshakeRejection};
+use wsgate::handshake::{Authenticated, HandshakeLayer};
 use wsgate::{ConfigError, Transport};
 
 #[tokio::test]
@@ -47,18 +45,10 @@ async fn every_refusal_gets_its_exact_status_and_challenge() {
     assert_eq!(outcome.status(), 101);
 }
 
-/// An application that answers JSON everywhere: the body is its own, the
-/// status and the challenges stay wsgate's.
-fn json_refusal(rejection: HandshakeRejection) -> Response {
-    let body = serde_json::json!({ "error": rejection.reason().as_str() }).to_string();
-    let json = [(CONTENT_TYPE, "application/json")];
-    (rejection.status(), rejection, json, body).into_response()
-}
-
 #[tokio::test]
 async fn refusals_can_be_answered_in_the_applications_own_format() {
     let plain = Server::start().await;
-    let json = Server::answering(json_refusal).await;
+    let json = Server::answering(crate::common::json_refusal).await;
     let cases = refusal_cases(&json).await;
     // The same catalogue for the plain server: tokens and tickets are each
     // server's own.

@@ -14,7 +14,7 @@ use crate::common::idp::{
     self, CHAT_ADMIN, CHAT_USER, ES256, INTROSPECTOR, Idp, NO_SCOPE, OPAQUE, RS256, Site, close_of,
     jwt_provider_of, next_text, observed, retry_after, send_json, sub_of, test_es256_jwk,
 };
-use crate::common::{Handshake, connect, now, remember_secret};
+use crate::common::{Handshake, connect, eventually, now, remember_secret};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
@@ -149,12 +149,14 @@ async fn a_rotated_key_is_accepted_after_the_cooldown_and_the_old_one_refused_on
             .iter()
             .any(|event| event.action.as_deref() == Some("unknown-kid"))
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !refetched(&site) {
+    eventually("a refetch", Duration::from_secs(10), || async {
+        if refetched(&site) {
+            return Some(());
+        }
         assert_eq!(observed(&site.bearer(&junk).await).0, 401);
-        assert!(Instant::now() < deadline, "no refetch within 10 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        None
+    })
+    .await;
     provider.control("/control/rotate").await;
     let new = provider.token(CHAT_USER, ES256).await;
     // Inside the cooldown: refused at once, no fetch.
@@ -271,18 +273,15 @@ async fn stale_keys_serve_while_the_provider_is_down_then_fail_closed() {
     assert_eq!(observed(&site.bearer(&junk).await).0, 401);
     assert_eq!(sub_of(&site.bearer(&token).await), "chat-user");
     // Past the bound: fail closed.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let outcome = loop {
-        let outcome = site.bearer(&token).await;
-        if observed(&outcome).0 != 101 {
-            break outcome;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stale keys served past the bound"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let outcome = eventually(
+        "stale keys refused past the bound",
+        Duration::from_secs(10),
+        || async {
+            let outcome = site.bearer(&token).await;
+            (observed(&outcome).0 != 101).then_some(outcome)
+        },
+    )
+    .await;
     assert_eq!(observed(&outcome), (503, "backend unavailable".to_owned()));
     assert!(retry_after(&outcome).is_some());
 }
