@@ -17,19 +17,21 @@ pin_project! {
     /// [`RoleGuard`](super::RoleGuard), [`AsyncRoleGuard`](super::AsyncRoleGuard)):
     /// the inner service's own future where a message passes through
     /// untouched, so the common path allocates nothing.
-    pub struct ResponseFuture<F> {
+    ///
+    /// `A` is what happens to the verdict once it comes: nothing (`()`,
+    /// which takes no room, so the futures nested by a pipeline grow by no
+    /// more than their states), or the audit's record.
+    pub struct ResponseFuture<F, A = ()> {
         #[pin]
-        state: State<F>,
+        state: State<F, A>,
     }
 }
 
 pin_project! {
     #[project = StateProjection]
-    enum State<F> {
-        // The inner service's future, as it is.
-        Inner { #[pin] inner: F },
-        // The inner service's future, its verdict recorded when it comes.
-        Audited { #[pin] inner: F, audit: Recording },
+    enum State<F, A> {
+        // The inner service's future; `after` sees its verdict.
+        Inner { #[pin] inner: F, after: A },
         // Answered without the inner service.
         Answered { verdict: Option<Verdict> },
         // Work of the service's own first (a token check, a policy): boxed
@@ -39,15 +41,39 @@ pin_project! {
     }
 }
 
-/// What the audit service records once the verdict comes.
-pub(super) struct Recording {
+mod sealed {
+    use crate::session::Verdict;
+
+    /// What a [`ResponseFuture`](super::ResponseFuture) does with the
+    /// verdict of its inner future. Sealed: `()` or the audit's record.
+    pub trait After {
+        /// Whether there is anything to do: without, the inner future's
+        /// poll is handed back as it is.
+        const ACTS: bool = true;
+
+        fn after(&self, verdict: &Verdict);
+    }
+
+    impl After for () {
+        const ACTS: bool = false;
+
+        fn after(&self, _verdict: &Verdict) {}
+    }
+}
+
+use self::sealed::After;
+
+/// What the audit service records once the verdict comes. (Named in
+/// [`Audit`](super::Audit)'s future type; nothing to do with it outside.)
+#[derive(Debug)]
+pub struct Recording {
     pub(super) session: Arc<Session>,
     pub(super) auditor: Auditor,
     pub(super) record_allowed: bool,
 }
 
-impl Recording {
-    fn record(&self, verdict: &Verdict) {
+impl After for Recording {
+    fn after(&self, verdict: &Verdict) {
         let record = |decision: &Decision| {
             self.auditor
                 .record(&AuditEvent::decision(&self.session, decision));
@@ -67,17 +93,24 @@ impl<F> ResponseFuture<F> {
     /// The inner service's future.
     pub(super) fn inner(inner: F) -> Self {
         Self {
-            state: State::Inner { inner },
+            state: State::Inner { inner, after: () },
         }
     }
+}
 
+impl<F> ResponseFuture<F, Recording> {
     /// The inner service's future, its verdict recorded.
     pub(super) fn audited(inner: F, audit: Recording) -> Self {
         Self {
-            state: State::Audited { inner, audit },
+            state: State::Inner {
+                inner,
+                after: audit,
+            },
         }
     }
+}
 
+impl<F, A> ResponseFuture<F, A> {
     /// A verdict reached without the inner service.
     pub(super) fn answered(verdict: Verdict) -> Self {
         Self {
@@ -95,20 +128,21 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-impl<F> Future for ResponseFuture<F>
+impl<F, A> Future for ResponseFuture<F, A>
 where
     F: Future<Output = Result<Verdict, Infallible>>,
+    A: After,
 {
     type Output = Result<Verdict, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProjection::Inner { inner } => inner.poll(cx),
-            StateProjection::Audited { inner, audit } => {
+            StateProjection::Inner { inner, .. } if !A::ACTS => inner.poll(cx),
+            StateProjection::Inner { inner, after } => {
                 let Poll::Ready(Ok(verdict)) = inner.poll(cx) else {
                     return Poll::Pending;
                 };
-                audit.record(&verdict);
+                after.after(&verdict);
                 Poll::Ready(Ok(verdict))
             }
             StateProjection::Answered { verdict } => match verdict.take() {
@@ -120,7 +154,7 @@ where
     }
 }
 
-impl<F> std::fmt::Debug for ResponseFuture<F> {
+impl<F, A> std::fmt::Debug for ResponseFuture<F, A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
