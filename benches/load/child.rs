@@ -10,7 +10,8 @@ use super::*;
 /// → `REVOKED <closed>`. Prints `PORT <port>` first.
 pub(crate) async fn server_child(side: &str) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    raise_file_limit(65_536);
+    // 100 000 sockets and more (the memory and revocation parts).
+    raise_file_limit(262_144);
     let live = Arc::new(AtomicUsize::new(0));
     let (addr, gated) = if side == "bare" {
         (serve(bare_router(live.clone())).await, None)
@@ -21,12 +22,23 @@ pub(crate) async fn server_child(side: &str) {
             serve(bare_router_with(live.clone(), read_buffer)).await,
             None,
         )
+    } else if side == "bare-es256" {
+        (serve(bare_es256_router(live.clone())).await, None)
     } else {
-        // With a Redis URL, the child is one process of several sharing it.
+        // With a Redis URL, the child is one process of several sharing it:
+        // its revocations and tickets there, or every store with
+        // `WSGATE_BENCH_REDIS_EVERYTHING`.
         let redis = std::env::var("WSGATE_BENCH_REDIS_URL")
             .ok()
             .map(|url| wsgate::redis::RedisStores::builder(url).build().unwrap());
-        let gated = gated_server_with(redis.as_ref()).await;
+        let in_redis = match &redis {
+            None => InRedis::Nothing,
+            Some(redis) if std::env::var_os(REDIS_EVERYTHING).is_some() => {
+                InRedis::Everything(redis)
+            }
+            Some(redis) => InRedis::RevocationsAndTickets(redis),
+        };
+        let gated = gated_server_with(in_redis).await;
         (gated.addr, Some(gated))
     };
     let registry = gated.as_ref().map(|gated| gated.registry.clone());
@@ -101,6 +113,9 @@ pub(crate) async fn server_child(side: &str) {
     }
 }
 
+/// Set on a gated child with a Redis URL: every store in Redis.
+pub(crate) const REDIS_EVERYTHING: &str = "WSGATE_BENCH_REDIS_EVERYTHING";
+
 /// A server child process and its command pipe.
 pub(crate) struct ServerChild {
     pub(crate) child: tokio::process::Child,
@@ -116,7 +131,12 @@ impl ServerChild {
 
     /// A child on the server's CPU, with one worker thread.
     pub(crate) async fn start_pinned(side: &str) -> Self {
-        Self::spawn(side, &[], Some(SERVER_CPU)).await
+        Self::spawn(side, &[], Some(server_cpu())).await
+    }
+
+    /// A child with a worker thread on each of `cpus`.
+    pub(crate) async fn start_on(side: &str, cpus: Cpus) -> Self {
+        Self::spawn(side, &[], Some(cpus)).await
     }
 
     pub(crate) async fn start_with(side: &str, environment: &[(&str, String)]) -> Self {
@@ -126,13 +146,13 @@ impl ServerChild {
     pub(crate) async fn spawn(
         side: &str,
         environment: &[(&str, String)],
-        pin: Option<usize>,
+        cpus: Option<Cpus>,
     ) -> Self {
         use tokio::io::AsyncBufReadExt;
-        let pin = pin.map(|cpu| cpu.to_string());
+        let cpus = cpus.map(|cpus| cpus.to_string());
         let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
             .args(["--server-child", side])
-            .args(pin.iter().flat_map(|cpu| ["--pin", cpu.as_str()]))
+            .args(cpus.iter().flat_map(|cpus| ["--cpus", cpus.as_str()]))
             .envs(
                 environment
                     .iter()

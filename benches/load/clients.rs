@@ -26,13 +26,18 @@ pub(crate) async fn connect_from(
     path: &str,
     headers: &[(&str, String)],
 ) -> Result<Client, String> {
+    open(socket_from(source)?, addr, path, headers).await
+}
+
+/// A socket bound to `source` when one is given.
+fn socket_from(source: Option<std::net::IpAddr>) -> Result<tokio::net::TcpSocket, String> {
     let socket = tokio::net::TcpSocket::new_v4().map_err(|error| error.to_string())?;
     if let Some(source) = source {
         socket
             .bind(SocketAddr::new(source, 0))
             .map_err(|error| error.to_string())?;
     }
-    open(socket, addr, path, headers).await
+    Ok(socket)
 }
 
 /// How many loopback source addresses the connect-and-drop clients take
@@ -41,8 +46,7 @@ const DROPPING_SOURCES: u32 = 64;
 
 /// Connects for a client that will drop the connection at once (the
 /// handshake parts): each from the next of [`DROPPING_SOURCES`] loopback
-/// addresses, with `SO_LINGER` 0, so a drop resets the connection and
-/// leaves no port in `TIME_WAIT`. At thousands of handshakes a second, a
+/// addresses, with `SO_LINGER` 0. At thousands of handshakes a second, a
 /// single source address's 28 000 ports would sit in `TIME_WAIT` within
 /// seconds, and the client's `connect` (not the server) would set the
 /// rate.
@@ -55,14 +59,30 @@ pub(crate) async fn connect_to_drop(
     let turn = NEXT.fetch_add(1, Ordering::Relaxed) % u64::from(DROPPING_SOURCES);
     let source =
         std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(127, 0, 0, 2)) + turn as u32);
-    let socket = tokio::net::TcpSocket::new_v4().map_err(|error| error.to_string())?;
-    socket
-        .bind(SocketAddr::new(source.into(), 0))
-        .map_err(|error| error.to_string())?;
+    connect_lingerless(Some(source.into()), addr, path, headers).await
+}
+
+/// Connects from `source` (or wherever `connect` picks) with `SO_LINGER`
+/// 0, so that dropping the client resets the connection and leaves no
+/// port in `TIME_WAIT`.
+pub(crate) async fn connect_lingerless(
+    source: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Result<Client, String> {
+    let socket = socket_from(source)?;
     socket
         .set_zero_linger()
         .map_err(|error| error.to_string())?;
     open(socket, addr, path, headers).await
+}
+
+/// The loopback source address of the `index`th of many clients held
+/// open at once: 20 000 a source address, from 127.0.0.2 up (one address
+/// has only about 28 000 ports).
+pub(crate) fn source_of(index: usize) -> std::net::IpAddr {
+    std::net::Ipv4Addr::new(127, 0, 0, 2 + (index / 20_000) as u8).into()
 }
 
 /// The WebSocket handshake over `socket`, connected to `addr`.
@@ -101,13 +121,23 @@ pub(crate) async fn connect_many(
     path: &str,
     headers: &[(&'static str, String)],
 ) -> Vec<Client> {
+    connect_many_with(count, addr, path, |_| headers.to_vec()).await
+}
+
+/// Opens `count` connections, 64 handshakes at a time, the `index`th with
+/// the headers `headers_of(index)`.
+pub(crate) async fn connect_many_with(
+    count: usize,
+    addr: SocketAddr,
+    path: &str,
+    headers_of: impl Fn(usize) -> Vec<(&'static str, String)>,
+) -> Vec<Client> {
     futures_util::stream::iter(0..count)
         .map(|index| {
-            let (path, headers) = (path.to_owned(), headers.to_vec());
-            // 20 000 connections per source address, from 127.0.0.2 up.
-            let source = std::net::Ipv4Addr::new(127, 0, 0, 2 + (index / 20_000) as u8);
+            let (path, headers) = (path.to_owned(), headers_of(index));
+            // Lingerless: the run's next part finds the ports free.
             async move {
-                connect_from(Some(source.into()), addr, &path, &headers)
+                connect_lingerless(Some(source_of(index)), addr, &path, &headers)
                     .await
                     .unwrap()
             }

@@ -47,7 +47,7 @@ pub(crate) async fn handshake_rates(plan: &Plan) {
         }
     }
     println!(
-        "\n## Handshakes per second (32 concurrent clients, connect then drop; server on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}; median of {rounds} alternating rounds of {:?})",
+        "\n## Handshakes per second ({HANDSHAKE_CLIENTS} concurrent clients, connect then drop; server on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}; median of {rounds} alternating rounds of {:?})",
         plan.handshake_window
     );
     println!("{:<46} {TABLE_HEADER}", "credential");

@@ -28,17 +28,20 @@ mod child;
 mod clients;
 #[path = "../common/mod.rs"]
 mod common;
+mod cpus;
 mod handshakes;
 mod identity_providers;
 mod measure;
 mod memory;
 mod messages;
+mod reconnect;
 mod revocation;
 mod servers;
 mod several_processes;
 mod soak;
 mod sql;
 mod storm;
+mod threads;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -68,16 +71,19 @@ use wsgate::{AuthMethod, Gate, Principal, Transport};
 
 use child::*;
 use clients::*;
+use cpus::*;
 use handshakes::*;
 use identity_providers::*;
 use measure::*;
 use memory::*;
 use messages::*;
+use reconnect::*;
 use revocation::*;
 use servers::*;
 use several_processes::*;
 use sql::*;
 use storm::*;
+use threads::*;
 
 type Client =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -116,8 +122,8 @@ impl Plan {
                 rounds: 9,
                 message_window: Duration::from_secs(2),
                 handshake_window: Duration::from_secs(2),
-                idle_connections: &[10_000, 50_000],
-                revocation_sockets: 10_000,
+                idle_connections: &[10_000, 50_000, 100_000],
+                revocation_sockets: 100_000,
                 revoked_per_subject: 100,
                 storms: 5,
             }
@@ -136,6 +142,8 @@ async fn run_part(part: &str, plan: &Plan) {
         "storm" => storm(plan, &gated_server().await).await,
         "memory" => memory(plan).await,
         "revocation" => revocation(plan).await,
+        "threads" => threads(plan).await,
+        "reconnect" => reconnect_storm(plan).await,
         "soak" => soak::soak(plan, if plan.quick { 10 } else { 600 }).await,
         other => eprintln!("unknown part {other:?}; known: {}", PARTS.join(", ")),
     }
@@ -173,14 +181,16 @@ fn header(plan: &Plan) {
 
 /// The parts `cargo bench --bench load` runs, in order, each in a process
 /// of its own (so each part's pinning and file limits are its own).
-const PARTS: [&str; 10] = [
+const PARTS: [&str; 12] = [
     "messages",
     "handshakes",
     "scaling",
+    "threads",
     "identity-providers",
     "redis",
     "sql",
     "storm",
+    "reconnect",
     "memory",
     "revocation",
     "soak",
@@ -192,56 +202,45 @@ const PARTS: [&str; 10] = [
 /// `/proc`.
 const PINNED_PARTS: [&str; 4] = ["messages", "handshakes", "scaling", "soak"];
 
-/// The CPU the server children run on; the client takes the next one.
-const SERVER_CPU: usize = 0;
-const CLIENT_CPU: usize = 1;
+/// Parts whose servers take several CPUs ([`cpus::many_core_split`]): the
+/// client runs on the CPUs after the largest server's.
+const MANY_CORE_PARTS: [&str; 2] = ["threads", "reconnect"];
 
 fn argument_after<'a>(arguments: &'a [String], flag: &str) -> Option<&'a str> {
     let position = arguments.iter().position(|argument| argument == flag)?;
     arguments.get(position + 1).map(String::as_str)
 }
 
-/// Restricts this thread (and the threads it starts later: the runtime's)
-/// to `cpu`; false where the machine has no such CPU.
-fn pin_to(cpu: usize) -> bool {
-    // The machine's CPUs, not this process's mask: a child starts with its
-    // parent's mask, which holds only the client's CPU.
-    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
-    let last = online
-        .trim()
-        .rsplit(['-', ','])
-        .next()
-        .and_then(|last| last.parse::<usize>().ok())
-        .unwrap_or(0);
-    // The client takes the higher CPU of the two.
-    last >= CLIENT_CPU && core_affinity::set_for_current(core_affinity::CoreId { id: cpu })
+/// The CPUs this process runs on: given with `--cpus` (a server child),
+/// or those of the client of the part it runs.
+fn cpus_of(arguments: &[String]) -> Option<Cpus> {
+    if let Some(list) = argument_after(arguments, "--cpus") {
+        return Cpus::parse(list);
+    }
+    if std::env::var_os("WSGATE_LOAD_PROFILE").is_some() {
+        return Some(client_cpu());
+    }
+    let part = argument_after(arguments, "--part")
+        .or_else(|| argument_after(arguments, "--soak").map(|_| "soak"))?;
+    if PINNED_PARTS.contains(&part) {
+        Some(client_cpu())
+    } else if MANY_CORE_PARTS.contains(&part) {
+        Some(many_core_split().1)
+    } else {
+        None
+    }
 }
 
 fn main() {
     let arguments: Vec<String> = std::env::args().collect();
-    let pin = argument_after(&arguments, "--pin")
-        .and_then(|cpu| cpu.parse().ok())
-        .or_else(|| {
-            let part = argument_after(&arguments, "--part")
-                .or_else(|| argument_after(&arguments, "--soak").map(|_| "soak"))?;
-            PINNED_PARTS.contains(&part).then_some(CLIENT_CPU)
-        })
-        .or_else(|| {
-            std::env::var_os("WSGATE_LOAD_PROFILE")
-                .filter(|_| {
-                    !arguments
-                        .iter()
-                        .any(|argument| argument == "--server-child")
-                })
-                .map(|_| CLIENT_CPU)
-        });
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
-    if let Some(cpu) = pin {
-        if pin_to(cpu) {
-            runtime.worker_threads(1);
+    if let Some(cpus) = cpus_of(&arguments) {
+        // A worker thread a CPU; threads started from here on inherit the set.
+        if cpus.pin_current_thread() {
+            runtime.worker_threads(cpus.len());
         } else {
-            eprintln!("(cannot pin to CPU {cpu} here: running unpinned)");
+            eprintln!("(cannot pin to CPUs {cpus} here: running unpinned)");
         }
     }
     runtime.build().unwrap().block_on(run(arguments));
@@ -255,7 +254,12 @@ async fn run(arguments: Vec<String>) {
         server_child(&arguments[position + 1]).await;
         return;
     }
-    let plan = Plan::new(arguments.iter().any(|argument| argument == "--quick"));
+    let mut plan = Plan::new(arguments.iter().any(|argument| argument == "--quick"));
+    // Fewer rounds where the machine's time is counted (a lent quiet
+    // machine): `--rounds 5`.
+    if let Some(rounds) = argument_after(&arguments, "--rounds") {
+        plan.rounds = rounds.parse().expect("--rounds N");
+    }
     if std::env::var_os(PART_OF_RUN).is_none() {
         header(&plan);
     }
@@ -315,6 +319,9 @@ async fn run(arguments: Vec<String>) {
             .env(PART_OF_RUN, "1");
         if plan.quick {
             command.arg("--quick");
+        }
+        if let Some(rounds) = argument_after(&arguments, "--rounds") {
+            command.args(["--rounds", rounds]);
         }
         let status = tokio::task::spawn_blocking(move || command.status())
             .await

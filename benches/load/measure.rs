@@ -5,8 +5,29 @@ use super::*;
 /// Raises the open-file limit to at least `wanted` (root may raise the hard
 /// limit too); returns what it is now.
 pub(crate) fn raise_file_limit(wanted: u64) -> u64 {
-    let _ = rlimit::setrlimit(rlimit::Resource::NOFILE, wanted, wanted);
+    // Never lower the hard limit: only a privileged process raises it back.
+    if let Ok((_, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        && hard < wanted
+    {
+        let _ = rlimit::setrlimit(rlimit::Resource::NOFILE, wanted, wanted);
+    }
     rlimit::increase_nofile_limit(wanted).unwrap_or(0)
+}
+
+/// Raises the file limit for `wanted` sockets in a process, and 1 024
+/// files besides; returns how many sockets the limit allows, and says so
+/// where that is fewer (the hard limit rises only for a process with
+/// `CAP_SYS_RESOURCE`).
+pub(crate) fn sockets_allowed(wanted: usize) -> usize {
+    let limit = raise_file_limit(wanted as u64 + 1_024) as usize;
+    let allowed = wanted.min(limit.saturating_sub(1_024));
+    if allowed < wanted {
+        println!(
+            "({wanted} sockets need {} open files a process; this machine allows {limit}: measured at {allowed})",
+            wanted + 1_024
+        );
+    }
+    allowed
 }
 
 /// CPU time (user + system) of process `pid` (or `self`), from /proc.
@@ -188,12 +209,29 @@ pub(crate) async fn handshake_sample<F>(
 where
     F: Fn() -> (String, Vec<(&'static str, String)>) + Send + Sync + 'static,
 {
+    handshake_sample_of(HANDSHAKE_CLIENTS, addr, window, server, credentials).await
+}
+
+/// Clients connecting and disconnecting at once in the handshake parts.
+pub(crate) const HANDSHAKE_CLIENTS: usize = 32;
+
+/// Like [`handshake_sample`], with `clients` connecting at once.
+pub(crate) async fn handshake_sample_of<F>(
+    clients: usize,
+    addr: SocketAddr,
+    window: Duration,
+    server: Option<u32>,
+    credentials: F,
+) -> Sample
+where
+    F: Fn() -> (String, Vec<(&'static str, String)>) + Send + Sync + 'static,
+{
     let credentials = Arc::new(credentials);
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let server_clock = ServerClock::start(server);
-    let tasks: Vec<_> = (0..32)
+    let tasks: Vec<_> = (0..clients)
         .map(|_| {
             let (stop, count, credentials) = (stop.clone(), count.clone(), credentials.clone());
             tokio::spawn(async move {

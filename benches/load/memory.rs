@@ -3,19 +3,15 @@
 use super::*;
 
 pub(crate) async fn memory(plan: &Plan) {
-    let most = plan.idle_connections.iter().max().copied().unwrap_or(0);
-    let limit = raise_file_limit(most as u64 + 1_024) as usize;
     println!("\n## Resident memory of the server per idle connection");
+    let mut measured = Vec::new();
     for &wanted in plan.idle_connections {
-        // Each side holds one descriptor a connection, under the hard
-        // limit, which only a process with CAP_SYS_RESOURCE may raise.
-        let count = wanted.min(limit.saturating_sub(1_024));
-        if count < wanted {
-            println!(
-                "({wanted} connections need {} open files a process; this machine allows {limit}: measured at {count})",
-                wanted + 1_024
-            );
+        // Each side holds one descriptor a connection.
+        let count = sockets_allowed(wanted);
+        if measured.contains(&count) {
+            continue;
         }
+        measured.push(count);
         let mut per_connection = Vec::new();
         for side in ["bare", "wsgate"] {
             let mut server = ServerChild::start(side).await;
@@ -39,10 +35,10 @@ pub(crate) async fn memory(plan: &Plan) {
             let _ = server.child.kill().await;
         }
         println!(
-            "{count} connections: bare {:.0} B, wsgate {:.0} B: wsgate adds {:.0} B per connection",
+            "{count} connections: bare {:.0} B, wsgate {:.0} B a connection: wsgate ÷ bare {:.3}",
             per_connection[0],
             per_connection[1],
-            per_connection[1] - per_connection[0]
+            per_connection[1] / per_connection[0]
         );
     }
 }

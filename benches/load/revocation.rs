@@ -2,19 +2,27 @@
 
 use super::*;
 
+/// Subjects revoked in turn.
+const VICTIMS: usize = 3;
+
 /// Revocation latency: `sockets` open on a gated server (another process),
 /// subjects holding `revoked_per_subject` sockets each revoked in turn;
 /// time from sending the revoke command to each close frame.
 pub(crate) async fn revocation(plan: &Plan) {
-    raise_file_limit(2 * plan.revocation_sockets as u64 + 1_024);
+    println!("\n## Revocation latency");
+    let sockets = sockets_allowed(plan.revocation_sockets);
     let mut server = ServerChild::start("wsgate").await;
-    let victims = 3;
-    let others = plan.revocation_sockets - victims * plan.revoked_per_subject;
-    let mut idle = Vec::with_capacity(others);
-    for index in 0..others {
-        let token = child_token(&format!("other-{}", index % 1_000));
-        idle.push(connect(server.addr, "/ws", &bearer(&token)).await.unwrap());
-    }
+    let victims = VICTIMS;
+    let others = sockets - victims * plan.revoked_per_subject;
+    // A thousand other subjects, their sockets from several source
+    // addresses (100 000 are more than one address has ports).
+    let tokens: Vec<String> = (0..1_000)
+        .map(|subject| child_token(&format!("other-{subject}")))
+        .collect();
+    let idle = connect_many_with(others, server.addr, "/ws", |index| {
+        bearer(&tokens[index % tokens.len()])
+    })
+    .await;
     let mut latencies = Vec::new();
     for victim in 0..victims {
         let subject = format!("victim-{victim}");
@@ -56,8 +64,8 @@ pub(crate) async fn revocation(plan: &Plan) {
     let p50 = percentile(&mut latencies, 0.5);
     let p99 = percentile(&mut latencies, 0.99);
     println!(
-        "\n## Revocation latency ({} sockets open, {victims} subjects of {} sockets revoked in turn)",
-        plan.revocation_sockets, plan.revoked_per_subject
+        "{sockets} sockets open, {victims} subjects of {} sockets revoked in turn",
+        plan.revoked_per_subject
     );
     println!("revoke command sent → close frame received: p50 {p50:?}, p99 {p99:?}");
     drop(idle);

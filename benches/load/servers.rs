@@ -3,11 +3,27 @@
 use super::*;
 
 pub(crate) async fn serve(router: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = listener();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     addr
 }
+
+/// A loopback listener with room for a reconnect storm in its queue:
+/// `TcpListener::bind` asks for 1 024 connections waiting to be accepted,
+/// and 20 000 clients reconnecting at once overflow that within
+/// milliseconds, after which the kernel drops their packets and each
+/// waits out TCP's retransmission timer (1 s, then 3 s, …), whatever the
+/// server does. The kernel caps the queue at `net.core.somaxconn`.
+pub(crate) fn listener() -> tokio::net::TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    socket.listen(LISTEN_BACKLOG).unwrap()
+}
+
+/// The accept queue every server here asks for (see [`listener`]).
+pub(crate) const LISTEN_BACKLOG: u32 = 65_535;
 
 /// Bare axum: echo text frames, counting live sockets.
 pub(crate) fn bare_router(live: Arc<AtomicUsize>) -> Router {
@@ -24,21 +40,52 @@ pub(crate) fn bare_router_with(live: Arc<AtomicUsize>, read_buffer: Option<usize
                 Some(bytes) => ws.read_buffer_size(bytes),
                 None => ws,
             };
+            async move { ws.on_upgrade(move |socket| echo_bare(socket, live)) }
+        }),
+    )
+}
+
+/// Bare axum with an ES256 check of its own, as a naive application
+/// writes it: the `Authorization` header's token decoded with
+/// jsonwebtoken (aws-lc-rs) in the handler, on the async runtime, before
+/// the upgrade; 401 without a valid one.
+pub(crate) fn bare_es256_router(live: Arc<AtomicUsize>) -> Router {
+    use axum::response::IntoResponse as _;
+    use jsonwebtoken::{DecodingKey, Validation, decode};
+    let key = Arc::new(DecodingKey::from_ec_pem(&fixture("es256-public.pem")).unwrap());
+    let validation = Arc::new(Validation::new(jsonwebtoken::Algorithm::ES256));
+    Router::new().route(
+        "/ws",
+        get(move |headers: http::HeaderMap, ws: WebSocketUpgrade| {
+            let (live, key, validation) = (live.clone(), key.clone(), validation.clone());
             async move {
-                ws.on_upgrade(move |mut socket| async move {
-                    live.fetch_add(1, Ordering::SeqCst);
-                    while let Some(Ok(message)) = socket.recv().await {
-                        if let Message::Text(_) = message
-                            && socket.send(message).await.is_err()
-                        {
-                            break;
-                        }
-                    }
-                    live.fetch_sub(1, Ordering::SeqCst);
-                })
+                let token = headers
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.strip_prefix("Bearer "));
+                let valid = token.is_some_and(|token| {
+                    decode::<serde_json::Value>(token, &key, &validation).is_ok()
+                });
+                if !valid {
+                    return http::StatusCode::UNAUTHORIZED.into_response();
+                }
+                ws.on_upgrade(move |socket| echo_bare(socket, live))
             }
         }),
     )
+}
+
+/// The bare echo: text frames back, counting live sockets.
+async fn echo_bare(mut socket: axum::extract::ws::WebSocket, live: Arc<AtomicUsize>) {
+    live.fetch_add(1, Ordering::SeqCst);
+    while let Some(Ok(message)) = socket.recv().await {
+        if let Message::Text(_) = message
+            && socket.send(message).await.is_err()
+        {
+            break;
+        }
+    }
+    live.fetch_sub(1, Ordering::SeqCst);
 }
 
 pub(crate) async fn gated_echo(State(gate): State<SocketGate>, upgrade: GatedUpgrade) -> Response {
@@ -105,12 +152,22 @@ pub(crate) fn fixture(name: &str) -> Vec<u8> {
 /// `/ws/uncached` (HS256, no token cache), `/ws/es256`, `/ws/ticket`,
 /// `/ws/basic` (Basic with argon2id, or Bearer).
 pub(crate) async fn gated_server() -> Gated {
-    gated_server_with(None).await
+    gated_server_with(InRedis::Nothing).await
 }
 
-/// The gated server, with its revocations and tickets in Redis when
-/// `redis` is given.
-pub(crate) async fn gated_server_with(redis: Option<&wsgate::redis::RedisStores>) -> Gated {
+/// What a gated server keeps in Redis.
+#[derive(Clone, Copy)]
+pub(crate) enum InRedis<'a> {
+    Nothing,
+    /// Revocations and tickets: what crosses processes.
+    RevocationsAndTickets(&'a wsgate::redis::RedisStores),
+    /// Also the failure limiter and a lease a socket, at most 8 sockets a
+    /// subject across processes: every store a scaled-out gate has.
+    Everything(&'a wsgate::redis::RedisStores),
+}
+
+/// The gated server, with what `redis` says in Redis.
+pub(crate) async fn gated_server_with(redis: InRedis<'_>) -> Gated {
     let (hs_signing, hs_verification) = KeyPair::hmac(&[42; 32], Algorithm::HS256)
         .unwrap()
         .into_parts();
@@ -135,10 +192,17 @@ pub(crate) async fn gated_server_with(redis: Option<&wsgate::redis::RedisStores>
     // The gate as the README builds it, with per-message tokens on: every
     // message passes audit, refresh, the token check and the role guard.
     let mut builder = Gate::builder(hs_verifier.clone());
-    if let Some(redis) = redis {
+    if let InRedis::RevocationsAndTickets(redis) | InRedis::Everything(redis) = redis {
         builder = builder
             .revocations(redis.revocations())
             .tickets(redis.tickets());
+    }
+    if let InRedis::Everything(redis) = redis {
+        builder = builder
+            .failure_limiter(redis.failure_limiter(wsgate::limit::FailureLimits::default()))
+            .socket_leases(redis.socket_leases())
+            .max_sockets_per_subject(8)
+            .unwrap();
     }
     let gate = builder
         .audit(auditor.clone())

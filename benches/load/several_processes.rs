@@ -3,7 +3,7 @@
 use super::*;
 
 /// A `redis-server` on a free loopback port, without persistence; `None`
-/// (and a note) when it is not installed.
+/// when it is not installed.
 pub(crate) async fn redis_server() -> Option<(tokio::process::Child, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .ok()?
@@ -25,7 +25,6 @@ pub(crate) async fn redis_server() -> Option<(tokio::process::Child, String)> {
         .kill_on_drop(true)
         .spawn();
     let Ok(child) = child else {
-        println!("\n## Several processes: skipped (apt-get install -y redis-server)");
         return None;
     };
     for _ in 0..200 {
@@ -46,13 +45,14 @@ pub(crate) async fn redis_server() -> Option<(tokio::process::Child, String)> {
 pub(crate) async fn several_processes(plan: &Plan) {
     use wsgate::store::RevocationStore as _;
     let Some((_server, url)) = redis_server().await else {
+        println!("\n## Several processes: skipped (apt-get install -y redis-server)");
         return;
     };
     let here = wsgate::redis::RedisStores::builder(url.clone())
         .build()
         .unwrap();
-    let memory = gated_server_with(None).await;
-    let redis = gated_server_with(Some(&here)).await;
+    let memory = gated_server_with(InRedis::Nothing).await;
+    let redis = gated_server_with(InRedis::RevocationsAndTickets(&here)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let mut rates = vec![Vec::new(); 4];
