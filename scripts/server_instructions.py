@@ -23,7 +23,12 @@ own cost, like for like). User-space instructions only: both make the same
 system calls a message.
 
 Each count comes with the atomic read-modify-writes an item executes
-(`lock`-prefixed instructions and `xchg` with memory, found by objdump).
+(`lock`-prefixed instructions and `xchg` with memory, found by objdump),
+and the calls into the allocator (`malloc`, `calloc`, `realloc`, the
+aligned ones, and `free`): with several server threads, glibc's allocator
+is where they meet (a block freed on another thread than the one that
+allocated it takes its arena's lock), so each allocation is a chance of
+contention that a one-thread count does not show.
 
 Needs valgrind, binutils and `pip install websockets`.
 """
@@ -79,9 +84,10 @@ class Child:
         before = set(glob.glob(OUT + "*"))
         subprocess.run(callgrind + ["-d", label, str(self.process.pid)], capture_output=True)
         time.sleep(1)
-        total = memset = atomics = 0
+        total = memset = atomics = allocations = 0
         for f in sorted(set(glob.glob(OUT + "*")) - before):
             atomics += sum(parse(f, self.locked).values())
+            allocations += allocator_calls(f)
             for line in open(f):
                 if line.startswith(("summary:", "totals:")):
                     total = max(total, int(line.split()[1]))
@@ -91,6 +97,7 @@ class Child:
                 found = re.match(r"\s*([\d,]+) .*:__memset", line)
                 if found:
                     memset += int(found.group(1).replace(",", ""))
+        self.allocations = allocations / n
         return total / n, memset / n, atomics / n
 
     def stop(self):
@@ -98,8 +105,46 @@ class Child:
         self.process.wait()
 
 
+ALLOCATOR = {"malloc", "calloc", "realloc", "free", "posix_memalign", "aligned_alloc", "memalign"}
+
+
+def allocator_calls(path):
+    """Calls into the allocator's entry points in one callgrind file: the
+    `calls=` lines under a `cfn=` naming one of them (a name is written
+    once, in a `fn=` or a `cfn=`, then only its number)."""
+    names, calls, target = {}, 0, None
+    for line in open(path):
+        if line.startswith("fn="):
+            # Functions and called functions share one table of names.
+            found = re.match(r"fn=\((\d+)\) (.*)", line.strip())
+            if found:
+                names[found.group(1)] = found.group(2)
+        elif line.startswith("cfn="):
+            found = re.match(r"cfn=\((\d+)\)(?: (.*))?", line.strip())
+            if found:
+                if found.group(2):
+                    names[found.group(1)] = found.group(2)
+                target = names.get(found.group(1))
+        elif line.startswith("calls=") and target:
+            if target.split("'")[0] in ALLOCATOR:
+                calls += int(line.split()[0][len("calls="):])
+            target = None
+    return calls
+
+
 def bearer(token):
     return {"authorization": f"Bearer {token}"}
+
+
+def batch_on(child, path, token, n):
+    """Opens and closes `n` WebSockets on `child`'s `path`."""
+    headers = bearer(token) if token else {}
+
+    def run():
+        for _ in range(n):
+            with connect(child.url(path), additional_headers=headers, open_timeout=60):
+                pass
+    return run
 
 
 def handshakes(exe, n):
@@ -108,18 +153,21 @@ def handshakes(exe, n):
     es = child.ask("token es256")[0]
 
     def batch(path, token):
-        def run():
-            for _ in range(n):
-                with connect(child.url(path), additional_headers=bearer(token), open_timeout=60):
-                    pass
-        return run
+        return batch_on(child, path, token, n)
 
     h, _, h_atomics = child.counted("hs256", n, batch("/ws", hs))
-    print(f"hs256: {h:,.0f} instructions a handshake, {h_atomics:,.0f} atomic ({n} handshakes)")
+    print(f"hs256: {h:,.0f} instructions a handshake, {h_atomics:,.0f} atomic, "
+          f"{child.allocations:,.0f} allocator calls ({n} handshakes)")
     e, _, e_atomics = child.counted("es256", n, batch("/ws/es256", es))
-    print(f"es256: {e:,.0f} instructions a handshake, {e_atomics:,.0f} atomic ({n} handshakes)")
+    print(f"es256: {e:,.0f} instructions a handshake, {e_atomics:,.0f} atomic, "
+          f"{child.allocations:,.0f} allocator calls ({n} handshakes)")
     print(f"ES256 − HS256: {e - h:,.0f} instructions a handshake")
     child.stop()
+    bare = Child(exe, "bare-small-buffer")
+    b, _, b_atomics = bare.counted("bare", n, batch_on(bare, "/ws", None, n))
+    print(f"bare (16 KiB read buffer): {b:,.0f} instructions a handshake, {b_atomics:,.0f} atomic, "
+          f"{bare.allocations:,.0f} allocator calls ({n} handshakes)")
+    bare.stop()
 
 
 def messages(exe, n):
