@@ -10,26 +10,21 @@ use criterion::{Criterion, criterion_group};
 use wsgate::jwt::{Algorithm, JwtIssuer, JwtVerifier, KeyPair};
 use wsgate::{AuthMethod, Principal};
 
-/// A key of the fixtures, built into the binary (it runs anywhere).
-fn fixture(name: &str) -> Vec<u8> {
-    wsgate_testkit::fixtures::jwt(name).to_vec()
-}
-
 fn verification(c: &mut Criterion) {
     let alice = Principal::new("alice", AuthMethod::Password).with_roles(["user"]);
     let pairs = [
         ("HS256", KeyPair::hmac(&[7; 32], Algorithm::HS256).unwrap()),
         (
             "ES256",
-            KeyPair::from_private_pem(&fixture("es256-private.pem")).unwrap(),
+            KeyPair::from_private_pem(wsgate_testkit::fixtures::jwt("es256-private.pem")).unwrap(),
         ),
         (
             "EdDSA",
-            KeyPair::from_private_pem(&fixture("eddsa-private.pem")).unwrap(),
+            KeyPair::from_private_pem(wsgate_testkit::fixtures::jwt("eddsa-private.pem")).unwrap(),
         ),
         (
             "RS256",
-            KeyPair::from_private_pem(&fixture("rs256-private.pem")).unwrap(),
+            KeyPair::from_private_pem(wsgate_testkit::fixtures::jwt("rs256-private.pem")).unwrap(),
         ),
     ];
     let mut group = c.benchmark_group("jwt_verify");
@@ -108,10 +103,11 @@ fn provider_keys_setup() -> ProviderKeys {
         .build()
         .unwrap();
     let (issuer, _) = runtime.block_on(bench_provider(600));
-    let (signing, verification) = KeyPair::from_private_pem(&fixture("es256-private.pem"))
-        .unwrap()
-        .with_kid(IDP_KID)
-        .into_parts();
+    let (signing, verification) =
+        KeyPair::from_private_pem(wsgate_testkit::fixtures::jwt("es256-private.pem"))
+            .unwrap()
+            .with_kid(IDP_KID)
+            .into_parts();
     let token = JwtIssuer::builder(signing)
         .issuer(issuer.clone())
         .audience(IDP_AUDIENCE)
@@ -129,8 +125,10 @@ fn provider_keys_setup() -> ProviderKeys {
         .unwrap();
     // The same key read from its JWK, as the provider's set gives it.
     let jwk = {
-        let signing =
-            jsonwebtoken::EncodingKey::from_ec_pem(&fixture("es256-private.pem")).unwrap();
+        let signing = jsonwebtoken::EncodingKey::from_ec_pem(wsgate_testkit::fixtures::jwt(
+            "es256-private.pem",
+        ))
+        .unwrap();
         let mut jwk =
             jsonwebtoken::jwk::Jwk::from_encoding_key(&signing, Algorithm::ES256).unwrap();
         jwk.common.key_id = Some(IDP_KID.to_owned());

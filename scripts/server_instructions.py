@@ -11,7 +11,8 @@ again and dumps them, and prints the instructions an item.
     python3 scripts/server_instructions.py messages target/release/deps/load-<hash> 2000
 
 `handshakes`: WebSockets opened and closed with an HS256 and then an ES256
-Bearer token on the gated server, and their difference. Compare the
+Bearer token on the gated server (a server of that one route), and their
+difference, then on bare axum. Compare the
 difference with one ES256 verification: `WSGATE_JWT_COUNT=local:N` on the
 `jwt` benchmark under callgrind (BENCHMARKS.md).
 
@@ -148,21 +149,18 @@ def batch_on(child, path, token, n):
 
 
 def handshakes(exe, n):
-    child = Child(exe, "wsgate")
-    hs = child.ask("token hs256")[0]
-    es = child.ask("token es256")[0]
-
-    def batch(path, token):
-        return batch_on(child, path, token, n)
-
-    h, _, h_atomics = child.counted("hs256", n, batch("/ws", hs))
-    print(f"hs256: {h:,.0f} instructions a handshake, {h_atomics:,.0f} atomic, "
-          f"{child.allocations:,.0f} allocator calls ({n} handshakes)")
-    e, _, e_atomics = child.counted("es256", n, batch("/ws/es256", es))
-    print(f"es256: {e:,.0f} instructions a handshake, {e_atomics:,.0f} atomic, "
-          f"{child.allocations:,.0f} allocator calls ({n} handshakes)")
-    print(f"ES256 − HS256: {e - h:,.0f} instructions a handshake")
-    child.stop()
+    # Each on a server of its one route, as bare has one: axum clones every
+    # route of a router for each connection it accepts.
+    counts = {}
+    for name, path in [("hs256", "/ws"), ("es256", "/ws/es256")]:
+        child = Child(exe, f"wsgate:{path}")
+        token = child.ask(f"token {name}")[0]
+        total, _, atomics = child.counted(name, n, batch_on(child, path, token, n))
+        counts[name] = total
+        print(f"{name}: {total:,.0f} instructions a handshake, {atomics:,.0f} atomic, "
+              f"{child.allocations:,.0f} allocator calls ({n} handshakes)")
+        child.stop()
+    print(f"ES256 − HS256: {counts['es256'] - counts['hs256']:,.0f} instructions a handshake")
     bare = Child(exe, "bare-small-buffer")
     b, _, b_atomics = bare.counted("bare", n, batch_on(bare, "/ws", None, n))
     print(f"bare (16 KiB read buffer): {b:,.0f} instructions a handshake, {b_atomics:,.0f} atomic, "

@@ -9,11 +9,6 @@ use axum::Router;
 use axum::routing::get;
 use wsgate::jwt::Algorithm;
 
-/// A key of the fixtures, built into the binary (it runs anywhere).
-fn fixture(name: &str) -> Vec<u8> {
-    wsgate_testkit::fixtures::jwt(name).to_vec()
-}
-
 pub const IDP_KID: &str = "idp-es256";
 pub const IDP_AUDIENCE: &str = "bench";
 
@@ -25,7 +20,9 @@ pub const IDP_AUDIENCE: &str = "bench";
 pub async fn bench_provider(max_age: u64) -> (String, Arc<AtomicU64>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
-    let signing = jsonwebtoken::EncodingKey::from_ec_pem(&fixture("es256-private.pem")).unwrap();
+    let signing =
+        jsonwebtoken::EncodingKey::from_ec_pem(wsgate_testkit::fixtures::jwt("es256-private.pem"))
+            .unwrap();
     let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&signing, Algorithm::ES256).unwrap();
     jwk.common.key_id = Some(IDP_KID.to_owned());
     let jwks = serde_json::json!({ "keys": [jwk] }).to_string();

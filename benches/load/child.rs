@@ -6,6 +6,10 @@ use super::*;
 /// standard input, so the server's memory is measured alone and clients
 /// and server do not share one open-file limit.
 ///
+/// Sides: `bare` (axum's 128 KiB read buffer), `bare-small-buffer`
+/// (wsgate's 16 KiB), `bare-es256` (its own ES256 check), `wsgate` (every
+/// route of [`gated_server_with`]), `wsgate:/ws` (one route alone).
+///
 /// Commands: `rss` → `RSS <resident bytes> <live sockets>`; `revoke <sub>`
 /// → `REVOKED <closed>`. Prints `PORT <port>` first.
 pub(crate) async fn server_child(side: &str) {
@@ -38,7 +42,9 @@ pub(crate) async fn server_child(side: &str) {
             }
             Some(redis) => InRedis::RevocationsAndTickets(redis),
         };
-        let gated = gated_server_with(in_redis).await;
+        // `wsgate:/ws`: that route alone.
+        let only = side.strip_prefix("wsgate:");
+        let gated = gated_server_with(in_redis, only).await;
         (gated.addr, Some(gated))
     };
     let registry = gated.as_ref().map(|gated| gated.registry.clone());
@@ -198,7 +204,7 @@ impl ServerChild {
 
 /// The ES256 key pair of the fixtures: the children verify with it.
 pub(crate) fn es256_keys() -> (wsgate::jwt::SigningKey, wsgate::jwt::VerificationKey) {
-    KeyPair::from_private_pem(&fixture("es256-private.pem"))
+    KeyPair::from_private_pem(wsgate_testkit::fixtures::jwt("es256-private.pem"))
         .unwrap()
         .into_parts()
 }

@@ -56,10 +56,11 @@ pub(crate) async fn identity_providers(plan: &Plan) {
             .build()
             .unwrap()
     };
-    let (signing, verification) = KeyPair::from_private_pem(&fixture("es256-private.pem"))
-        .unwrap()
-        .with_kid(IDP_KID)
-        .into_parts();
+    let (signing, verification) =
+        KeyPair::from_private_pem(wsgate_testkit::fixtures::jwt("es256-private.pem"))
+            .unwrap()
+            .with_kid(IDP_KID)
+            .into_parts();
     let local_es256 = JwtVerifier::builder()
         .key(verification)
         .issuer(calm_issuer.clone())

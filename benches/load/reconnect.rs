@@ -49,12 +49,12 @@ pub(crate) async fn reconnect_storm(plan: &Plan) {
     type Side<'a> = (&'a str, &'a str, &'a str, Vec<(&'a str, String)>);
     let mut sides: Vec<Side<'_>> = vec![
         ("bare, its own ES256 check", "bare-es256", "/ws", Vec::new()),
-        ("wsgate", "wsgate", "/ws/es256", Vec::new()),
+        ("wsgate", "wsgate:/ws/es256", "/ws/es256", Vec::new()),
     ];
     if let Some((_, url)) = &redis {
         sides.push((
             "wsgate, every store in Redis",
-            "wsgate",
+            "wsgate:/ws/es256",
             "/ws/es256",
             vec![
                 ("WSGATE_BENCH_REDIS_URL", url.clone()),

@@ -52,7 +52,9 @@ pub(crate) fn bare_router_with(live: Arc<AtomicUsize>, read_buffer: Option<usize
 pub(crate) fn bare_es256_router(live: Arc<AtomicUsize>) -> Router {
     use axum::response::IntoResponse as _;
     use jsonwebtoken::{DecodingKey, Validation, decode};
-    let key = Arc::new(DecodingKey::from_ec_pem(&fixture("es256-public.pem")).unwrap());
+    let key = Arc::new(
+        DecodingKey::from_ec_pem(wsgate_testkit::fixtures::jwt("es256-public.pem")).unwrap(),
+    );
     let validation = Arc::new(Validation::new(jsonwebtoken::Algorithm::ES256));
     Router::new().route(
         "/ws",
@@ -143,16 +145,11 @@ pub(crate) fn route<A: Authenticator, L: wsgate::limit::FailureLimiter>(
         .with_state(gate)
 }
 
-/// A key of the fixtures, built into the binary (it runs anywhere).
-pub(crate) fn fixture(name: &str) -> Vec<u8> {
-    wsgate_testkit::fixtures::jwt(name).to_vec()
-}
-
 /// One gated server with a route per variant: `/ws` (HS256, token cache),
 /// `/ws/uncached` (HS256, no token cache), `/ws/es256`, `/ws/ticket`,
 /// `/ws/basic` (Basic with argon2id, or Bearer).
 pub(crate) async fn gated_server() -> Gated {
-    gated_server_with(InRedis::Nothing).await
+    gated_server_with(InRedis::Nothing, None).await
 }
 
 /// What a gated server keeps in Redis.
@@ -166,8 +163,9 @@ pub(crate) enum InRedis<'a> {
     Everything(&'a wsgate::redis::RedisStores),
 }
 
-/// The gated server, with what `redis` says in Redis.
-pub(crate) async fn gated_server_with(redis: InRedis<'_>) -> Gated {
+/// The gated server, with what `redis` says in Redis; with only the route
+/// `only` when it is given.
+pub(crate) async fn gated_server_with(redis: InRedis<'_>, only: Option<&str>) -> Gated {
     let (hs_signing, hs_verification) = KeyPair::hmac(&[42; 32], Algorithm::HS256)
         .unwrap()
         .into_parts();
@@ -240,46 +238,70 @@ pub(crate) async fn gated_server_with(redis: InRedis<'_>) -> Gated {
         .build()
         .unwrap();
     let sockets = gate.sockets().clone();
-    let router = route("/ws", sockets.clone(), transports(&[Transport::Bearer]))
-        .merge(route(
+    let routes = [
+        (
+            "/ws",
+            route("/ws", sockets.clone(), transports(&[Transport::Bearer])),
+        ),
+        (
             "/ws/uncached",
-            uncached,
-            transports(&[Transport::Bearer]),
-        ))
-        .merge(route("/ws/es256", sockets.clone(), es256_handshake))
-        .merge(route(
+            route("/ws/uncached", uncached, transports(&[Transport::Bearer])),
+        ),
+        (
+            "/ws/es256",
+            route("/ws/es256", sockets.clone(), es256_handshake),
+        ),
+        (
             "/ws/ticket",
-            sockets.clone(),
-            transports(&[Transport::Ticket]),
-        ))
-        .merge(route(
+            route(
+                "/ws/ticket",
+                sockets.clone(),
+                transports(&[Transport::Ticket]),
+            ),
+        ),
+        (
             "/ws/basic",
-            sockets.clone(),
-            transports(&[Transport::Bearer, Transport::Basic]),
-        ))
+            route(
+                "/ws/basic",
+                sockets.clone(),
+                transports(&[Transport::Bearer, Transport::Basic]),
+            ),
+        ),
         // The soak's routes: every transport on one, and a first-message one.
-        .merge(route(
+        (
             "/ws/any",
-            sockets.clone(),
-            gate.handshake()
-                .transports([
-                    Transport::Bearer,
-                    Transport::Subprotocol,
-                    Transport::Cookie,
-                    Transport::Ticket,
-                ])
-                .application_protocols(["bench.v1"])
-                .unwrap()
-                .allowed_origins([ORIGIN])
-                .unwrap()
-                .build()
-                .unwrap(),
-        ))
-        .merge(
+            route(
+                "/ws/any",
+                sockets.clone(),
+                gate.handshake()
+                    .transports([
+                        Transport::Bearer,
+                        Transport::Subprotocol,
+                        Transport::Cookie,
+                        Transport::Ticket,
+                    ])
+                    .application_protocols(["bench.v1"])
+                    .unwrap()
+                    .allowed_origins([ORIGIN])
+                    .unwrap()
+                    .build()
+                    .unwrap(),
+            ),
+        ),
+        (
+            "/ws/deferred",
             Router::new()
                 .route("/ws/deferred", get(deferred_echo))
                 .with_state(sockets),
-        );
+        ),
+    ];
+    // axum clones every route of a router for each connection it accepts
+    // (`Router::with_state`, eagerly, per connection): a server of one
+    // route is what bare axum is measured against where only one is used.
+    let router = routes
+        .into_iter()
+        .filter(|(path, _)| only.is_none_or(|only| only == *path))
+        .fold(Router::new(), |router, (_, route)| router.merge(route));
     let registry = gate.registry().clone();
     Gated {
         addr: serve(router).await,

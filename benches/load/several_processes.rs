@@ -51,8 +51,8 @@ pub(crate) async fn several_processes(plan: &Plan) {
     let here = wsgate::redis::RedisStores::builder(url.clone())
         .build()
         .unwrap();
-    let memory = gated_server_with(InRedis::Nothing).await;
-    let redis = gated_server_with(InRedis::RevocationsAndTickets(&here)).await;
+    let memory = gated_server_with(InRedis::Nothing, None).await;
+    let redis = gated_server_with(InRedis::RevocationsAndTickets(&here), None).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let mut rates = vec![Vec::new(); 4];

@@ -7,7 +7,8 @@ use super::*;
 /// Each server is a child with a worker thread on each of CPUs 0..n; the
 /// client has the CPUs after the largest server's ([`many_core_split`]).
 /// Bare is axum with wsgate's read buffer (like for like); wsgate checks
-/// an HS256 token at the handshake and on every message. The load grows
+/// an HS256 token at the handshake and on every message; each serves one
+/// route. The load grows
 /// with the threads (64 connections and 32 connect-and-drop clients per
 /// server thread), so each thread has as much to do in every row.
 pub(crate) async fn threads(plan: &Plan) {
@@ -34,7 +35,7 @@ pub(crate) async fn threads(plan: &Plan) {
     for &count in &counts {
         let cpus = Cpus::range(SERVER_CPU, count);
         let bare = ServerChild::start_on("bare-small-buffer", cpus.clone()).await;
-        let gated = ServerChild::start_on("wsgate", cpus).await;
+        let gated = ServerChild::start_on("wsgate:/ws", cpus).await;
         let mut messages: [Vec<Sample>; 2] = Default::default();
         let mut handshakes: [Vec<Sample>; 2] = Default::default();
         for _ in 0..rounds {

@@ -228,7 +228,7 @@ pub async fn close_of(client: &mut Client, within: Duration) -> (u16, String) {
 /// who runs a provider of their own publishes.
 pub fn test_es256_jwk(kid: &str) -> Value {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
-    let pem = pem::parse(super::fixture("es256-private.pem")).unwrap();
+    let pem = pem::parse(wsgate_testkit::fixtures::jwt("es256-private.pem")).unwrap();
     let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pem.contents()).unwrap();
     let point = pair.public_key().as_ref();
     json!({

@@ -57,10 +57,6 @@ pub fn json_refusal(rejection: wsgate::handshake::HandshakeRejection) -> Respons
     (rejection.status(), rejection, json, body).into_response()
 }
 
-pub fn fixture(name: &str) -> Vec<u8> {
-    wsgate_testkit::fixtures::jwt(name).to_vec()
-}
-
 /// A password hasher that counts its calls.
 #[derive(Debug, Default)]
 pub struct CountingHasher {
@@ -97,12 +93,12 @@ impl Keys {
         remember_secret(URL_SAFE_NO_PAD.encode(hmac_secret));
         let keys = Self {
             hmac_secret: hmac_secret.to_vec(),
-            rsa_private: fixture("rs256-private.pem"),
-            rsa_public: fixture("rs256-public.pem"),
-            ec_private: fixture("es256-private.pem"),
-            ec_public: fixture("es256-public.pem"),
-            ed_private: fixture("eddsa-private.pem"),
-            ed_public: fixture("eddsa-public.pem"),
+            rsa_private: wsgate_testkit::fixtures::jwt("rs256-private.pem").to_vec(),
+            rsa_public: wsgate_testkit::fixtures::jwt("rs256-public.pem").to_vec(),
+            ec_private: wsgate_testkit::fixtures::jwt("es256-private.pem").to_vec(),
+            ec_public: wsgate_testkit::fixtures::jwt("es256-public.pem").to_vec(),
+            ed_private: wsgate_testkit::fixtures::jwt("eddsa-private.pem").to_vec(),
+            ed_public: wsgate_testkit::fixtures::jwt("eddsa-public.pem").to_vec(),
         };
         // The body lines of the private keys count as secrets too.
         for pem in [&keys.rsa_private, &keys.ec_private, &keys.ed_private] {
