@@ -9,7 +9,7 @@ that is neither the allocator nor a standard or container type's code.
 
 Each side runs twice, with n and with 2n handshakes, and what a handshake
 costs is the difference over n: the start (keys, router, runtime) cancels
-out. DHAT writes its profile when the child exits (standard input closed).
+out.
 
 Needs valgrind and `pip install websockets`.
 """
@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 
-from server_instructions import batch_on
+from server_instructions import Child, batch_on
 
 # Frames passed over on the way up from the allocator to the code that asked.
 PLUMBING = re.compile(
@@ -29,29 +29,15 @@ PLUMBING = re.compile(
     r"hashbrown::|bytes::|serde::|<(alloc|core|std|hashbrown|bytes|serde|T as|&))")
 
 
-class DhatChild:
-    """A server child of the load benchmark under DHAT."""
-
-    def __init__(self, exe, side, out):
-        self.out = out
-        self.process = subprocess.Popen(
-            ["valgrind", "--tool=dhat", f"--dhat-out-file={out}", exe, "--server-child", side],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.port = int(self.process.stdout.readline().split()[1])
-
-    def ask(self, command):
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-        return self.process.stdout.readline().split()[1:]
-
-    def url(self, path):
-        return f"ws://127.0.0.1:{self.port}{path}"
-
-    def profile(self):
-        self.process.stdin.close()
-        self.process.wait()
-        with open(self.out) as f:
-            return json.load(f)
+def dhat_profile(exe, side, out, run):
+    """The DHAT profile of a server child `side` once `run(child)` is done."""
+    child = Child(exe, side, tool=["--tool=dhat", f"--dhat-out-file={out}"])
+    run(child)
+    # DHAT writes its profile as the child exits, at the end of its input.
+    child.process.stdin.close()
+    child.process.wait()
+    with open(out) as f:
+        return json.load(f)
 
 
 def sites(profile):
@@ -69,10 +55,12 @@ def per_handshake(exe, side, path, n):
     runs = []
     with tempfile.TemporaryDirectory() as folder:
         for count in (n, 2 * n):
-            child = DhatChild(exe, side, os.path.join(folder, f"dhat-{count}.json"))
-            token = child.ask("token hs256")[0] if side.startswith("wsgate") else None
-            batch_on(child, path, token, count)()
-            runs.append(sites(child.profile()))
+            def run(child, count=count):
+                token = child.ask("token hs256")[0] if side.startswith("wsgate") else None
+                batch_on(child, path, token, count)()
+
+            out = os.path.join(folder, f"dhat-{count}.json")
+            runs.append(sites(dhat_profile(exe, side, out, run)))
     once, twice = runs
     return {site: (twice[site] - once.get(site, 0)) / n for site in twice}
 

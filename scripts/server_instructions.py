@@ -49,15 +49,17 @@ OUT = os.environ.get("WSGATE_CALLGRIND_OUT", "/tmp/wsgate-callgrind.out")
 
 
 class Child:
-    """A server child of the load benchmark under callgrind."""
+    """A server child of the load benchmark under callgrind (or the valgrind
+    tool `tool` names, with its options)."""
 
-    def __init__(self, exe, side):
-        for f in glob.glob(OUT + "*"):
-            os.remove(f)
-        self.locked = locked_instructions(exe)
+    def __init__(self, exe, side, tool=None):
+        if tool is None:
+            for f in glob.glob(OUT + "*"):
+                os.remove(f)
+            self.locked = locked_instructions(exe)
+            tool = ["--tool=callgrind", "--dump-instr=yes", f"--callgrind-out-file={OUT}"]
         self.process = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--dump-instr=yes", f"--callgrind-out-file={OUT}",
-             exe, "--server-child", side],
+            ["valgrind", *tool, exe, "--server-child", side],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, text=True)
         self.port = int(self.process.stdout.readline().split()[1])
