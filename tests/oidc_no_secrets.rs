@@ -48,13 +48,13 @@ async fn no_token_or_client_secret_reaches_the_trace_log() {
     assert_eq!(observed(&site.bearer(&other).await).0, 503);
 
     provider.control("/control/rotate").await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
     let rotated = provider.token(CHAT_USER, ES256).await;
-    sub_of(&site.bearer(&rotated).await);
+    site.eventually_accepts(&rotated).await;
 
     provider.stop().await;
     let late = site.forged(&provider.issuer, jsonwebtoken::Algorithm::ES256, "unknown");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Past the cooldown, the unknown `kid` asks the stopped provider.
+    site.past_cooldown().await;
     site.bearer(&late).await;
 
     let log = capture.text();
