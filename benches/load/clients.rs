@@ -7,7 +7,7 @@ pub(crate) async fn connect(
     path: &str,
     headers: &[(&str, String)],
 ) -> Result<Client, String> {
-    connect_from(None, addr, path, headers).await
+    open(socket_from(None)?, addr, path, headers).await
 }
 
 /// The clients' WebSocket settings: a 4 KiB read buffer instead of
@@ -16,17 +16,6 @@ pub(crate) async fn connect(
 /// what limits a round.
 pub(crate) fn client_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4 * 1024)
-}
-
-/// Connects from `source` (a loopback address: one source address has
-/// only about 28 000 ports, so 50 000 connections use several).
-pub(crate) async fn connect_from(
-    source: Option<std::net::IpAddr>,
-    addr: SocketAddr,
-    path: &str,
-    headers: &[(&str, String)],
-) -> Result<Client, String> {
-    open(socket_from(source)?, addr, path, headers).await
 }
 
 /// A socket bound to `source` when one is given.

@@ -34,7 +34,7 @@ use tokio_tungstenite::tungstenite::Message as ClientMessage;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use wsgate::jwt::{Algorithm, JwtIssuer, KeyPair};
 
-use super::{Client, ORIGIN, Plan, ServerChild, bearer, connect_from, issue as token};
+use super::{Client, ORIGIN, Plan, ServerChild, bearer, connect, issue as token};
 
 /// How long a client waits for any one answer.
 const ANSWER: Duration = Duration::from_secs(10);
@@ -202,7 +202,7 @@ impl Shared {
             ),
             Via::FirstMessage => ("/ws/deferred".to_owned(), Vec::new()),
         };
-        let mut client = connect_from(None, self.addr, &path, &headers).await?;
+        let mut client = connect(self.addr, &path, &headers).await?;
         if let Via::FirstMessage = via {
             let auth = serde_json::json!({"type": "auth", "token": token});
             client

@@ -41,6 +41,5 @@ pub use self::close::{Close, CloseCodes, CloseKind, reason};
 pub(crate) use self::connection::KeptPrincipal;
 pub use self::connection::{ConnectionId, Session};
 pub use self::inbound::Inbound;
-pub(crate) use self::verdict::BoxedVerdict;
-pub(crate) use self::verdict::boxed_pipeline;
 pub use self::verdict::{BoxedPipeline, Decision, Verdict};
+pub(crate) use self::verdict::{BoxedVerdict, boxed_pipeline};

@@ -15,17 +15,26 @@ pub const REFRESH_SECRET: &[u8] = b"a refresh secret of at least thirty-two byte
 
 /// Sessions over `store` with a manual clock, a 1 h lifetime and a 4 h cap.
 pub fn sessions_over<S: RefreshSessionStore>(store: S, clock: &Clock) -> RefreshSessions<S> {
-    RefreshSessions::builder(
+    sessions_in(
         store,
         Registry::new(&wsgate::wiring::Wiring::default()),
-        REFRESH_SECRET,
+        clock,
     )
-    .unwrap()
-    .lifetime(Duration::from_secs(3600))
-    .max_lifetime(Duration::from_secs(4 * 3600))
-    .clock(clock.clone())
-    .build()
-    .unwrap()
+}
+
+/// The same, ending sessions through `registry` (a gate's, say).
+pub fn sessions_in<S: RefreshSessionStore>(
+    store: S,
+    registry: Registry,
+    clock: &Clock,
+) -> RefreshSessions<S> {
+    RefreshSessions::builder(store, registry, REFRESH_SECRET)
+        .unwrap()
+        .lifetime(Duration::from_secs(3600))
+        .max_lifetime(Duration::from_secs(4 * 3600))
+        .clock(clock.clone())
+        .build()
+        .unwrap()
 }
 
 pub async fn start<S: RefreshSessionStore>(sessions: &RefreshSessions<S>) -> String {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::common::refresh::{REFRESH_SECRET, sessions_in};
 use crate::common::{Handshake, Keys, connect, serve};
 use axum::Router;
 use axum::routing::get;
@@ -15,8 +16,6 @@ use wsgate::refresh_sessions::RefreshSessions;
 use wsgate::store::Revocation;
 use wsgate::store::{InMemoryRefreshSessionStore, RefreshSessionStore as _};
 use wsgate::{AuthMethod, Clock, CredentialError, ErrorKind, Gate, Principal};
-
-const SECRET: &[u8] = b"a refresh secret of at least thirty-two bytes";
 
 struct Site {
     addr: std::net::SocketAddr,
@@ -40,17 +39,11 @@ impl Site {
             .route_layer(handshake)
             .with_state(gate.clone());
         let clock = Clock::manual(SystemTime::now());
-        let sessions = RefreshSessions::builder(
+        let sessions = sessions_in(
             InMemoryRefreshSessionStore::new(),
             gate.registry().clone(),
-            SECRET,
-        )
-        .unwrap()
-        .lifetime(Duration::from_secs(3600))
-        .max_lifetime(Duration::from_secs(4 * 3600))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+            &clock,
+        );
         Self {
             addr: serve(router).await,
             keys,
@@ -350,10 +343,11 @@ impl wsgate::store::RefreshSessionStore for Yielding {
 #[tokio::test]
 async fn lost_swaps_look_again_and_find_the_grace() {
     let gate = Gate::builder(Keys::load().verifier()).build().unwrap();
-    let sessions = RefreshSessions::builder(Yielding::default(), gate.registry().clone(), SECRET)
-        .unwrap()
-        .build()
-        .unwrap();
+    let sessions =
+        RefreshSessions::builder(Yielding::default(), gate.registry().clone(), REFRESH_SECRET)
+            .unwrap()
+            .build()
+            .unwrap();
     let alice = Principal::new("alice", AuthMethod::Password);
     let started = sessions
         .start(&alice, &Confirmation::default())
